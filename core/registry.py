@@ -1,0 +1,204 @@
+"""Model registry: versions `v1`, `v2`, … saved under the artifact dir, and the `champion` alias."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from core.store.db import Database
+from core.store.tables import ModelAlias, ModelVersion, utcnow
+
+CHAMPION = "champion"
+
+
+class VersionNotFound(LookupError):
+    """No registered version has that name."""
+
+
+class NoChampion(LookupError):
+    """No version has been promoted yet."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    parent: str | None
+    task: str
+    labels: list[str]
+    artifact_path: str
+    base_model: str
+    dataset_hash: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    status: str
+    created_at: datetime
+    promoted_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON answers."""
+        return {
+            "version": self.version,
+            "parent": self.parent,
+            "task": self.task,
+            "labels": self.labels,
+            "base_model": self.base_model,
+            "dataset_hash": self.dataset_hash,
+            "params": self.params,
+            "metrics": self.metrics,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "promoted_at": self.promoted_at.isoformat() if self.promoted_at else None,
+        }
+
+
+def _info(row: ModelVersion) -> VersionInfo:
+    return VersionInfo(
+        version=row.version,
+        parent=row.parent,
+        task=row.task,
+        labels=list(row.labels or []),
+        artifact_path=row.artifact_path,
+        base_model=row.base_model,
+        dataset_hash=row.dataset_hash,
+        params=dict(row.params or {}),
+        metrics=dict(row.metrics or {}),
+        status=row.status,
+        created_at=row.created_at,
+        promoted_at=row.promoted_at,
+    )
+
+
+class Registry:
+    """Versions in the store, artifacts on disk; an artifact appears only once fully written."""
+
+    def __init__(self, db: Database, artifact_dir: Path) -> None:
+        self.db = db
+        self.models_dir = artifact_dir / "models"
+
+    def staging_dir(self) -> Path:
+        """A fresh temporary folder to `save_pretrained` into before `register`."""
+        path = self.models_dir / f".staging-{uuid.uuid4().hex}"
+        path.mkdir(parents=True)
+        return path
+
+    def register(
+        self,
+        staged: Path,
+        *,
+        task: str,
+        labels: list[str],
+        base_model: str,
+        parent: str | None = None,
+        dataset_hash: str | None = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> VersionInfo:
+        """Give the staged artifact the next version number; the rename makes it appear atomically."""
+        for _ in range(10):
+            with self.db.session() as session:
+                number = (session.scalar(select(func.max(ModelVersion.number))) or 0) + 1
+            version = f"v{number}"
+            final = self.models_dir / version
+            row = ModelVersion(
+                version=version,
+                number=number,
+                parent=parent,
+                task=task,
+                labels=list(labels),
+                artifact_path=str(final),
+                base_model=base_model,
+                dataset_hash=dataset_hash,
+                params=params or {},
+                metrics=metrics or {},
+                status="candidate",
+                created_at=utcnow(),
+            )
+            try:
+                with self.db.session() as session:
+                    session.add(row)
+                    session.flush()
+                    if final.exists():  # left by a crash between rename and commit
+                        shutil.rmtree(final)
+                    staged.rename(final)
+            except IntegrityError:
+                continue  # another process took this number
+            return _info(row)
+        raise RuntimeError("could not allocate a version number")
+
+    def get(self, version: str) -> VersionInfo:
+        """One version, or VersionNotFound."""
+        with self.db.session() as session:
+            row = session.get(ModelVersion, version)
+            if row is None:
+                raise VersionNotFound(version)
+            return _info(row)
+
+    def list(self) -> list[VersionInfo]:
+        """All versions, newest first."""
+        with self.db.session() as session:
+            rows = session.scalars(select(ModelVersion).order_by(ModelVersion.number.desc()))
+            return [_info(r) for r in rows]
+
+    def champion(self) -> VersionInfo | None:
+        """The version the champion alias points at."""
+        with self.db.session() as session:
+            alias = session.get(ModelAlias, CHAMPION)
+            if alias is None:
+                return None
+            row = session.get(ModelVersion, alias.version)
+            return _info(row) if row else None
+
+    def update_metrics(self, version: str, metrics: dict[str, Any]) -> None:
+        """Merge evaluation metrics into a version's record."""
+        with self.db.session() as session:
+            row = session.get(ModelVersion, version)
+            if row is None:
+                raise VersionNotFound(version)
+            row.metrics = {**(row.metrics or {}), **metrics}
+
+    def set_status(self, version: str, status: str) -> None:
+        """Mark a candidate rejected (or any other status) without touching the alias."""
+        with self.db.session() as session:
+            row = session.get(ModelVersion, version)
+            if row is None:
+                raise VersionNotFound(version)
+            row.status = status
+
+    def promote(self, version: str) -> VersionInfo:
+        """Point the champion alias at `version`, in one transaction."""
+        with self.db.session() as session:
+            return _flip(session, version)
+
+    def rollback(self) -> VersionInfo:
+        """Point the champion alias back at the version it pointed at before."""
+        with self.db.session() as session:
+            alias = session.get(ModelAlias, CHAMPION)
+            if alias is None or alias.previous is None:
+                raise NoChampion("no earlier champion to roll back to")
+            return _flip(session, alias.previous)
+
+
+def _flip(session: Any, version: str) -> VersionInfo:
+    row = session.get(ModelVersion, version)
+    if row is None:
+        raise VersionNotFound(version)
+    now = utcnow()
+    alias = session.get(ModelAlias, CHAMPION, with_for_update=True)
+    if alias is None:
+        session.add(ModelAlias(name=CHAMPION, version=version, previous=None, updated_at=now))
+    elif alias.version != version:
+        old = session.get(ModelVersion, alias.version)
+        if old is not None:
+            old.status = "archived"
+        alias.previous, alias.version, alias.updated_at = alias.version, version, now
+    row.status = "champion"
+    row.promoted_at = now
+    session.flush()
+    return _info(row)

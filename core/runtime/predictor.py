@@ -1,0 +1,149 @@
+"""Run a model version on a batch of texts: one forward pass gives the output and the embedding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from core.runtime.base import inference_dtype, pick_device
+from core.runtime.model import TextClassifier, artifact_task, load_classifier
+
+
+@dataclass
+class Output:
+    """One text's result, task-shaped: classifiers fill label/score/scores, generators fill text."""
+
+    label: str | None = None
+    score: float | None = None
+    scores: dict[str, float] | None = None
+    text: str | None = None
+    truncated: bool = False
+    n_tokens: int = 0
+    embedding: np.ndarray | None = field(default=None, repr=False)
+
+
+class Predictor(Protocol):
+    """What the batcher, the evaluation and the drill call."""
+
+    version: str
+    task: str
+    labels: list[str]
+
+    def predict(self, texts: list[str]) -> list[Output]: ...
+
+
+class ClassifierPredictor:
+    """Tokenize, sort by length, split into padded sub-batches under a token budget, forward."""
+
+    task = "classification"
+
+    def __init__(
+        self,
+        model: TextClassifier,
+        tokenizer: object,
+        *,
+        version: str,
+        labels: list[str],
+        device: torch.device,
+        max_length: int = 256,
+        max_batch_tokens: int = 8192,
+    ) -> None:
+        self.model = model.eval()
+        self.version = version
+        self.labels = labels
+        self.device = device
+        self.max_batch_tokens = max_batch_tokens
+        backend = tokenizer.backend_tokenizer  # type: ignore[attr-defined]
+        self._tokenizer = backend.__class__.from_str(backend.to_str())  # own copy, own settings
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length)
+        self._pad_id = tokenizer.pad_token_id or 0  # type: ignore[attr-defined]
+
+    def encode(self, texts: list[str]) -> list[tuple[list[int], bool]]:
+        """Token ids of each text (truncated to the limit) and whether it was truncated."""
+        encodings = self._tokenizer.encode_batch(texts)
+        return [(e.ids, bool(e.overflowing)) for e in encodings]
+
+    def predict(self, texts: list[str]) -> list[Output]:
+        """Classify texts; results come back in input order."""
+        return self.predict_encoded(self.encode(texts))
+
+    @torch.inference_mode()
+    def predict_encoded(self, encoded: list[tuple[list[int], bool]]) -> list[Output]:
+        """Classify already tokenized texts (so tokenizing can overlap the previous forward)."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        results: list[Output | None] = [None] * len(encoded)
+        for chunk in self._chunks(order, encoded):
+            ids, mask = self._pad([encoded[i][0] for i in chunk])
+            out = self.model(input_ids=ids, attention_mask=mask)
+            probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+            embeddings = out.embedding.float().cpu().numpy()
+            for row, i in enumerate(chunk):
+                p = probs[row]
+                best = int(p.argmax())
+                results[i] = Output(
+                    label=self.labels[best],
+                    score=float(p[best]),
+                    scores={label: float(p[j]) for j, label in enumerate(self.labels)},
+                    truncated=encoded[i][1],
+                    n_tokens=len(encoded[i][0]),
+                    embedding=embeddings[row],
+                )
+        return [r for r in results if r is not None]
+
+    def _chunks(
+        self, order: list[int], encoded: list[tuple[list[int], bool]]
+    ) -> list[list[int]]:
+        chunks: list[list[int]] = []
+        current: list[int] = []
+        for i in order:  # ascending length: the last item sets the padded width
+            width = len(encoded[i][0])
+            if current and (len(current) + 1) * width > self.max_batch_tokens:
+                chunks.append(current)
+                current = []
+            current.append(i)
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for k, r in enumerate(rows):
+            ids[k, : len(r)] = r
+            mask[k, : len(r)] = 1
+        return (
+            torch.from_numpy(ids).to(self.device, non_blocking=True),
+            torch.from_numpy(mask).to(self.device, non_blocking=True),
+        )
+
+
+def load_predictor(
+    path: Path,
+    *,
+    version: str,
+    device: str = "auto",
+    max_length: int | None = None,
+    max_batch_tokens: int = 8192,
+) -> ClassifierPredictor:
+    """Load an artifact onto the chosen device, in half precision on CUDA."""
+    task = artifact_task(path)
+    if task != "classification":
+        raise ValueError(f"no runtime for task {task!r}")
+    dev = pick_device(device)
+    model, tokenizer, config = load_classifier(path, dtype=inference_dtype(dev))
+    model.to(dev)
+    return ClassifierPredictor(
+        model,
+        tokenizer,
+        version=version,
+        labels=config.labels,
+        device=dev,
+        max_length=min(max_length or config.max_length, config.max_length),
+        max_batch_tokens=max_batch_tokens,
+    )

@@ -1,0 +1,113 @@
+"""Settings: `TUNELOOP_<FIELD>` for what every component shares, `TUNELOOP_<COMPONENT>_<FIELD>` else.
+
+Nothing here runs at import: `get_settings()` reads the environment when it is called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "admin", "password", "token"}
+
+
+class ComponentSettings(BaseSettings):
+    """Base of every component's settings: env prefix set per class, unknown variables ignored."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+
+class ApiSettings(ComponentSettings):
+    """The inference API: batching, limits, prediction log."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_API_")
+
+    host: str = Field("127.0.0.1", description="Address `tuneloop serve` binds.")
+    port: int = Field(8000, description="Port `tuneloop serve` binds.")
+    workers: int = Field(1, ge=1, description="Uvicorn worker processes (each loads the model).")
+    max_batch_size: int = Field(64, ge=1, description="Most texts in one forward pass.")
+    max_batch_tokens: int = Field(
+        8192, ge=16, description="Most padded tokens in one forward pass (memory bound)."
+    )
+    max_queue: int = Field(1024, ge=1, description="Texts waiting; beyond it predict answers 503.")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Request body limit (413 above).")
+    max_inputs: int = Field(64, ge=1, description="Most texts in one predict request.")
+    max_chars: int = Field(10_000, ge=1, description="Most characters in one text.")
+    max_tokens: int = Field(
+        256, ge=8, description="Token limit per text; longer texts are truncated and flagged."
+    )
+    torch_threads: int = Field(0, ge=0, description="Torch threads in the api (0: all cores).")
+    log_text: bool = Field(True, description="Store input texts; false stores a SHA-256 only.")
+    embedding_sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of predictions whose pooled embedding is stored."
+    )
+    log_buffer_size: int = Field(
+        50_000, ge=1, description="Prediction records held before new ones are dropped."
+    )
+    log_flush_seconds: float = Field(
+        0.5, gt=0.0, le=1.0, description="Longest wait before buffered predictions are written."
+    )
+    model_poll_seconds: float = Field(
+        2.0, gt=0.0, description="How often the api checks the store for a new champion."
+    )
+    retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a 503.")
+
+
+class Settings(ComponentSettings):
+    """Shared settings, plus each component's own under its attribute."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_")
+
+    env: Literal["development", "production"] = Field(
+        "development", description="`production` refuses a missing or placeholder admin token."
+    )
+    home: Path = Field(Path.home() / ".tuneloop", description="All local state.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty: SQLite at `$TUNELOOP_HOME/tuneloop.db`."
+    )
+    broker_url: str = Field(
+        "", description="Celery broker; empty: a file transport under `$TUNELOOP_HOME/broker`."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin routes; unset: they answer 401."
+    )
+    model: str = Field(DEFAULT_MODEL, description="Base model: Hugging Face id or local path.")
+    artifact_dir: Path | None = Field(
+        None, description="Model versions and reports; empty: `$TUNELOOP_HOME/artifacts`."
+    )
+    device: str = Field("auto", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda:N`.")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'tuneloop.db'}"
+        if self.artifact_dir is None:
+            self.artifact_dir = self.home / "artifacts"
+        if self.env == "production":
+            token = self.admin_token.get_secret_value() if self.admin_token else ""
+            if len(token) < 16 or token.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("TUNELOOP_ADMIN_TOKEN must be a real secret in production")
+        return self
+
+    @property
+    def artifacts(self) -> Path:
+        """The artifact directory, derived from home when unset."""
+        assert self.artifact_dir is not None
+        return self.artifact_dir
+
+    @property
+    def token(self) -> str | None:
+        """The admin token in clear, or None when unset or empty."""
+        return self.admin_token.get_secret_value() if self.admin_token else None
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword arguments win over it."""
+    return Settings(**overrides)  # type: ignore[arg-type]

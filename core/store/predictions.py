@@ -1,0 +1,138 @@
+"""Prediction and feedback records: bulk insert, lookup, and feedback that is committed before 2xx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from core.store.db import Database
+from core.store.tables import Feedback, ModelVersion, Prediction, new_id
+
+
+class PredictionNotFound(LookupError):
+    """No stored prediction has that id."""
+
+
+class InvalidLabel(ValueError):
+    """The corrected label is not one the model knows."""
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key was used before for another feedback."""
+
+
+@dataclass(frozen=True)
+class FeedbackReceipt:
+    id: str
+    prediction_id: str
+    replayed: bool
+
+
+def insert_predictions(db: Database, records: list[dict[str, Any]]) -> None:
+    """Insert prediction records in one statement (executemany)."""
+    if not records:
+        return
+    with db.session() as session:
+        session.execute(Prediction.__table__.insert(), records)
+
+
+def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:
+    """A stored prediction with its feedback, or None."""
+    with db.session() as session:
+        row = session.get(Prediction, prediction_id)
+        if row is None:
+            return None
+        feedback = session.scalars(
+            select(Feedback).where(Feedback.prediction_id == prediction_id)
+            .order_by(Feedback.created_at)
+        ).all()
+        return {
+            "id": row.id,
+            "created_at": row.created_at.isoformat(),
+            "model_version": row.model_version,
+            "task": row.task,
+            "input": row.input_text,
+            "input_hash": row.input_hash,
+            "output": row.output,
+            "confidence": row.confidence,
+            "latency_ms": row.latency_ms,
+            "truncated": row.truncated,
+            "feedback": [feedback_dict(f) for f in feedback],
+        }
+
+
+def feedback_dict(row: Feedback) -> dict[str, Any]:
+    """A feedback row as plain data."""
+    return {
+        "id": row.id,
+        "prediction_id": row.prediction_id,
+        "created_at": _iso(row.created_at),
+        "rating": row.rating,
+        "label": row.label,
+        "preferred_output": row.preferred_output,
+        "comment": row.comment,
+    }
+
+
+def submit_feedback(
+    db: Database,
+    *,
+    prediction_id: str,
+    rating: int,
+    label: str | None = None,
+    preferred_output: str | None = None,
+    comment: str | None = None,
+    idempotency_key: str | None = None,
+    allow_new_labels: bool = False,
+) -> FeedbackReceipt:
+    """Validate feedback against its prediction and commit it; a replayed key returns the first id."""
+    if idempotency_key:
+        replay = _replay(db, idempotency_key, prediction_id)
+        if replay is not None:
+            return replay
+    with db.session() as session:
+        prediction = session.get(Prediction, prediction_id)
+        if prediction is None:
+            raise PredictionNotFound(prediction_id)
+        if label is not None and not allow_new_labels:
+            version = session.get(ModelVersion, prediction.model_version)
+            labels = list(version.labels) if version else []
+            if label not in labels:
+                raise InvalidLabel(f"label {label!r} is not one of {labels}")
+    row = Feedback(
+        id=new_id(),
+        prediction_id=prediction_id,
+        rating=rating,
+        label=label,
+        preferred_output=preferred_output,
+        comment=comment,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        with db.session() as session:
+            session.add(row)
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with its id.
+        replay = _replay(db, idempotency_key, prediction_id) if idempotency_key else None
+        if replay is None:
+            raise
+        return replay
+    return FeedbackReceipt(id=row.id, prediction_id=prediction_id, replayed=False)
+
+
+def _replay(db: Database, key: str, prediction_id: str) -> FeedbackReceipt | None:
+    with db.session() as session:
+        found = session.scalars(select(Feedback).where(Feedback.idempotency_key == key)).first()
+    if found is None:
+        return None
+    if found.prediction_id != prediction_id:
+        raise IdempotencyConflict("Idempotency-Key was already used for another prediction")
+    return FeedbackReceipt(id=found.id, prediction_id=found.prediction_id, replayed=True)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

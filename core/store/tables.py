@@ -1,0 +1,143 @@
+"""The store's tables (SQLAlchemy 2): prediction, feedback, model_version, retrain_run, monitor_check."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the one clock of the store."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random UUID as text."""
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Prediction(Base):
+    __tablename__ = "prediction"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model_version: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(32), default="classification")
+    input_text: Mapped[str | None] = mapped_column(Text)
+    input_hash: Mapped[str] = mapped_column(String(64))
+    # Task-shaped output: {"label", "scores"} for classification, {"text"} for generation.
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+    label: Mapped[str | None] = mapped_column(String(128))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    n_tokens: Mapped[int | None] = mapped_column(Integer)
+    # float32 little-endian bytes of the pooled embedding, kept for a sampled share only.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_prediction_version_created", "model_version", "created_at"),)
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("prediction.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    rating: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(128))
+    preferred_output: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+    __table_args__ = (Index("ix_feedback_created", "created_at"),)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_version"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    parent: Mapped[str | None] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(32))
+    labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    artifact_path: Mapped[str] = mapped_column(Text)
+    base_model: Mapped[str] = mapped_column(Text)
+    dataset_hash: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelAlias(Base):
+    """Named pointer to a version; `champion` is the one the api serves."""
+
+    __tablename__ = "model_alias"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(ForeignKey("model_version.version"))
+    previous: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RetrainRun(Base):
+    __tablename__ = "retrain_run"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    trigger: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    champion_version: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(32))
+    dataset_hash: Mapped[str | None] = mapped_column(String(64))
+    dataset_path: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    verdict: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class MonitorCheck(Base):
+    __tablename__ = "monitor_check"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    window: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    columns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    drift_share: Mapped[float | None] = mapped_column(Float)
+    embedding_drift: Mapped[float | None] = mapped_column(Float)
+    drift_detected: Mapped[bool] = mapped_column(Boolean, default=False)
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    estimated_accuracy: Mapped[float | None] = mapped_column(Float)
+    report_path: Mapped[str | None] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16), default="none")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
