@@ -100,7 +100,7 @@ class Registry:
         params: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> VersionInfo:
-        """Give the staged artifact the next version number; the rename makes it appear atomically."""
+        """Give the staged artifact the next version; the rename makes it appear atomically."""
         for _ in range(10):
             with self.db.session() as session:
                 number = (session.scalar(select(func.max(ModelVersion.number))) or 0) + 1

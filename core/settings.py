@@ -1,4 +1,4 @@
-"""Settings: `TUNELOOP_<FIELD>` for what every component shares, `TUNELOOP_<COMPONENT>_<FIELD>` else.
+"""Settings: `TUNELOOP_<FIELD>` when shared by all components, else `TUNELOOP_<COMPONENT>_<FIELD>`.
 
 Nothing here runs at import: `get_settings()` reads the environment when it is called.
 """
@@ -57,6 +57,17 @@ class ApiSettings(ComponentSettings):
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a 503.")
 
 
+class RetrainSettings(ComponentSettings):
+    """The retraining loop (workers)."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_RETRAIN_")
+
+    allow_new_labels: bool = Field(
+        False,
+        description="Accept corrected labels the model lacks; the next retrain grows its head.",
+    )
+
+
 class Settings(ComponentSettings):
     """Shared settings, plus each component's own under its attribute."""
 
@@ -79,10 +90,13 @@ class Settings(ComponentSettings):
     artifact_dir: Path | None = Field(
         None, description="Model versions and reports; empty: `$TUNELOOP_HOME/artifacts`."
     )
-    device: str = Field("auto", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda:N`.")
+    device: str = Field(
+        "auto", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda:N`."
+    )
     log_level: str = Field("INFO", description="Python log level.")
 
-    api: ApiSettings = Field(default_factory=ApiSettings)
+    api: ApiSettings = Field(default_factory=lambda: ApiSettings())
+    retrain: RetrainSettings = Field(default_factory=lambda: RetrainSettings())
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -25,7 +25,7 @@ ARTIFACT_FORMAT = 1
 
 
 @dataclass
-class ClassifierOutput(ModelOutput):  # type: ignore[misc]
+class ClassifierOutput(ModelOutput):
     """What a forward pass yields: loss (when labels are given), logits and the pooled embedding."""
 
     loss: torch.Tensor | None = None
@@ -129,7 +129,7 @@ def load_classifier(
     config = ArtifactConfig.read(path)
     if config.task != "classification":
         raise ValueError(f"{path} holds a {config.task!r} model, not a classifier")
-    encoder = AutoModel.from_pretrained(path, local_files_only=True, torch_dtype=dtype)
+    encoder = AutoModel.from_pretrained(path, local_files_only=True, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = TextClassifier(encoder, len(config.labels), scale=config.scale)
     model.head.load_state_dict(load_file(str(path / HEAD_FILE)))

@@ -95,9 +95,7 @@ class ClassifierPredictor:
                 )
         return [r for r in results if r is not None]
 
-    def _chunks(
-        self, order: list[int], encoded: list[tuple[list[int], bool]]
-    ) -> list[list[int]]:
+    def _chunks(self, order: list[int], encoded: list[tuple[list[int], bool]]) -> list[list[int]]:
         chunks: list[list[int]] = []
         current: list[int] = []
         for i in order:  # ascending length: the last item sets the padded width

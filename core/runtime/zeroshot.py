@@ -40,6 +40,7 @@ def build_zero_shot(
     with torch.no_grad():
         model.head.weight.copy_(prototypes)
         model.head.bias.zero_()
-    save_classifier(model, tokenizer, out, labels=names, base_model=base_model,
-                    max_length=max_length)
+    save_classifier(
+        model, tokenizer, out, labels=names, base_model=base_model, max_length=max_length
+    )
     return model

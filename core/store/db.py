@@ -1,4 +1,4 @@
-"""Engines, sessions and migrations: SQLite (WAL, busy timeout) by default, PostgreSQL via psycopg 3."""
+"""Engines, sessions, migrations: SQLite (WAL, busy timeout) by default, PostgreSQL via psycopg."""
 
 from __future__ import annotations
 

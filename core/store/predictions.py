@@ -1,4 +1,4 @@
-"""Prediction and feedback records: bulk insert, lookup, and feedback that is committed before 2xx."""
+"""Prediction and feedback records: bulk insert, lookup, feedback committed before any 2xx."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from core.store.db import Database
@@ -29,6 +29,7 @@ class IdempotencyConflict(ValueError):
 class FeedbackReceipt:
     id: str
     prediction_id: str
+    model_version: str
     replayed: bool
 
 
@@ -37,7 +38,7 @@ def insert_predictions(db: Database, records: list[dict[str, Any]]) -> None:
     if not records:
         return
     with db.session() as session:
-        session.execute(Prediction.__table__.insert(), records)
+        session.execute(insert(Prediction), records)
 
 
 def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:
@@ -47,7 +48,8 @@ def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:
         if row is None:
             return None
         feedback = session.scalars(
-            select(Feedback).where(Feedback.prediction_id == prediction_id)
+            select(Feedback)
+            .where(Feedback.prediction_id == prediction_id)
             .order_by(Feedback.created_at)
         ).all()
         return {
@@ -89,7 +91,7 @@ def submit_feedback(
     idempotency_key: str | None = None,
     allow_new_labels: bool = False,
 ) -> FeedbackReceipt:
-    """Validate feedback against its prediction and commit it; a replayed key returns the first id."""
+    """Validate feedback against its prediction and commit it; a replayed key gets the first id."""
     if idempotency_key:
         replay = _replay(db, idempotency_key, prediction_id)
         if replay is not None:
@@ -98,6 +100,7 @@ def submit_feedback(
         prediction = session.get(Prediction, prediction_id)
         if prediction is None:
             raise PredictionNotFound(prediction_id)
+        model_version = prediction.model_version
         if label is not None and not allow_new_labels:
             version = session.get(ModelVersion, prediction.model_version)
             labels = list(version.labels) if version else []
@@ -121,17 +124,28 @@ def submit_feedback(
         if replay is None:
             raise
         return replay
-    return FeedbackReceipt(id=row.id, prediction_id=prediction_id, replayed=False)
+    return FeedbackReceipt(
+        id=row.id, prediction_id=prediction_id, model_version=model_version, replayed=False
+    )
 
 
 def _replay(db: Database, key: str, prediction_id: str) -> FeedbackReceipt | None:
     with db.session() as session:
-        found = session.scalars(select(Feedback).where(Feedback.idempotency_key == key)).first()
+        found = session.execute(
+            select(Feedback.id, Feedback.prediction_id, Prediction.model_version)
+            .join(Prediction, Prediction.id == Feedback.prediction_id)
+            .where(Feedback.idempotency_key == key)
+        ).first()
     if found is None:
         return None
     if found.prediction_id != prediction_id:
         raise IdempotencyConflict("Idempotency-Key was already used for another prediction")
-    return FeedbackReceipt(id=found.id, prediction_id=found.prediction_id, replayed=True)
+    return FeedbackReceipt(
+        id=found.id,
+        prediction_id=found.prediction_id,
+        model_version=found.model_version,
+        replayed=True,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

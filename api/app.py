@@ -1,0 +1,91 @@
+"""The FastAPI app factory: `create_app(settings)`; the lifespan loads the champion once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+
+from api.errors import validation_handler
+from api.middleware import BodyLimit, HttpMetrics
+from api.predlog import PredictionLog
+from api.routes import feedback, health, predict, records
+from api.serving import Loader, Serving
+from core.registry import Registry, VersionInfo
+from core.runtime.predictor import Predictor, load_predictor
+from core.settings import Settings
+from core.store.db import Database
+from core.store.predictions import insert_predictions
+
+log = logging.getLogger(__name__)
+
+
+def default_loader(settings: Settings) -> Loader:
+    """Load a registered version with the api's device and token limits."""
+
+    def load(version: VersionInfo) -> Predictor:
+        from pathlib import Path
+
+        return load_predictor(
+            Path(version.artifact_path),
+            version=version.version,
+            device=settings.device,
+            max_length=settings.api.max_tokens,
+            max_batch_tokens=settings.api.max_batch_tokens,
+        )
+
+    return load
+
+
+def create_app(
+    settings: Settings,
+    *,
+    load: Loader | None = None,
+    db_factory: Callable[[str], Database] = Database,
+) -> FastAPI:
+    """Build the api; nothing is loaded or connected until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.token:
+            log.warning("TUNELOOP_ADMIN_TOKEN is not set: admin routes will answer 401")
+        db = db_factory(settings.database_url)
+        registry = Registry(db, settings.artifacts)
+        predlog = PredictionLog(
+            partial(insert_predictions, db),
+            max_buffer=settings.api.log_buffer_size,
+            flush_seconds=settings.api.log_flush_seconds,
+        )
+        serving = Serving(
+            settings=settings.api,
+            registry=registry,
+            load=load or default_loader(settings),
+            predlog=predlog,
+        )
+        app.state.db, app.state.registry, app.state.serving = db, registry, serving
+        await serving.start()
+        try:
+            yield
+        finally:
+            await serving.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="tuneloop",
+        version="0.1.0",
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        description="Predictions, feedback and the loop that keeps the model good.",
+    )
+    app.state.settings = settings
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    for module in (predict, feedback, records, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(HttpMetrics)
+    return app

@@ -1,0 +1,106 @@
+"""Every Prometheus metric of the api, defined once.
+
+With several uvicorn workers set `PROMETHEUS_MULTIPROC_DIR` before start (`tuneloop serve` does):
+each process writes its own files and `/metrics` merges them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 48, 64, 128, 256)
+
+REQUESTS = Counter(
+    "tuneloop_api_requests_total",
+    "HTTP requests by route, method and status.",
+    ["route", "method", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "tuneloop_api_request_duration_seconds",
+    "HTTP request latency by route.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "tuneloop_api_batch_size",
+    "Texts per forward pass.",
+    buckets=BATCH_BUCKETS,
+)
+QUEUE_DEPTH = Gauge(
+    "tuneloop_api_queue_depth",
+    "Texts waiting for the model.",
+    multiprocess_mode="livesum",
+)
+INFERENCE_SECONDS = Histogram(
+    "tuneloop_api_inference_seconds",
+    "Tokenize + forward time of one batch.",
+    buckets=LATENCY_BUCKETS,
+)
+PREDICTIONS = Counter(
+    "tuneloop_api_predictions_total",
+    "Predictions by label and model version.",
+    ["model_version", "label"],
+)
+FEEDBACK = Counter(
+    "tuneloop_api_feedback_total",
+    "Committed feedback by model version.",
+    ["model_version"],
+)
+FEEDBACK_RATING = Histogram(
+    "tuneloop_api_feedback_rating",
+    "Feedback ratings (1-5).",
+    ["model_version"],
+    buckets=(1, 2, 3, 4, 5),
+)
+MODEL_INFO = Gauge(
+    "tuneloop_api_model_info",
+    "The version this replica serves (value 1).",
+    ["version", "task"],
+    multiprocess_mode="livemax",
+)
+MODEL_READY = Gauge(
+    "tuneloop_api_model_ready",
+    "1 when a model is loaded and serving.",
+    multiprocess_mode="livemin",
+)
+LOG_DROPPED = Counter(
+    "tuneloop_api_log_dropped_total",
+    "Prediction records dropped (buffer full or store down).",
+)
+LOG_WRITTEN = Counter(
+    "tuneloop_api_log_written_total",
+    "Prediction records written to the store.",
+)
+GPU_MEMORY = Gauge(
+    "tuneloop_api_gpu_memory_bytes",
+    "CUDA memory allocated by the model.",
+    ["device"],
+    multiprocess_mode="livemax",
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text, merged across worker processes when multiprocess mode is on."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def set_model(version: str, task: str) -> None:
+    """Point the model-info gauge at the served version."""
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(version=version, task=task).set(1)
+    MODEL_READY.set(1)

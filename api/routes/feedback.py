@@ -1,0 +1,65 @@
+"""POST /v1/feedback: a 201 means the row is committed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import ORJSONResponse
+
+from api import metrics
+from api.deps import DbDep, ServingDep, SettingsDep
+from api.errors import parse_body, unprocessable
+from api.schemas import FeedbackRequest, FeedbackResponse
+from core.store.predictions import (
+    IdempotencyConflict,
+    InvalidLabel,
+    PredictionNotFound,
+    submit_feedback,
+)
+
+router = APIRouter(tags=["feedback"])
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": FeedbackRequest.model_json_schema()}},
+    }
+}
+
+
+@router.post("/v1/feedback", status_code=201, response_model=FeedbackResponse, openapi_extra=BODY)
+async def feedback(
+    request: Request,
+    db: DbDep,
+    serving: ServingDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ORJSONResponse:
+    """Rate a prediction (1-5) and optionally correct its label; replays with a key are safe."""
+    body = await parse_body(request, FeedbackRequest)
+    await serving.predlog.flush_if_pending(body.prediction_id)
+    try:
+        receipt = await run_in_threadpool(
+            submit_feedback,
+            db,
+            prediction_id=body.prediction_id,
+            rating=body.rating,
+            label=body.label,
+            preferred_output=body.preferred_output,
+            comment=body.comment,
+            idempotency_key=idempotency_key,
+            allow_new_labels=settings.retrain.allow_new_labels,
+        )
+    except PredictionNotFound:
+        raise HTTPException(status_code=404, detail="unknown prediction_id") from None
+    except InvalidLabel as exc:
+        raise unprocessable(str(exc)) from None
+    except IdempotencyConflict as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    if not receipt.replayed:
+        metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
+        metrics.FEEDBACK_RATING.labels(model_version=receipt.model_version).observe(body.rating)
+    return ORJSONResponse(
+        {"id": receipt.id, "prediction_id": receipt.prediction_id}, status_code=201
+    )

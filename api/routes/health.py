@@ -1,0 +1,32 @@
+"""Health, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import ORJSONResponse
+
+from api import metrics
+from api.deps import ServingDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(serving: ServingDep) -> ORJSONResponse:
+    """200 once a model is loaded, else 503."""
+    if not serving.ready:
+        return ORJSONResponse({"status": "loading"}, status_code=503)
+    return ORJSONResponse({"status": "ready", "model_version": serving.version})
+
+
+@router.get("/metrics")
+async def prometheus_metrics() -> Response:
+    """Prometheus exposition."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,35 @@
+"""Read routes: stored predictions (admin) and model versions (open)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import Admin, DbDep, RegistryDep, ServingDep
+from core.store.predictions import get_prediction
+
+router = APIRouter()
+
+
+@router.get("/v1/predictions/{prediction_id}", dependencies=[Admin], tags=["admin"])
+async def prediction(prediction_id: str, db: DbDep, serving: ServingDep) -> dict[str, Any]:
+    """One stored prediction with its feedback."""
+    await serving.predlog.flush_if_pending(prediction_id)
+    found = await run_in_threadpool(get_prediction, db, prediction_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail="unknown prediction_id")
+    return found
+
+
+@router.get("/v1/models", tags=["models"])
+async def models(registry: RegistryDep, serving: ServingDep) -> dict[str, Any]:
+    """Registered versions, newest first, and the one this replica serves."""
+    versions = await run_in_threadpool(registry.list)
+    champion = next((v.version for v in versions if v.status == "champion"), None)
+    return {
+        "champion": champion,
+        "serving": serving.version,
+        "versions": [v.to_dict() for v in versions],
+    }

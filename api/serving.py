@@ -1,0 +1,166 @@
+"""What the predict route calls: the batcher, the prediction log and the champion watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from api import metrics
+from api.batcher import Batcher, NotServing
+from api.predlog import PredictionLog
+from core.registry import Registry, VersionInfo
+from core.runtime.predictor import Output, Predictor
+from core.settings import ApiSettings
+from core.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[VersionInfo], Predictor]
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    model_version: str
+    predictions: list[dict[str, Any]]
+
+
+def prediction_record(
+    *,
+    text: str,
+    output: Output,
+    version: str,
+    task: str,
+    latency_ms: float,
+    log_text: bool,
+    keep_embedding: bool,
+) -> dict[str, Any]:
+    """The row the prediction log writes for one text."""
+    embedding = output.embedding
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": utcnow(),
+        "model_version": version,
+        "task": task,
+        "input_text": text if log_text else None,
+        "input_hash": hashlib.sha256(text.encode()).hexdigest(),
+        "output": {"label": output.label, "scores": output.scores, "text": output.text},
+        "label": output.label,
+        "confidence": output.score,
+        "latency_ms": latency_ms,
+        "truncated": output.truncated,
+        "n_tokens": output.n_tokens,
+        "embedding": embedding.astype("<f4").tobytes()
+        if keep_embedding and embedding is not None
+        else None,
+    }
+
+
+class Serving:
+    """Loads the champion, serves it through the batcher, swaps in a new one between batches."""
+
+    def __init__(
+        self, *, settings: ApiSettings, registry: Registry, load: Loader, predlog: PredictionLog
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.load = load
+        self.predlog = predlog
+        self.batcher: Batcher | None = None
+        self.version: str | None = None
+        self.task: str | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+
+    @property
+    def ready(self) -> bool:
+        """A model is loaded and the batcher runs."""
+        return self.batcher is not None
+
+    async def start(self) -> None:
+        """Load the champion if there is one, start the log writer and the watcher."""
+        await self.predlog.start()
+        metrics.MODEL_READY.set(0)
+        with contextlib.suppress(Exception):
+            await self.refresh()
+        self._watcher = asyncio.create_task(self._watch(), name="champion-watcher")
+
+    async def stop(self) -> None:
+        """Stop watching and batching; flush the log."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self.batcher is not None:
+            await self.batcher.stop()
+        await self.predlog.stop()
+
+    async def refresh(self) -> bool:
+        """Load the champion beside the served model and swap if it changed; True on a swap."""
+        champion = await asyncio.to_thread(self.registry.champion)
+        if champion is None or champion.version == self.version:
+            return False
+        predictor = await asyncio.to_thread(self.load, champion)
+        if self.batcher is None:
+            self.batcher = Batcher(
+                predictor,
+                max_batch_size=self.settings.max_batch_size,
+                max_queue=self.settings.max_queue,
+            )
+            await self.batcher.start()
+        else:
+            self.batcher.swap(predictor)
+        log.info("serving %s (was %s)", champion.version, self.version)
+        self.version, self.task = champion.version, champion.task
+        metrics.set_model(champion.version, champion.task)
+        return True
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.model_poll_seconds)
+            try:
+                await self.refresh()
+            except Exception:  # a broken artifact must not take serving down
+                log.exception("could not load the new champion; still serving %s", self.version)
+
+    async def predict(self, texts: list[str]) -> PredictResult:
+        """Run texts through the batcher and log each prediction."""
+        if self.batcher is None:
+            raise NotServing("no model loaded yet")
+        started = time.perf_counter()
+        results = await self.batcher.submit(texts)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        answers = []
+        for text, (output, version) in zip(texts, results, strict=True):
+            record = prediction_record(
+                text=text,
+                output=output,
+                version=version,
+                task=self.task or "classification",
+                latency_ms=latency_ms,
+                log_text=self.settings.log_text,
+                keep_embedding=self._rng.random() < self.settings.embedding_sample_rate,
+            )
+            self.predlog.add(record)
+            metrics.PREDICTIONS.labels(model_version=version, label=output.label or "").inc()
+            answers.append(_answer(record["id"], output))
+        return PredictResult(model_version=results[-1][1], predictions=answers)
+
+
+def _answer(prediction_id: str, output: Output) -> dict[str, Any]:
+    if output.text is not None:
+        return {"id": prediction_id, "text": output.text, "truncated": output.truncated}
+    return {
+        "id": prediction_id,
+        "label": output.label,
+        "score": output.score,
+        "scores": output.scores,
+        "truncated": output.truncated,
+    }

@@ -1,0 +1,52 @@
+"""Labeled text files: JSONL or CSV with `text` and `label` columns."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def read_labeled(path: Path) -> list[Row]:
+    """Read `text`/`label` rows from a .jsonl or .csv file; rows without both are refused."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows: list[Row] = list(csv.DictReader(f))
+    else:
+        with path.open(encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    for i, row in enumerate(rows):
+        if not str(row.get("text") or "").strip() or row.get("label") in (None, ""):
+            raise ValueError(f"{path}: row {i + 1} needs a non-empty text and label")
+    return [{"text": str(r["text"]), "label": str(r["label"])} for r in rows]
+
+
+def write_jsonl(path: Path, rows: list[Row]) -> str:
+    """Write rows as JSONL and return the SHA-256 of the content."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    path.write_text(content, encoding="utf-8")
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def split(rows: list[Row], share: float, *, seed: int = 0) -> tuple[list[Row], list[Row]]:
+    """Shuffle and split off `share` of the rows, stratified by label."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[Row]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    rest: list[Row] = []
+    held: list[Row] = []
+    for group in by_label.values():
+        rng.shuffle(group)
+        n = round(len(group) * share)
+        held += group[:n]
+        rest += group[n:]
+    rng.shuffle(rest)
+    rng.shuffle(held)
+    return rest, held

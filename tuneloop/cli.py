@@ -1,0 +1,121 @@
+"""The `tuneloop` command: the composition root that wires core, api, monitor and retrain."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from core.settings import Settings, get_settings
+
+
+def _registry(settings: Settings):  # type: ignore[no-untyped-def]
+    from core.registry import Registry
+    from core.store.db import Database
+
+    return Registry(Database(settings.database_url), settings.artifacts)
+
+
+@click.group()
+def main() -> None:
+    """tuneloop: serve a model, watch it, retrain it on feedback, promote the better one."""
+
+
+@main.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations up to the latest."""
+    from core.store.db import current_revision, upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    click.echo(f"database at revision {current_revision(settings.database_url)}")
+
+
+@main.command()
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labeled JSONL/CSV (text, label): fine-tune v1 on it, keep a golden split.",
+)
+@click.option(
+    "--labels",
+    "label_specs",
+    multiple=True,
+    metavar="NAME=DESCRIPTION",
+    help="Zero-shot labels with descriptions (repeat); default negative/positive.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing champion.")
+def init(data: Path | None, label_specs: tuple[str, ...], force: bool) -> None:
+    """Create the first model version and make it champion (no-op when one exists)."""
+    from core.store.db import upgrade
+    from tuneloop.bootstrap import init_zero_shot, parse_labels
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    registry = _registry(settings)
+    if data is not None:
+        from tuneloop.bootstrap_data import init_from_data
+
+        result = init_from_data(settings, registry, data=data, force=force)
+    else:
+        try:
+            labels = parse_labels(label_specs)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--labels") from None
+        result = init_zero_shot(settings, registry, labels=labels, force=force)
+    click.echo(result.message)
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default TUNELOOP_API_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default TUNELOOP_API_PORT).")
+@click.option("--workers", type=int, default=None, help="Worker processes.")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the champion over HTTP (predict, feedback, admin, /metrics, /docs)."""
+    from tuneloop.server import serve as run
+
+    settings = get_settings()
+    run(
+        settings,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        workers=workers or settings.api.workers,
+    )
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address of the api.")
+@click.option("--port", type=int, default=None, help="Port of the api.")
+def up(host: str | None, port: int | None) -> None:
+    """Everything on one machine: migrate, init if needed, then serve."""
+    from core.store.db import upgrade
+    from tuneloop.bootstrap import init_zero_shot, parse_labels
+    from tuneloop.server import serve as run
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    click.echo(init_zero_shot(settings, _registry(settings), labels=parse_labels(())).message)
+    run(
+        settings,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        workers=settings.api.workers,
+    )
+
+
+@main.command("settings")
+def settings_table() -> None:
+    """Print every setting with its default as a Markdown table."""
+    from tuneloop.settings_doc import markdown_table
+
+    click.echo(markdown_table())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

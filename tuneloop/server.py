@@ -1,0 +1,54 @@
+"""Run the api under uvicorn (one or several worker processes)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+from fastapi import FastAPI
+
+from core.settings import Settings, get_settings
+
+
+def configure(settings: Settings) -> None:
+    """Process-wide set-up for serving: logging and the torch thread budget."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.api.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.api.torch_threads)
+
+
+def app_from_env() -> FastAPI:
+    """Factory uvicorn calls in each worker process: settings come from the environment."""
+    from api.app import create_app
+
+    settings = get_settings()
+    configure(settings)
+    return create_app(settings)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Serve until interrupted; several workers share metrics through a multiprocess dir."""
+    import uvicorn
+
+    if workers > 1:
+        metrics_dir = settings.home / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    uvicorn.run(
+        "tuneloop.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
