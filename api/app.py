@@ -9,11 +9,11 @@ from functools import partial
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 
 from api.errors import validation_handler
 from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
+from api.responses import JSON
 from api.routes import feedback, health, predict, records
 from api.serving import Loader, Serving
 from core.registry import Registry, VersionInfo
@@ -79,7 +79,7 @@ def create_app(
         title="tuneloop",
         version="0.1.0",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=JSON,
         description="Predictions, feedback and the loop that keeps the model good.",
     )
     app.state.settings = settings

@@ -6,8 +6,9 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ValidationError
+
+from api.responses import JSON
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,7 +42,7 @@ async def parse_body(request: Request, model: type[M]) -> M:
         raise unprocessable(clean_errors(exc.errors(include_input=False))) from None
 
 
-async def validation_handler(_request: Request, exc: Exception) -> ORJSONResponse:
+async def validation_handler(_request: Request, exc: Exception) -> JSON:
     """FastAPI's own validation errors (path, query, header), without the input echoed."""
     assert isinstance(exc, RequestValidationError)
-    return ORJSONResponse({"detail": clean_errors(list(exc.errors()))}, status_code=422)
+    return JSON({"detail": clean_errors(list(exc.errors()))}, status_code=422)

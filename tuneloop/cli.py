@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
+from core.registry import Registry
 from core.settings import Settings, get_settings
+from core.store.db import Database
 
 
-def _registry(settings: Settings):  # type: ignore[no-untyped-def]
-    from core.registry import Registry
-    from core.store.db import Database
+def _registry(settings: Settings) -> Registry:
 
     return Registry(Database(settings.database_url), settings.artifacts)
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import ORJSONResponse
 
 from api import metrics
 from api.deps import DbDep, ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
+from api.responses import JSON
 from api.schemas import FeedbackRequest, FeedbackResponse
 from core.store.predictions import (
     IdempotencyConflict,
@@ -35,7 +35,7 @@ async def feedback(
     serving: ServingDep,
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
-) -> ORJSONResponse:
+) -> JSON:
     """Rate a prediction (1-5) and optionally correct its label; replays with a key are safe."""
     body = await parse_body(request, FeedbackRequest)
     await serving.predlog.flush_if_pending(body.prediction_id)
@@ -60,6 +60,4 @@ async def feedback(
     if not receipt.replayed:
         metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
         metrics.FEEDBACK_RATING.labels(model_version=receipt.model_version).observe(body.rating)
-    return ORJSONResponse(
-        {"id": receipt.id, "prediction_id": receipt.prediction_id}, status_code=201
-    )
+    return JSON({"id": receipt.id, "prediction_id": receipt.prediction_id}, status_code=201)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import ORJSONResponse
 
 from api import metrics
 from api.deps import ServingDep
+from api.responses import JSON
 
 router = APIRouter(tags=["health"])
 
@@ -18,11 +18,11 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(serving: ServingDep) -> ORJSONResponse:
+async def readyz(serving: ServingDep) -> JSON:
     """200 once a model is loaded, else 503."""
     if not serving.ready:
-        return ORJSONResponse({"status": "loading"}, status_code=503)
-    return ORJSONResponse({"status": "ready", "model_version": serving.version})
+        return JSON({"status": "loading"}, status_code=503)
+    return JSON({"status": "ready", "model_version": serving.version})
 
 
 @router.get("/metrics")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import ORJSONResponse
 
 from api.batcher import NotServing, QueueFull
 from api.deps import ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
+from api.responses import JSON
 from api.schemas import PredictRequest, PredictResponse
 
 router = APIRouter(tags=["predict"])
@@ -38,7 +38,7 @@ def check_texts(texts: list[str], *, max_inputs: int, max_chars: int) -> None:
     openapi_extra=BODY,
     responses={503: {"description": "Queue full or no model loaded (Retry-After)."}},
 )
-async def predict(request: Request, serving: ServingDep, settings: SettingsDep) -> ORJSONResponse:
+async def predict(request: Request, serving: ServingDep, settings: SettingsDep) -> JSON:
     """Classify one text or a list of texts; each prediction gets an id for feedback."""
     body = await parse_body(request, PredictRequest)
     texts = body.texts()
@@ -52,6 +52,4 @@ async def predict(request: Request, serving: ServingDep, settings: SettingsDep) 
             detail=reason,
             headers={"Retry-After": str(settings.api.retry_after_seconds)},
         ) from None
-    return ORJSONResponse(
-        {"model_version": result.model_version, "predictions": result.predictions}
-    )
+    return JSON({"model_version": result.model_version, "predictions": result.predictions})

@@ -1,0 +1,84 @@
+"""Shared fixtures: real PostgreSQL and Redis when they listen (required under CI=true)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from core.registry import Registry
+from core.store.db import Database, upgrade
+from tests.factories import tiny_classifier
+
+POSTGRES_URL = os.environ.get(
+    "TUNELOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TUNELOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _listening(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), 1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(url: str, name: str) -> None:
+    """Skip without the service on a user's machine; fail under CI, so green means it ran."""
+    if _listening(url):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is not reachable at {url} under CI")
+    pytest.skip(f"{name} is not reachable at {url}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    require_service(POSTGRES_URL, "PostgreSQL")
+    from sqlalchemy import create_engine, text
+
+    name = f"tuneloop_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database in a temporary folder."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> Iterator[Database]:
+    database = Database(sqlite_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def registry(db: Database, tmp_path: Path) -> Registry:
+    return Registry(db, tmp_path / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny negative/positive classifier artifact (random weights)."""
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_classifier(folder, ["negative", "positive"])
+    return folder

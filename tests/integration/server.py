@@ -1,0 +1,83 @@
+"""Start `tuneloop serve` as a real process on a free port and wait until it is ready."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+TOKEN = "integration-test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tuneloop_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a tuneloop process isolated under `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNELOOP_")}
+    env.update(
+        {
+            "TUNELOOP_HOME": str(home),
+            "TUNELOOP_DATABASE_URL": database_url,
+            "TUNELOOP_ADMIN_TOKEN": TOKEN,
+            "HF_HUB_OFFLINE": "1",
+            "TUNELOOP_API_TORCH_THREADS": "1",
+            **extra,
+        }
+    )
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
+    """Run `tuneloop ARGS`, fail loudly with its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tuneloop.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path, timeout: float = 120) -> Iterator[str]:
+    """A running api; yields its base URL, stops it on exit."""
+    port = free_port()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuneloop.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "api not ready:\n" + log_path.read_text()
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

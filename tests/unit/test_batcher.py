@@ -1,0 +1,112 @@
+"""The batcher with a fake predictor: order, batch forming, overflow, swap, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from api.batcher import Batcher, NotServing, QueueFull
+from core.runtime.predictor import Output
+
+
+class FakePredictor:
+    """Labels each text with itself; records batch sizes; can block until released."""
+
+    task = "classification"
+    labels = ["x"]
+
+    def __init__(self, version: str = "v1", delay: float = 0.0) -> None:
+        self.version = version
+        self.delay = delay
+        self.batches: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def predict(self, texts: list[str]) -> list[Output]:
+        self.gate.wait(5)
+        time.sleep(self.delay)
+        self.batches.append(list(texts))
+        return [Output(label=t, score=1.0) for t in texts]
+
+
+async def started(predictor: FakePredictor, **kwargs: int) -> Batcher:
+    batcher = Batcher(
+        predictor,
+        max_batch_size=kwargs.get("max_batch_size", 8),
+        max_queue=kwargs.get("max_queue", 100),
+    )
+    await batcher.start()
+    return batcher
+
+
+async def test_results_come_back_in_order_for_each_request() -> None:
+    batcher = await started(FakePredictor())
+    results = await asyncio.gather(*(batcher.submit([f"{i}a", f"{i}b"]) for i in range(10)))
+    for i, pairs in enumerate(results):
+        assert [o.label for o, _ in pairs] == [f"{i}a", f"{i}b"]
+        assert {v for _, v in pairs} == {"v1"}
+    await batcher.stop()
+
+
+async def test_idle_device_dispatches_at_once_then_takes_what_accumulated() -> None:
+    fake = FakePredictor()
+    fake.gate.clear()  # hold the first batch in the forward thread
+    batcher = await started(fake, max_batch_size=4)
+    first = asyncio.create_task(batcher.submit(["first"]))
+    await asyncio.sleep(0.05)
+    rest = [asyncio.create_task(batcher.submit([f"t{i}"])) for i in range(6)]
+    await asyncio.sleep(0.05)
+    fake.gate.set()
+    await asyncio.gather(first, *rest)
+    assert fake.batches[0] == ["first"]  # dispatched alone, without waiting for company
+    assert fake.batches[1] == ["t0", "t1", "t2", "t3"]  # accumulated, capped at max_batch_size
+    assert fake.batches[2] == ["t4", "t5"]
+    await batcher.stop()
+
+
+async def test_full_queue_refuses_at_once() -> None:
+    fake = FakePredictor()
+    fake.gate.clear()
+    batcher = await started(fake, max_batch_size=1, max_queue=3)
+    running = asyncio.create_task(batcher.submit(["busy"]))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(batcher.submit(["a", "b", "c"]))
+    await asyncio.sleep(0.01)
+    with pytest.raises(QueueFull):
+        await batcher.submit(["one too many"])
+    fake.gate.set()
+    await asyncio.gather(running, waiting)
+    await batcher.stop()
+
+
+async def test_swap_takes_effect_between_batches() -> None:
+    old, new = FakePredictor("v1"), FakePredictor("v2")
+    old.gate.clear()
+    batcher = await started(old)
+    in_flight = asyncio.create_task(batcher.submit(["during"]))
+    await asyncio.sleep(0.05)
+    batcher.swap(new)
+    old.gate.set()
+    assert (await in_flight)[0][1] == "v1"  # the batch in flight finishes on the old model
+    assert (await batcher.submit(["after"]))[0][1] == "v2"
+    await batcher.stop()
+
+
+async def test_a_failing_forward_fails_its_requests_and_the_consumer_lives_on() -> None:
+    fake = FakePredictor()
+    batcher = await started(fake)
+    fake.predict = lambda texts: (_ for _ in ()).throw(RuntimeError("boom"))  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="boom"):
+        await batcher.submit(["x"])
+    fake.predict = FakePredictor.predict.__get__(fake)  # type: ignore[method-assign]
+    assert (await batcher.submit(["y"]))[0][0].label == "y"
+    await batcher.stop()
+
+
+async def test_submit_before_start_is_refused() -> None:
+    batcher = Batcher(FakePredictor(), max_batch_size=4, max_queue=10)
+    with pytest.raises(NotServing):
+        await batcher.submit(["x"])

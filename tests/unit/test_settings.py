@@ -1,0 +1,37 @@
+"""Settings names, derived paths, refusal of placeholder secrets, and the README table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+from tuneloop.settings_doc import rows
+
+
+def test_shared_and_component_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TUNELOOP_HOME", str(tmp_path))
+    monkeypatch.setenv("TUNELOOP_API_MAX_BATCH_SIZE", "7")
+    monkeypatch.setenv("TUNELOOP_RETRAIN_ALLOW_NEW_LABELS", "true")
+    settings = Settings()
+    assert settings.api.max_batch_size == 7
+    assert settings.retrain.allow_new_labels is True
+    assert settings.database_url == f"sqlite:///{tmp_path / 'tuneloop.db'}"
+    assert settings.artifacts == tmp_path / "artifacts"
+
+
+def test_production_refuses_missing_or_placeholder_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNELOOP_ENV", "production")
+    for token in ("", "changeme", "short"):
+        monkeypatch.setenv("TUNELOOP_ADMIN_TOKEN", token)
+        with pytest.raises(ValueError, match="ADMIN_TOKEN"):
+            Settings()
+    monkeypatch.setenv("TUNELOOP_ADMIN_TOKEN", "a-long-random-secret-value")
+    assert Settings().token == "a-long-random-secret-value"
+
+
+def test_readme_lists_every_setting_with_its_default() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for variable, default, _ in rows():
+        assert f"| `{variable}` | `{default}` |" in readme, variable
