@@ -14,8 +14,9 @@ from api.errors import validation_handler
 from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
 from api.responses import JSON
-from api.routes import feedback, health, predict, records
+from api.routes import admin, feedback, health, predict, records
 from api.serving import Loader, Serving
+from core.queue import make_celery
 from core.registry import Registry, VersionInfo
 from core.runtime.predictor import Predictor, load_predictor
 from core.settings import Settings
@@ -68,6 +69,7 @@ def create_app(
             predlog=predlog,
         )
         app.state.db, app.state.registry, app.state.serving = db, registry, serving
+        app.state.celery = make_celery(settings)
         await serving.start()
         try:
             yield
@@ -84,7 +86,7 @@ def create_app(
     )
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, validation_handler)
-    for module in (predict, feedback, records, health):
+    for module in (predict, feedback, records, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(HttpMetrics)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from core.store.db import Database
 from core.store.tables import ModelAlias, ModelVersion, utcnow
@@ -163,18 +164,17 @@ class Registry:
                 raise VersionNotFound(version)
             row.metrics = {**(row.metrics or {}), **metrics}
 
-    def set_status(self, version: str, status: str) -> None:
-        """Mark a candidate rejected (or any other status) without touching the alias."""
-        with self.db.session() as session:
-            row = session.get(ModelVersion, version)
-            if row is None:
-                raise VersionNotFound(version)
-            row.status = status
+    def mark(self, session: Session, version: str, *, status: str) -> None:
+        """Set a version's status (rejected, …) inside the caller's transaction."""
+        row = session.get(ModelVersion, version)
+        if row is None:
+            raise VersionNotFound(version)
+        row.status = status
 
     def promote(self, version: str) -> VersionInfo:
         """Point the champion alias at `version`, in one transaction."""
         with self.db.session() as session:
-            return _flip(session, version)
+            return flip_champion(session, version)
 
     def rollback(self) -> VersionInfo:
         """Point the champion alias back at the version it pointed at before."""
@@ -182,10 +182,11 @@ class Registry:
             alias = session.get(ModelAlias, CHAMPION)
             if alias is None or alias.previous is None:
                 raise NoChampion("no earlier champion to roll back to")
-            return _flip(session, alias.previous)
+            return flip_champion(session, alias.previous)
 
 
-def _flip(session: Any, version: str) -> VersionInfo:
+def flip_champion(session: Session, version: str) -> VersionInfo:
+    """Point the champion alias at `version` inside the caller's transaction."""
     row = session.get(ModelVersion, version)
     if row is None:
         raise VersionNotFound(version)

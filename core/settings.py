@@ -58,7 +58,7 @@ class ApiSettings(ComponentSettings):
 
 
 class RetrainSettings(ComponentSettings):
-    """The retraining loop (workers)."""
+    """The retraining loop: dataset, trainer, gate (workers)."""
 
     model_config = SettingsConfigDict(env_prefix="TUNELOOP_RETRAIN_")
 
@@ -66,6 +66,59 @@ class RetrainSettings(ComponentSettings):
         False,
         description="Accept corrected labels the model lacks; the next retrain grows its head.",
     )
+    method: Literal["full", "lora"] = Field("lora", description="Fine-tune `full` or `lora`.")
+    learning_rate: float = Field(0.0, ge=0.0, description="0: 3e-5 (full) or 5e-4 (LoRA).")
+    epochs: float = Field(
+        3.0, gt=0.0, description="Training epochs (early stopping may end sooner)."
+    )
+    batch_size: int = Field(16, ge=1, description="Training batch size.")
+    weight_decay: float = Field(0.01, ge=0.0, description="AdamW weight decay.")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the head.")
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    early_stopping_patience: int = Field(
+        2, ge=0, description="Epochs without macro-F1 gain before stopping (0: off)."
+    )
+    max_length: int = Field(128, ge=8, description="Token limit of training texts.")
+    holdout_share: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Most recent labeled feedback held out for the gate."
+    )
+    golden_size: int = Field(
+        200, ge=0, description="Golden set size taken from the first labeled feedback (zero-shot)."
+    )
+    min_gain: float = Field(0.03, ge=0.0, description="Accuracy gain on the holdout to promote.")
+    confidence: float = Field(
+        0.90, gt=0.5, lt=1.0, description="Confidence of the paired (McNemar) test."
+    )
+    max_regression: float = Field(
+        0.045, ge=0.0, description="Largest golden-set accuracy drop a promotion tolerates."
+    )
+    min_holdout: int = Field(50, ge=1, description="Fewer holdout rows reject the run.")
+    lease_seconds: int = Field(
+        120, ge=10, description="A run whose heartbeat is older than this is taken up again."
+    )
+    reap_interval: int = Field(30, ge=5, description="Seconds between lease checks by beat.")
+    torch_threads: int = Field(0, ge=0, description="Torch threads for training (0: all cores).")
+    seed: int = Field(42, description="Training seed.")
+
+
+class MonitorSettings(ComponentSettings):
+    """Monitor checks: windows, drift, quality, and the trigger policy."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_MONITOR_")
+
+    interval: float = Field(300.0, gt=0.0, description="Seconds between scheduled checks (beat).")
+
+
+class WorkerSettings(ComponentSettings):
+    """Celery worker processes."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_WORKER_")
+
+    concurrency: int = Field(
+        2, ge=1, description="Worker processes: one can train while another runs monitor checks."
+    )
+    queues: str = Field("train,monitor", description="Queues this worker consumes.")
 
 
 class Settings(ComponentSettings):
@@ -97,6 +150,8 @@ class Settings(ComponentSettings):
 
     api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     retrain: RetrainSettings = Field(default_factory=lambda: RetrainSettings())
+    monitor: MonitorSettings = Field(default_factory=lambda: MonitorSettings())
+    worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-from core.data import Row, write_jsonl
+from core.data import write_jsonl
 from core.registry import Registry, VersionInfo
 from core.runtime.zeroshot import DEFAULT_LABELS, build_zero_shot
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-GOLDEN_FILE = "golden.jsonl"
 TRAIN_FILE = "train.jsonl"
 
 
@@ -65,13 +63,3 @@ def init_zero_shot(
         True,
         f"created {version.version}: zero-shot {list(labels)} on {settings.model}",
     )
-
-
-def write_golden(settings: Settings, rows: list[Row]) -> str:
-    """Fix the golden set at bootstrap; returns its hash."""
-    return write_jsonl(settings.artifacts / GOLDEN_FILE, rows)
-
-
-def golden_path(settings: Settings) -> Path:
-    """Where the golden set lives."""
-    return settings.artifacts / GOLDEN_FILE

@@ -10,6 +10,7 @@ import click
 from core.registry import Registry
 from core.settings import Settings, get_settings
 from core.store.db import Database
+from tuneloop import loop_commands
 
 
 def _registry(settings: Settings) -> Registry:
@@ -93,29 +94,37 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("--host", default=None, help="Bind address of the api.")
 @click.option("--port", type=int, default=None, help="Port of the api.")
 def up(host: str | None, port: int | None) -> None:
-    """Everything on one machine: migrate, init if needed, then serve."""
+    """Everything on one machine: migrate, init if needed, then api + worker + beat."""
     from core.store.db import upgrade
     from tuneloop.bootstrap import init_zero_shot, parse_labels
-    from tuneloop.server import serve as run
+    from tuneloop.up import run_all
 
     settings = get_settings()
     upgrade(settings.database_url)
     click.echo(init_zero_shot(settings, _registry(settings), labels=parse_labels(())).message)
-    run(
-        settings,
-        host=host or settings.api.host,
-        port=port or settings.api.port,
-        workers=settings.api.workers,
-    )
+    sys.exit(run_all(host=host or settings.api.host, port=port or settings.api.port))
 
 
 @main.command("settings")
-def settings_table() -> None:
+@click.option(
+    "--write-readme",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Rewrite the settings table in this README instead.",
+)
+def settings_table(write_readme: Path | None) -> None:
     """Print every setting with its default as a Markdown table."""
     from tuneloop.settings_doc import markdown_table
+    from tuneloop.settings_doc import write_readme as rewrite
 
-    click.echo(markdown_table())
+    if write_readme is not None:
+        rewrite(write_readme)
+    else:
+        click.echo(markdown_table())
 
+
+for _command in loop_commands.COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -150,3 +150,37 @@ def _replay(db: Database, key: str, prediction_id: str) -> FeedbackReceipt | Non
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def feedback_rows(db: Database, *, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Feedback joined with its prediction, oldest first (the retrain and monitor input)."""
+    query = (
+        select(
+            Feedback.id,
+            Feedback.created_at,
+            Feedback.rating,
+            Feedback.label,
+            Prediction.input_text,
+            Prediction.label.label("predicted_label"),
+            Prediction.model_version,
+            Prediction.id.label("prediction_id"),
+        )
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .order_by(Feedback.created_at, Feedback.id)
+    )
+    if since is not None:
+        query = query.where(Feedback.created_at > since)
+    with db.session() as session:
+        return [
+            {
+                "id": r.id,
+                "created_at": r.created_at,
+                "rating": r.rating,
+                "label": r.label,
+                "text": r.input_text,
+                "predicted_label": r.predicted_label,
+                "model_version": r.model_version,
+                "prediction_id": r.prediction_id,
+            }
+            for r in session.execute(query)
+        ]

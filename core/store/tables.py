@@ -107,6 +107,8 @@ class RetrainRun(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     trigger: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # 1 while queued or running, NULL after: the unique constraint allows one run in flight.
+    active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -114,6 +116,7 @@ class RetrainRun(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
+    loss: Mapped[float | None] = mapped_column(Float)
     champion_version: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[str | None] = mapped_column(String(32))
     dataset_hash: Mapped[str | None] = mapped_column(String(64))

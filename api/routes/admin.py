@@ -1,0 +1,64 @@
+"""Admin routes of the loop: retrain runs, promotion and rollback (bearer token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import Admin, DbDep, RegistryDep
+from api.responses import JSON
+from core.queue import request_retrain
+from core.registry import NoChampion, VersionNotFound
+from core.store.runs import RunNotFound, get_run, list_runs
+
+router = APIRouter(dependencies=[Admin], tags=["admin"])
+
+
+@router.post(
+    "/v1/retrain",
+    status_code=202,
+    responses={409: {"description": "A run is in flight; its run_id is returned."}},
+)
+async def start_retrain(request: Request, db: DbDep) -> JSON:
+    """Queue a manual retrain run; 409 with the run in flight when there is one."""
+    run, created = await run_in_threadpool(
+        request_retrain, db, request.app.state.celery, trigger="manual"
+    )
+    return JSON({"run_id": run["run_id"]}, status_code=202 if created else 409)
+
+
+@router.get("/v1/retrain")
+async def retrain_runs(db: DbDep) -> list[dict[str, Any]]:
+    """Retrain runs, newest first."""
+    return await run_in_threadpool(list_runs, db)
+
+
+@router.get("/v1/retrain/{run_id}")
+async def retrain_run(run_id: str, db: DbDep) -> dict[str, Any]:
+    """One run: state, progress, metrics of both models, the verdict."""
+    try:
+        return await run_in_threadpool(get_run, db, run_id)
+    except RunNotFound:
+        raise HTTPException(status_code=404, detail="unknown run_id") from None
+
+
+@router.post("/v1/models/{version}/promote")
+async def promote(version: str, registry: RegistryDep) -> dict[str, Any]:
+    """Make `version` the champion; every replica swaps to it between batches."""
+    try:
+        info = await run_in_threadpool(registry.promote, version)
+    except VersionNotFound:
+        raise HTTPException(status_code=404, detail="unknown version") from None
+    return info.to_dict()
+
+
+@router.post("/v1/models/rollback")
+async def rollback(registry: RegistryDep) -> dict[str, Any]:
+    """Point the champion back at the version it replaced."""
+    try:
+        info = await run_in_threadpool(registry.rollback)
+    except NoChampion as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return info.to_dict()

@@ -1,0 +1,207 @@
+"""Retrain runs and their lease: one run in flight, heartbeats, and fencing by lease owner.
+
+A worker claims a run before training (a conditional UPDATE: the row count says who won), keeps
+the lease alive while it trains, and finishes the run only while it still owns the lease. A run
+whose lease expired is taken up again by the reaper; a redelivered message for a finished run,
+or for a run another worker holds, does nothing. So a run never trains or promotes twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.store.db import Database
+from core.store.tables import RetrainRun, new_id, utcnow
+
+ACTIVE = ("queued", "running")
+FINAL = ("promoted", "rejected", "failed")
+
+
+class RunNotFound(LookupError):
+    """No retrain run has that id."""
+
+
+def create_run(
+    db: Database, *, trigger: str, params: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], bool]:
+    """A new queued run, or the run already in flight and False."""
+    row = RetrainRun(
+        id=new_id(),
+        trigger=trigger,
+        state="queued",
+        active_slot=1,
+        params=params or {},
+        created_at=utcnow(),
+    )
+    try:
+        with db.session() as session:
+            session.add(row)
+        return run_dict(row), True
+    except IntegrityError:
+        active = active_run(db)
+        if active is None:  # finished between our insert and this read: try once more
+            return create_run(db, trigger=trigger, params=params)
+        return active, False
+
+
+def active_run(db: Database) -> dict[str, Any] | None:
+    """The queued or running run, if any."""
+    with db.session() as session:
+        row = session.scalars(select(RetrainRun).where(RetrainRun.active_slot == 1)).first()
+        return run_dict(row) if row else None
+
+
+def claim(db: Database, run_id: str, *, owner: str, lease_seconds: int) -> bool:
+    """Take the run if it is queued or its lease expired; False when someone else has it."""
+    now = utcnow()
+    with db.session() as session:
+        claimable = or_(
+            RetrainRun.state == "queued",
+            and_(RetrainRun.state == "running", RetrainRun.lease_expires_at < now),
+        )
+        result = session.execute(
+            update(RetrainRun)
+            .where(RetrainRun.id == run_id, claimable)
+            .values(
+                state="running",
+                lease_owner=owner,
+                attempts=RetrainRun.attempts + 1,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=now,
+                error=None,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def heartbeat(
+    db: Database,
+    run_id: str,
+    *,
+    owner: str,
+    lease_seconds: int,
+    progress: float | None = None,
+    loss: float | None = None,
+) -> bool:
+    """Extend the lease (and record progress); False when the lease was lost."""
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values["progress"] = progress
+    if loss is not None:
+        values["loss"] = loss
+    with db.session() as session:
+        result = session.execute(
+            update(RetrainRun)
+            .where(
+                RetrainRun.id == run_id,
+                RetrainRun.lease_owner == owner,
+                RetrainRun.state == "running",
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def owned_run(session: Session, run_id: str, *, owner: str) -> RetrainRun | None:
+    """The run row locked for update, only while `owner` holds its lease (fencing)."""
+    row = session.get(RetrainRun, run_id, with_for_update=True)
+    if row is None or row.state != "running" or row.lease_owner != owner:
+        return None
+    return row
+
+
+def update_run(db: Database, run_id: str, *, owner: str, **fields: Any) -> bool:
+    """Set fields on a run this owner holds; False when the lease was lost."""
+    with db.session() as session:
+        row = owned_run(session, run_id, owner=owner)
+        if row is None:
+            return False
+        for key, value in fields.items():
+            setattr(row, key, value)
+        return True
+
+
+def finish(session: Session, row: RetrainRun, *, state: str, **fields: Any) -> None:
+    """Close a run inside the caller's transaction (so a promotion and its run commit together)."""
+    assert state in FINAL
+    row.state, row.active_slot, row.finished_at = state, None, utcnow()
+    row.lease_expires_at = None
+    if state == "promoted":
+        row.progress = 1.0
+    for key, value in fields.items():
+        setattr(row, key, value)
+
+
+def fail(db: Database, run_id: str, *, owner: str | None, error: str) -> bool:
+    """Mark a run failed (by its owner, or by anyone when owner is None)."""
+    with db.session() as session:
+        row = session.get(RetrainRun, run_id, with_for_update=True)
+        if row is None or row.state in FINAL or (owner is not None and row.lease_owner != owner):
+            return False
+        finish(session, row, state="failed", error=error[:4000])
+        return True
+
+
+def stale_runs(db: Database, *, now: datetime, queued_grace_seconds: int) -> list[str]:
+    """Runs to take up again: running with an expired lease, or queued and never claimed."""
+    with db.session() as session:
+        rows = session.scalars(
+            select(RetrainRun.id).where(
+                or_(
+                    and_(RetrainRun.state == "running", RetrainRun.lease_expires_at < now),
+                    and_(
+                        RetrainRun.state == "queued",
+                        RetrainRun.created_at < now - timedelta(seconds=queued_grace_seconds),
+                    ),
+                )
+            )
+        )
+        return list(rows)
+
+
+def get_run(db: Database, run_id: str) -> dict[str, Any]:
+    """One run as the API shows it."""
+    with db.session() as session:
+        row = session.get(RetrainRun, run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        return run_dict(row)
+
+
+def list_runs(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent runs, newest first."""
+    with db.session() as session:
+        rows = session.scalars(
+            select(RetrainRun).order_by(RetrainRun.created_at.desc()).limit(limit)
+        )
+        return [run_dict(r) for r in rows]
+
+
+def run_dict(row: RetrainRun) -> dict[str, Any]:
+    """A run as plain data."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "run_id": row.id,
+        "state": row.state,
+        "progress": row.progress,
+        "loss": row.loss,
+        "trigger": row.trigger,
+        "version": row.version,
+        "champion_version": row.champion_version,
+        "metrics": row.metrics or {},
+        "verdict": row.verdict or {},
+        "error": row.error,
+        "attempts": row.attempts,
+        "dataset_hash": row.dataset_hash,
+        "created_at": iso(row.created_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+    }

@@ -1,0 +1,273 @@
+"""The retraining set: the champion's examples replayed, plus what user feedback teaches.
+
+Feedback rows are plain dicts `{"text", "predicted_label", "rating", "label", "created_at"}`
+(`label` is the user's correction or None). The most recent labeled feedback is held out for the
+gate and never trained on in the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypedDict
+
+DEFAULT_HOLDOUT_SHARE = 0.2
+_OLDEST = datetime.min.replace(tzinfo=UTC)  # the champion's examples carry no time: oldest votes
+_WHITESPACE = re.compile(r"\s+")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+class Row(TypedDict):
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    """Optional cleaning beyond whitespace; every step is off by default.
+
+    The model's own tokenizer already deals with case (an uncased vocabulary lowercases, a cased
+    one uses case as signal: "US" is not "us") and splits punctuation into tokens of its own.
+    Stripping punctuation changes meaning ("great!" / "great?", "not bad :(") and NFKC rewrites
+    characters (full-width forms, ligatures, superscripts) that the tokenizer may treat
+    differently from the serving path. Turn them on only when the data calls for it.
+    """
+
+    lowercase: bool = False
+    strip_punctuation: bool = False
+    unicode_nfkc: bool = False
+
+
+@dataclass(frozen=True)
+class _Vote:
+    label: str
+    at: datetime
+    from_feedback: bool
+
+
+@dataclass
+class Dataset:
+    """Training rows, the gate's feedback holdout, the label set, a content hash, and counts."""
+
+    train: list[Row]
+    holdout: list[Row]
+    labels: list[str]
+    hash: str
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def write_jsonl(self, path: Path) -> None:
+        """Write the snapshot (one `{"split", "text", "label"}` per line), atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for split, rows in (("train", self.train), ("holdout", self.holdout)):
+                for row in rows:
+                    line = {"split": split, "text": row["text"], "label": row["label"]}
+                    f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def read_jsonl(cls, path: Path, *, labels: Sequence[str]) -> Dataset:
+        """Read a snapshot written by `write_jsonl` (so a retried run trains on the same data)."""
+        splits: dict[str, list[Row]] = {"train": [], "holdout": []}
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    item = json.loads(line)
+                    splits[item["split"]].append(Row(text=item["text"], label=item["label"]))
+        train, holdout = splits["train"], splits["holdout"]
+        return cls(
+            train, holdout, list(labels), dataset_hash(train=train, holdout=holdout, labels=labels)
+        )
+
+
+def normalise_text(text: str, *, options: CleanOptions = CleanOptions()) -> str:
+    """Strip and collapse whitespace; apply the optional cleaning steps that are turned on."""
+    if options.unicode_nfkc:
+        text = unicodedata.normalize("NFKC", text)
+    if options.lowercase:
+        text = text.lower()
+    if options.strip_punctuation:
+        text = text.translate(_PUNCTUATION)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def feedback_label(row: Mapping[str, Any], *, labels: Sequence[str]) -> tuple[str | None, str]:
+    """The label one feedback row teaches (or None) and the name of the rule that decided it."""
+    if row.get("label"):
+        return str(row["label"]), "corrected"
+    rating, predicted = row.get("rating"), row.get("predicted_label")
+    if rating is None or predicted is None:
+        return None, "unrated"
+    if rating >= 4:
+        return str(predicted), "confirmed"
+    if rating <= 2:
+        others = [label for label in labels if label != predicted]
+        if len(labels) == 2 and len(others) == 1:
+            return others[0], "flipped"
+        return None, "negative_multiclass"
+    return None, "neutral"
+
+
+def dataset_hash(*, train: Sequence[Row], holdout: Sequence[Row], labels: Sequence[str]) -> str:
+    """SHA-256 of a canonical JSON of the label set and the rows (order of rows does not count)."""
+
+    def key(row: Row) -> tuple[str, str]:
+        return row["text"], row["label"]
+
+    canonical = {
+        "labels": list(labels),
+        "train": [[r["text"], r["label"]] for r in sorted(train, key=key)],
+        "holdout": [[r["text"], r["label"]] for r in sorted(holdout, key=key)],
+    }
+    payload = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def build_dataset(
+    *,
+    examples: Iterable[Mapping[str, Any]],
+    feedback: Iterable[Mapping[str, Any]],
+    labels: Sequence[str],
+    holdout_share: float = DEFAULT_HOLDOUT_SHARE,
+    allow_new_labels: bool = False,
+    clean: CleanOptions = CleanOptions(),
+    exclude: Iterable[str] = (),
+) -> Dataset:
+    """Merge the champion's examples and feedback into train rows and a recent-feedback holdout.
+
+    Args:
+        examples: the champion's training rows `{"text", "label"}`, replayed so that
+            nothing is forgotten.
+        feedback: feedback rows; see `feedback_label` for the rules.
+        labels: the champion's labels, in head order.
+        holdout_share: share of the labeled feedback texts, newest first, kept for the gate.
+        allow_new_labels: keep labels outside `labels` and list them after the old ones;
+            otherwise such rows are dropped.
+        clean: optional cleaning; whitespace is always collapsed.
+        exclude: texts never to use (the golden set), compared after cleaning.
+    """
+    if not 0.0 <= holdout_share < 1.0:
+        raise ValueError("holdout_share must be in [0, 1)")
+    stats: Counter[str] = Counter()
+    votes: dict[str, list[_Vote]] = {}
+    example_texts = _collect_examples(examples, votes, clean=clean, stats=stats)
+    _collect_feedback(feedback, votes, labels=labels, clean=clean, stats=stats)
+    for text in {normalise_text(t, options=clean) for t in exclude} & votes.keys():
+        stats["excluded"] += len(votes.pop(text))
+    all_labels = _label_set(votes, labels=labels, allow_new=allow_new_labels, stats=stats)
+    resolved = _resolve(votes, stats=stats)
+    holdout_texts = _holdout_texts(votes, resolved, example_texts, share=holdout_share)
+    train = [Row(text=t, label=resolved[t]) for t in sorted(resolved) if t not in holdout_texts]
+    holdout = [Row(text=t, label=resolved[t]) for t in holdout_texts]
+    stats.update(train=len(train), holdout=len(holdout), new_labels=len(all_labels) - len(labels))
+    digest = dataset_hash(train=train, holdout=holdout, labels=all_labels)
+    return Dataset(train=train, holdout=holdout, labels=all_labels, hash=digest, stats=dict(stats))
+
+
+def _collect_examples(
+    examples: Iterable[Mapping[str, Any]],
+    votes: dict[str, list[_Vote]],
+    *,
+    clean: CleanOptions,
+    stats: Counter[str],
+) -> set[str]:
+    texts: set[str] = set()
+    for row in examples:
+        stats["examples"] += 1
+        text = normalise_text(str(row.get("text") or ""), options=clean)
+        if not text or not row.get("label"):
+            stats["dropped_empty"] += 1
+            continue
+        votes.setdefault(text, []).append(_Vote(str(row["label"]), _OLDEST, from_feedback=False))
+        texts.add(text)
+    return texts
+
+
+def _collect_feedback(
+    feedback: Iterable[Mapping[str, Any]],
+    votes: dict[str, list[_Vote]],
+    *,
+    labels: Sequence[str],
+    clean: CleanOptions,
+    stats: Counter[str],
+) -> None:
+    for row in feedback:
+        stats["feedback"] += 1
+        label, rule = feedback_label(row, labels=labels)
+        stats[f"feedback_{rule}"] += 1
+        if label is None:
+            continue
+        text = normalise_text(str(row.get("text") or ""), options=clean)
+        if not text:  # text logging off: only a hash was stored
+            stats["dropped_empty"] += 1
+            continue
+        vote = _Vote(label, _when(row.get("created_at")), from_feedback=True)
+        votes.setdefault(text, []).append(vote)
+
+
+def _label_set(
+    votes: dict[str, list[_Vote]],
+    *,
+    labels: Sequence[str],
+    allow_new: bool,
+    stats: Counter[str],
+) -> list[str]:
+    known = set(labels)
+    new = sorted({v.label for vs in votes.values() for v in vs} - known)
+    if allow_new:
+        return [*labels, *new]
+    for text in list(votes):
+        kept = [v for v in votes[text] if v.label in known]
+        stats["dropped_unknown_label"] += len(votes[text]) - len(kept)
+        if kept:
+            votes[text] = kept
+        else:
+            del votes[text]
+    return list(labels)
+
+
+def _resolve(votes: dict[str, list[_Vote]], *, stats: Counter[str]) -> dict[str, str]:
+    """One label per text: the majority, ties broken by the most recent vote."""
+    resolved: dict[str, str] = {}
+    for text, vs in votes.items():
+        counts = Counter(v.label for v in vs)
+        stats["duplicates"] += len(vs) - 1
+        if len(counts) > 1:
+            stats["conflicts"] += 1
+        latest = {label: max(v.at for v in vs if v.label == label) for label in counts}
+        resolved[text] = max(counts, key=lambda label: (counts[label], latest[label], label))
+    return resolved
+
+
+def _holdout_texts(
+    votes: dict[str, list[_Vote]],
+    resolved: dict[str, str],
+    example_texts: set[str],
+    *,
+    share: float,
+) -> list[str]:
+    """The newest labeled feedback texts, newest first.
+
+    Texts the champion was trained on are never held out: the champion would have seen them,
+    which would tilt the gate toward it.
+    """
+    candidates = [t for t in resolved if t not in example_texts]
+    newest = {t: max(v.at for v in votes[t] if v.from_feedback) for t in candidates}
+    candidates.sort(key=lambda t: (newest[t], t), reverse=True)
+    return candidates[: int(share * len(candidates) + 0.5)]
+
+
+def _when(value: object) -> datetime:
+    if value is None:
+        return _OLDEST
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -1,0 +1,288 @@
+"""One retrain run, start to verdict: claim, build the data, train, evaluate both, gate, promote.
+
+Plain functions that the Celery task, the CLI and the tests call the same way. The lease makes a
+redelivered or re-enqueued run harmless: only the lease holder trains, and the promotion commits
+in the same transaction as the run's final state, fenced by the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.data import Row, read_labeled, write_jsonl
+from core.golden import Golden, read_golden, write_golden
+from core.queue import RETRAIN_TASK
+from core.registry import Registry, VersionInfo, flip_champion
+from core.runtime.predictor import load_predictor
+from core.settings import Settings
+from core.store.db import Database
+from core.store.predictions import feedback_rows
+from core.store.runs import claim, fail, finish, heartbeat, owned_run, stale_runs, update_run
+from core.store.tables import utcnow
+from retrain.dataset import Dataset, build_dataset, feedback_label
+from retrain.evaluate import evaluate
+from retrain.gate import Verdict, decide
+from retrain.train import TrainArgs, train
+
+log = logging.getLogger(__name__)
+TRAIN_FILE = "train.jsonl"
+
+
+class LeaseLost(Exception):
+    """Another worker took the run over; stop without writing anything."""
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    db: Database
+    registry: Registry
+
+
+def execute_run(ctx: Context, run_id: str, *, owner: str) -> str | None:
+    """Run a retrain if this owner can claim it; returns its final state, or None if skipped."""
+    rs = ctx.settings.retrain
+    if not claim(ctx.db, run_id, owner=owner, lease_seconds=rs.lease_seconds):
+        log.info("run %s is finished or held by another worker; skipping", run_id)
+        return None
+    try:
+        return _execute(ctx, run_id, owner=owner)
+    except LeaseLost:
+        log.warning("run %s: lease lost, leaving it to its new owner", run_id)
+        return None
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        fail(ctx.db, run_id, owner=owner, error=f"{exc}\n{traceback.format_exc(limit=5)}")
+        return "failed"
+
+
+def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
+    champion = ctx.registry.champion()
+    if champion is None:
+        raise RuntimeError("no champion to retrain")
+    golden = ensure_golden(ctx, champion)
+    dataset = make_dataset(ctx, champion, golden)
+    snapshot = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
+    dataset.write_jsonl(snapshot)
+    _update(
+        ctx,
+        run_id,
+        owner,
+        champion_version=champion.version,
+        dataset_hash=dataset.hash,
+        dataset_path=str(snapshot),
+        progress=0.01,
+    )
+    staged = ctx.registry.staging_dir()
+    try:
+        result = train(
+            base=Path(champion.artifact_path),
+            dataset=dataset,
+            args=train_args(ctx.settings),
+            out=staged,
+            progress=_progress_reporter(ctx, run_id, owner),
+        )
+        _write_training_rows(staged, dataset)
+        candidate = ctx.registry.register(
+            staged,
+            task=champion.task,
+            labels=result.labels,
+            base_model=champion.base_model,
+            parent=champion.version,
+            dataset_hash=dataset.hash,
+            params={**result.params, "run_id": run_id, "train_seconds": result.seconds},
+        )
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    metrics = score_both(ctx, champion, candidate, golden=golden, holdout=dataset.holdout)
+    verdict = gate(ctx.settings, metrics)
+    return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
+
+
+def ensure_golden(ctx: Context, champion: VersionInfo) -> Golden:
+    """The golden set; after a zero-shot start, fix it now from the first labeled feedback."""
+    golden = read_golden(ctx.settings.artifacts)
+    if golden is not None:
+        return golden
+    labeled = _labeled(feedback_rows(ctx.db), champion.labels, ctx.settings)
+    # Half of what exists at most, so that the first retrain still has data to learn from.
+    take = min(ctx.settings.retrain.golden_size, len(labeled) // 2)
+    first = labeled[:take]
+    return write_golden(
+        ctx.settings.artifacts,
+        [{"text": r["text"], "label": r["label"]} for r in first],
+        source="feedback",
+        feedback_ids=[r["id"] for r in first],
+    )
+
+
+def make_dataset(ctx: Context, champion: VersionInfo, golden: Golden) -> Dataset:
+    """Champion's training rows replayed + feedback, minus the golden set."""
+    golden_ids = set(golden.feedback_ids)
+    feedback = [r for r in feedback_rows(ctx.db) if r["text"] and r["id"] not in golden_ids]
+    return build_dataset(
+        examples=_training_rows(Path(champion.artifact_path)),
+        feedback=feedback,
+        labels=champion.labels,
+        holdout_share=ctx.settings.retrain.holdout_share,
+        allow_new_labels=ctx.settings.retrain.allow_new_labels,
+        exclude=[r["text"] for r in golden.rows],
+    )
+
+
+def train_args(settings: Settings) -> TrainArgs:
+    """Training hyper-parameters from settings."""
+    rs = settings.retrain
+    return TrainArgs(
+        method=rs.method,
+        learning_rate=rs.learning_rate or None,
+        epochs=rs.epochs,
+        batch_size=rs.batch_size,
+        weight_decay=rs.weight_decay,
+        dropout=rs.dropout,
+        lora_r=rs.lora_r,
+        lora_alpha=rs.lora_alpha,
+        early_stopping_patience=rs.early_stopping_patience,
+        max_length=rs.max_length,
+        seed=rs.seed,
+        torch_threads=rs.torch_threads,
+    )
+
+
+def score_both(
+    ctx: Context,
+    champion: VersionInfo,
+    challenger: VersionInfo,
+    *,
+    golden: Golden,
+    holdout: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Both models on the same rows: the golden set and the gate's test set.
+
+    A golden set taken from feedback is as new to the champion as the holdout, so it joins the
+    paired test (more rows, more power); a golden set from `init --data` only guards regression.
+    """
+    test_rows = [*holdout, *golden.rows] if golden.source == "feedback" else list(holdout)
+    out: dict[str, Any] = {}
+    for role, version in (("champion", champion), ("challenger", challenger)):
+        predictor = load_predictor(
+            Path(version.artifact_path), version=version.version, device=ctx.settings.device
+        )
+        out[role] = {
+            "golden": evaluate(predictor, golden.rows),
+            "feedback": evaluate(predictor, test_rows),
+        }
+    return out
+
+
+def gate(settings: Settings, metrics: dict[str, Any]) -> Verdict:
+    """The promotion verdict with the configured thresholds."""
+    rs = settings.retrain
+    return decide(
+        champion=metrics["champion"],
+        challenger=metrics["challenger"],
+        min_gain=rs.min_gain,
+        confidence=rs.confidence,
+        max_regression=rs.max_regression,
+        min_holdout=rs.min_holdout,
+    )
+
+
+def conclude(
+    ctx: Context,
+    run_id: str,
+    *,
+    owner: str,
+    candidate: VersionInfo,
+    metrics: dict[str, Any],
+    verdict: Verdict,
+) -> str:
+    """Promote or reject, in one transaction with the run's final state, fenced by the lease."""
+    state = "promoted" if verdict.promote else "rejected"
+    with ctx.db.session() as session:
+        row = owned_run(session, run_id, owner=owner)
+        if row is None:
+            raise LeaseLost(run_id)
+        if verdict.promote:
+            flip_champion(session, candidate.version)
+        else:
+            ctx.registry.mark(session, candidate.version, status="rejected")
+        finish(
+            session,
+            row,
+            state=state,
+            version=candidate.version,
+            metrics=_compact(metrics),
+            verdict=verdict.to_dict(),
+        )
+    log.info("run %s %s %s: %s", run_id, state, candidate.version, "; ".join(verdict.reasons))
+    return state
+
+
+def _labeled(
+    rows: list[dict[str, Any]], labels: list[str], settings: Settings
+) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        label, _ = feedback_label(row, labels=labels)
+        if row["text"] and label and (label in labels or settings.retrain.allow_new_labels):
+            out.append({**row, "label": label})
+    return out
+
+
+def _progress_reporter(ctx: Context, run_id: str, owner: str) -> Any:
+    lease = ctx.settings.retrain.lease_seconds
+
+    def report(fraction: float, loss: float | None) -> None:
+        # Training is 90 % of a run; data and evaluation share the rest.
+        if not heartbeat(
+            ctx.db,
+            run_id,
+            owner=owner,
+            lease_seconds=lease,
+            progress=0.05 + 0.85 * fraction,
+            loss=loss,
+        ):
+            raise LeaseLost(run_id)
+
+    return report
+
+
+def _update(ctx: Context, run_id: str, owner: str, **fields: Any) -> None:
+    if not update_run(ctx.db, run_id, owner=owner, **fields):
+        raise LeaseLost(run_id)
+
+
+def _training_rows(artifact: Path) -> list[Row]:
+    path = artifact / TRAIN_FILE
+    if not path.exists():
+        return []
+    return read_labeled(path) if path.stat().st_size else []
+
+
+def _write_training_rows(artifact: Path, dataset: Dataset) -> None:
+    write_jsonl(artifact / TRAIN_FILE, [dict(r) for r in dataset.train])
+
+
+def _compact(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics for the run record, without the per-row correctness vectors."""
+    return {
+        role: {split: {k: v for k, v in ev.items() if k != "correct"} for split, ev in sets.items()}
+        for role, sets in metrics.items()
+    }
+
+
+def reap_stale(ctx: Context, *, send: Any) -> list[str]:
+    """Send stale runs to the train queue again; the lease decides who runs them."""
+    lease = ctx.settings.retrain.lease_seconds
+    stale = stale_runs(ctx.db, now=utcnow(), queued_grace_seconds=lease)
+    for run_id in stale:
+        log.warning("run %s: lease expired or never claimed; enqueueing it again", run_id)
+        send(RETRAIN_TASK, kwargs={"run_id": run_id})
+    return stale

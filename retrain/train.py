@@ -1,0 +1,287 @@
+"""Fine-tune a classifier artifact on a dataset with the Hugging Face `Trainer` (full or LoRA).
+
+Shaped like transformers' `examples/pytorch/text-classification/run_glue.py`: dataclass
+arguments, `TrainingArguments`, `compute_metrics(EvalPrediction)`, early stopping on macro-F1.
+The CLI, the Celery task and the tests call `train()` the same way.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    EvalPrediction,
+    PrinterCallback,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from core.runtime.model import (
+    ArtifactConfig,
+    TextClassifier,
+    load_classifier,
+    save_classifier,
+)
+from retrain.dataset import Dataset, Row
+from retrain.head import grow_head
+from retrain.lora import add_lora, merge_lora
+from retrain.progress import ProgressCallback, ProgressFn
+
+# Learning rates that work for sentence encoders of MiniLM/BERT size when none is given.
+DEFAULT_LEARNING_RATE = {"full": 3e-5, "lora": 5e-4}
+# The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
+IGNORE_AT_EVAL = ["embedding"]
+
+
+@dataclass
+class TrainArgs:
+    """Hyper-parameters of one fine-tune (settings fill them; tests pass small ones)."""
+
+    method: Literal["full", "lora"] = "lora"
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[method]
+    epochs: float = 3.0
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    early_stopping_patience: int = 2
+    eval_share: float = 0.1  # of the training rows, for early stopping; 0 turns it off
+    max_length: int = 128
+    seed: int = 42
+    torch_threads: int = 0  # 0: leave torch's setting alone
+
+    def lr(self) -> float:
+        """The learning rate to use."""
+        return self.learning_rate or DEFAULT_LEARNING_RATE[self.method]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the artifact went and what training measured."""
+
+    path: Path
+    labels: list[str]
+    metrics: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    """Accuracy and macro-F1 of argmax(logits) against the labels."""
+    logits = prediction.predictions
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    predicted = np.argmax(logits, axis=-1)
+    truth = np.asarray(prediction.label_ids)
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+    }
+
+
+def split_eval(rows: Sequence[Row], *, share: float, seed: int) -> tuple[list[Row], list[Row]]:
+    """A seeded random share of the rows for early stopping; none when it would be under 2 rows."""
+    n_eval = int(share * len(rows))
+    if n_eval < 2 or len(rows) - n_eval < 2:
+        return list(rows), []
+    shuffled = list(rows)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled[n_eval:], shuffled[:n_eval]
+
+
+def train(
+    *,
+    base: Path,
+    dataset: Dataset,
+    args: TrainArgs,
+    out: Path,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Fine-tune the artifact at `base` on `dataset.train` and write the challenger into `out`."""
+    started = time.perf_counter()
+    with _torch_threads(args.torch_threads):
+        set_seed(args.seed)
+        model, tokenizer, config = _prepare(base, dataset=dataset, args=args)
+        metrics, params = _fit(model, tokenizer, dataset=dataset, args=args, progress=progress)
+        if args.method == "lora":
+            model.encoder = merge_lora(model.encoder)
+        save_classifier(
+            model,
+            tokenizer,
+            out,
+            labels=dataset.labels,
+            base_model=config.base_model,
+            max_length=config.max_length,
+        )
+    return TrainResult(
+        path=out,
+        labels=list(dataset.labels),
+        metrics=metrics,
+        params=params,
+        steps=int(metrics["steps"]),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _fit(
+    model: TextClassifier,
+    tokenizer: Any,
+    *,
+    dataset: Dataset,
+    args: TrainArgs,
+    progress: ProgressFn | None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Run the Trainer (best weights restored when early stopping is on); metrics and params."""
+    fit_rows, eval_rows = split_eval(dataset.train, share=args.eval_share, seed=args.seed)
+    label_ids = {label: i for i, label in enumerate(dataset.labels)}
+    with tempfile.TemporaryDirectory(prefix="tuneloop-train-") as checkpoints:
+        trainer = _trainer(
+            model,
+            tokenizer,
+            train_rows=_encode(tokenizer, fit_rows, label_ids, max_length=args.max_length),
+            eval_rows=_encode(tokenizer, eval_rows, label_ids, max_length=args.max_length),
+            args=args,
+            output_dir=Path(checkpoints),
+            progress=progress,
+        )
+        with warnings.catch_warnings():  # checkpoint rotation on filesystems without mtime
+            warnings.filterwarnings("ignore", message="mtime may not be reliable")
+            output = trainer.train(ignore_keys_for_eval=IGNORE_AT_EVAL)
+    metrics = {
+        "train_loss": float(output.training_loss),
+        "epochs": float(trainer.state.epoch or 0),
+        "steps": float(output.global_step),
+    }
+    if trainer.state.best_metric is not None:
+        metrics["eval_macro_f1"] = float(trainer.state.best_metric)
+    params = {**asdict(args), "learning_rate": args.lr()}
+    params.update(train_rows=len(fit_rows), eval_rows=len(eval_rows))
+    return metrics, params
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Use `n` torch threads for the block (0: leave the setting alone)."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _prepare(
+    base: Path, *, dataset: Dataset, args: TrainArgs
+) -> tuple[TextClassifier, Any, ArtifactConfig]:
+    """Load the base, grow its head for new labels, set dropout, add LoRA when asked."""
+    model, tokenizer, config = load_classifier(base)
+    _grow_labels(model, tokenizer, old=config.labels, dataset=dataset, max_length=args.max_length)
+    model.dropout.p = args.dropout
+    if args.method == "lora":
+        model.encoder = add_lora(
+            model.encoder, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout
+        )
+    return model, tokenizer, config
+
+
+def _grow_labels(
+    model: TextClassifier, tokenizer: Any, *, old: list[str], dataset: Dataset, max_length: int
+) -> None:
+    if dataset.labels[: len(old)] != old:
+        raise ValueError(f"dataset labels {dataset.labels} do not extend the model's {old}")
+    new = dataset.labels[len(old) :]
+    if new:
+        texts = {label: [r["text"] for r in dataset.train if r["label"] == label] for label in new}
+        grow_head(model, tokenizer, new_labels=texts, max_length=max_length)
+
+
+def _encode(
+    tokenizer: Any, rows: Sequence[Row], label_ids: dict[str, int], *, max_length: int
+) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
+    keys = list(encoded.keys())
+    return [
+        {**{k: encoded[k][i] for k in keys}, "labels": label_ids[row["label"]]}
+        for i, row in enumerate(rows)
+    ]
+
+
+def _trainer(
+    model: TextClassifier,
+    tokenizer: Any,
+    *,
+    train_rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]],
+    args: TrainArgs,
+    output_dir: Path,
+    progress: ProgressFn | None,
+) -> Trainer:
+    stop_early = bool(eval_rows) and args.early_stopping_patience > 0
+    callbacks: list[Any] = [ProgressCallback(progress)] if progress else []
+    if stop_early:
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)
+        )
+    trainer = Trainer(
+        model=model,
+        args=_training_arguments(args, output_dir=output_dir, evaluate=bool(eval_rows)),
+        train_dataset=train_rows,  # a list is a map-style dataset
+        eval_dataset=eval_rows or None,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log line; the callback reports
+    return trainer
+
+
+def _training_arguments(args: TrainArgs, *, output_dir: Path, evaluate: bool) -> TrainingArguments:
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    strategy = "epoch" if evaluate else "no"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=args.lr(),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size * 2,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        data_seed=args.seed,
+        eval_strategy=strategy,
+        save_strategy=strategy,  # load_best_model_at_end needs them equal
+        save_only_model=True,  # best weights only, no optimizer state
+        save_total_limit=1,
+        load_best_model_at_end=evaluate,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=0.05,  # a share of all steps: about 20 progress reports per run
+        report_to=[],
+        push_to_hub=False,
+        disable_tqdm=True,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        use_cpu=not cuda,
+        dataloader_num_workers=0,
+    )

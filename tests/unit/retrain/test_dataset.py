@@ -1,0 +1,144 @@
+"""The dataset builder's rules, one test each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from retrain.dataset import CleanOptions, Dataset, build_dataset, normalise_text
+from tests.unit.retrain.factories import feedback
+
+BINARY = ["negative", "positive"]
+INTENTS = ["billing", "refund", "shipping"]
+
+
+def build(rows: list[dict[str, Any]], *, labels: list[str] = BINARY, **kwargs: Any) -> Dataset:
+    return build_dataset(examples=[], feedback=rows, labels=labels, holdout_share=0.0, **kwargs)
+
+
+def labels_of(dataset: Dataset) -> dict[str, str]:
+    return {r["text"]: r["label"] for r in dataset.train + dataset.holdout}
+
+
+def test_corrected_label_is_an_example_whatever_the_rating() -> None:
+    dataset = build([feedback("so so", predicted="positive", rating=1, label="negative")])
+    assert labels_of(dataset) == {"so so": "negative"}
+    assert dataset.stats["feedback_corrected"] == 1
+
+
+def test_high_rating_confirms_the_predicted_label() -> None:
+    dataset = build([feedback("loved it", predicted="positive", rating=4)])
+    assert labels_of(dataset) == {"loved it": "positive"}
+
+
+def test_low_rating_gives_the_other_label_of_a_binary_task() -> None:
+    dataset = build([feedback("meh", predicted="positive", rating=2)])
+    assert labels_of(dataset) == {"meh": "negative"}
+
+
+def test_low_rating_is_left_out_of_a_multiclass_task() -> None:
+    dataset = build([feedback("where", predicted="billing", rating=1)], labels=INTENTS)
+    assert dataset.train == [] and dataset.stats["feedback_negative_multiclass"] == 1
+
+
+def test_neutral_rating_without_label_is_ignored() -> None:
+    dataset = build([feedback("fine", predicted="positive", rating=3)])
+    assert dataset.train == [] and dataset.stats["feedback_neutral"] == 1
+
+
+def test_whitespace_is_collapsed_and_case_and_punctuation_kept_by_default() -> None:
+    dataset = build([feedback("  Great\t product!\n ", rating=5)])
+    assert labels_of(dataset) == {"Great product!": "positive"}
+
+
+def test_optional_cleaning_steps() -> None:
+    wide = "\uff27\uff52\uff45\uff41\uff54"  # "Great" in full-width letters
+    options = CleanOptions(lowercase=True, strip_punctuation=True, unicode_nfkc=True)
+    assert normalise_text(f"{wide},  Product!", options=options) == "great product"
+    assert normalise_text(f"{wide}!") == f"{wide}!"
+
+
+def test_duplicates_after_normalisation_become_one_row() -> None:
+    rows = [feedback("good  one", rating=5), feedback("good one", rating=4, minutes=1)]
+    dataset = build(rows)
+    assert dataset.train == [{"text": "good one", "label": "positive"}]
+    assert dataset.stats["duplicates"] == 1
+
+
+def test_conflicting_labels_resolve_by_majority() -> None:
+    rows = [
+        feedback("odd", label="negative", minutes=0),
+        feedback("odd", label="negative", minutes=1),
+        feedback("odd", label="positive", minutes=2),
+    ]
+    assert labels_of(build(rows)) == {"odd": "negative"}
+
+
+def test_conflicting_labels_tied_resolve_to_the_most_recent() -> None:
+    rows = [feedback("odd", label="positive", minutes=5), feedback("odd", label="negative")]
+    assert labels_of(build(rows)) == {"odd": "positive"}
+    assert build(rows).stats["conflicts"] == 1
+
+
+def test_feedback_correction_overrides_a_champion_example() -> None:
+    examples = [{"text": "sick", "label": "negative"}]
+    rows = [feedback("sick", label="positive")]
+    dataset = build_dataset(examples=examples, feedback=rows, labels=BINARY)
+    assert labels_of(dataset) == {"sick": "positive"}
+
+
+def test_unknown_labels_are_dropped_by_default() -> None:
+    dataset = build([feedback("hm", label="mixed"), feedback("ok", label="positive")])
+    assert labels_of(dataset) == {"ok": "positive"}
+    assert dataset.labels == BINARY and dataset.stats["dropped_unknown_label"] == 1
+
+
+def test_new_labels_grow_the_label_set_after_the_old_ones() -> None:
+    rows = [feedback("late", label="tracking"), feedback("again", label="cancel")]
+    dataset = build(rows, labels=INTENTS, allow_new_labels=True)
+    assert dataset.labels == [*INTENTS, "cancel", "tracking"]
+    assert labels_of(dataset)["late"] == "tracking"
+
+
+def test_holdout_is_the_most_recent_labeled_feedback_and_never_trained_on() -> None:
+    rows = [feedback(f"text {i}", rating=5, minutes=i) for i in range(10)]
+    rows += [feedback("text 9", rating=5, minutes=0)]  # an older duplicate of a held-out text
+    dataset = build_dataset(examples=[], feedback=rows, labels=BINARY, holdout_share=0.2)
+    assert [r["text"] for r in dataset.holdout] == ["text 9", "text 8"]
+    assert not {r["text"] for r in dataset.holdout} & {r["text"] for r in dataset.train}
+    assert len(dataset.train) == 8
+
+
+def test_champion_examples_are_never_held_out() -> None:
+    examples = [{"text": "seen", "label": "positive"}]
+    rows = [feedback("seen", rating=5, minutes=9), feedback("new", rating=5, minutes=1)]
+    dataset = build_dataset(examples=examples, feedback=rows, labels=BINARY, holdout_share=0.5)
+    assert [r["text"] for r in dataset.holdout] == ["new"]
+
+
+def test_excluded_texts_are_neither_trained_on_nor_held_out() -> None:
+    rows = [feedback("golden  text", rating=5), feedback("other", rating=5)]
+    dataset = build(rows, exclude=["golden text"])
+    assert labels_of(dataset) == {"other": "positive"} and dataset.stats["excluded"] == 1
+
+
+def test_hash_is_stable_and_follows_the_content() -> None:
+    examples = [{"text": f"ex {i}", "label": BINARY[i % 2]} for i in range(6)]
+    rows = [feedback(f"fb {i}", rating=5, minutes=i) for i in range(5)]
+    first = build_dataset(examples=examples, feedback=rows, labels=BINARY)
+    again = build_dataset(examples=examples[::-1], feedback=rows[::-1], labels=BINARY)
+    changed = build_dataset(examples=examples, feedback=rows[:-1], labels=BINARY)
+    assert first.hash == again.hash and len(first.hash) == 64
+    assert changed.hash != first.hash
+
+
+def test_snapshot_round_trips_with_its_hash(tmp_path: Path) -> None:
+    rows = [feedback(f"fb {i}", rating=5, minutes=i) for i in range(5)]
+    dataset = build_dataset(examples=[], feedback=rows, labels=BINARY)
+    dataset.write_jsonl(tmp_path / "snap" / "dataset.jsonl")
+    loaded = Dataset.read_jsonl(tmp_path / "snap" / "dataset.jsonl", labels=BINARY)
+    assert (loaded.train, loaded.holdout, loaded.hash) == (
+        dataset.train,
+        dataset.holdout,
+        dataset.hash,
+    )

@@ -1,0 +1,108 @@
+"""Fine-tuning a tiny BERT artifact: full, LoRA, and with a new label."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import EvalPrediction
+
+from core.runtime.model import load_classifier
+from core.runtime.predictor import load_predictor
+from retrain.dataset import Row, build_dataset
+from retrain.evaluate import evaluate
+from retrain.head import embed_texts, grow_head
+from retrain.lora import attention_targets
+from retrain.train import TrainArgs, compute_metrics, split_eval, train
+from tests.unit.retrain.factories import feedback, rows
+
+BINARY = ["negative", "positive"]
+FAST = TrainArgs(epochs=3, batch_size=16, max_length=32, seed=0, torch_threads=1)
+
+
+def accuracy(path: Path, test_rows: list[Row]) -> float:
+    predictor = load_predictor(path, version="challenger", device="cpu")
+    return float(evaluate(predictor, test_rows)["accuracy"])
+
+
+def test_full_finetune_learns_and_reports_progress(base_artifact: Path, tmp_path: Path) -> None:
+    dataset = build_dataset(examples=rows(BINARY, 60), feedback=[], labels=BINARY)
+    calls: list[tuple[float, float | None]] = []
+    result = train(
+        base=base_artifact,
+        dataset=dataset,
+        args=replace(FAST, method="full", learning_rate=1e-3),
+        out=tmp_path / "full",
+        progress=lambda fraction, loss: calls.append((fraction, loss)),
+    )
+    assert accuracy(result.path, rows(BINARY, 20, seed=1)) >= 0.85
+    fractions = [f for f, _ in calls]
+    assert len(fractions) > 3 and fractions == sorted(set(fractions)) and fractions[-1] == 1.0
+    assert all(loss is not None for _, loss in calls)
+    assert "eval_macro_f1" in result.metrics and result.params["eval_rows"] == 12
+
+
+def test_lora_is_merged_into_a_plain_classifier(base_artifact: Path, tmp_path: Path) -> None:
+    dataset = build_dataset(examples=rows(BINARY, 80), feedback=[], labels=BINARY)
+    args = replace(FAST, method="lora", learning_rate=1e-2, epochs=5, lora_r=8)
+    result = train(base=base_artifact, dataset=dataset, args=args, out=tmp_path / "lora")
+    assert accuracy(result.path, rows(BINARY, 20, seed=1)) >= 0.8
+    assert not (result.path / "adapter_config.json").exists()
+    before, _, _ = load_classifier(base_artifact)
+    after, _, _ = load_classifier(result.path)
+    query = "encoder.layer.0.attention.self.query.weight"
+    key = "encoder.layer.0.attention.self.key.weight"
+    assert set(after.encoder.state_dict()) == set(before.encoder.state_dict())
+    assert not torch.equal(before.encoder.state_dict()[query], after.encoder.state_dict()[query])
+    assert torch.equal(before.encoder.state_dict()[key], after.encoder.state_dict()[key])
+
+
+def test_new_label_from_feedback_grows_the_head(base_artifact: Path, tmp_path: Path) -> None:
+    neutral = rows(["neutral"], 40, seed=2)
+    corrections = [feedback(r["text"], label="neutral", minutes=i) for i, r in enumerate(neutral)]
+    dataset = build_dataset(
+        examples=rows(BINARY, 40), feedback=corrections, labels=BINARY, allow_new_labels=True
+    )
+    args = replace(FAST, method="full", learning_rate=1e-3)
+    result = train(base=base_artifact, dataset=dataset, args=args, out=tmp_path / "grown")
+    assert result.labels == [*BINARY, "neutral"]
+    assert load_predictor(result.path, version="v2", device="cpu").labels == result.labels
+    assert accuracy(result.path, dataset.holdout) >= 0.8  # the 8 newest neutral texts
+
+
+def test_grown_rows_start_at_the_prototype_of_their_examples(base_artifact: Path) -> None:
+    model, tokenizer, _ = load_classifier(base_artifact)
+    old_weight, old_bias = model.head.weight.detach().clone(), model.head.bias.detach().clone()
+    texts = [r["text"] for r in rows(["neutral"], 10)]
+    grow_head(model, tokenizer, new_labels={"neutral": texts, "unseen": []}, max_length=32)
+    weight, bias = model.head.weight.detach(), model.head.bias.detach()
+    prototype = F.normalize(embed_texts(model, tokenizer, texts, max_length=32).mean(0), dim=0)
+    assert weight.shape == (4, old_weight.shape[1])
+    torch.testing.assert_close(weight[:2], old_weight)
+    torch.testing.assert_close(weight[2], prototype * old_weight.norm(dim=1).mean())
+    assert float(bias[3]) < float(old_bias.min()) and not weight[3].any()
+
+
+def test_lora_targets_the_attention_query_and_value(base_artifact: Path) -> None:
+    model, _, _ = load_classifier(base_artifact)
+    assert attention_targets(model.encoder) == ["query", "value"]
+    with pytest.raises(ValueError):
+        attention_targets(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_split_eval_holds_out_a_share_or_nothing_when_too_small() -> None:
+    data = rows(BINARY, 50)
+    fit, held = split_eval(data, share=0.1, seed=0)
+    assert len(held) == 10 and len(fit) == 90
+    assert not {r["text"] for r in held} & {r["text"] for r in fit}
+    assert split_eval(data[:10], share=0.1, seed=0) == (data[:10], [])
+
+
+def test_compute_metrics_gives_accuracy_and_macro_f1() -> None:
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])  # predicts 0, 1, 0
+    metrics = compute_metrics(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 1])))
+    assert metrics == pytest.approx({"accuracy": 2 / 3, "macro_f1": 2 / 3})

@@ -1,0 +1,166 @@
+"""CLI commands of the loop: worker, beat, retrain, models, feedback export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from celery import Celery
+
+from core.registry import NoChampion, Registry, VersionNotFound
+from core.settings import Settings, get_settings
+from core.store.db import Database
+
+
+def registry_of(settings: Settings) -> Registry:
+    """The registry on the configured store."""
+    return Registry(Database(settings.database_url), settings.artifacts)
+
+
+def celery_app(settings: Settings) -> Celery:
+    """The Celery app with every task of ours registered (the composition root's job)."""
+    import monitor.tasks  # noqa: F401  (registers monitor.check)
+
+    import retrain.tasks  # noqa: F401  (registers retrain.run, retrain.reap)
+    from core.queue import make_celery
+
+    return make_celery(settings, monitor_interval=settings.monitor.interval)
+
+
+@click.command()
+@click.option("--queues", default=None, help="Queues to consume (default train,monitor).")
+@click.option("--concurrency", type=int, default=None, help="Worker processes.")
+def worker(queues: str | None, concurrency: int | None) -> None:
+    """Run a Celery worker: retrain runs (queue `train`) and monitor checks (queue `monitor`)."""
+    settings = get_settings()
+    app = celery_app(settings)
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            queues or settings.worker.queues,
+            "-c",
+            str(concurrency or settings.worker.concurrency),
+            "--loglevel",
+            settings.log_level,
+            "-n",
+            "tuneloop@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@click.command()
+def beat() -> None:
+    """Run Celery beat: monitor checks every interval, lease reaping."""
+    settings = get_settings()
+    app = celery_app(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    app.Beat(schedule=str(settings.home / "beat-schedule"), loglevel=settings.log_level).run()
+
+
+@click.command()
+@click.option("--wait/--no-wait", default=False, help="Wait for the run to finish.")
+def retrain(wait: bool) -> None:
+    """Queue a manual retrain run (workers run it)."""
+    from core.queue import make_celery, request_retrain
+    from core.store.runs import get_run
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    run, created = request_retrain(db, make_celery(settings), trigger="manual")
+    click.echo(f"{'queued' if created else 'already in flight'}: run {run['run_id']}")
+    while wait:
+        run = get_run(db, str(run["run_id"]))
+        click.echo(f"  {run['state']} {run['progress']:.0%}", err=True)
+        if run["state"] in ("promoted", "rejected", "failed"):
+            click.echo(json.dumps(run, indent=2, default=str))
+            break
+        time.sleep(2)
+
+
+@click.group()
+def models() -> None:
+    """Model versions: list, promote, rollback, register."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every version, newest first."""
+    for v in registry_of(get_settings()).list():
+        golden = v.metrics.get("golden", {}).get("accuracy")
+        click.echo(
+            f"{v.version:6} {v.status:9} {v.task:14} parent={v.parent or '-':5} "
+            f"golden_acc={golden if golden is not None else '-'} {v.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@models.command("promote")
+@click.argument("version")
+def models_promote(version: str) -> None:
+    """Make VERSION the champion."""
+    try:
+        click.echo(f"champion is now {registry_of(get_settings()).promote(version).version}")
+    except VersionNotFound:
+        raise click.ClickException(f"unknown version {version}") from None
+
+
+@models.command("rollback")
+def models_rollback() -> None:
+    """Point the champion back at the version it replaced."""
+    try:
+        click.echo(f"champion is now {registry_of(get_settings()).rollback().version}")
+    except NoChampion as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@models.command("register")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def models_register(path: Path) -> None:
+    """Register a model trained elsewhere; it is scored on the golden set before promotion."""
+    from tuneloop.register import register_external
+
+    version = register_external(get_settings(), path)
+    click.echo(
+        f"registered {version.version} (candidate): golden "
+        f"{json.dumps(version.metrics.get('golden', {}).get('accuracy'))}"
+    )
+
+
+@click.group()
+def feedback() -> None:
+    """Collected feedback."""
+
+
+@feedback.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+def feedback_export(fmt: str) -> None:
+    """Write every feedback row with its prediction to stdout."""
+    from core.store.predictions import feedback_rows
+
+    rows = feedback_rows(Database(get_settings().database_url))
+    fields = [
+        "id",
+        "created_at",
+        "prediction_id",
+        "model_version",
+        "text",
+        "predicted_label",
+        "rating",
+        "label",
+    ]
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    for row in rows:
+        click.echo(json.dumps({k: row[k] for k in fields}, default=str, ensure_ascii=False))
+
+
+COMMANDS = [worker, beat, retrain, models, feedback]
