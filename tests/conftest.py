@@ -13,7 +13,7 @@ import pytest
 
 from core.registry import Registry
 from core.store.db import Database, upgrade
-from tests.factories import tiny_classifier
+from tests.factories import tiny_artifact
 
 POSTGRES_URL = os.environ.get(
     "TUNELOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -77,8 +77,6 @@ def registry(db: Database, tmp_path: Path) -> Registry:
 
 
 @pytest.fixture(scope="session")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny negative/positive classifier artifact (random weights)."""
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    tiny_classifier(folder, ["negative", "positive"])
-    return folder
+def base_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised negative/positive tiny BERT classifier artifact."""
+    return tiny_artifact(tmp_path_factory.mktemp("base") / "artifact")

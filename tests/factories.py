@@ -1,42 +1,80 @@
-"""Plain factory functions for tests: tiny models built from a config, stores, records."""
+"""Plain factories for tests: a tiny BERT built from a config, separable synthetic texts."""
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from core.runtime.model import TextClassifier, save_classifier
+from retrain.dataset import Row
 
-WORDS = (
-    "good great excellent love perfect happy fine nice best wonderful "
-    "bad awful terrible hate broken poor sad worst waste refund "
-    "the a it is was this product book phone movie kitchen works after one day money"
-).split()
-
-
-def tiny_tokenizer(folder: Path) -> BertTokenizerFast:
-    """A WordPiece tokenizer over a few dozen words."""
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ing"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+POSITIVE = ["good", "great", "excellent", "love", "perfect", "nice", "happy", "best"]
+NEGATIVE = ["bad", "awful", "terrible", "hate", "broken", "poor", "sad", "worst"]
+NEUTRAL = ["table", "chair", "window", "paper", "door", "lamp", "shelf", "floor"]
+FILLER = ["the", "it", "is", "was", "this", "product", "very", "and"]
+WORDS = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def tiny_classifier(folder: Path, labels: list[str], *, seed: int = 0) -> TextClassifier:
-    """A 2-layer, 32-wide BERT classifier, saved as an artifact in `folder`."""
-    import torch
-
+def tiny_artifact(path: Path, *, labels: list[str] | None = None, seed: int = 0) -> Path:
+    """Write a randomly initialised two-layer BERT classifier artifact into `path`."""
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = path.parent / f"{path.name}-vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + POSITIVE + NEGATIVE + NEUTRAL + FILLER) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
     torch.manual_seed(seed)
-    tokenizer = tiny_tokenizer(folder / "_vocab")
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
+        vocab_size=len(SPECIAL) + 32,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=64,
     )
-    model = TextClassifier(BertModel(config, add_pooling_layer=False), len(labels))
-    save_classifier(model, tokenizer, folder, labels=labels, base_model="tiny-bert", max_length=32)
-    return model
+    labels = labels or ["negative", "positive"]
+    model = TextClassifier(BertModel(config), len(labels))
+    save_classifier(model, tokenizer, path, labels=labels, base_model="tiny-bert", max_length=32)
+    return path
+
+
+def sentence(label: str, rng: random.Random) -> str:
+    """A short text of the label's words mixed with filler."""
+    words = rng.sample(WORDS[label], 3) + rng.sample(FILLER, rng.randint(1, 3))
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def rows(labels: list[str], n_per_label: int, *, seed: int = 0) -> list[Row]:
+    """`n_per_label` distinct labeled texts per label."""
+    rng = random.Random(seed)
+    out: list[Row] = []
+    for label in labels:
+        seen: set[str] = set()
+        while len(seen) < n_per_label:
+            seen.add(sentence(label, rng))
+        out += [Row(text=t, label=label) for t in sorted(seen)]
+    return out
+
+
+def feedback(
+    text: str,
+    *,
+    predicted: str = "positive",
+    rating: int | None = None,
+    label: str | None = None,
+    minutes: int = 0,
+) -> dict[str, Any]:
+    """One feedback row as the store hands it to the dataset builder."""
+    return {
+        "text": text,
+        "predicted_label": predicted,
+        "rating": rating,
+        "label": label,
+        "created_at": T0 + timedelta(minutes=minutes),
+    }

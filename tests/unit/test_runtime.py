@@ -13,8 +13,8 @@ from core.runtime.predictor import load_predictor
 TEXTS = ["good", "the product was bad and broken after one day", "love it", "waste of money"]
 
 
-def test_outputs_keep_input_order_whatever_the_lengths(tiny_artifact: Path) -> None:
-    predictor = load_predictor(tiny_artifact, version="v1", device="cpu")
+def test_outputs_keep_input_order_whatever_the_lengths(base_artifact: Path) -> None:
+    predictor = load_predictor(base_artifact, version="v1", device="cpu")
     together = predictor.predict(TEXTS)
     alone = [predictor.predict([t])[0] for t in TEXTS]
     for a, b in zip(together, alone, strict=True):
@@ -24,10 +24,10 @@ def test_outputs_keep_input_order_whatever_the_lengths(tiny_artifact: Path) -> N
         assert abs(sum((a.scores or {}).values()) - 1.0) < 1e-5
 
 
-def test_embedding_is_the_mean_pooled_state_of_the_same_pass(tiny_artifact: Path) -> None:
-    predictor = load_predictor(tiny_artifact, version="v1", device="cpu")
+def test_embedding_is_the_mean_pooled_state_of_the_same_pass(base_artifact: Path) -> None:
+    predictor = load_predictor(base_artifact, version="v1", device="cpu")
     out = predictor.predict(["good product"])[0]
-    model, tokenizer, _ = load_classifier(tiny_artifact)
+    model, tokenizer, _ = load_classifier(base_artifact)
     batch = tokenizer(["good product"], return_tensors="pt")
     with torch.inference_mode():
         hidden = model.eval().encoder(**batch)[0]
@@ -36,15 +36,15 @@ def test_embedding_is_the_mean_pooled_state_of_the_same_pass(tiny_artifact: Path
     np.testing.assert_allclose(out.embedding, expected, atol=1e-5)
 
 
-def test_long_texts_are_truncated_and_flagged(tiny_artifact: Path) -> None:
-    predictor = load_predictor(tiny_artifact, version="v1", device="cpu", max_length=8)
+def test_long_texts_are_truncated_and_flagged(base_artifact: Path) -> None:
+    predictor = load_predictor(base_artifact, version="v1", device="cpu", max_length=8)
     short, long = predictor.predict(["good", "good " * 50])
     assert not short.truncated and long.truncated
     assert long.n_tokens == 8
 
 
-def test_token_budget_splits_a_batch_into_padded_chunks(tiny_artifact: Path) -> None:
-    predictor = load_predictor(tiny_artifact, version="v1", device="cpu", max_batch_tokens=16)
+def test_token_budget_splits_a_batch_into_padded_chunks(base_artifact: Path) -> None:
+    predictor = load_predictor(base_artifact, version="v1", device="cpu", max_batch_tokens=16)
     encoded = predictor.encode(["good"] * 3 + ["good " * 10])
     chunks = predictor._chunks(sorted(range(4), key=lambda i: len(encoded[i][0])), encoded)
     for chunk in chunks:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
-
-from tests.unit.retrain.factories import tiny_artifact
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,9 +15,3 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def base_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised two-label tiny BERT classifier artifact."""
-    return tiny_artifact(tmp_path_factory.mktemp("base") / "artifact")

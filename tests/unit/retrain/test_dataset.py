@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain.dataset import CleanOptions, Dataset, build_dataset, normalise_text
-from tests.unit.retrain.factories import feedback
+from tests.factories import feedback
 
 BINARY = ["negative", "positive"]
 INTENTS = ["billing", "refund", "shipping"]

@@ -18,7 +18,7 @@ from retrain.evaluate import evaluate
 from retrain.head import embed_texts, grow_head
 from retrain.lora import attention_targets
 from retrain.train import TrainArgs, compute_metrics, split_eval, train
-from tests.unit.retrain.factories import feedback, rows
+from tests.factories import feedback, rows
 
 BINARY = ["negative", "positive"]
 FAST = TrainArgs(epochs=3, batch_size=16, max_length=32, seed=0, torch_threads=1)
