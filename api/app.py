@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from api.predlog import PredictionLog
 from api.responses import JSON
 from api.routes import admin, feedback, health, predict, records
 from api.serving import Loader, Serving
+from api.store_metrics import StoreCollector
 from core.queue import make_celery
 from core.registry import Registry, VersionInfo
 from core.runtime.predictor import Predictor, load_predictor
@@ -24,6 +26,8 @@ from core.store.db import Database
 from core.store.predictions import insert_predictions
 
 log = logging.getLogger(__name__)
+# The monitor check as the composition root provides it: settings and store in, the check out.
+MonitorCheck = Callable[[Settings, Database], dict[str, Any]]
 
 
 def default_loader(settings: Settings) -> Loader:
@@ -48,8 +52,14 @@ def create_app(
     *,
     load: Loader | None = None,
     db_factory: Callable[[str], Database] = Database,
+    drift_features: tuple[str, ...] = (),
+    monitor_check: MonitorCheck | None = None,
 ) -> FastAPI:
-    """Build the api; nothing is loaded or connected until the lifespan starts."""
+    """Build the api; nothing is loaded or connected until the lifespan starts.
+
+    The composition root hands in what the api may call of other components: the monitor check
+    (run synchronously by `POST /v1/monitor/check`) and the names of the drift features.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +80,9 @@ def create_app(
         )
         app.state.db, app.state.registry, app.state.serving = db, registry, serving
         app.state.celery = make_celery(settings)
+        app.state.store_metrics = StoreCollector(
+            db, monitor_interval=settings.monitor.interval, columns=drift_features
+        )
         await serving.start()
         try:
             yield
@@ -85,6 +98,7 @@ def create_app(
         description="Predictions, feedback and the loop that keeps the model good.",
     )
     app.state.settings = settings
+    app.state.monitor_check = monitor_check
     app.add_exception_handler(RequestValidationError, validation_handler)
     for module in (predict, feedback, records, admin, health):
         app.include_router(module.router)

@@ -17,6 +17,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 48, 64, 128, 256)
@@ -90,13 +91,19 @@ GPU_MEMORY = Gauge(
 )
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text, merged across worker processes when multiprocess mode is on."""
+def render(extra: Collector | None = None) -> tuple[bytes, str]:
+    """The exposition text (merged across worker processes in multiprocess mode), plus `extra`."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    if extra is not None:
+        store = CollectorRegistry()
+        store.register(extra)
+        body += generate_latest(store)
+    return body, CONTENT_TYPE_LATEST
 
 
 def set_model(version: str, task: str) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
 from api.deps import ServingDep
@@ -26,7 +27,7 @@ async def readyz(serving: ServingDep) -> JSON:
 
 
 @router.get("/metrics")
-async def prometheus_metrics() -> Response:
-    """Prometheus exposition."""
-    body, content_type = metrics.render()
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus exposition: this process's metrics and those read from the store."""
+    body, content_type = await run_in_threadpool(metrics.render, request.app.state.store_metrics)
     return Response(body, media_type=content_type)

@@ -1,0 +1,158 @@
+"""Metrics read from the store at scrape time: retrain runs, the champion, the last monitor check.
+
+Workers write runs and checks to the store; every api replica exposes the same values, so
+dashboards and rules aggregate these with `max`, never `sum`. Every label set is emitted from the
+start (zeros, or NaN before the first check) so that series exist before their first event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from core.store.db import Database
+from core.store.tables import ModelAlias, ModelVersion, MonitorCheck, RetrainRun
+
+TRIGGERS = ("manual", "drift", "quality")
+STATES = ("queued", "running", "promoted", "rejected", "failed")
+DECISIONS = ("none", "retrain", "skipped")
+NAN = math.nan
+
+
+class StoreCollector(Collector):
+    """A Prometheus collector over the store (a few small queries per scrape)."""
+
+    def __init__(self, db: Database, *, monitor_interval: float, columns: tuple[str, ...]) -> None:
+        self.db = db
+        self.monitor_interval = monitor_interval
+        self.columns = columns
+
+    def collect(self) -> Iterator[Metric]:
+        with self.db.session() as session:
+            yield from self._runs(session)
+            yield from self._champion(session)
+            yield from self._monitor(session)
+
+    def _runs(self, session: Any) -> Iterator[Metric]:
+        counts = {(t, s): 0 for t in TRIGGERS for s in STATES}
+        for trigger, state, n in session.execute(
+            select(RetrainRun.trigger, RetrainRun.state, func.count()).group_by(
+                RetrainRun.trigger, RetrainRun.state
+            )
+        ):
+            counts[(trigger, state)] = n
+        runs = GaugeMetricFamily(
+            "tuneloop_retrain_runs",
+            "Retrain runs by trigger and state.",
+            labels=["trigger", "state"],
+        )
+        for (trigger, state), n in counts.items():
+            runs.add_metric([trigger, state], n)
+        yield runs
+        finished = session.execute(
+            select(RetrainRun.started_at, RetrainRun.finished_at).where(
+                RetrainRun.finished_at.is_not(None), RetrainRun.started_at.is_not(None)
+            )
+        ).all()
+        durations = [(f - s).total_seconds() for s, f in finished]
+        yield SummaryMetricFamily(
+            "tuneloop_retrain_run_duration_seconds",
+            "Wall time of finished retrain runs.",
+            count_value=len(durations),
+            sum_value=sum(durations),
+        )
+        verdicts = GaugeMetricFamily(
+            "tuneloop_retrain_verdicts", "Gate verdicts so far.", labels=["verdict"]
+        )
+        promoted = counts_by_state(counts, "promoted")
+        verdicts.add_metric(["promote"], promoted)
+        verdicts.add_metric(["reject"], counts_by_state(counts, "rejected"))
+        yield verdicts
+        active = session.scalar(select(RetrainRun.progress).where(RetrainRun.active_slot == 1))
+        yield GaugeMetricFamily(
+            "tuneloop_retrain_run_progress",
+            "Progress of the run in flight (0 when none).",
+            value=active or 0,
+        )
+
+    def _champion(self, session: Any) -> Iterator[Metric]:
+        row = session.execute(
+            select(ModelVersion.version, ModelVersion.number)
+            .join(ModelAlias, ModelAlias.version == ModelVersion.version)
+            .where(ModelAlias.name == "champion")
+        ).first()
+        yield GaugeMetricFamily(
+            "tuneloop_retrain_champion_version",
+            "Number of the champion version (v3 is 3).",
+            value=row.number if row else 0,
+        )
+
+    def _monitor(self, session: Any) -> Iterator[Metric]:
+        check = session.scalars(
+            select(MonitorCheck).order_by(MonitorCheck.created_at.desc()).limit(1)
+        ).first()
+        quality = (check.quality or {}) if check else {}
+        values = {
+            "drift_share": (
+                "Share of drifted columns in the last check.",
+                check.drift_share if check else None,
+            ),
+            "embedding_drift_score": (
+                "Embedding drift score of the last check.",
+                check.embedding_drift if check else None,
+            ),
+            "drift_detected": (
+                "1 when the last check detected drift.",
+                float(check.drift_detected) if check else None,
+            ),
+            "estimated_accuracy": (
+                "Label-free accuracy estimate (CBPE) of the last window.",
+                check.estimated_accuracy if check else None,
+            ),
+            "mean_rating": ("Mean feedback rating in the last window.", quality.get("mean_rating")),
+            "negative_share": (
+                "Share of ratings <= 2 in the last window.",
+                quality.get("negative_share"),
+            ),
+            "feedback_accuracy": (
+                "Accuracy against feedback labels in the last window.",
+                quality.get("accuracy"),
+            ),
+            "last_check_timestamp_seconds": (
+                "Unix time of the last check.",
+                check.created_at.timestamp() if check else None,
+            ),
+            "check_duration_seconds": (
+                "Duration of the last check.",
+                check.duration_seconds if check else None,
+            ),
+        }
+        for name, (doc, value) in values.items():
+            yield GaugeMetricFamily(
+                f"tuneloop_monitor_{name}", doc, value=NAN if value is None else float(value)
+            )
+        yield GaugeMetricFamily(
+            "tuneloop_monitor_interval_seconds",
+            "Configured seconds between scheduled checks.",
+            value=self.monitor_interval,
+        )
+        scores = GaugeMetricFamily(
+            "tuneloop_monitor_drift_score",
+            "Drift score per feature in the last check.",
+            labels=["feature"],
+        )
+        columns = (check.columns or {}) if check else {}
+        for feature in sorted(set(self.columns) | set(columns)):
+            score = columns.get(feature, {}).get("score")
+            scores.add_metric([feature], NAN if score is None else float(score))
+        yield scores
+
+
+def counts_by_state(counts: dict[tuple[str, str], int], state: str) -> int:
+    """Runs in `state`, whatever their trigger."""
+    return sum(n for (_, s), n in counts.items() if s == state)

@@ -1,0 +1,226 @@
+"""The retraining loop with a real Celery worker: on Redis + PostgreSQL and on the embedded
+transport + SQLite. A killed worker's run is taken up again and promotes once; a hot swap under
+load answers every request."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.registry import Registry
+from core.store.db import Database, upgrade
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.runs import get_run
+from core.store.tables import utcnow
+from tests.conftest import REDIS_URL, require_service
+from tests.factories import sentence
+from tests.integration.server import TOKEN, run_cli, serving, tuneloop_env
+
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+FAST_TRAINING = {
+    "TUNELOOP_RETRAIN_METHOD": "full",
+    "TUNELOOP_RETRAIN_EPOCHS": "4",
+    "TUNELOOP_RETRAIN_LEARNING_RATE": "0.001",
+    "TUNELOOP_RETRAIN_GOLDEN_SIZE": "100",
+    "TUNELOOP_RETRAIN_MIN_HOLDOUT": "20",
+    "TUNELOOP_RETRAIN_TORCH_THREADS": "1",
+    "TUNELOOP_RETRAIN_LEASE_SECONDS": "10",
+    "TUNELOOP_RETRAIN_REAP_INTERVAL": "5",
+    "TUNELOOP_API_MODEL_POLL_SECONDS": "0.5",
+    "TUNELOOP_WORKER_CONCURRENCY": "1",
+}
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def loop_env(request: pytest.FixtureRequest, tmp_path: Path, base_artifact: Path) -> dict[str, str]:
+    """A home with a random tiny champion v1 and 240 corrected feedback items."""
+    if request.param == "redis":
+        require_service(REDIS_URL, "Redis")
+        url = request.getfixturevalue("fresh_postgres_url")
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        env = tuneloop_env(tmp_path, url, TUNELOOP_BROKER_URL=REDIS_URL, **FAST_TRAINING)
+    else:
+        env = tuneloop_env(tmp_path, f"sqlite:///{tmp_path / 'tuneloop.db'}", **FAST_TRAINING)
+    _seed(env["TUNELOOP_DATABASE_URL"], tmp_path / "artifacts", base_artifact)
+    return env
+
+
+def _seed(url: str, artifacts: Path, base_artifact: Path) -> None:
+    upgrade(url)
+    db = Database(url)
+    registry = Registry(db, artifacts)
+    staged = registry.staging_dir()
+    shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
+    registry.promote(
+        registry.register(
+            staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
+        ).version
+    )
+    rng = random.Random(0)
+    labels = [rng.choice(["negative", "positive"]) for _ in range(240)]
+    insert_predictions(
+        db,
+        [
+            {
+                "id": f"p{i}",
+                "created_at": utcnow(),
+                "model_version": "v1",
+                "task": "classification",
+                "input_text": f"{sentence(label, rng)} {i}",
+                "input_hash": str(i),
+                "output": {},
+                "label": "positive",
+                "confidence": 0.5,
+                "latency_ms": 1.0,
+                "truncated": False,
+                "n_tokens": 5,
+                "embedding": None,
+            }
+            for i, label in enumerate(labels)
+        ],
+    )
+    for i, label in enumerate(labels):
+        submit_feedback(db, prediction_id=f"p{i}", rating=3, label=label)
+    db.dispose()
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Any]:
+    """Start `tuneloop <args>` in its own process group; all are killed at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def launch(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"{args[0]}-{len(procs)}.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuneloop.cli", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        procs.append(proc)
+        return proc
+
+    yield launch
+    for proc in procs:
+        kill(proc, signal.SIGTERM)
+
+
+def kill(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal a process and every child of it (a Celery worker forks its pool)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_for(
+    env: dict[str, str], run_id: str, states: tuple[str, ...], timeout: float = 180
+) -> dict[str, Any]:
+    db = Database(env["TUNELOOP_DATABASE_URL"])
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            run = get_run(db, run_id)
+            if run["state"] in states:
+                return run
+            assert time.monotonic() < deadline, f"run stuck in {run['state']}"
+            time.sleep(0.3)
+    finally:
+        db.dispose()
+
+
+def queued_run(env: dict[str, str]) -> str:
+    out = run_cli("retrain", env=env)
+    assert "queued: run" in out, out
+    return out.split("run ", 1)[1].strip()
+
+
+def test_a_worker_trains_gates_and_promotes_and_two_triggers_make_one_run(
+    loop_env: dict[str, str], start: Any
+) -> None:
+    run_id = queued_run(loop_env)
+    assert f"already in flight: run {run_id}" in run_cli("retrain", env=loop_env)
+    start(["worker"], loop_env)
+    run = wait_for(loop_env, run_id, ("promoted", "rejected", "failed"))
+    assert run["state"] == "promoted", run
+    assert run["version"] == "v2" and run["verdict"]["promote"] is True
+    assert "v2" in run_cli("models", "list", env=loop_env)
+
+
+def test_a_killed_worker_run_is_taken_up_again_and_promotes_once(
+    loop_env: dict[str, str], start: Any
+) -> None:
+    slow = {
+        **loop_env,
+        "TUNELOOP_RETRAIN_EPOCHS": "60",
+        "TUNELOOP_RETRAIN_EARLY_STOPPING_PATIENCE": "0",
+    }
+    run_id = queued_run(slow)
+    first = start(["worker"], slow)
+    wait_for(slow, run_id, ("running",))
+    time.sleep(1.0)
+    kill(first, signal.SIGKILL)  # the worker dies mid-training; its lease stops being renewed
+    start(["beat"], slow)
+    start(["worker"], {**slow, "TUNELOOP_RETRAIN_EPOCHS": "4"})
+    run = wait_for(slow, run_id, ("promoted", "rejected", "failed"), timeout=240)
+    assert run["state"] == "promoted" and run["attempts"] == 2, run
+    versions = run_cli("models", "list", env=slow)
+    assert versions.count("champion") == 1 and "v3" not in versions
+
+
+def test_hot_swap_under_load_answers_every_request(
+    loop_env: dict[str, str], start: Any, tmp_path: Path
+) -> None:
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+    with serving(loop_env, tmp_path / "api.log") as api:
+
+        def load() -> None:
+            with httpx.Client(base_url=api, timeout=30) as client:
+                while not stop.is_set():
+                    r = client.post("/v1/predict", json={"inputs": ["good great", "bad"]})
+                    statuses.append(r.status_code)
+                    if r.status_code == 200:
+                        versions.add(r.json()["model_version"])
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            started = httpx.post(f"{api}/v1/retrain", headers=ADMIN)
+            assert started.status_code == 202
+            again = httpx.post(f"{api}/v1/retrain", headers=ADMIN)
+            assert again.status_code == 409 and again.json() == started.json()
+            start(["worker"], loop_env)
+            run = wait_for(loop_env, started.json()["run_id"], ("promoted", "rejected", "failed"))
+            assert run["state"] == "promoted"
+            deadline = time.monotonic() + 30
+            while "v2" not in versions and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        shown = httpx.get(f"{api}/v1/retrain/{run['run_id']}", headers=ADMIN).json()
+        assert shown["state"] == "promoted" and shown["metrics"]["challenger"]["golden"]
+    assert statuses and set(statuses) == {200}
+    assert versions == {"v1", "v2"}

@@ -1,0 +1,153 @@
+"""A retrain run end to end without Celery: claim, train, gate, promote; leases and failures."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from core.registry import Registry
+from core.settings import RetrainSettings, Settings
+from core.store.db import Database
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.runs import claim, create_run, get_run
+from core.store.tables import RetrainRun, utcnow
+from retrain.service import Context, execute_run, reap_stale
+from tests.factories import sentence
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
+    """A store with a random tiny champion (v1) and its settings."""
+    settings = Settings(
+        home=tmp_path,
+        database_url=sqlite_url,
+        retrain=RetrainSettings(
+            method="full",
+            epochs=4,
+            batch_size=16,
+            learning_rate=1e-3,
+            golden_size=100,
+            min_holdout=20,
+            torch_threads=1,
+        ),
+    )
+    db = Database(sqlite_url)
+    registry = Registry(db, settings.artifacts)
+    staged = registry.staging_dir()
+    shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
+    v1 = registry.register(
+        staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
+    )
+    registry.promote(v1.version)
+    return Context(settings=settings, db=db, registry=registry)
+
+
+def give_feedback(ctx: Context, n: int, *, seed: int = 0) -> None:
+    """`n` predictions of separable texts, each corrected to its true label."""
+    rng = random.Random(seed)
+    labels = [rng.choice(["negative", "positive"]) for _ in range(n)]
+    texts = [f"{sentence(label, rng)} {i}" for i, label in enumerate(labels)]
+    now = utcnow()
+    insert_predictions(
+        ctx.db,
+        [
+            {
+                "id": f"p{seed}-{i}",
+                "created_at": now,
+                "model_version": "v1",
+                "task": "classification",
+                "input_text": text,
+                "input_hash": str(i),
+                "output": {},
+                "label": "positive",
+                "confidence": 0.5,
+                "latency_ms": 1.0,
+                "truncated": False,
+                "n_tokens": 5,
+                "embedding": None,
+            }
+            for i, text in enumerate(texts)
+        ],
+    )
+    for i, label in enumerate(labels):
+        submit_feedback(
+            ctx.db,
+            prediction_id=f"p{seed}-{i}",
+            rating=1 if label == "negative" else 5,
+            label=label,
+        )
+
+
+def test_a_run_trains_gates_and_promotes_a_better_challenger(ctx: Context) -> None:
+    give_feedback(ctx, 240)
+    run, created = create_run(ctx.db, trigger="manual")
+    assert created
+    assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
+    done = get_run(ctx.db, run["run_id"])
+    assert done["version"] == "v2" and done["progress"] == 1.0
+    assert done["verdict"]["promote"] and done["verdict"]["p_value"] < 0.1
+    challenger = done["metrics"]["challenger"]["feedback"]
+    assert challenger["accuracy"] > done["metrics"]["champion"]["feedback"]["accuracy"] + 0.2
+    assert set(done["metrics"]["champion"]) == {"golden", "feedback"}
+    champion = ctx.registry.champion()
+    assert champion is not None and champion.version == "v2" and champion.parent == "v1"
+    assert done["dataset_hash"] and Path(ctx.settings.artifacts / "golden.jsonl").exists()
+
+
+def test_a_redelivered_run_never_trains_twice(ctx: Context) -> None:
+    give_feedback(ctx, 240)
+    run, _ = create_run(ctx.db, trigger="manual")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
+    assert execute_run(ctx, run["run_id"], owner="w2") is None  # finished: nothing happens
+    assert [v.version for v in ctx.registry.list()] == ["v2", "v1"]
+
+
+def test_only_one_run_in_flight(ctx: Context) -> None:
+    first, created = create_run(ctx.db, trigger="drift")
+    second, created_again = create_run(ctx.db, trigger="manual")
+    assert created and not created_again and second["run_id"] == first["run_id"]
+
+
+def test_a_live_lease_keeps_others_out_and_an_expired_one_is_reaped(ctx: Context) -> None:
+    run, _ = create_run(ctx.db, trigger="manual")
+    assert claim(ctx.db, run["run_id"], owner="w1", lease_seconds=60)
+    assert not claim(ctx.db, run["run_id"], owner="w2", lease_seconds=60)
+    sent: list[str] = []
+    assert reap_stale(ctx, send=lambda name, kwargs: sent.append(kwargs["run_id"])) == []
+    with ctx.db.session() as session:  # the worker died: its lease runs out
+        session.execute(update(RetrainRun).values(lease_expires_at=utcnow() - timedelta(1)))
+    assert reap_stale(ctx, send=lambda name, kwargs: sent.append(kwargs["run_id"])) == [
+        run["run_id"]
+    ]
+    assert sent == [run["run_id"]]
+    assert claim(ctx.db, run["run_id"], owner="w2", lease_seconds=60)
+
+
+def test_too_small_a_holdout_rejects_and_the_champion_stays(ctx: Context) -> None:
+    give_feedback(ctx, 20)
+    run, _ = create_run(ctx.db, trigger="quality")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "rejected"
+    done = get_run(ctx.db, run["run_id"])
+    assert "fewer than min_holdout" in done["verdict"]["reasons"][0]
+    assert ctx.registry.get("v2").status == "rejected"
+    champion = ctx.registry.champion()
+    assert champion is not None and champion.version == "v1"
+
+
+def test_a_corrupt_champion_artifact_fails_the_run_not_the_service(ctx: Context) -> None:
+    give_feedback(ctx, 60)
+    champion = ctx.registry.champion()
+    assert champion is not None
+    (Path(champion.artifact_path) / "head.safetensors").write_bytes(b"garbage")
+    run, _ = create_run(ctx.db, trigger="manual")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "failed"
+    done = get_run(ctx.db, run["run_id"])
+    assert done["state"] == "failed" and done["error"]
+    after = ctx.registry.champion()
+    assert after is not None and after.version == "v1"
+    assert create_run(ctx.db, trigger="manual")[1]  # the slot is free again
