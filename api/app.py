@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,7 @@ from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
 from api.responses import JSON
 from api.routes import admin, feedback, health, predict, records
+from api.routes import monitor as monitor_routes
 from api.serving import Loader, Serving
 from api.store_metrics import StoreCollector
 from core.queue import make_celery
@@ -26,8 +28,15 @@ from core.store.db import Database
 from core.store.predictions import insert_predictions
 
 log = logging.getLogger(__name__)
-# The monitor check as the composition root provides it: settings and store in, the check out.
-MonitorCheck = Callable[[Settings, Database], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class MonitorHooks:
+    """What the api may call of monitoring, handed in by the composition root."""
+
+    check: Callable[[Settings, Database], dict[str, Any]]  # run a check now, return it
+    render: Callable[[str], str]  # a stored snapshot's path -> the HTML report
+    features: Callable[[], tuple[str, ...]]  # drift feature names, exported before any check
 
 
 def default_loader(settings: Settings) -> Loader:
@@ -52,13 +61,11 @@ def create_app(
     *,
     load: Loader | None = None,
     db_factory: Callable[[str], Database] = Database,
-    drift_features: tuple[str, ...] = (),
-    monitor_check: MonitorCheck | None = None,
+    monitor: MonitorHooks | None = None,
 ) -> FastAPI:
     """Build the api; nothing is loaded or connected until the lifespan starts.
 
-    The composition root hands in what the api may call of other components: the monitor check
-    (run synchronously by `POST /v1/monitor/check`) and the names of the drift features.
+    The composition root hands in what the api may call of monitoring (it never imports it).
     """
 
     @asynccontextmanager
@@ -81,7 +88,9 @@ def create_app(
         app.state.db, app.state.registry, app.state.serving = db, registry, serving
         app.state.celery = make_celery(settings)
         app.state.store_metrics = StoreCollector(
-            db, monitor_interval=settings.monitor.interval, columns=drift_features
+            db,
+            monitor_interval=settings.monitor.interval,
+            columns=monitor.features if monitor else tuple,
         )
         await serving.start()
         try:
@@ -98,9 +107,9 @@ def create_app(
         description="Predictions, feedback and the loop that keeps the model good.",
     )
     app.state.settings = settings
-    app.state.monitor_check = monitor_check
+    app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
-    for module in (predict, feedback, records, admin, health):
+    for module in (predict, feedback, records, admin, monitor_routes, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(HttpMetrics)

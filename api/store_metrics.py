@@ -8,7 +8,7 @@ start (zeros, or NaN before the first check) so that series exist before their f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
@@ -27,7 +27,9 @@ NAN = math.nan
 class StoreCollector(Collector):
     """A Prometheus collector over the store (a few small queries per scrape)."""
 
-    def __init__(self, db: Database, *, monitor_interval: float, columns: tuple[str, ...]) -> None:
+    def __init__(
+        self, db: Database, *, monitor_interval: float, columns: Callable[[], tuple[str, ...]]
+    ) -> None:
         self.db = db
         self.monitor_interval = monitor_interval
         self.columns = columns
@@ -147,7 +149,7 @@ class StoreCollector(Collector):
             labels=["feature"],
         )
         columns = (check.columns or {}) if check else {}
-        for feature in sorted(set(self.columns) | set(columns)):
+        for feature in sorted(set(self.columns()) | set(columns)):
             score = columns.get(feature, {}).get("score")
             scores.add_metric([feature], NAN if score is None else float(score))
         yield scores

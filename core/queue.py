@@ -40,10 +40,12 @@ def make_celery(settings: Settings, *, monitor_interval: float | None = None) ->
     options: dict[str, object] = {}
     if url.startswith("filesystem"):
         folder = broker_folder(settings)
-        (folder / "queue").mkdir(parents=True, exist_ok=True)
+        for sub in ("queue", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
         options = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
+            "control_folder": str(folder / "control"),  # else kombu writes into the cwd
             "store_processed": False,
         }
     elif url.startswith("redis"):

@@ -108,6 +108,25 @@ class MonitorSettings(ComponentSettings):
     model_config = SettingsConfigDict(env_prefix="TUNELOOP_MONITOR_")
 
     interval: float = Field(300.0, gt=0.0, description="Seconds between scheduled checks (beat).")
+    window_size: int = Field(500, ge=20, description="Newest predictions of the champion checked.")
+    reference_size: int = Field(
+        500, ge=20, description="First predictions of a champion kept as its reference."
+    )
+    max_rows: int = Field(
+        2000, ge=100, description="Rows per side a check samples (bounds its cost)."
+    )
+    drift_checks: int = Field(3, ge=1, description="Consecutive drifting checks that trigger.")
+    min_accuracy: float = Field(0.7, ge=0.0, le=1.0, description="Feedback accuracy floor.")
+    min_estimated_accuracy: float = Field(
+        0.7, ge=0.0, le=1.0, description="Label-free accuracy estimate floor."
+    )
+    min_mean_rating: float = Field(3.0, ge=1.0, le=5.0, description="Mean rating floor.")
+    min_feedback: int = Field(50, ge=1, description="Feedback items a floor is judged on.")
+    min_labeled: int = Field(
+        100, ge=1, description="Labeled feedback since the champion needed to retrain."
+    )
+    cooldown_seconds: float = Field(3600.0, ge=0.0, description="Quiet time after a run.")
+    report_retention: int = Field(200, ge=1, description="Newest checks whose report is kept.")
 
 
 class WorkerSettings(ComponentSettings):

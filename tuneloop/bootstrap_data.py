@@ -12,6 +12,7 @@ import numpy as np
 from core.data import read_labeled, split, write_jsonl
 from core.golden import write_golden
 from core.registry import Registry
+from core.runtime.model import REFERENCE_EMBEDDINGS, REFERENCE_FILE
 from core.runtime.predictor import load_predictor
 from core.runtime.zeroshot import build_zero_shot
 from core.settings import Settings
@@ -23,8 +24,6 @@ from tuneloop.bootstrap import InitResult
 # A fifth of the data is the golden set: enough rows to see a 3-point regression on a few
 # thousand examples, and most of the data left to learn from.
 GOLDEN_SHARE = 0.2
-REFERENCE_FILE = "reference.jsonl"
-REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
 
 
 def init_from_data(

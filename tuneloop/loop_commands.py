@@ -24,7 +24,6 @@ def registry_of(settings: Settings) -> Registry:
 def celery_app(settings: Settings) -> Celery:
     """The Celery app with every task of ours registered (the composition root's job)."""
     import monitor.tasks  # noqa: F401  (registers monitor.check)
-
     import retrain.tasks  # noqa: F401  (registers retrain.run, retrain.reap)
     from core.queue import make_celery
 
@@ -163,4 +162,22 @@ def feedback_export(fmt: str) -> None:
         click.echo(json.dumps({k: row[k] for k in fields}, default=str, ensure_ascii=False))
 
 
-COMMANDS = [worker, beat, retrain, models, feedback]
+@click.group()
+def monitor() -> None:
+    """Monitor checks."""
+
+
+@monitor.command("check")
+def monitor_check() -> None:
+    """Run one monitor check now and print it (its decision may queue a retrain)."""
+    from tuneloop.wiring import run_monitor_check
+
+    settings = get_settings()
+    click.echo(
+        json.dumps(
+            run_monitor_check(settings, Database(settings.database_url)), indent=2, default=str
+        )
+    )
+
+
+COMMANDS = [worker, beat, retrain, models, feedback, monitor]

@@ -25,10 +25,11 @@ def configure(settings: Settings) -> None:
 def app_from_env() -> FastAPI:
     """Factory uvicorn calls in each worker process: settings come from the environment."""
     from api.app import create_app
+    from tuneloop.wiring import monitor_hooks
 
     settings = get_settings()
     configure(settings)
-    return create_app(settings)
+    return create_app(settings, monitor=monitor_hooks())
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:

@@ -21,6 +21,9 @@ from transformers.utils import ModelOutput
 
 ARTIFACT_CONFIG = "tuneloop.json"
 HEAD_FILE = "head.safetensors"
+# The validation split as the model predicted it at registration (monitoring's reference).
+REFERENCE_FILE = "reference.jsonl"
+REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
 ARTIFACT_FORMAT = 1
 
 

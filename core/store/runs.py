@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -205,3 +205,9 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
     }
+
+
+def last_finished_at(db: Database) -> datetime | None:
+    """When the most recent run finished (the policy's cooldown starts there)."""
+    with db.session() as session:
+        return session.scalar(select(func.max(RetrainRun.finished_at)))

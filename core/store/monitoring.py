@@ -1,0 +1,149 @@
+"""Store reads and writes of monitor checks: prediction windows, window feedback, check rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from core.store.db import Database
+from core.store.tables import Feedback, MonitorCheck, Prediction
+
+WINDOW_COLUMNS = (
+    Prediction.id,
+    Prediction.created_at,
+    Prediction.input_text,
+    Prediction.confidence,
+    Prediction.label,
+    Prediction.embedding,
+)
+
+
+def stream_window(
+    db: Database,
+    *,
+    version: str,
+    newest: int | None = None,
+    oldest: int | None = None,
+    after: datetime | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The `newest` (or `oldest`) predictions of a version, streamed in time order."""
+    query = select(*WINDOW_COLUMNS).where(Prediction.model_version == version)
+    if after is not None:
+        query = query.where(Prediction.created_at > after)
+    if newest is not None:
+        inner = query.order_by(Prediction.created_at.desc()).limit(newest).subquery()
+        query = select(inner).order_by(inner.c.created_at)
+    else:
+        query = query.order_by(Prediction.created_at).limit(oldest)
+    with db.engine.connect() as conn:
+        for row in conn.execute(query.execution_options(yield_per=1000)):
+            yield dict(row._mapping)
+
+
+def count_predictions(db: Database, *, version: str) -> int:
+    """How many predictions a version served."""
+    with db.session() as session:
+        return int(
+            session.scalar(select(func.count()).where(Prediction.model_version == version)) or 0
+        )
+
+
+def window_feedback(
+    db: Database, *, version: str, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Feedback on a version's predictions (since a time), with the prediction's output."""
+    query = (
+        select(
+            Feedback.rating,
+            Feedback.label,
+            Feedback.created_at,
+            Prediction.label.label("predicted_label"),
+            Prediction.confidence,
+        )
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .where(Prediction.model_version == version)
+        .order_by(Feedback.created_at)
+    )
+    if since is not None:
+        query = query.where(Prediction.created_at >= since)
+    with db.session() as session:
+        return [dict(r._mapping) for r in session.execute(query)]
+
+
+def save_check(db: Database, **fields: Any) -> dict[str, Any]:
+    """Store a check and return it as the API shows it."""
+    row = MonitorCheck(**fields)
+    with db.session() as session:
+        session.add(row)
+        session.flush()
+        return check_dict(row)
+
+
+def recent_checks(
+    db: Database, *, limit: int = 50, version: str | None = None
+) -> list[dict[str, Any]]:
+    """Checks, newest first (of one champion when `version` is given)."""
+    query = select(MonitorCheck).order_by(MonitorCheck.created_at.desc()).limit(limit)
+    if version is not None:
+        query = query.where(MonitorCheck.model_version == version)
+    with db.session() as session:
+        return [check_dict(r) for r in session.scalars(query)]
+
+
+def get_check(db: Database, check_id: str) -> dict[str, Any] | None:
+    """One check, or None."""
+    with db.session() as session:
+        row = session.get(MonitorCheck, check_id)
+        return check_dict(row) if row else None
+
+
+def report_path(db: Database, check_id: str) -> str | None:
+    """Where a check's snapshot is, if it was kept."""
+    with db.session() as session:
+        row = session.get(MonitorCheck, check_id)
+        return row.report_path if row else None
+
+
+def old_report_paths(db: Database, *, keep: int) -> list[str]:
+    """Report files of all but the newest `keep` checks (their rows keep the numbers)."""
+    with db.session() as session:
+        rows = session.scalars(
+            select(MonitorCheck.report_path)
+            .where(MonitorCheck.report_path.is_not(None))
+            .order_by(MonitorCheck.created_at.desc())
+            .offset(keep)
+        )
+        return [r for r in rows if r]
+
+
+def forget_reports(db: Database, paths: list[str]) -> None:
+    """Clear the report path of checks whose snapshot was deleted."""
+    with db.session() as session:
+        for path in paths:
+            for row in session.scalars(
+                select(MonitorCheck).where(MonitorCheck.report_path == path)
+            ):
+                row.report_path = None
+
+
+def check_dict(row: MonitorCheck) -> dict[str, Any]:
+    """A check as the API shows it."""
+    return {
+        "id": row.id,
+        "created_at": row.created_at.isoformat(),
+        "model_version": row.model_version,
+        "window": row.window or {},
+        "drift_detected": row.drift_detected,
+        "drift_share": row.drift_share,
+        "columns": row.columns or {},
+        "embedding_drift": row.embedding_drift,
+        "quality": row.quality or {},
+        "estimated_accuracy": row.estimated_accuracy,
+        "decision": row.decision,
+        "reason": row.reason,
+        "duration_seconds": row.duration_seconds,
+        "has_report": bool(row.report_path),
+    }

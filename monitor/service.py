@@ -1,0 +1,272 @@
+"""One monitor check: the champion's newest window against its reference, quality, the policy.
+
+Called the same way by the Celery task, `tuneloop monitor check`, the admin route and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.registry import Registry, VersionInfo
+from core.settings import Settings
+from core.store.db import Database
+from core.store.monitoring import (
+    forget_reports,
+    old_report_paths,
+    recent_checks,
+    save_check,
+    stream_window,
+    window_feedback,
+)
+from core.store.runs import active_run, last_finished_at
+from core.store.tables import utcnow
+from monitor.drift import DriftOptions, DriftResult, run_drift
+from monitor.policy import Decision, PolicyOptions, decide
+from monitor.quality import (
+    FeedbackRow,
+    Quality,
+    estimate_accuracy,
+    feedback_quality,
+    fit_calibration,
+    labeled_confidences,
+)
+from monitor.reference import Reference, load_reference
+from monitor.sampling import reservoir_sample
+from monitor.window import Window, build_window
+
+log = logging.getLogger(__name__)
+# Starts a retrain by task name: (trigger) -> None. The composition root wires it to Celery.
+Trigger = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    db: Database
+    registry: Registry
+    trigger: Trigger
+
+
+def run_check(ctx: Context) -> dict[str, Any]:
+    """Run one check, store it with its decision, start a retrain if the policy says so."""
+    started = time.perf_counter()
+    champion = ctx.registry.champion()
+    if champion is None:
+        return _skipped(ctx, None, started, "no champion yet")
+    ms = ctx.settings.monitor
+    reference = load_reference(ctx.db, champion, size=ms.reference_size, max_rows=ms.max_rows)
+    if reference is None:
+        return _skipped(
+            ctx,
+            champion,
+            started,
+            f"reference not complete: {champion.version} has served fewer than "
+            f"{ms.reference_size} predictions",
+        )
+    current_rows = reservoir_sample(
+        stream_window(
+            ctx.db, version=champion.version, newest=ms.window_size, after=reference.served_until
+        ),
+        ms.max_rows,
+    )
+    if len(current_rows) < ms.window_size and len(current_rows) < ms.max_rows:
+        return _skipped(
+            ctx,
+            champion,
+            started,
+            f"current window has {len(current_rows)} of {ms.window_size} predictions",
+        )
+    current = _window(current_rows, reference.tokenizer)
+    drift = run_drift(
+        reference=reference.window.frame,
+        current=current.frame,
+        reference_embeddings=reference.window.embeddings,
+        current_embeddings=current.embeddings,
+        options=DriftOptions(max_rows=ms.max_rows, embedding_max_rows=ms.max_rows),
+    )
+    since = current_rows[0]["created_at"]
+    quality = feedback_quality(_feedback(ctx.db, champion, since), champion.labels)
+    estimated = _estimate(ctx, champion, reference, current)
+    decision = _decide(ctx, champion, drift, quality, estimated)
+    if decision.decision == "retrain" and decision.trigger:
+        ctx.trigger(decision.trigger)
+    window = {
+        "size": len(current_rows),
+        "reference_size": reference.size,
+        "reference": reference.source,
+        "from": since.isoformat(),
+        "to": current_rows[-1]["created_at"].isoformat(),
+    }
+    return _store(
+        ctx,
+        champion,
+        started,
+        window=window,
+        drift=drift,
+        quality=quality,
+        estimated=estimated,
+        decision=decision,
+    )
+
+
+def _window(rows: list[dict[str, Any]], tokenizer: Any) -> Window:
+    return build_window(
+        texts=[r["input_text"] for r in rows],
+        confidences=[r["confidence"] for r in rows],
+        labels=[r["label"] for r in rows],
+        embeddings=[r["embedding"] for r in rows],
+        tokenizer=tokenizer,
+    )
+
+
+def _feedback(db: Database, champion: VersionInfo, since: datetime | None) -> list[FeedbackRow]:
+    return [
+        FeedbackRow(
+            predicted_label=r["predicted_label"],
+            rating=r["rating"],
+            label=r["label"],
+            confidence=r["confidence"],
+        )
+        for r in window_feedback(db, version=champion.version, since=since)
+    ]
+
+
+def _estimate(
+    ctx: Context, champion: VersionInfo, reference: Reference, current: Window
+) -> float | None:
+    """CBPE: calibrate on the labeled rows we have (golden predictions, labeled feedback)."""
+    conf, correct = labeled_confidences(_feedback(ctx.db, champion, None), champion.labels)
+    if reference.labeled is not None:
+        conf = np.concatenate([reference.labeled[0], conf])
+        correct = np.concatenate([reference.labeled[1], correct])
+    calibration = fit_calibration(conf, correct)
+    return estimate_accuracy(current.frame["confidence"].to_numpy(dtype=float), calibration)
+
+
+def _decide(
+    ctx: Context,
+    champion: VersionInfo,
+    drift: DriftResult,
+    quality: Quality,
+    estimated: float | None,
+) -> Decision:
+    ms = ctx.settings.monitor
+    earlier = recent_checks(ctx.db, limit=ms.drift_checks - 1, version=champion.version)
+    labeled = feedback_quality(
+        _feedback(ctx.db, champion, champion.promoted_at), champion.labels
+    ).labeled_count
+    policy = PolicyOptions(
+        drift_checks=ms.drift_checks,
+        min_accuracy=ms.min_accuracy,
+        min_estimated_accuracy=ms.min_estimated_accuracy,
+        min_mean_rating=ms.min_mean_rating,
+        min_feedback=ms.min_feedback,
+        min_labeled=ms.min_labeled,
+        cooldown_seconds=ms.cooldown_seconds,
+    )
+    recent = [drift.drift_detected] + [
+        c["drift_detected"] for c in earlier if c["decision"] != "skipped"
+    ]
+    return decide(
+        recent_checks_drift=recent,
+        quality=quality,
+        estimated_accuracy=estimated,
+        labeled_since_champion=labeled,
+        last_run_finished_at=last_finished_at(ctx.db),
+        run_in_flight=active_run(ctx.db) is not None,
+        now=utcnow(),
+        policy=policy,
+    )
+
+
+def _store(
+    ctx: Context,
+    champion: VersionInfo,
+    started: float,
+    *,
+    window: dict[str, Any],
+    drift: DriftResult,
+    quality: Quality,
+    estimated: float | None,
+    decision: Decision,
+) -> dict[str, Any]:
+    check_id = str(uuid.uuid4())
+    report = _write_snapshot(ctx.settings, check_id, drift.snapshot)
+    columns = {
+        name: {"score": c.score, "detected": c.detected, "test": c.test, "p_value": c.p_value}
+        for name, c in drift.columns.items()
+    }
+    check = save_check(
+        ctx.db,
+        id=check_id,
+        model_version=champion.version,
+        window=window,
+        columns=columns,
+        drift_share=drift.drift_share,
+        embedding_drift=drift.embedding_drift,
+        drift_detected=drift.drift_detected,
+        quality=_quality_dict(quality),
+        estimated_accuracy=estimated,
+        report_path=str(report),
+        decision=decision.decision,
+        reason=f"{decision.reason} [{drift.summary}]",
+        duration_seconds=time.perf_counter() - started,
+    )
+    _apply_retention(ctx)
+    return check
+
+
+def _skipped(
+    ctx: Context, champion: VersionInfo | None, started: float, reason: str
+) -> dict[str, Any]:
+    return save_check(
+        ctx.db,
+        id=str(uuid.uuid4()),
+        model_version=champion.version if champion else None,
+        window={},
+        drift_detected=False,
+        decision="skipped",
+        reason=reason,
+        duration_seconds=time.perf_counter() - started,
+    )
+
+
+def _quality_dict(quality: Quality) -> dict[str, Any]:
+    return {
+        "feedback_count": quality.feedback_count,
+        "mean_rating": quality.mean_rating,
+        "negative_share": quality.share_negative,
+        "labeled_count": quality.labeled_count,
+        "accuracy": quality.accuracy,
+        "macro_f1": quality.macro_f1,
+    }
+
+
+def reports_dir(settings: Settings) -> Path:
+    """Where check snapshots are kept."""
+    return settings.artifacts / "reports"
+
+
+def _write_snapshot(settings: Settings, check_id: str, snapshot: dict[str, Any]) -> Path:
+    path = reports_dir(settings) / f"{check_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(snapshot))
+    return path
+
+
+def _apply_retention(ctx: Context) -> None:
+    paths = old_report_paths(ctx.db, keep=ctx.settings.monitor.report_retention)
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+    if paths:
+        forget_reports(ctx.db, paths)

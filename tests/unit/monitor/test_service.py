@@ -1,0 +1,163 @@
+"""A monitor check over the store: windows, drift, quality, the policy and its trigger."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.registry import Registry
+from core.settings import MonitorSettings, Settings
+from core.store.db import Database
+from core.store.monitoring import get_check
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.runs import create_run
+from core.store.tables import utcnow
+from monitor.service import Context, run_check
+from tests.factories import FILLER, NEGATIVE, POSITIVE
+from tuneloop.wiring import render_report
+
+FOREIGN = ["zorblax", "qq77", "fnord", "xylophonic", "blorptastic", "wug", "glorf", "snark"]
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, list[str]]:
+    """A tiny champion, settings for small windows, and a trigger that records its calls."""
+    settings = Settings(
+        home=tmp_path,
+        database_url=sqlite_url,
+        monitor=MonitorSettings(
+            window_size=150,
+            reference_size=150,
+            drift_checks=1,
+            min_labeled=20,
+            min_feedback=20,
+            cooldown_seconds=0,
+        ),
+    )
+    db = Database(sqlite_url)
+    registry = Registry(db, settings.artifacts)
+    staged = registry.staging_dir()
+    shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
+    registry.promote(
+        registry.register(
+            staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
+        ).version
+    )
+    triggered: list[str] = []
+    return Context(settings=settings, db=db, registry=registry, trigger=triggered.append), triggered
+
+
+def serve(
+    ctx: Context,
+    n: int,
+    *,
+    seed: int,
+    shifted: bool = False,
+    start: int = 0,
+    rating: int | None = None,
+) -> None:
+    """Log `n` predictions of v1 (and feedback on each when `rating` is given)."""
+    rng = np.random.default_rng(seed)
+    words = FOREIGN if shifted else POSITIVE + NEGATIVE + FILLER
+    length = 25 if shifted else 6
+    base = utcnow() + timedelta(seconds=start)
+    rows = []
+    for i in range(n):
+        embedding = rng.normal(size=32).astype(np.float32) + (0.9 if shifted else 0.0)
+        rows.append(
+            {
+                "id": f"s{seed}-{i}",
+                "created_at": base + timedelta(milliseconds=i),
+                "model_version": "v1",
+                "task": "classification",
+                "input_text": " ".join(rng.choice(words, size=rng.poisson(length) + 1)),
+                "input_hash": "h",
+                "output": {},
+                "label": str(rng.choice(["negative", "positive"])),
+                "confidence": float(rng.uniform(0.5, 0.75) if shifted else rng.uniform(0.6, 1.0)),
+                "latency_ms": 1.0,
+                "truncated": False,
+                "n_tokens": 5,
+                "embedding": embedding.astype("<f4").tobytes(),
+            }
+        )
+    insert_predictions(ctx.db, rows)
+    if rating is not None:
+        for row in rows[:40]:
+            submit_feedback(ctx.db, prediction_id=row["id"], rating=rating)
+
+
+def test_skipped_until_the_reference_and_the_window_exist(ctx: tuple[Context, list[str]]) -> None:
+    context, triggered = ctx
+    serve(context, 100, seed=1)
+    check = run_check(context)
+    assert check["decision"] == "skipped" and "reference" in check["reason"]
+    assert check["drift_detected"] is False and not triggered
+    serve(context, 100, seed=2, start=10)
+    check = run_check(context)
+    assert check["decision"] == "skipped" and "current window" in check["reason"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_same_distribution_gives_no_drift_and_no_trigger(
+    ctx: tuple[Context, list[str]], seed: int
+) -> None:
+    context, triggered = ctx
+    serve(context, 150, seed=10 + seed)
+    serve(context, 150, seed=20 + seed, start=10, rating=5)
+    check = run_check(context)
+    assert check["drift_detected"] is False, check["reason"]
+    assert check["decision"] == "none" and not triggered
+    assert check["quality"]["mean_rating"] == 5.0
+
+
+def test_a_clear_shift_drifts_and_triggers_once_feedback_exists(
+    ctx: tuple[Context, list[str]],
+) -> None:
+    context, triggered = ctx
+    serve(context, 150, seed=3)
+    serve(context, 150, seed=4, start=10, shifted=True)
+    check = run_check(context)
+    assert check["drift_detected"] is True and check["embedding_drift"] > 0.55
+    assert check["decision"] == "skipped" and "labeled" in check["reason"]  # no feedback yet
+    serve(context, 150, seed=5, start=20, shifted=True, rating=4)
+    check = run_check(context)
+    assert check["drift_detected"] is True
+    assert check["decision"] == "retrain" and triggered == ["drift"]
+    assert check["columns"]["length_chars"]["detected"] is True
+
+
+def test_a_quality_floor_triggers_without_drift(ctx: tuple[Context, list[str]]) -> None:
+    context, triggered = ctx
+    serve(context, 150, seed=6)
+    serve(context, 150, seed=7, start=10, rating=1)
+    check = run_check(context)
+    assert check["quality"]["mean_rating"] == 1.0
+    assert check["decision"] == "retrain" and triggered == ["quality"]
+
+
+def test_never_two_runs_in_flight(ctx: tuple[Context, list[str]]) -> None:
+    context, triggered = ctx
+    create_run(context.db, trigger="manual")
+    serve(context, 150, seed=8)
+    serve(context, 150, seed=9, start=10, rating=1)
+    check = run_check(context)
+    assert check["decision"] == "skipped" and "in flight" in check["reason"] and not triggered
+
+
+def test_the_report_is_html_that_names_the_columns(ctx: tuple[Context, list[str]]) -> None:
+    context, _ = ctx
+    serve(context, 150, seed=11)
+    serve(context, 150, seed=12, start=10, shifted=True)
+    check = run_check(context)
+    stored = get_check(context.db, check["id"])
+    assert stored is not None and stored["has_report"]
+    path = next((context.settings.artifacts / "reports").glob(f"{check['id']}.json"))
+    html = render_report(str(path))
+    assert html.lstrip().lower().startswith("<html") or "<html" in html.lower()
+    for column in ("length_chars", "confidence", "predicted_label"):
+        assert column in html
