@@ -5,11 +5,14 @@ Nothing here runs at import: `get_settings()` reads the environment when it is c
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+T = TypeVar("T")
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "admin", "password", "token"}
@@ -115,6 +118,22 @@ class MonitorSettings(ComponentSettings):
     max_rows: int = Field(
         2000, ge=100, description="Rows per side a check samples (bounds its cost)."
     )
+    alpha: float = Field(0.01, gt=0.0, lt=1.0, description="Significance level of column tests.")
+    numeric_min_distance: float = Field(
+        0.1, ge=0.0, description="Normed Wasserstein distance a numeric column must move."
+    )
+    categorical_min_distance: float = Field(
+        0.1, ge=0.0, description="Jensen-Shannon distance the predicted-label mix must move."
+    )
+    embedding_alpha: float = Field(
+        0.001, gt=0.0, lt=1.0, description="Significance level of the embedding drift test."
+    )
+    embedding_min_auc: float = Field(
+        0.55, gt=0.5, lt=1.0, description="Held-out AUC telling windows apart to call drift."
+    )
+    drift_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of drifted columns that means drift."
+    )
     drift_checks: int = Field(3, ge=1, description="Consecutive drifting checks that trigger.")
     min_accuracy: float = Field(0.7, ge=0.0, le=1.0, description="Feedback accuracy floor.")
     min_estimated_accuracy: float = Field(
@@ -199,3 +218,10 @@ class Settings(ComponentSettings):
 def get_settings(**overrides: object) -> Settings:
     """Read settings from the environment; keyword arguments win over it."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def options_from(cls: type[T], source: BaseSettings, **overrides: Any) -> T:
+    """Build a dataclass of options from the settings fields of the same names."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values = {n: getattr(source, n) for n in names if n in type(source).model_fields}
+    return cls(**{**values, **overrides})

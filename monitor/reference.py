@@ -73,9 +73,16 @@ def _validation_reference(artifact: Path, max_rows: int) -> Reference:
     )
 
 
+# A served reference never changes once complete: keep the last few, keyed by version and size.
+_SERVED: dict[tuple[str, str, int, int], Reference] = {}
+
+
 def _served_reference(
     db: Database, champion: VersionInfo, *, size: int, max_rows: int
 ) -> Reference | None:
+    key = (db.url, champion.version, size, max_rows)
+    if key in _SERVED:
+        return _SERVED[key]
     rows = list(stream_window(db, version=champion.version, oldest=size))
     if len(rows) < size:
         return None
@@ -88,7 +95,7 @@ def _served_reference(
         embeddings=[r["embedding"] for r in sample],
         tokenizer=tokenizer,
     )
-    return Reference(
+    reference = Reference(
         window=window,
         size=len(rows),
         source="served",
@@ -96,3 +103,7 @@ def _served_reference(
         labeled=None,
         tokenizer=tokenizer,
     )
+    if len(_SERVED) >= 8:
+        _SERVED.pop(next(iter(_SERVED)))
+    _SERVED[key] = reference
+    return reference

@@ -5,7 +5,6 @@ Called the same way by the Celery task, `tuneloop monitor check`, the admin rout
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from core.registry import Registry, VersionInfo
-from core.settings import Settings
+from core.settings import Settings, options_from
 from core.store.db import Database
 from core.store.monitoring import (
     forget_reports,
@@ -41,6 +40,7 @@ from monitor.quality import (
     labeled_confidences,
 )
 from monitor.reference import Reference, load_reference
+from monitor.report import save_snapshot
 from monitor.sampling import reservoir_sample
 from monitor.window import Window, build_window
 
@@ -92,7 +92,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
         current=current.frame,
         reference_embeddings=reference.window.embeddings,
         current_embeddings=current.embeddings,
-        options=DriftOptions(max_rows=ms.max_rows, embedding_max_rows=ms.max_rows),
+        options=options_from(DriftOptions, ms, embedding_max_rows=ms.max_rows),
     )
     since = current_rows[0]["created_at"]
     quality = feedback_quality(_feedback(ctx.db, champion, since), champion.labels)
@@ -165,18 +165,10 @@ def _decide(
     labeled = feedback_quality(
         _feedback(ctx.db, champion, champion.promoted_at), champion.labels
     ).labeled_count
-    policy = PolicyOptions(
-        drift_checks=ms.drift_checks,
-        min_accuracy=ms.min_accuracy,
-        min_estimated_accuracy=ms.min_estimated_accuracy,
-        min_mean_rating=ms.min_mean_rating,
-        min_feedback=ms.min_feedback,
-        min_labeled=ms.min_labeled,
-        cooldown_seconds=ms.cooldown_seconds,
-    )
-    recent = [drift.drift_detected] + [
-        c["drift_detected"] for c in earlier if c["decision"] != "skipped"
-    ]
+    policy = options_from(PolicyOptions, ms)
+    # Oldest first, ending with this check (as `decide` expects).
+    earlier_flags = [c["drift_detected"] for c in earlier if c["decision"] != "skipped"]
+    recent = [*reversed(earlier_flags), drift.drift_detected]
     return decide(
         recent_checks_drift=recent,
         quality=quality,
@@ -201,9 +193,15 @@ def _store(
     decision: Decision,
 ) -> dict[str, Any]:
     check_id = str(uuid.uuid4())
-    report = _write_snapshot(ctx.settings, check_id, drift.snapshot)
+    report = save_snapshot(drift.snapshot, reports_dir(ctx.settings) / f"{check_id}.json.gz")
     columns = {
-        name: {"score": c.score, "detected": c.detected, "test": c.test, "p_value": c.p_value}
+        name: {
+            "score": c.score,
+            "detected": c.detected,
+            "test": c.test,
+            "p_value": c.p_value,
+            "p_test": c.p_test,
+        }
         for name, c in drift.columns.items()
     }
     check = save_check(
@@ -255,13 +253,6 @@ def _quality_dict(quality: Quality) -> dict[str, Any]:
 def reports_dir(settings: Settings) -> Path:
     """Where check snapshots are kept."""
     return settings.artifacts / "reports"
-
-
-def _write_snapshot(settings: Settings, check_id: str, snapshot: dict[str, Any]) -> Path:
-    path = reports_dir(settings) / f"{check_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(snapshot))
-    return path
 
 
 def _apply_retention(ctx: Context) -> None:

@@ -20,7 +20,7 @@ from core.golden import Golden, read_golden, write_golden
 from core.queue import RETRAIN_TASK
 from core.registry import Registry, VersionInfo, flip_champion
 from core.runtime.predictor import load_predictor
-from core.settings import Settings
+from core.settings import Settings, options_from
 from core.store.db import Database
 from core.store.predictions import feedback_rows
 from core.store.runs import claim, fail, finish, heartbeat, owned_run, stale_runs, update_run
@@ -139,20 +139,7 @@ def make_dataset(ctx: Context, champion: VersionInfo, golden: Golden) -> Dataset
 def train_args(settings: Settings) -> TrainArgs:
     """Training hyper-parameters from settings."""
     rs = settings.retrain
-    return TrainArgs(
-        method=rs.method,
-        learning_rate=rs.learning_rate or None,
-        epochs=rs.epochs,
-        batch_size=rs.batch_size,
-        weight_decay=rs.weight_decay,
-        dropout=rs.dropout,
-        lora_r=rs.lora_r,
-        lora_alpha=rs.lora_alpha,
-        early_stopping_patience=rs.early_stopping_patience,
-        max_length=rs.max_length,
-        seed=rs.seed,
-        torch_threads=rs.torch_threads,
-    )
+    return options_from(TrainArgs, rs, learning_rate=rs.learning_rate or None)
 
 
 def score_both(

@@ -78,3 +78,48 @@ def feedback(
         "label": label,
         "created_at": T0 + timedelta(minutes=minutes),
     }
+
+
+def prediction_row(
+    pid: str,
+    *,
+    text: str = "hello",
+    version: str = "v1",
+    label: str = "positive",
+    confidence: float = 0.5,
+    created_at: datetime | None = None,
+    embedding: bytes | None = None,
+) -> dict[str, Any]:
+    """One prediction record as the api's log writes it."""
+    return {
+        "id": pid,
+        "created_at": created_at or datetime.now(UTC),
+        "model_version": version,
+        "task": "classification",
+        "input_text": text,
+        "input_hash": str(hash(text)),
+        "output": {"label": label},
+        "label": label,
+        "confidence": confidence,
+        "latency_ms": 1.0,
+        "truncated": False,
+        "n_tokens": len(text.split()),
+        "embedding": embedding,
+    }
+
+
+def seed_corrected_feedback(db: Any, n: int, *, seed: int = 0) -> None:
+    """`n` logged predictions of separable texts (all said "positive"), each corrected."""
+    from core.store.predictions import insert_predictions, submit_feedback
+
+    rng = random.Random(seed)
+    labels = [rng.choice(["negative", "positive"]) for _ in range(n)]
+    insert_predictions(
+        db,
+        [
+            prediction_row(f"p{seed}-{i}", text=f"{sentence(label, rng)} {i}")
+            for i, label in enumerate(labels)
+        ],
+    )
+    for i, label in enumerate(labels):
+        submit_feedback(db, prediction_id=f"p{seed}-{i}", rating=3, label=label)

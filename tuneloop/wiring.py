@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,9 @@ def run_monitor_check(settings: Settings, db: Database) -> dict[str, Any]:
 
 def render_report(path: str) -> str:
     """A stored Evidently snapshot as HTML."""
-    from monitor.report import render_html
+    from monitor.report import render_file
 
-    return render_html(json.loads(Path(path).read_text()))
+    return render_file(Path(path))
 
 
 def drift_features() -> tuple[str, ...]:

@@ -5,7 +5,6 @@ load answers every request."""
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -21,11 +20,9 @@ import pytest
 
 from core.registry import Registry
 from core.store.db import Database, upgrade
-from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import get_run
-from core.store.tables import utcnow
 from tests.conftest import REDIS_URL, require_service
-from tests.factories import sentence
+from tests.factories import seed_corrected_feedback
 from tests.integration.server import TOKEN, run_cli, serving, tuneloop_env
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -70,31 +67,7 @@ def _seed(url: str, artifacts: Path, base_artifact: Path) -> None:
             staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
         ).version
     )
-    rng = random.Random(0)
-    labels = [rng.choice(["negative", "positive"]) for _ in range(240)]
-    insert_predictions(
-        db,
-        [
-            {
-                "id": f"p{i}",
-                "created_at": utcnow(),
-                "model_version": "v1",
-                "task": "classification",
-                "input_text": f"{sentence(label, rng)} {i}",
-                "input_hash": str(i),
-                "output": {},
-                "label": "positive",
-                "confidence": 0.5,
-                "latency_ms": 1.0,
-                "truncated": False,
-                "n_tokens": 5,
-                "embedding": None,
-            }
-            for i, label in enumerate(labels)
-        ],
-    )
-    for i, label in enumerate(labels):
-        submit_feedback(db, prediction_id=f"p{i}", rating=3, label=label)
+    seed_corrected_feedback(db, 240)
     db.dispose()
 
 

@@ -17,7 +17,7 @@ from core.store.predictions import (
     insert_predictions,
     submit_feedback,
 )
-from core.store.tables import utcnow
+from tests.factories import prediction_row
 
 
 def stage(registry: Registry, content: str = "weights") -> Path:
@@ -35,24 +35,6 @@ def register(registry: Registry, **kwargs: object) -> str:
         **kwargs,
     )
     return info.version
-
-
-def prediction_row(pid: str, version: str = "v1") -> dict[str, object]:
-    return {
-        "id": pid,
-        "created_at": utcnow(),
-        "model_version": version,
-        "task": "classification",
-        "input_text": "hello",
-        "input_hash": "h",
-        "output": {"label": "positive"},
-        "label": "positive",
-        "confidence": 0.9,
-        "latency_ms": 3.0,
-        "truncated": False,
-        "n_tokens": 3,
-        "embedding": None,
-    }
 
 
 def test_migrations_create_every_table(sqlite_url: str, db: Database) -> None:

@@ -17,7 +17,7 @@ from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import create_run
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
-from tests.factories import FILLER, NEGATIVE, POSITIVE
+from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row
 from tuneloop.wiring import render_report
 
 FOREIGN = ["zorblax", "qq77", "fnord", "xylophonic", "blorptastic", "wug", "glorf", "snark"]
@@ -69,21 +69,14 @@ def serve(
     for i in range(n):
         embedding = rng.normal(size=32).astype(np.float32) + (0.9 if shifted else 0.0)
         rows.append(
-            {
-                "id": f"s{seed}-{i}",
-                "created_at": base + timedelta(milliseconds=i),
-                "model_version": "v1",
-                "task": "classification",
-                "input_text": " ".join(rng.choice(words, size=rng.poisson(length) + 1)),
-                "input_hash": "h",
-                "output": {},
-                "label": str(rng.choice(["negative", "positive"])),
-                "confidence": float(rng.uniform(0.5, 0.75) if shifted else rng.uniform(0.6, 1.0)),
-                "latency_ms": 1.0,
-                "truncated": False,
-                "n_tokens": 5,
-                "embedding": embedding.astype("<f4").tobytes(),
-            }
+            prediction_row(
+                f"s{seed}-{i}",
+                created_at=base + timedelta(milliseconds=i),
+                text=" ".join(rng.choice(words, size=rng.poisson(length) + 1)),
+                label=str(rng.choice(["negative", "positive"])),
+                confidence=float(rng.uniform(0.5, 0.75) if shifted else rng.uniform(0.6, 1.0)),
+                embedding=embedding.astype("<f4").tobytes(),
+            )
         )
     insert_predictions(ctx.db, rows)
     if rating is not None:
@@ -156,7 +149,7 @@ def test_the_report_is_html_that_names_the_columns(ctx: tuple[Context, list[str]
     check = run_check(context)
     stored = get_check(context.db, check["id"])
     assert stored is not None and stored["has_report"]
-    path = next((context.settings.artifacts / "reports").glob(f"{check['id']}.json"))
+    path = next((context.settings.artifacts / "reports").glob(f"{check['id']}.json.gz"))
     html = render_report(str(path))
     assert html.lstrip().lower().startswith("<html") or "<html" in html.lower()
     for column in ("length_chars", "confidence", "predicted_label"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -13,11 +12,10 @@ from sqlalchemy import update
 from core.registry import Registry
 from core.settings import RetrainSettings, Settings
 from core.store.db import Database
-from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
 from retrain.service import Context, execute_run, reap_stale
-from tests.factories import sentence
+from tests.factories import seed_corrected_feedback
 
 
 @pytest.fixture
@@ -49,38 +47,7 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
 
 def give_feedback(ctx: Context, n: int, *, seed: int = 0) -> None:
     """`n` predictions of separable texts, each corrected to its true label."""
-    rng = random.Random(seed)
-    labels = [rng.choice(["negative", "positive"]) for _ in range(n)]
-    texts = [f"{sentence(label, rng)} {i}" for i, label in enumerate(labels)]
-    now = utcnow()
-    insert_predictions(
-        ctx.db,
-        [
-            {
-                "id": f"p{seed}-{i}",
-                "created_at": now,
-                "model_version": "v1",
-                "task": "classification",
-                "input_text": text,
-                "input_hash": str(i),
-                "output": {},
-                "label": "positive",
-                "confidence": 0.5,
-                "latency_ms": 1.0,
-                "truncated": False,
-                "n_tokens": 5,
-                "embedding": None,
-            }
-            for i, text in enumerate(texts)
-        ],
-    )
-    for i, label in enumerate(labels):
-        submit_feedback(
-            ctx.db,
-            prediction_id=f"p{seed}-{i}",
-            rating=1 if label == "negative" else 5,
-            label=label,
-        )
+    seed_corrected_feedback(ctx.db, n, seed=seed)
 
 
 def test_a_run_trains_gates_and_promotes_a_better_challenger(ctx: Context) -> None:

@@ -1,0 +1,145 @@
+"""When a check starts a retrain: the trigger (drift or quality) and the guards, with reasons.
+
+Triggers, in order of precedence:
+- quality: feedback accuracy, mean rating or estimated accuracy below its floor. Quality loss is
+  the direct evidence, so it wins when drift is also present.
+- drift: the last `drift_checks` checks (this one included) all detected drift.
+Guards, each turning a trigger into "skipped": a run already in flight (never two), a cooldown
+since the last run finished, and too few labeled feedback items since the champion was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from monitor.quality import Quality
+
+DecisionKind = Literal["none", "retrain", "skipped"]
+Trigger = Literal["drift", "quality"]
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """Trigger policy; the rule behind each default is in the comment above it."""
+
+    # One drifting check can be a burst (one client's batch); drift on three checks in a row is
+    # a change in traffic. Overlapping windows make consecutive checks correlated, so the
+    # per-check false-alarm rate is held low in `monitor.drift`, not by K alone.
+    drift_checks: int = 3
+    # Below 0.7 three answers in ten are wrong: a model in need of attention on any task where
+    # it was worth deploying. Set it per task a few points under the champion's golden accuracy.
+    min_accuracy: float = 0.7
+    min_estimated_accuracy: float = 0.7
+    # 3 is the neutral middle of the 1-5 scale: below it users dislike the answers on balance.
+    min_mean_rating: float = 3.0
+    # Floors are judged on at least this many items in the window: on 50, the standard error of
+    # an accuracy near 0.8 is under 6 points and of a mean rating about 0.2 stars.
+    min_feedback: int = 50
+    # Fine-tuning and the gate's feedback holdout need labeled data; on 100 items an accuracy
+    # has a standard error under 5 points, the least that can show a challenger is better.
+    min_labeled: int = 100
+    # A new champion serves its first predictions as the new reference before it can be judged;
+    # an hour between runs also bounds the compute a persistent alarm can spend.
+    cooldown_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the check decided, what triggered it, and why, in words."""
+
+    decision: DecisionKind
+    trigger: Trigger | None
+    reason: str
+
+
+def decide(
+    *,
+    recent_checks_drift: list[bool],
+    quality: Quality | None,
+    estimated_accuracy: float | None,
+    labeled_since_champion: int,
+    last_run_finished_at: datetime | None,
+    run_in_flight: bool,
+    now: datetime,
+    policy: PolicyOptions,
+) -> Decision:
+    """Decide on a retrain; `recent_checks_drift` is oldest first and ends with this check."""
+    quality_reasons = _quality_reasons(quality, estimated_accuracy, policy)
+    drift_reason = _drift_reason(recent_checks_drift, policy)
+    if not quality_reasons and drift_reason is None:
+        return Decision("none", None, "no trigger: " + _calm(recent_checks_drift, policy))
+    trigger: Trigger = "quality" if quality_reasons else "drift"
+    because = "; ".join([*quality_reasons, *([drift_reason] if drift_reason else [])])
+    blocked = _guard(labeled_since_champion, last_run_finished_at, run_in_flight, now, policy)
+    if blocked:
+        return Decision("skipped", trigger, f"{because}; but {blocked}")
+    return Decision("retrain", trigger, f"{because}: retrain")
+
+
+def _drift_reason(recent: list[bool], policy: PolicyOptions) -> str | None:
+    """Why drift triggers, or None when the last K checks did not all drift."""
+    k = policy.drift_checks
+    if len(recent) >= k and all(recent[-k:]):
+        return f"drift detected on the last {k} consecutive checks"
+    return None
+
+
+def _calm(recent: list[bool], policy: PolicyOptions) -> str:
+    """How far drift is from triggering."""
+    streak = 0
+    for flag in reversed(recent):
+        if not flag:
+            break
+        streak += 1
+    needed = policy.drift_checks
+    return f"drift on {streak} consecutive check(s), {needed} needed; quality above floors"
+
+
+def _quality_reasons(
+    quality: Quality | None, estimated: float | None, policy: PolicyOptions
+) -> list[str]:
+    """Each floor that is crossed, with the numbers."""
+    reasons: list[str] = []
+    if quality is not None and quality.feedback_count >= policy.min_feedback:
+        rating = quality.mean_rating
+        if rating is not None and rating < policy.min_mean_rating:
+            reasons.append(
+                f"mean rating {rating:.2f} over {quality.feedback_count} ratings "
+                f"is below the floor {policy.min_mean_rating}"
+            )
+    if quality is not None and quality.labeled_count >= policy.min_feedback:
+        accuracy = quality.accuracy
+        if accuracy is not None and accuracy < policy.min_accuracy:
+            reasons.append(
+                f"feedback accuracy {accuracy:.3f} on {quality.labeled_count} labeled "
+                f"items is below the floor {policy.min_accuracy}"
+            )
+    if estimated is not None and estimated < policy.min_estimated_accuracy:
+        reasons.append(
+            f"estimated accuracy {estimated:.3f} is below the floor {policy.min_estimated_accuracy}"
+        )
+    return reasons
+
+
+def _guard(
+    labeled: int,
+    last_finished: datetime | None,
+    in_flight: bool,
+    now: datetime,
+    policy: PolicyOptions,
+) -> str | None:
+    """Why a triggered retrain must wait, or None when it may start."""
+    if in_flight:
+        return "a retrain run is already in flight"
+    if last_finished is not None:
+        wait = last_finished + timedelta(seconds=policy.cooldown_seconds) - now
+        if wait > timedelta(0):
+            return f"the cooldown after the last run has {int(wait.total_seconds())} s left"
+    if labeled < policy.min_labeled:
+        return (
+            f"only {labeled} labeled feedback items since the champion was trained, "
+            f"{policy.min_labeled} needed"
+        )
+    return None

@@ -1,0 +1,91 @@
+"""The trigger policy: each rule on its own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from monitor.policy import PolicyOptions, decide
+from monitor.quality import Quality
+
+NOW = datetime(2025, 1, 1, 12, tzinfo=UTC)
+POLICY = PolicyOptions(drift_checks=3, min_labeled=100, min_feedback=50, cooldown_seconds=3600)
+GOOD = Quality(200, 4.2, 0.1, 150, 0.9, 0.88)
+
+
+def _decide(**changes: object):  # type: ignore[no-untyped-def]
+    args: dict[str, object] = {
+        "recent_checks_drift": [False, False, False],
+        "quality": GOOD,
+        "estimated_accuracy": 0.9,
+        "labeled_since_champion": 500,
+        "last_run_finished_at": None,
+        "run_in_flight": False,
+        "now": NOW,
+        "policy": POLICY,
+    }
+    args.update(changes)
+    return decide(**args)  # type: ignore[arg-type]
+
+
+def test_quiet_window_decides_none() -> None:
+    d = _decide()
+    assert (d.decision, d.trigger) == ("none", None)
+    assert "0 consecutive" in d.reason
+
+
+def test_drift_needs_k_consecutive_checks() -> None:
+    assert _decide(recent_checks_drift=[True, False, True, True]).decision == "none"
+    assert _decide(recent_checks_drift=[True, True]).decision == "none"
+    d = _decide(recent_checks_drift=[False, True, True, True])
+    assert (d.decision, d.trigger) == ("retrain", "drift")
+    assert "3 consecutive" in d.reason
+
+
+def test_feedback_accuracy_floor_triggers_quality() -> None:
+    d = _decide(quality=replace(GOOD, accuracy=0.6))
+    assert (d.decision, d.trigger) == ("retrain", "quality")
+    assert "feedback accuracy 0.600" in d.reason
+
+
+def test_accuracy_on_too_few_labels_is_not_judged() -> None:
+    assert _decide(quality=replace(GOOD, accuracy=0.6, labeled_count=20)).decision == "none"
+
+
+def test_mean_rating_floor_triggers_quality() -> None:
+    d = _decide(quality=replace(GOOD, mean_rating=2.4))
+    assert (d.decision, d.trigger) == ("retrain", "quality")
+    assert "mean rating 2.40" in d.reason
+    assert _decide(quality=replace(GOOD, mean_rating=2.4, feedback_count=10)).decision == "none"
+
+
+def test_estimated_accuracy_floor_triggers_quality() -> None:
+    d = _decide(estimated_accuracy=0.55)
+    assert (d.decision, d.trigger) == ("retrain", "quality")
+    assert "estimated accuracy 0.550" in d.reason
+
+
+def test_quality_wins_over_drift_and_both_are_named() -> None:
+    d = _decide(estimated_accuracy=0.5, recent_checks_drift=[True, True, True])
+    assert d.trigger == "quality"
+    assert "estimated accuracy" in d.reason and "consecutive" in d.reason
+
+
+def test_too_few_labeled_items_since_the_champion_skip() -> None:
+    d = _decide(recent_checks_drift=[True, True, True], labeled_since_champion=99)
+    assert (d.decision, d.trigger) == ("skipped", "drift")
+    assert "only 99 labeled" in d.reason
+
+
+def test_cooldown_skips_until_it_has_passed() -> None:
+    drifting = [True, True, True]
+    recent = _decide(recent_checks_drift=drifting, last_run_finished_at=NOW - timedelta(minutes=10))
+    assert recent.decision == "skipped" and "cooldown" in recent.reason
+    later = _decide(recent_checks_drift=drifting, last_run_finished_at=NOW - timedelta(hours=2))
+    assert later.decision == "retrain"
+
+
+def test_never_two_runs_in_flight() -> None:
+    d = _decide(recent_checks_drift=[True, True, True], run_in_flight=True)
+    assert (d.decision, d.trigger) == ("skipped", "drift")
+    assert "already in flight" in d.reason
