@@ -1,0 +1,121 @@
+"""`tuneloop bench-retrain`: time one retrain run from the zero-shot default, gate included.
+
+The feedback is given as users would (a corrected label on each logged prediction) and the run
+is executed in-process exactly as a worker executes it (`retrain.service.execute_run`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from api.serving import prediction_record
+from core.data import Row, read_labeled
+from core.registry import Registry
+from core.runtime.predictor import Output
+from core.runtime.zeroshot import DEFAULT_LABELS
+from core.settings import RetrainSettings, Settings
+from core.store.db import Database, upgrade
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.runs import create_run, get_run
+from retrain.service import Context, execute_run
+from tuneloop.bootstrap import init_zero_shot
+
+
+def run_retrain_bench(
+    *, rows: list[Row], method: str, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Zero-shot v1, `rows` as corrected feedback, one run; timings and the verdict."""
+    with tempfile.TemporaryDirectory(prefix="tuneloop-bench-retrain-") as home:
+        settings = Settings(home=Path(home), retrain=RetrainSettings(method=method))
+        upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        registry = Registry(db, settings.artifacts)
+        say("building the zero-shot default (v1)")
+        init_zero_shot(settings, registry, labels=dict(DEFAULT_LABELS))
+        give_feedback(db, rows)
+        run, _ = create_run(db, trigger="manual")
+        say(f"retraining ({method}) on {len(rows)} labeled feedback items")
+        started = time.perf_counter()
+        execute_run(
+            Context(settings=settings, db=db, registry=registry), run["run_id"], owner="bench"
+        )
+        seconds = time.perf_counter() - started
+        done = get_run(db, run["run_id"])
+        version = registry.get(done["version"]) if done["version"] else None
+        return {
+            "method": method,
+            "feedback": len(rows),
+            "seconds": round(seconds, 1),
+            "train_seconds": round(version.params.get("train_seconds", 0), 1) if version else None,
+            "state": done["state"],
+            "verdict": done["verdict"],
+            "error": done["error"],
+            "metrics": done["metrics"],
+        }
+
+
+def give_feedback(db: Database, rows: list[Row]) -> None:
+    """Log one prediction per row (v1 said "positive") and correct it to the row's label."""
+    records = [
+        prediction_record(
+            text=r["text"],
+            output=Output(label="positive", score=0.5),
+            version="v1",
+            task="classification",
+            latency_ms=1.0,
+            log_text=True,
+            keep_embedding=False,
+        )
+        for r in rows
+    ]
+    insert_predictions(db, records)
+    for record, row in zip(records, rows, strict=True):
+        submit_feedback(db, prediction_id=record["id"], rating=3, label=row["label"])
+
+
+GOOD = ("works great", "love it", "excellent quality", "does the job well", "highly recommend")
+BAD = ("broke quickly", "waste of money", "poor quality", "stopped working", "very disappointed")
+THINGS = ("blender", "headphones", "charger", "backpack", "kettle", "lamp", "mouse", "toaster")
+
+
+def short_reviews(n: int, *, seed: int) -> list[Row]:
+    """`n` short labeled reviews (about ten tokens), half positive."""
+    rng = random.Random(seed)
+    out: list[Row] = []
+    for i in range(n):
+        label = "positive" if i % 2 else "negative"
+        phrase = rng.choice(GOOD if label == "positive" else BAD)
+        out.append({"text": f"The {rng.choice(THINGS)} {phrase}, order {i}.", "label": label})
+    return out
+
+
+def bench_rows(data: Path | None, n: int, seed: int) -> list[Row]:
+    """`n` rows of `data` (shuffled), or synthetic short reviews."""
+    if data is None:
+        return short_reviews(n, seed=seed)
+    rows = read_labeled(data)
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+def main(
+    *,
+    data: Path | None,
+    n: int,
+    method: str,
+    seed: int,
+    out: Path | None,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Run the benchmark and write its JSON."""
+    result = run_retrain_bench(rows=bench_rows(data, n, seed), method=method, say=say)
+    result["data"] = str(data) if data else "synthetic short reviews"
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2))
+    return result
