@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from core.settings import Settings
 from core.store.db import Database
@@ -69,7 +69,12 @@ def make_celery(settings: Settings, *, monitor_interval: float | None = None) ->
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue=MONITOR_QUEUE,
-        task_queues=[Queue(TRAIN_QUEUE), Queue(MONITOR_QUEUE)],
+        # Each queue its own exchange and key: with one shared key a direct exchange would
+        # deliver every message to both queues.
+        task_queues=[
+            Queue(q, Exchange(q, type="direct"), routing_key=q)
+            for q in (TRAIN_QUEUE, MONITOR_QUEUE)
+        ],
         task_routes={
             REAP_TASK: {"queue": MONITOR_QUEUE},  # never stuck behind a training run
             "retrain.*": {"queue": TRAIN_QUEUE},

@@ -14,6 +14,7 @@ from celery import Celery
 from core.registry import NoChampion, Registry, VersionNotFound
 from core.settings import Settings, get_settings
 from core.store.db import Database
+from tuneloop.server import configure
 
 
 def registry_of(settings: Settings) -> Registry:
@@ -36,6 +37,7 @@ def celery_app(settings: Settings) -> Celery:
 def worker(queues: str | None, concurrency: int | None) -> None:
     """Run a Celery worker: retrain runs (queue `train`) and monitor checks (queue `monitor`)."""
     settings = get_settings()
+    configure(settings)
     app = celery_app(settings)
     app.worker_main(
         [
@@ -58,6 +60,7 @@ def worker(queues: str | None, concurrency: int | None) -> None:
 def beat() -> None:
     """Run Celery beat: monitor checks every interval, lease reaping."""
     settings = get_settings()
+    configure(settings)
     app = celery_app(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     app.Beat(schedule=str(settings.home / "beat-schedule"), loglevel=settings.log_level).run()
