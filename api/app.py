@@ -89,7 +89,7 @@ def create_app(
         app.state.celery = make_celery(settings)
         app.state.store_metrics = StoreCollector(
             db,
-            monitor_interval=settings.monitor.interval,
+            monitor=settings.monitor,
             columns=monitor.features if monitor else tuple,
         )
         await serving.start()

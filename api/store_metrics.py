@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from core.settings import MonitorSettings
 from core.store.db import Database
 from core.store.tables import ModelAlias, ModelVersion, MonitorCheck, RetrainRun
 
@@ -28,10 +29,10 @@ class StoreCollector(Collector):
     """A Prometheus collector over the store (a few small queries per scrape)."""
 
     def __init__(
-        self, db: Database, *, monitor_interval: float, columns: Callable[[], tuple[str, ...]]
+        self, db: Database, *, monitor: MonitorSettings, columns: Callable[[], tuple[str, ...]]
     ) -> None:
         self.db = db
-        self.monitor_interval = monitor_interval
+        self.monitor = monitor
         self.columns = columns
 
     def collect(self) -> Iterator[Metric]:
@@ -61,7 +62,13 @@ class StoreCollector(Collector):
                 RetrainRun.finished_at.is_not(None), RetrainRun.started_at.is_not(None)
             )
         ).all()
+        finished = sorted(finished, key=lambda row: row[1])
         durations = [(f - s).total_seconds() for s, f in finished]
+        yield GaugeMetricFamily(
+            "tuneloop_retrain_last_run_duration_seconds",
+            "Wall time of the last finished run.",
+            value=durations[-1] if durations else NAN,
+        )
         yield SummaryMetricFamily(
             "tuneloop_retrain_run_duration_seconds",
             "Wall time of finished retrain runs.",
@@ -80,6 +87,28 @@ class StoreCollector(Collector):
             "tuneloop_retrain_run_progress",
             "Progress of the run in flight (0 when none).",
             value=active or 0,
+        )
+
+    def _monitor_settings(self) -> Iterator[Metric]:
+        ms = self.monitor
+        yield GaugeMetricFamily(
+            "tuneloop_monitor_interval_seconds",
+            "Configured seconds between scheduled checks.",
+            value=ms.interval,
+        )
+        floors = GaugeMetricFamily(
+            "tuneloop_monitor_floor",
+            "Configured quality floors of the trigger policy.",
+            labels=["signal"],
+        )
+        floors.add_metric(["feedback_accuracy"], ms.min_accuracy)
+        floors.add_metric(["estimated_accuracy"], ms.min_estimated_accuracy)
+        floors.add_metric(["mean_rating"], ms.min_mean_rating)
+        yield floors
+        yield GaugeMetricFamily(
+            "tuneloop_monitor_min_feedback",
+            "Feedback items a quality floor is judged on.",
+            value=ms.min_feedback,
         )
 
     def _champion(self, session: Any) -> Iterator[Metric]:
@@ -125,6 +154,11 @@ class StoreCollector(Collector):
                 "Accuracy against feedback labels in the last window.",
                 quality.get("accuracy"),
             ),
+            "feedback_count": ("Feedback items in the last window.", quality.get("feedback_count")),
+            "labeled_count": (
+                "Feedback items with a label in the last window.",
+                quality.get("labeled_count"),
+            ),
             "last_check_timestamp_seconds": (
                 "Unix time of the last check.",
                 check.created_at.timestamp() if check else None,
@@ -138,11 +172,13 @@ class StoreCollector(Collector):
             yield GaugeMetricFamily(
                 f"tuneloop_monitor_{name}", doc, value=NAN if value is None else float(value)
             )
-        yield GaugeMetricFamily(
-            "tuneloop_monitor_interval_seconds",
-            "Configured seconds between scheduled checks.",
-            value=self.monitor_interval,
+        yield from self._monitor_settings()
+        decisions = GaugeMetricFamily(
+            "tuneloop_monitor_decision", "1 for the last check's decision.", labels=["decision"]
         )
+        for decision in DECISIONS:
+            decisions.add_metric([decision], float(bool(check) and check.decision == decision))
+        yield decisions
         scores = GaugeMetricFamily(
             "tuneloop_monitor_drift_score",
             "Drift score per feature in the last check.",

@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TEXT_COLUMNS = ["length_chars", "word_count", "non_letter_share"]
-TOKENIZER_COLUMNS = ["unk_rate", "subword_rate"]
 # The rates are shares, so a prefix estimates them; 1,000 characters is about what a 256-token
 # model reads, and tokenizing only that bounds the cost of long inputs.
 TOKENIZE_CHARS = 1000

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from monitor import report as rep
-from monitor.descriptors import TEXT_COLUMNS, TOKENIZER_COLUMNS
 from monitor.embedding_drift import EmbeddingDrift, classifier_drift
+from monitor.features import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS
 from monitor.stattests import CHI2_TWO_SAMPLE, drifted, register_stattests
 
 # Fewer embeddings than this on a side give a held-out half too small to say anything.
@@ -50,8 +50,8 @@ render_html = rep.render_html
 class DriftOptions:
     """Columns, named tests and thresholds of a drift check (see the module docstring)."""
 
-    numeric_columns: tuple[str, ...] = (*TEXT_COLUMNS, *TOKENIZER_COLUMNS, "confidence")
-    categorical_columns: tuple[str, ...] = ("predicted_label",)
+    numeric_columns: tuple[str, ...] = NUMERIC_COLUMNS
+    categorical_columns: tuple[str, ...] = CATEGORICAL_COLUMNS
     alpha: float = 0.01
     numeric_min_distance: float = 0.1
     categorical_min_distance: float = 0.1

@@ -42,10 +42,9 @@ def render_report(path: str) -> str:
 
 def drift_features() -> tuple[str, ...]:
     """The names of the drift features, so their series exist before the first check."""
-    from monitor.drift import DriftOptions
+    from monitor.features import FEATURES
 
-    options = DriftOptions()
-    return (*options.numeric_columns, *options.categorical_columns)
+    return FEATURES
 
 
 def monitor_hooks() -> MonitorHooks:

@@ -1,0 +1,1 @@
+"""Grafana provisioning and the code that generates its dashboards (python -m grafana.generate)."""
