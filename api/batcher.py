@@ -1,9 +1,16 @@
 """Dynamic batching: one consumer per device forms batches from an asyncio queue.
 
-The consumer dispatches at once when the device is idle; while a batch runs, new requests
-accumulate, and the next batch takes what is there (up to `max_batch_size`). The forward pass runs
-in a dedicated thread, so the event loop never blocks. Token budgets are the predictor's business:
-it sorts by length and splits a batch into padded chunks under `max_batch_tokens`.
+Forward passes run in dedicated threads, so the event loop never blocks. A device has one or more
+forward lanes: one on a GPU; on a CPU a few single-threaded lanes, because independent forwards
+keep every core busy where one forward split across cores waits at each operator for the slowest,
+and one lane tokenizes while another computes.
+
+When the whole device is idle the consumer dispatches at once; a lone batch (nothing else waiting)
+then gets every lane's threads, so a single request is as fast as the cores allow. While other
+lanes compute, a free lane takes what accumulated meanwhile, letting requests that are still
+arriving join for a few milliseconds, and what is waiting is split evenly over the free lanes (up
+to `max_batch_size` each). Token budgets are the predictor's business: it sorts by length and
+splits a batch into padded chunks under `max_batch_tokens`.
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,6 +28,7 @@ from api import metrics
 from core.runtime.predictor import Output, Predictor
 
 log = logging.getLogger(__name__)
+SETTLE_SECONDS = 0.004  # longest wait for company while other lanes compute
 
 
 class QueueFull(Exception):
@@ -38,14 +48,30 @@ class _Item:
 class Batcher:
     """Queue texts, run them through the predictor in batches, answer each future."""
 
-    def __init__(self, predictor: Predictor, *, max_batch_size: int, max_queue: int) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        *,
+        max_batch_size: int,
+        max_queue: int,
+        lanes: int = 1,
+        threads_per_lane: int = 1,
+        set_threads: Callable[[int], None] | None = None,
+    ) -> None:
         self.predictor = predictor
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
+        self.lanes = lanes
+        self.threads_per_lane = threads_per_lane
+        self._set_threads = set_threads
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._next: Predictor | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
+        self._busy = 0  # lanes in use
+        self._freed = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="forward")
 
     @property
     def depth(self) -> int:
@@ -57,20 +83,20 @@ class Batcher:
         self._task = asyncio.create_task(self._consume(), name="batcher")
 
     async def stop(self) -> None:
-        """Stop consuming; waiting requests get NotServing."""
+        """Stop consuming; batches in flight finish, waiting requests get NotServing."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._running:
+            await asyncio.wait(self._running)
         while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if not item.future.done():
-                item.future.set_exception(NotServing("shutting down"))
+            _fail([self._queue.get_nowait()], NotServing("shutting down"))
         self._pool.shutdown(wait=True)
 
     def swap(self, predictor: Predictor) -> None:
-        """Serve `predictor` from the next batch on; the batch in flight finishes on the old one."""
+        """Serve `predictor` from the next batch on; batches in flight finish on the old one."""
         self._next = predictor
 
     async def submit(self, texts: list[str]) -> list[tuple[Output, str]]:
@@ -84,31 +110,82 @@ class Batcher:
         for item in items:
             self._queue.put_nowait(item)
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        if len(items) == 1:  # the common case, without gather's bookkeeping
+            return [await items[0].future]
         return list(await asyncio.gather(*(i.future for i in items)))
 
     async def _consume(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
+            while self._busy >= self.lanes:
+                self._freed.clear()
+                await self._freed.wait()
             batch = [await self._queue.get()]
-            while len(batch) < self.max_batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            metrics.QUEUE_DEPTH.set(self._queue.qsize())
-            if self._next is not None:
-                self.predictor, self._next = self._next, None
-            predictor = self.predictor
-            started = time.perf_counter()
             try:
-                outputs = await loop.run_in_executor(
-                    self._pool, predictor.predict, [i.text for i in batch]
-                )
-            except Exception as exc:  # a bad batch must not kill the consumer
-                log.exception("forward pass failed")
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
-            metrics.BATCH_SIZE.observe(len(batch))
-            for item, output in zip(batch, outputs, strict=True):
-                if not item.future.done():  # the client may have gone
-                    item.future.set_result((output, predictor.version))
+                if self._busy:  # the device is busy: let requests still arriving join
+                    await self._settle()
+            except asyncio.CancelledError:
+                _fail(batch, NotServing("shutting down"))
+                raise
+            self._dispatch(batch)
+
+    async def _settle(self) -> None:
+        """Wait while the queue keeps growing, a few milliseconds at most."""
+        deadline = time.perf_counter() + SETTLE_SECONDS
+        seen = -1
+        while seen != (n := self._queue.qsize()) and n < self.max_batch_size:
+            if time.perf_counter() >= deadline:
+                return
+            seen = n
+            await asyncio.sleep(0.001)
+
+    def _dispatch(self, batch: list[_Item]) -> None:
+        """Take this lane's share of what waits and start its forward pass."""
+        free = self.lanes - self._busy
+        share = min(self.max_batch_size, -(-(self._queue.qsize() + 1) // free))
+        while len(batch) < share:
+            batch.append(self._queue.get_nowait())
+        metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        width = self.lanes if self._busy == 0 and self._queue.empty() else 1
+        self._busy += width
+        if self._next is not None:
+            self.predictor, self._next = self._next, None
+        task = asyncio.create_task(self._run(self.predictor, batch, width))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, predictor: Predictor, batch: list[_Item], width: int) -> None:
+        """One batch on `width` lanes; answers its futures and frees the lanes."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        threads = width * self.threads_per_lane
+        try:
+            texts = [i.text for i in batch]
+            outputs = await loop.run_in_executor(
+                self._pool, self._forward, predictor, texts, threads
+            )
+        except Exception as exc:  # a bad batch must not kill the consumer
+            log.exception("forward pass failed")
+            _fail(batch, exc)
+            return
+        finally:
+            self._busy -= width
+            self._freed.set()
+        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(batch))
+        version = predictor.version
+        for item, output in zip(batch, outputs, strict=True):
+            if not item.future.done():  # the client may have gone
+                item.future.set_result((output, version))
+
+    def _forward(self, predictor: Predictor, texts: list[str], threads: int) -> list[Output]:
+        """In a lane thread: set its torch thread count when it changes, then predict."""
+        if self._set_threads is not None and getattr(self._local, "threads", 0) != threads:
+            self._set_threads(threads)
+            self._local.threads = threads
+        return predictor.predict(texts)
+
+
+def _fail(items: list[_Item], exc: BaseException) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(exc)

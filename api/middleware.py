@@ -1,13 +1,20 @@
-"""Pure ASGI middleware: the request body limit (413) and HTTP metrics."""
+"""Pure ASGI middleware: the request body limit (413) and HTTP metrics.
+
+Inside the body limit, `POST /v1/predict` goes straight to the route's bare ASGI twin
+(`api.routes.predict.predict_asgi`); every other request goes on through FastAPI.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
+from api.routes.predict import PATH as PREDICT_PATH
+from api.routes.predict import predict_asgi
 
 
 class BodyTooLarge(Exception):
@@ -45,8 +52,9 @@ class BodyLimit:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        fast = scope["path"] == PREDICT_PATH and scope["method"] == "POST" and "app" in scope
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await (predict_asgi if fast else self.app)(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
                 await _too_large(send, self.max_bytes)
@@ -72,6 +80,7 @@ class HttpMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labels() once per key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,9 +98,16 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = _route(scope)
-            metrics.REQUESTS.labels(route=route, method=scope["method"], status=str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            key = (_route(scope), scope["method"], status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    metrics.REQUESTS.labels(route=key[0], method=key[1], status=str(status)),
+                    metrics.REQUEST_SECONDS.labels(route=key[0]),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
 
 
 def _route(scope: Scope) -> str:

@@ -17,7 +17,7 @@ from api import metrics
 from api.batcher import Batcher, NotServing
 from api.predlog import PredictionLog
 from core.registry import Registry, VersionInfo
-from core.runtime.predictor import Output, Predictor
+from core.runtime.predictor import Output, Predictor, forward_lanes, set_torch_threads
 from core.settings import ApiSettings
 from core.store.tables import utcnow
 
@@ -78,6 +78,7 @@ class Serving:
         self.task: str | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._counters: dict[tuple[str, str], Any] = {}  # PREDICTIONS children, labels() once
 
     @property
     def ready(self) -> bool:
@@ -109,11 +110,7 @@ class Serving:
             return False
         predictor = await asyncio.to_thread(self.load, champion)
         if self.batcher is None:
-            self.batcher = Batcher(
-                predictor,
-                max_batch_size=self.settings.max_batch_size,
-                max_queue=self.settings.max_queue,
-            )
+            self.batcher = _batcher(predictor, self.settings)
             await self.batcher.start()
         else:
             self.batcher.swap(predictor)
@@ -121,6 +118,15 @@ class Serving:
         self.version, self.task = champion.version, champion.task
         metrics.set_model(champion.version, champion.task)
         return True
+
+    def _predicted(self, version: str, label: str) -> Any:
+        key = (version, label)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.PREDICTIONS.labels(
+                model_version=version, label=label
+            )
+        return counter
 
     async def _watch(self) -> None:
         while True:
@@ -149,9 +155,23 @@ class Serving:
                 keep_embedding=self._rng.random() < self.settings.embedding_sample_rate,
             )
             self.predlog.add(record)
-            metrics.PREDICTIONS.labels(model_version=version, label=output.label or "").inc()
+            self._predicted(version, output.label or "").inc()
             answers.append(_answer(record["id"], output))
         return PredictResult(model_version=results[-1][1], predictions=answers)
+
+
+def _batcher(predictor: Predictor, settings: ApiSettings) -> Batcher:
+    """A batcher with forward lanes for the predictor's device and the torch thread budget."""
+    lanes, threads = forward_lanes(getattr(predictor, "device", None), settings.torch_threads)
+    log.info("%d forward lane(s) with %d torch thread(s) each", lanes, threads)
+    return Batcher(
+        predictor,
+        max_batch_size=settings.max_batch_size,
+        max_queue=settings.max_queue,
+        lanes=lanes,
+        threads_per_lane=threads,
+        set_threads=set_torch_threads,
+    )
 
 
 def _answer(prediction_id: str, output: Output) -> dict[str, Any]:

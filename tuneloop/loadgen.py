@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import itertools
 import math
+import os
 import random
 import sys
 import time
@@ -127,7 +128,11 @@ async def _client(
     _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
     clock = time.perf_counter
     while (sent := clock()) < stop:
-        status = await conn.request(next(payloads))
+        try:
+            status = await conn.request(next(payloads))
+        except ConnectionError:  # counted as status 0; carry on with a new connection
+            status = 0
+            _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
         if sent >= start:
             out.append(clock() - sent)
             codes[status] += 1
@@ -144,10 +149,14 @@ async def run_level(
     codes: Counter[int] = Counter()
     start = time.perf_counter() + warmup
     stop = start + duration
+    cpu = sum(os.times()[:2])
     await asyncio.gather(
         *(_client(port, payloads, start, stop, latencies, codes) for _ in range(concurrency))
     )
-    return summarize(latencies, codes, concurrency=concurrency, elapsed=time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    result = summarize(latencies, codes, concurrency=concurrency, elapsed=elapsed)
+    result["client_cpu_cores"] = round((sum(os.times()[:2]) - cpu) / (warmup + elapsed), 2)
+    return result
 
 
 def summarize(

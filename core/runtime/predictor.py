@@ -1,7 +1,16 @@
-"""Run a model version on a batch of texts: one forward pass gives the output and the embedding."""
+"""Run a model version on a batch of texts: one forward pass gives the output and the embedding.
+
+On CPU the forward is traced and frozen with TorchScript (checked against eager on a probe batch,
+eager otherwise): it runs without holding the GIL, so an api's event loop and several forward
+threads do not queue behind each other's Python between operators.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -11,6 +20,10 @@ import torch
 
 from core.runtime.base import inference_dtype, pick_device
 from core.runtime.model import TextClassifier, artifact_task, load_classifier
+
+log = logging.getLogger(__name__)
+MAX_LANES = 4
+Forward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -62,6 +75,32 @@ class ClassifierPredictor:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length)
         self._pad_id = tokenizer.pad_token_id or 0  # type: ignore[attr-defined]
+        self._forward: Forward = self._eager
+
+    def _eager(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(input_ids=ids, attention_mask=mask)
+        assert out.logits is not None and out.embedding is not None
+        return out.logits, out.embedding
+
+    @torch.inference_mode()
+    def trace(self) -> bool:
+        """Trace and freeze the forward with TorchScript; keep eager unless it matches exactly."""
+        probe = self.encode(["a short probe", "a somewhat longer probe text, with padding after"])
+        ids, mask = self._pad([ids for ids, _ in probe])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.freeze(torch.jit.trace(_Forward(self.model).eval(), (ids, mask)))
+            same = all(
+                torch.allclose(a.float(), b.float(), atol=1e-4)
+                for a, b in zip(traced(ids, mask), self._eager(ids, mask), strict=True)
+            )
+        except Exception:  # any model that does not trace keeps running eagerly
+            log.warning("TorchScript trace failed; running eagerly", exc_info=True)
+            return False
+        if same:
+            self._forward = traced
+        return same
 
     def encode(self, texts: list[str]) -> list[tuple[list[int], bool]]:
         """Token ids of each text (truncated to the limit) and whether it was truncated."""
@@ -79,9 +118,9 @@ class ClassifierPredictor:
         results: list[Output | None] = [None] * len(encoded)
         for chunk in self._chunks(order, encoded):
             ids, mask = self._pad([encoded[i][0] for i in chunk])
-            out = self.model(input_ids=ids, attention_mask=mask)
-            probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
-            embeddings = out.embedding.float().cpu().numpy()
+            logits, embedding = self._forward(ids, mask)
+            probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            embeddings = embedding.float().cpu().numpy()
             for row, i in enumerate(chunk):
                 p = probs[row]
                 best = int(p.argmax())
@@ -121,6 +160,37 @@ class ClassifierPredictor:
         )
 
 
+class _Forward(torch.nn.Module):
+    """The classifier's forward as positional tensors in, (logits, embedding) out, for tracing."""
+
+    def __init__(self, model: TextClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(input_ids=ids, attention_mask=mask)
+        return out.logits, out.embedding
+
+
+def forward_lanes(device: torch.device | None, threads: int = 0) -> tuple[int, int]:
+    """(forward threads, torch threads each) for a budget of `threads` (0: all cores).
+
+    A GPU gets one lane. A CPU gets up to MAX_LANES single-threaded lanes, then more threads per
+    lane: independent forwards keep every core busy, where one forward split across cores waits
+    at each operator for the slowest core (badly so when another process takes a core).
+    """
+    if device is None or device.type != "cpu":
+        return 1, threads or torch.get_num_threads()
+    budget = threads or len(os.sched_getaffinity(0))
+    lanes = min(budget, MAX_LANES)
+    return lanes, max(1, budget // lanes)
+
+
+def set_torch_threads(threads: int) -> None:
+    """Torch's intra-op threads for the calling thread (OpenMP and MKL keep them per thread)."""
+    torch.set_num_threads(threads)
+
+
 def load_predictor(
     path: Path,
     *,
@@ -128,15 +198,16 @@ def load_predictor(
     device: str = "auto",
     max_length: int | None = None,
     max_batch_tokens: int = 8192,
+    trace: bool = True,
 ) -> ClassifierPredictor:
-    """Load an artifact onto the chosen device, in half precision on CUDA."""
+    """Load an artifact onto the chosen device, in half precision on CUDA, traced on CPU."""
     task = artifact_task(path)
     if task != "classification":
         raise ValueError(f"no runtime for task {task!r}")
     dev = pick_device(device)
     model, tokenizer, config = load_classifier(path, dtype=inference_dtype(dev))
     model.to(dev)
-    return ClassifierPredictor(
+    predictor = ClassifierPredictor(
         model,
         tokenizer,
         version=version,
@@ -145,3 +216,6 @@ def load_predictor(
         max_length=min(max_length or config.max_length, config.max_length),
         max_batch_tokens=max_batch_tokens,
     )
+    if trace and dev.type == "cpu":
+        predictor.trace()
+    return predictor

@@ -110,3 +110,56 @@ async def test_submit_before_start_is_refused() -> None:
     batcher = Batcher(FakePredictor(), max_batch_size=4, max_queue=10)
     with pytest.raises(NotServing):
         await batcher.submit(["x"])
+
+
+class CountingFake(FakePredictor):
+    """Also records how many forward passes ran at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def predict(self, texts: list[str]) -> list[Output]:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            return super().predict(texts)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+async def test_lanes_split_waiting_texts_and_run_side_by_side() -> None:
+    fake, threads = CountingFake(), []
+    fake.gate.clear()
+    batcher = Batcher(fake, max_batch_size=8, max_queue=100, lanes=2, set_threads=threads.append)
+    await batcher.start()
+    both = asyncio.create_task(batcher.submit(["a", "b"]))
+    await asyncio.sleep(0.05)
+    assert fake.active == 2  # one text on each lane, both computing
+    fake.gate.set()
+    assert [o.label for o, _ in await both] == ["a", "b"]
+    assert sorted(map(sorted, fake.batches)) == [["a"], ["b"]] and fake.most == 2
+    assert threads == [1, 1]  # two lanes busy: one torch thread each
+    await batcher.stop()
+
+
+async def test_a_lone_batch_on_an_idle_device_gets_every_lane_thread() -> None:
+    fake, threads = CountingFake(), []
+    batcher = Batcher(
+        fake,
+        max_batch_size=8,
+        max_queue=100,
+        lanes=2,
+        threads_per_lane=3,
+        set_threads=threads.append,
+    )
+    await batcher.start()
+    assert (await batcher.submit(["alone"]))[0][0].label == "alone"
+    assert threads == [6]
+    assert (await batcher.submit(["again"]))[0][0].label == "again"
+    assert threads == [6]  # set once per thread, not per batch
+    await batcher.stop()

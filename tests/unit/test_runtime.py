@@ -52,3 +52,14 @@ def test_token_budget_splits_a_batch_into_padded_chunks(base_artifact: Path) -> 
         assert len(chunk) * width <= 16 or len(chunk) == 1
     assert sorted(i for c in chunks for i in c) == [0, 1, 2, 3]
     assert len(predictor.predict_encoded(encoded)) == 4
+
+
+def test_traced_forward_matches_eager(base_artifact: Path) -> None:
+    traced = load_predictor(base_artifact, version="v1", device="cpu")
+    eager = load_predictor(base_artifact, version="v1", device="cpu", trace=False)
+    assert traced._forward != traced._eager and eager._forward == eager._eager
+    for a, b in zip(traced.predict(TEXTS), eager.predict(TEXTS), strict=True):
+        assert a.label == b.label and a.n_tokens == b.n_tokens
+        assert abs((a.score or 0) - (b.score or 0)) < 1e-5
+        assert a.embedding is not None and b.embedding is not None
+        np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-5)

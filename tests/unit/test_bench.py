@@ -1,0 +1,89 @@
+"""The benchmark's pieces that can break silently: HTTP framing, percentiles, the JSON document."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from tuneloop.bench import BenchConfig, assemble
+from tuneloop.loadgen import build_request, parse_response, percentile, review_texts, summarize
+
+ANSWER = (
+    b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"a": true}'
+)
+
+
+def test_parse_response_waits_for_the_whole_body_and_reports_what_it_used() -> None:
+    assert parse_response(ANSWER[:20]) is None  # head incomplete
+    assert parse_response(ANSWER[:-1]) is None  # body one byte short
+    assert parse_response(ANSWER) == (200, len(ANSWER))
+    pipelined = ANSWER + b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+    status, used = parse_response(pipelined) or (0, 0)
+    assert (status, used) == (200, len(ANSWER))
+    assert parse_response(pipelined[used:]) == (503, len(pipelined) - used)
+
+
+def test_parse_response_refuses_what_it_cannot_frame() -> None:
+    with pytest.raises(ValueError):
+        parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+    with pytest.raises(ValueError):
+        parse_response(b"garbage\r\n\r\n")
+
+
+def test_request_is_a_keep_alive_post_with_an_exact_content_length() -> None:
+    request = build_request("127.0.0.1", 8000, "/v1/predict", 'she said "great"')
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1/predict HTTP/1.1\r\n")
+    assert b"connection: close" not in head.lower()
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert orjson.loads(body) == {"inputs": 'she said "great"'}
+
+
+def test_texts_are_deterministic_short_reviews() -> None:
+    texts = review_texts(50)
+    assert texts == review_texts(50) and len(set(texts)) > 25
+    assert all(10 <= len(t.split()) <= 25 for t in texts)
+
+
+def test_percentiles_and_level_summary() -> None:
+    values = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    assert percentile(values, 0.5) == 0.050 and percentile(values, 0.99) == 0.099
+    assert percentile([], 0.5) == 0.0
+    level = summarize(values, Counter({200: 98, 503: 2}), concurrency=8, elapsed=2.0)
+    assert level["rps"] == 49.0  # only 2xx answers count
+    assert level["errors"] == 2 and level["p50_ms"] == 50.0 and level["p99_ms"] == 99.0
+
+
+def _level(concurrency: int, rps: float, p50: float, p99: float) -> dict[str, Any]:
+    return {"concurrency": concurrency, "rps": rps, "p50_ms": p50, "p95_ms": p99, "p99_ms": p99}
+
+
+def test_assemble_computes_headline_ratios_and_target_checks() -> None:
+    served = {
+        1: _level(1, 90, 9.0, 12),
+        32: _level(32, 290, 100, 200),
+        64: _level(64, 300, 200, 450),
+    }
+    naive = {1: _level(1, 100, 8.0, 10), 32: _level(32, 70, 400, 600), 64: _level(64, 60, 900, 1e3)}
+    raw = {1: 80.0, 32: 320.0, 64: 310.0}
+    config = BenchConfig(concurrency=(1, 32, 64))
+    result = assemble(raw, served, naive, api_rss_mb=800.0, machine={"cores": 2}, config=config)
+    assert result["raw_tps"] == 320.0 and result["served_tps"] == 300
+    assert result["naive_tps"] == 100
+    assert result["served_over_raw"] == round(300 / 320, 3)
+    assert result["served_over_naive"] == round(290 / 70, 3)  # at concurrency 32
+    assert (result["idle_p50_ms"], result["naive_idle_p50_ms"]) == (9.0, 8.0)
+    assert result["served_p99_ms_at_max"] == 450
+    assert all(result["targets"].values())
+    assert [level["concurrency"] for level in result["served"]] == [1, 32, 64]
+    orjson.dumps(result)  # JSON-ready as it is
+
+    slow = {**served, 1: _level(1, 60, 10.5, 20), 64: _level(64, 300, 200, 700)}
+    missed = assemble(raw, slow, naive, api_rss_mb=1300.0, machine={}, config=config)["targets"]
+    assert not missed["idle_p50<=naive+2ms"] and not missed["p99_at_max<=500ms"]
+    assert not missed["api_rss<=1200MB"] and missed["served_over_naive>=3.5"]

@@ -1,0 +1,83 @@
+"""POST /v1/predict's bare ASGI twin answers exactly what the FastAPI route answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+import api.middleware
+from api.app import create_app
+from core.registry import Registry
+from core.runtime.predictor import Output
+from core.settings import ApiSettings, Settings
+from core.store.db import Database
+
+BODIES: list[Any] = [
+    {"inputs": "fine"},
+    {"inputs": ["a", "b"]},
+    {"inputs": []},
+    {"inputs": "   "},
+    {"inputs": 5},
+    {"inputs": "x", "extra": 1},
+    {"inputs": ["a"] * 9},
+    "not json",
+    b'{"inputs": "\xff"}',
+]
+
+
+class Fake:
+    task = "classification"
+    labels = ["negative", "positive"]
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def predict(self, texts: list[str]) -> list[Output]:
+        scores = {"negative": 0.25, "positive": 0.75}
+        return [Output(label="positive", score=0.75, scores=scores) for _ in texts]
+
+
+def _answers(tmp_path: Path, sqlite_url: str) -> list[tuple[int, Any]]:
+    settings = Settings(home=tmp_path, database_url=sqlite_url, api=ApiSettings(max_inputs=8))
+    registry = Registry(Database(sqlite_url), settings.artifacts)
+    registry.register(
+        registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
+    )
+    registry.promote("v1")
+    answers = []
+    with TestClient(create_app(settings, load=lambda v: Fake(v.version))) as client:
+        for body in BODIES:
+            if isinstance(body, dict):
+                r = client.post("/v1/predict", json=body)
+            else:
+                r = client.post(
+                    "/v1/predict", content=body.encode() if isinstance(body, str) else body
+                )
+            payload = r.json()
+            for p in payload.get("predictions", []):
+                p["id"] = len(p.pop("id"))  # fresh uuids: compare their shape
+            answers.append((r.status_code, payload))
+        metrics = client.get("/metrics").text
+    assert 'route="/v1/predict",status="200"' in metrics
+    assert 'route="/v1/predict",status="422"' in metrics
+    return answers
+
+
+def test_fast_path_and_fastapi_route_answer_alike(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = _answers(tmp_path / "fast", sqlite_url)
+    monkeypatch.setattr(api.middleware, "PREDICT_PATH", "/not-the-fast-path")
+    routed = _answers(tmp_path / "routed", sqlite_url)
+    assert fast == routed
+    assert [status for status, _ in fast] == [200, 200, 422, 422, 422, 422, 422, 422, 422]
+    assert fast[1][1]["predictions"][1] == {
+        "id": 36,
+        "label": "positive",
+        "score": 0.75,
+        "scores": {"negative": 0.25, "positive": 0.75},
+        "truncated": False,
+    }
