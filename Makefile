@@ -35,5 +35,21 @@ unit: install
 bench: install
 	$(BIN)/tuneloop bench --json bench.json
 
+# The drill (issue 6): blitzer books -> electronics through the running system, when ../shared/data
+# is there. The reviews are converted to JSONL under .tuneloop/drill (never into the repository).
+DATA ?= ../shared/data
+DRILL_OUT ?= .tuneloop/drill
+SEED ?= 0
+drill: install
+	@if [ ! -d "$(DATA)/blitzer_mds" ]; then \
+		echo "make drill: $(DATA)/blitzer_mds not found; nothing to do (set DATA=... to the shared data)"; \
+		exit 0; \
+	fi; \
+	set -e; \
+	$(BIN)/python -m tuneloop.drill_data "$(DATA)/blitzer_mds" $(DRILL_OUT)/data books electronics; \
+	$(BIN)/tuneloop drill --reference $(DRILL_OUT)/data/books.jsonl \
+		--shifted $(DRILL_OUT)/data/electronics.jsonl --oracle --seed $(SEED) \
+		--json $(DRILL_OUT)/drill-$(SEED).json --report $(DRILL_OUT)/drill-$(SEED).html
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

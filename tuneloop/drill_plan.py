@@ -1,0 +1,135 @@
+"""What the drill plays: its options, the splits of REF and SHIFT, and the system's environment."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.data import Row, read_labeled, split
+
+# REF: 60 % trains v1, 25 % is streamed, 15 % is held out (zero-shot: 85 % streamed).
+REF_TRAIN_SHARE = 0.60
+REF_HELD_SHARE = 0.15
+MIN_REF_STREAMED = 300
+# SHIFT: hold out 1,000 rows (a 3-point difference on fewer is noise) when at least 900 are left
+# to stream - a detection (<= 400 predictions) and a few hundred labels at a 0.3 feedback rate -
+# else 30 %.
+SHIFT_HELD_ROWS = 1000
+MIN_SHIFT_STREAMED = 900
+SHIFT_HELD_SHARE = 0.30
+# Variables of the drill's own: a fresh home, a private api port and token (never the user's).
+OWN_VARIABLES = (
+    "TUNELOOP_HOME",
+    "TUNELOOP_ARTIFACT_DIR",
+    "TUNELOOP_ADMIN_TOKEN",
+    "TUNELOOP_API_HOST",
+    "TUNELOOP_API_PORT",
+    "TUNELOOP_ENV",
+)
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    """The drill's options, as `tuneloop drill` takes them."""
+
+    reference: Path
+    shifted: Path
+    zero_shot: bool = False
+    oracle: bool = False
+    feedback_rate: float = 0.3
+    check_every: int = 100
+    seed: int = 0
+    batch_size: int = 16  # texts per predict request
+
+
+@dataclass(frozen=True)
+class DrillData:
+    """The splits: v1's training rows, the two streams, and the two held-out sets."""
+
+    ref_train: list[Row]
+    ref_stream: list[Row]
+    ref_held: list[Row]
+    shift_stream: list[Row]
+    shift_held: list[Row]
+
+    @property
+    def labels(self) -> list[str]:
+        """Every label of either file."""
+        rows = self.ref_train + self.ref_stream + self.shift_stream + self.shift_held
+        return sorted({r["label"] for r in rows})
+
+
+def load_data(config: DrillConfig, *, max_chars: int) -> DrillData:
+    """Read and split REF and SHIFT (seeded); texts are clipped to the api's character limit."""
+    ref = _read(config.reference, max_chars)
+    shifted = _read(config.shifted, max_chars)
+    ref_rest, ref_held = split(ref, REF_HELD_SHARE, seed=config.seed)
+    ref_train: list[Row] = []
+    if config.zero_shot:
+        ref_stream = ref_rest
+    else:
+        share = REF_TRAIN_SHARE / (1 - REF_HELD_SHARE)
+        ref_stream, ref_train = split(ref_rest, share, seed=config.seed + 1)
+    if len(ref_stream) < MIN_REF_STREAMED:
+        raise ValueError(
+            f"{config.reference} streams {len(ref_stream)} rows; the drill needs at least "
+            f"{MIN_REF_STREAMED} (a larger REF file)"
+        )
+    shift_stream, shift_held = split(shifted, shift_held_share(len(shifted)), seed=config.seed)
+    return DrillData(ref_train, ref_stream, ref_held, shift_stream, shift_held)
+
+
+def shift_held_share(n: int) -> float:
+    """The share of SHIFT held out: 1,000 rows where the file allows, else 30 %."""
+    if n - SHIFT_HELD_ROWS >= MIN_SHIFT_STREAMED:
+        return SHIFT_HELD_ROWS / n
+    return SHIFT_HELD_SHARE
+
+
+def feedback_mask(n: int, rate: float, *, seed: int) -> list[bool]:
+    """Which of `n` streamed predictions a user rates (seeded, independent of the texts)."""
+    rng = random.Random(f"feedback-{seed}")
+    return [rng.random() < rate for _ in range(n)]
+
+
+def _read(path: Path, max_chars: int) -> list[Row]:
+    return [{"text": r["text"][:max_chars], "label": r["label"]} for r in read_labeled(path)]
+
+
+def drill_defaults(check_every: int) -> dict[str, str]:
+    """Settings the drill's processes get unless the environment sets them.
+
+    Rules: the monitor window spans two check intervals, so a shift fills it within two checks,
+    and a promoted champion's served reference is as large; checks run on the drill's clock (a
+    check every `check_every` predictions), not on beat's; the cooldown is 0 because the drill
+    replays hours of traffic in minutes and one run in flight already bounds retraining; the api
+    looks for a new champion every half second; the worker only trains (checks run in the api).
+    """
+    window = str(2 * check_every)
+    return {
+        "TUNELOOP_MONITOR_WINDOW_SIZE": window,
+        "TUNELOOP_MONITOR_REFERENCE_SIZE": window,
+        "TUNELOOP_MONITOR_INTERVAL": "86400",
+        "TUNELOOP_MONITOR_COOLDOWN_SECONDS": "0",
+        "TUNELOOP_API_MODEL_POLL_SECONDS": "0.5",
+        "TUNELOOP_WORKER_CONCURRENCY": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def child_env(home: Path, *, check_every: int) -> dict[str, str]:
+    """The processes' environment: ours, then the drill defaults the user did not override."""
+    env = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
+    for key, value in drill_defaults(check_every).items():
+        env.setdefault(key, value)
+    env.update(
+        {
+            "TUNELOOP_HOME": str(home),
+            "TUNELOOP_ADMIN_TOKEN": secrets.token_urlsafe(24),
+            "TUNELOOP_ENV": "development",
+        }
+    )
+    return env
