@@ -9,7 +9,6 @@ over HTTP by `tuneloop.loadgen` in its own process, one text per request.
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -18,13 +17,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tuneloop.bench_report import assemble, level_line, machine_info
 from tuneloop.loadgen import review_texts
 
 Progress = Callable[[str], None]
@@ -88,17 +87,21 @@ def build_model(home: Path) -> Path:
 
 def measure_raw(
     artifact: Path, texts: list[str], config: BenchConfig, progress: Progress
-) -> tuple[dict[int, float], int]:
+) -> tuple[dict[int, dict[str, float]], int]:
     """Texts per second of tokenize + forward in this process, per batch size."""
     import torch
 
     from core.runtime.predictor import load_predictor
 
     predictor = load_predictor(artifact, version="raw", device="cpu")
-    results: dict[int, float] = {}
+    results: dict[int, dict[str, float]] = {}
     for size in config.batch_sizes:
-        results[size] = _raw_rate(predictor.predict, texts, size, config.raw_seconds)
-        progress(f"raw batch {size:>2}: {results[size]:7.1f} texts/s")
+        busy, own, started = busy_cpu_seconds(), sum(os.times()[:2]), time.perf_counter()
+        tps = _raw_rate(predictor.predict, texts, size, config.raw_seconds)
+        elapsed = time.perf_counter() - started
+        others = (busy_cpu_seconds() - busy - (sum(os.times()[:2]) - own)) / elapsed
+        results[size] = {"tps": tps, "other_cpu_cores": round(max(0.0, others), 2)}
+        progress(f"raw batch {size:>2}: {tps:7.1f} texts/s  others {others:.2f} cores")
     return results, torch.get_num_threads()
 
 
@@ -132,15 +135,22 @@ def measure_server(
         progress(f"{name} ready on port {port} (pid {pid})")
         levels: dict[int, dict[str, Any]] = {}
         for concurrency in config.concurrency:
-            load, cpu_before, started = os.getloadavg()[0], cpu_seconds(pid), time.perf_counter()
-            level = run_loadgen(port, concurrency, config)
-            level["server_cpu_cores"] = round(
-                (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - started), 2
-            )
-            level["load_avg_1m_before"] = round(load, 2)
-            levels[concurrency] = level
-            progress(f"{name} c={concurrency:>2}: {_level_line(level)}")
+            levels[concurrency] = measure_level(port, pid, concurrency, config)
+            progress(f"{name} c={concurrency:>2}: {level_line(levels[concurrency])}")
         return levels, rss_mb(pid)
+
+
+def measure_level(port: int, pid: int, concurrency: int, config: BenchConfig) -> dict[str, Any]:
+    """One level, with the CPU the server, the client and every other process used meanwhile."""
+    load, busy = os.getloadavg()[0], busy_cpu_seconds()
+    server, started = cpu_seconds(pid), time.perf_counter()
+    level = run_loadgen(port, concurrency, config)
+    elapsed = time.perf_counter() - started
+    level["server_cpu_cores"] = round((cpu_seconds(pid) - server) / elapsed, 2)
+    others = (busy_cpu_seconds() - busy) / elapsed - level["server_cpu_cores"]
+    level["other_cpu_cores"] = round(max(0.0, others - level["client_cpu_cores"]), 2)
+    level["load_avg_1m_before"] = round(load, 2)
+    return level
 
 
 def run_loadgen(port: int, concurrency: int, config: BenchConfig) -> dict[str, Any]:
@@ -217,6 +227,16 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (from /proc/stat; 0.0 without it)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_env(home: Path) -> dict[str, str]:

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tuneloop.bench import BenchConfig, assemble
+from tuneloop.bench import BenchConfig
+from tuneloop.bench_report import assemble
 from tuneloop.loadgen import build_request, parse_response, percentile, review_texts, summarize
 
 ANSWER = (
@@ -60,7 +61,14 @@ def test_percentiles_and_level_summary() -> None:
 
 
 def _level(concurrency: int, rps: float, p50: float, p99: float) -> dict[str, Any]:
-    return {"concurrency": concurrency, "rps": rps, "p50_ms": p50, "p95_ms": p99, "p99_ms": p99}
+    return {
+        "concurrency": concurrency,
+        "rps": rps,
+        "p50_ms": p50,
+        "p95_ms": p99,
+        "p99_ms": p99,
+        "other_cpu_cores": 0.0,
+    }
 
 
 def test_assemble_computes_headline_ratios_and_target_checks() -> None:
@@ -70,7 +78,9 @@ def test_assemble_computes_headline_ratios_and_target_checks() -> None:
         64: _level(64, 300, 200, 450),
     }
     naive = {1: _level(1, 100, 8.0, 10), 32: _level(32, 70, 400, 600), 64: _level(64, 60, 900, 1e3)}
-    raw = {1: 80.0, 32: 320.0, 64: 310.0}
+    raw = {
+        k: {"tps": v, "other_cpu_cores": 0.0} for k, v in {1: 80.0, 32: 320.0, 64: 310.0}.items()
+    }
     config = BenchConfig(concurrency=(1, 32, 64))
     result = assemble(raw, served, naive, api_rss_mb=800.0, machine={"cores": 2}, config=config)
     assert result["raw_tps"] == 320.0 and result["served_tps"] == 300
@@ -79,11 +89,14 @@ def test_assemble_computes_headline_ratios_and_target_checks() -> None:
     assert result["served_over_naive"] == round(290 / 70, 3)  # at concurrency 32
     assert (result["idle_p50_ms"], result["naive_idle_p50_ms"]) == (9.0, 8.0)
     assert result["served_p99_ms_at_max"] == 450
-    assert all(result["targets"].values())
+    assert all(result["targets"].values()) and result["warnings"] == []
     assert [level["concurrency"] for level in result["served"]] == [1, 32, 64]
     orjson.dumps(result)  # JSON-ready as it is
 
     slow = {**served, 1: _level(1, 60, 10.5, 20), 64: _level(64, 300, 200, 700)}
-    missed = assemble(raw, slow, naive, api_rss_mb=1300.0, machine={}, config=config)["targets"]
+    slow[64]["other_cpu_cores"] = 0.8  # someone else's job took most of a core meanwhile
+    result = assemble(raw, slow, naive, api_rss_mb=1300.0, machine={}, config=config)
+    missed = result["targets"]
     assert not missed["idle_p50<=naive+2ms"] and not missed["p99_at_max<=500ms"]
     assert not missed["api_rss<=1200MB"] and missed["served_over_naive>=3.5"]
+    assert len(result["warnings"]) == 1 and result["warnings"][0].startswith("api c=64")
