@@ -123,3 +123,21 @@ def seed_corrected_feedback(db: Any, n: int, *, seed: int = 0) -> None:
     )
     for i, label in enumerate(labels):
         submit_feedback(db, prediction_id=f"p{seed}-{i}", rating=3, label=label)
+
+
+def register_champion(
+    db: Any, artifacts: Path, artifact: Path, *, base_model: str = "tiny-bert"
+) -> Any:
+    """Copy an artifact into a registry as the next version and make it champion."""
+    import shutil
+
+    from core.registry import Registry
+
+    registry = Registry(db, artifacts)
+    staged = registry.staging_dir()
+    shutil.copytree(artifact, staged, dirs_exist_ok=True)
+    version = registry.register(
+        staged, task="classification", labels=["negative", "positive"], base_model=base_model
+    )
+    registry.promote(version.version)
+    return registry

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.registry import Registry
 from core.runtime.zeroshot import DEFAULT_LABELS, build_zero_shot
 from core.settings import DEFAULT_MODEL
 from core.store.db import Database, upgrade
+from tests.factories import register_champion
 from tests.integration.server import run_cli, serving, tuneloop_env
 
 
@@ -51,11 +50,5 @@ def _register_copy(url: str, home: Path, artifact: Path) -> None:
     """Register the zero-shot artifact that `init` built (saves building it twice)."""
     upgrade(url)
     db = Database(url)
-    registry = Registry(db, home / "artifacts")
-    staged = registry.staging_dir()
-    shutil.copytree(artifact, staged, dirs_exist_ok=True)
-    version = registry.register(
-        staged, task="classification", labels=list(DEFAULT_LABELS), base_model=DEFAULT_MODEL
-    )
-    registry.promote(version.version)
+    register_champion(db, home / "artifacts", artifact, base_model=DEFAULT_MODEL)
     db.dispose()

@@ -26,11 +26,10 @@ import httpx
 import pytest
 import yaml
 
-from core.registry import Registry
 from core.store.db import Database, upgrade
 from grafana.build import expressions
 from grafana.generate import DASHBOARDS
-from tests.factories import sentence
+from tests.factories import register_champion, sentence
 from tests.integration.server import TOKEN, free_port, serving, tuneloop_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,11 +111,7 @@ class Stack:
 def _register_v1(url: str, artifacts: Path, artifact: Path) -> None:
     upgrade(url)
     db = Database(url)
-    registry = Registry(db, artifacts)
-    staged = registry.staging_dir()
-    shutil.copytree(artifact, staged, dirs_exist_ok=True)
-    version = registry.register(staged, task="classification", labels=LABELS, base_model="tiny")
-    registry.promote(version.version)
+    register_champion(db, artifacts, artifact)
     db.dispose()
 
 

@@ -5,7 +5,6 @@ load answers every request."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,11 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from core.registry import Registry
 from core.store.db import Database, upgrade
 from core.store.runs import get_run
 from tests.conftest import REDIS_URL, require_service
-from tests.factories import seed_corrected_feedback
+from tests.factories import register_champion, seed_corrected_feedback
 from tests.integration.server import TOKEN, run_cli, serving, tuneloop_env
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -59,14 +57,7 @@ def loop_env(request: pytest.FixtureRequest, tmp_path: Path, base_artifact: Path
 def _seed(url: str, artifacts: Path, base_artifact: Path) -> None:
     upgrade(url)
     db = Database(url)
-    registry = Registry(db, artifacts)
-    staged = registry.staging_dir()
-    shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
-    registry.promote(
-        registry.register(
-            staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
-        ).version
-    )
+    register_champion(db, artifacts, base_artifact)
     seed_corrected_feedback(db, 240)
     db.dispose()
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.registry import Registry
 from core.settings import MonitorSettings, Settings
 from core.store.db import Database
 from core.store.monitoring import get_check
@@ -17,7 +15,7 @@ from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import create_run
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
-from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row
+from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row, register_champion
 from tuneloop.wiring import render_report
 
 FOREIGN = ["zorblax", "qq77", "fnord", "xylophonic", "blorptastic", "wug", "glorf", "snark"]
@@ -39,14 +37,7 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, 
         ),
     )
     db = Database(sqlite_url)
-    registry = Registry(db, settings.artifacts)
-    staged = registry.staging_dir()
-    shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
-    registry.promote(
-        registry.register(
-            staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
-        ).version
-    )
+    registry = register_champion(db, settings.artifacts, base_artifact)
     triggered: list[str] = []
     return Context(settings=settings, db=db, registry=registry, trigger=triggered.append), triggered
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from core.registry import Registry
 from core.settings import RetrainSettings, Settings
 from core.store.db import Database
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
 from retrain.service import Context, execute_run, reap_stale
-from tests.factories import seed_corrected_feedback
+from tests.factories import register_champion, seed_corrected_feedback
 
 
 @pytest.fixture
@@ -35,13 +33,7 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
         ),
     )
     db = Database(sqlite_url)
-    registry = Registry(db, settings.artifacts)
-    staged = registry.staging_dir()
-    shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
-    v1 = registry.register(
-        staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
-    )
-    registry.promote(v1.version)
+    registry = register_champion(db, settings.artifacts, base_artifact)
     return Context(settings=settings, db=db, registry=registry)
 
 
