@@ -8,9 +8,12 @@ and one lane tokenizes while another computes.
 When the whole device is idle the consumer dispatches at once; a lone batch (nothing else waiting)
 then gets every lane's threads, so a single request is as fast as the cores allow. While other
 lanes compute, a free lane takes what accumulated meanwhile, letting requests that are still
-arriving join for a few milliseconds, and what is waiting is split evenly over the free lanes (up
-to `max_batch_size` each). Token budgets are the predictor's business: it sorts by length and
-splits a batch into padded chunks under `max_batch_tokens`.
+arriving join for a few milliseconds, and what is waiting is split evenly over the free lanes.
+A batch holds up to `max_batch_size` texts, and up to LANE_BATCH when the device has several
+lanes: a single-threaded forward gains little from bigger batches, and small ones let a request
+that just missed a batch wait a short one, not a long one (the latency tail under load). Token
+budgets are the predictor's business: it sorts by length and splits a batch into padded chunks
+under `max_batch_tokens`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from core.runtime.predictor import Output, Predictor
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 0.004  # longest wait for company while other lanes compute
+LANE_BATCH = 16  # most texts in one batch when the device has several lanes
 
 
 class QueueFull(Exception):
@@ -64,6 +68,7 @@ class Batcher:
         self.lanes = lanes
         self.threads_per_lane = threads_per_lane
         self._set_threads = set_threads
+        self._cap = max_batch_size if lanes == 1 else min(max_batch_size, LANE_BATCH)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._next: Predictor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -132,7 +137,7 @@ class Batcher:
         """Wait while the queue keeps growing, a few milliseconds at most."""
         deadline = time.perf_counter() + SETTLE_SECONDS
         seen = -1
-        while seen != (n := self._queue.qsize()) and n < self.max_batch_size:
+        while seen != (n := self._queue.qsize()) and n < self._cap:
             if time.perf_counter() >= deadline:
                 return
             seen = n
@@ -141,7 +146,7 @@ class Batcher:
     def _dispatch(self, batch: list[_Item]) -> None:
         """Take this lane's share of what waits and start its forward pass."""
         free = self.lanes - self._busy
-        share = min(self.max_batch_size, -(-(self._queue.qsize() + 1) // free))
+        share = min(self._cap, -(-(self._queue.qsize() + 1) // free))
         while len(batch) < share:
             batch.append(self._queue.get_nowait())
         metrics.QUEUE_DEPTH.set(self._queue.qsize())

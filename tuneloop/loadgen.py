@@ -110,6 +110,7 @@ class _Conn(asyncio.Protocol):
             self.waiter.set_exception(ConnectionError("server closed the connection"))
 
     def request(self, payload: bytes) -> asyncio.Future[int]:
+        """Send one request; the future gets the response's status."""
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(payload)

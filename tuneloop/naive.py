@@ -30,10 +30,12 @@ def create_naive_app(artifact: Path) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
+        """Up once the model is loaded (it loads before the app exists)."""
         return {"status": "ok"}
 
     @app.post("/v1/predict")
     def predict(body: NaiveRequest) -> dict[str, object]:
+        """One text, one forward pass, in Starlette's thread pool."""
         batch = tokenizer(body.inputs, truncation=True, max_length=256, return_tensors="pt")
         with torch.no_grad():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])

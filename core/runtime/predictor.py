@@ -84,7 +84,8 @@ class ClassifierPredictor:
 
     @torch.inference_mode()
     def trace(self) -> bool:
-        """Trace and freeze the forward with TorchScript; keep eager unless it matches exactly."""
+        """Trace and freeze the forward with TorchScript; stay eager unless it matches a probe."""
+        # Two lengths, so the probe is padded and the trace keeps the attention-mask path.
         probe = self.encode(["a short probe", "a somewhat longer probe text, with padding after"])
         ids, mask = self._pad([ids for ids, _ in probe])
         try:
@@ -100,6 +101,8 @@ class ClassifierPredictor:
             return False
         if same:
             self._forward = traced
+        else:
+            log.warning("TorchScript trace differs from eager on a probe; running eagerly")
         return same
 
     def encode(self, texts: list[str]) -> list[tuple[list[int], bool]]:
@@ -168,6 +171,7 @@ class _Forward(torch.nn.Module):
         self.model = model
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, pooled embedding) of a padded batch."""
         out = self.model(input_ids=ids, attention_mask=mask)
         return out.logits, out.embedding
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from api.batcher import Batcher, NotServing, QueueFull
+from api.batcher import LANE_BATCH, Batcher, NotServing, QueueFull
 from core.runtime.predictor import Output
 
 
@@ -148,18 +148,34 @@ async def test_lanes_split_waiting_texts_and_run_side_by_side() -> None:
 
 
 async def test_a_lone_batch_on_an_idle_device_gets_every_lane_thread() -> None:
-    fake, threads = CountingFake(), []
+    fake, calls = CountingFake(), []
     batcher = Batcher(
         fake,
         max_batch_size=8,
         max_queue=100,
         lanes=2,
         threads_per_lane=3,
-        set_threads=threads.append,
+        set_threads=lambda n: calls.append((threading.get_ident(), n)),
     )
     await batcher.start()
-    assert (await batcher.submit(["alone"]))[0][0].label == "alone"
-    assert threads == [6]
-    assert (await batcher.submit(["again"]))[0][0].label == "again"
-    assert threads == [6]  # set once per thread, not per batch
+    for text in ("alone", "again", "and again"):
+        assert (await batcher.submit([text]))[0][0].label == text
+    assert {n for _, n in calls} == {6}  # every lane's threads
+    assert len(calls) == len({thread for thread, _ in calls})  # set once per thread, not per batch
+    await batcher.stop()
+
+
+async def test_with_several_lanes_a_batch_holds_at_most_a_lane_batch() -> None:
+    fake = CountingFake()
+    fake.gate.clear()
+    batcher = Batcher(fake, max_batch_size=64, max_queue=100, lanes=2)
+    await batcher.start()
+    texts = [str(i) for i in range(40)]
+    task = asyncio.create_task(batcher.submit(texts))
+    await asyncio.sleep(0.05)
+    fake.gate.set()
+    assert [o.label for o, _ in await task] == texts
+    sizes = [len(b) for b in fake.batches]
+    assert sorted(sizes)[-2:] == [LANE_BATCH, LANE_BATCH]  # a full lane batch on each lane
+    assert max(sizes) == LANE_BATCH and sum(sizes) == 40
     await batcher.stop()
