@@ -9,21 +9,24 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from api import metrics
 from api.batcher import Batcher, NotServing
 from api.predlog import PredictionLog
-from core.registry import Registry, VersionInfo
+from core.promotion import Loader
+from core.registry import Registry
 from core.runtime.predictor import Output, Predictor, forward_lanes, set_torch_threads
 from core.settings import ApiSettings
 from core.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[VersionInfo], Predictor]
+# Rule: a champion that failed to load is tried again only this long after. A registered artifact
+# never changes, so a retry every poll would fail the same way and reload the weights each time;
+# a transient failure (out of memory beside the served model) still heals without a restart.
+RETRY_BROKEN_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Serving:
         self.version: str | None = None
         self.task: str | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._broken: tuple[str, float] | None = None  # version that failed, when to retry it
         self._rng = random.Random()
         self._counters: dict[tuple[str, str], Any] = {}  # PREDICTIONS children, labels() once
 
@@ -89,8 +93,7 @@ class Serving:
         """Load the champion if there is one, start the log writer and the watcher."""
         await self.predlog.start()
         metrics.MODEL_READY.set(0)
-        with contextlib.suppress(Exception):
-            await self.refresh()
+        await self._refresh_or_keep()
         self._watcher = asyncio.create_task(self._watch(), name="champion-watcher")
 
     async def stop(self) -> None:
@@ -104,11 +107,25 @@ class Serving:
         await self.predlog.stop()
 
     async def refresh(self) -> bool:
-        """Load the champion beside the served model and swap if it changed; True on a swap."""
+        """Load the champion beside the served model and swap if it changed; True on a swap.
+
+        A champion that does not load is logged and skipped until RETRY_BROKEN_SECONDS have passed.
+        """
         champion = await asyncio.to_thread(self.registry.champion)
-        if champion is None or champion.version == self.version:
+        if champion is None or champion.version == self.version or self._skips(champion.version):
             return False
-        predictor = await asyncio.to_thread(self.load, champion)
+        try:
+            predictor = await asyncio.to_thread(self.load, champion)
+        except Exception:  # a broken artifact must not take serving down
+            self._broken = (champion.version, time.monotonic() + RETRY_BROKEN_SECONDS)
+            log.exception(
+                "could not load champion %s; still serving %s, next try in %.0f s",
+                champion.version,
+                self.version,
+                RETRY_BROKEN_SECONDS,
+            )
+            return False
+        self._broken = None
         if self.batcher is None:
             self.batcher = _batcher(predictor, self.settings)
             await self.batcher.start()
@@ -128,13 +145,23 @@ class Serving:
             )
         return counter
 
+    def _skips(self, version: str) -> bool:
+        """True while `version` failed to load and its retry time has not come."""
+        if self._broken is None:
+            return False
+        broken, retry_at = self._broken
+        return version == broken and time.monotonic() < retry_at
+
+    async def _refresh_or_keep(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:  # a store outage must not take serving down either
+            log.exception("could not refresh the champion; still serving %s", self.version)
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.settings.model_poll_seconds)
-            try:
-                await self.refresh()
-            except Exception:  # a broken artifact must not take serving down
-                log.exception("could not load the new champion; still serving %s", self.version)
+            await self._refresh_or_keep()
 
     async def predict(self, texts: list[str]) -> PredictResult:
         """Run texts through the batcher and log each prediction."""

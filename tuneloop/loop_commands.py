@@ -105,11 +105,18 @@ def models_list() -> None:
 @models.command("promote")
 @click.argument("version")
 def models_promote(version: str) -> None:
-    """Make VERSION the champion."""
+    """Make VERSION the champion, once its artifact loads."""
+    from api.app import default_loader
+    from core.promotion import ArtifactBroken, promote_checked
+
+    settings = get_settings()
     try:
-        click.echo(f"champion is now {registry_of(get_settings()).promote(version).version}")
+        info = promote_checked(registry_of(settings), version, load=default_loader(settings))
     except VersionNotFound:
         raise click.ClickException(f"unknown version {version}") from None
+    except ArtifactBroken as exc:
+        raise click.ClickException(f"not promoted: {exc}") from None
+    click.echo(f"champion is now {info.version}")
 
 
 @models.command("rollback")

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Admin, DbDep, RegistryDep
+from api.deps import Admin, DbDep, RegistryDep, ServingDep
 from api.responses import JSON
+from core.promotion import ArtifactBroken, promote_checked
 from core.queue import request_retrain
 from core.registry import NoChampion, VersionNotFound
 from core.store.runs import RunNotFound, get_run, list_runs
@@ -44,13 +45,18 @@ async def retrain_run(run_id: str, db: DbDep) -> dict[str, Any]:
         raise HTTPException(status_code=404, detail="unknown run_id") from None
 
 
-@router.post("/v1/models/{version}/promote")
-async def promote(version: str, registry: RegistryDep) -> dict[str, Any]:
-    """Make `version` the champion; every replica swaps to it between batches."""
+@router.post(
+    "/v1/models/{version}/promote",
+    responses={409: {"description": "The version's artifact does not load; nothing changed."}},
+)
+async def promote(version: str, registry: RegistryDep, serving: ServingDep) -> dict[str, Any]:
+    """Make `version` the champion once it loads here; every replica swaps to it between batches."""
     try:
-        info = await run_in_threadpool(registry.promote, version)
+        info = await run_in_threadpool(promote_checked, registry, version, load=serving.load)
     except VersionNotFound:
         raise HTTPException(status_code=404, detail="unknown version") from None
+    except ArtifactBroken as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
     return info.to_dict()
 
 

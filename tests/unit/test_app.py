@@ -6,10 +6,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
+from api import serving as serving_module
 from api.app import create_app
-from core.registry import Registry
+from core.registry import Registry, VersionInfo
 from core.runtime.predictor import Output
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
@@ -110,3 +112,29 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(tmp_path: Path, sqlite
             t.join()
     assert statuses and set(statuses) == {200}
     assert versions == {"v1", "v2"}
+
+
+def test_a_champion_that_fails_to_load_is_retried_after_the_back_off_not_every_poll(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serving_module, "RETRY_BROKEN_SECONDS", 0.5)
+    settings = make_settings(tmp_path)  # polls every 0.05 s
+    settings.database_url = sqlite_url
+    registry = register(settings, sqlite_url)
+    registry.promote("v1")
+    tries: list[float] = []
+
+    def load(version: VersionInfo) -> SlowFake:
+        if version.version == "v2":
+            tries.append(time.monotonic())
+            if len(tries) == 1:  # transient: the second try works
+                raise OSError("disk hiccup")
+        return SlowFake(version.version)
+
+    with TestClient(create_app(settings, load=load)) as client:
+        registry.promote("v2")
+        deadline = time.monotonic() + 5
+        while client.post("/v1/predict", json={"inputs": "x"}).json()["model_version"] != "v2":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert len(tries) == 2 and tries[1] - tries[0] >= 0.5

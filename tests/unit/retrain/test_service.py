@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 
+from core.runtime.model import HEAD_FILE
 from core.settings import RetrainSettings, Settings
 from core.store.db import Database
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
 from retrain.service import Context, execute_run, reap_stale
+from retrain.train import TrainResult, train
 from tests.factories import register_champion, seed_corrected_feedback
 
 
@@ -110,3 +113,22 @@ def test_a_corrupt_champion_artifact_fails_the_run_not_the_service(ctx: Context)
     after = ctx.registry.champion()
     assert after is not None and after.version == "v1"
     assert create_run(ctx.db, trigger="manual")[1]  # the slot is free again
+
+
+def test_a_challenger_that_does_not_load_fails_the_run_and_the_champion_stays(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def train_then_corrupt(**kwargs: Any) -> TrainResult:
+        result = train(**kwargs)
+        (kwargs["out"] / HEAD_FILE).write_bytes(b"garbage")  # e.g. a disk full mid-write
+        return result
+
+    monkeypatch.setattr("retrain.service.train", train_then_corrupt)
+    give_feedback(ctx, 60)
+    run, _ = create_run(ctx.db, trigger="manual")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "failed"
+    done = get_run(ctx.db, run["run_id"])
+    assert done["state"] == "failed" and "deserializing header" in done["error"]
+    champion = ctx.registry.champion()
+    assert champion is not None and champion.version == "v1"
+    assert ctx.registry.get("v2").status != "champion"
