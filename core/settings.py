@@ -142,7 +142,9 @@ class MonitorSettings(ComponentSettings):
     min_mean_rating: float = Field(3.0, ge=1.0, le=5.0, description="Mean rating floor.")
     min_feedback: int = Field(50, ge=1, description="Feedback items a floor is judged on.")
     min_labeled: int = Field(
-        100, ge=1, description="Labeled feedback since the champion needed to retrain."
+        100,
+        ge=1,
+        description="New labeled feedback (since the champion or the last run) to retrain.",
     )
     cooldown_seconds: float = Field(3600.0, ge=0.0, description="Quiet time after a run.")
     report_retention: int = Field(200, ge=1, description="Newest checks whose report is kept.")

@@ -5,7 +5,9 @@ Triggers, in order of precedence:
   the direct evidence, so it wins when drift is also present.
 - drift: the last `drift_checks` checks (this one included) all detected drift.
 Guards, each turning a trigger into "skipped": a run already in flight (never two), a cooldown
-since the last run finished, and too few labeled feedback items since the champion was trained.
+since the last run finished, and too few new labeled feedback items: those since the champion was
+promoted or the last run began, whichever is later. A run on the data the last one saw would
+decide the same way, so a rejected run waits for new evidence, not only for the clock.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class PolicyOptions:
     # an accuracy near 0.8 is under 6 points and of a mean rating about 0.2 stars.
     min_feedback: int = 50
     # Fine-tuning and the gate's feedback holdout need labeled data; on 100 items an accuracy
-    # has a standard error under 5 points, the least that can show a challenger is better.
+    # has a standard error under 5 points, the least that can show a challenger is better. The
+    # count starts again at each run: a retry needs this much new evidence.
     min_labeled: int = 100
     # A new champion serves its first predictions as the new reference before it can be judged;
     # an hour between runs also bounds the compute a persistent alarm can spend.
@@ -59,7 +62,7 @@ def decide(
     recent_checks_drift: list[bool],
     quality: Quality | None,
     estimated_accuracy: float | None,
-    labeled_since_champion: int,
+    new_labeled: int,
     last_run_finished_at: datetime | None,
     run_in_flight: bool,
     now: datetime,
@@ -72,7 +75,7 @@ def decide(
         return Decision("none", None, "no trigger: " + _calm(recent_checks_drift, policy))
     trigger: Trigger = "quality" if quality_reasons else "drift"
     because = "; ".join([*quality_reasons, *([drift_reason] if drift_reason else [])])
-    blocked = _guard(labeled_since_champion, last_run_finished_at, run_in_flight, now, policy)
+    blocked = _guard(new_labeled, last_run_finished_at, run_in_flight, now, policy)
     if blocked:
         return Decision("skipped", trigger, f"{because}; but {blocked}")
     return Decision("retrain", trigger, f"{because}: retrain")
@@ -139,7 +142,7 @@ def _guard(
             return f"the cooldown after the last run has {int(wait.total_seconds())} s left"
     if labeled < policy.min_labeled:
         return (
-            f"only {labeled} labeled feedback items since the champion was trained, "
+            f"only {labeled} new labeled feedback items since the champion or the last run, "
             f"{policy.min_labeled} needed"
         )
     return None

@@ -27,7 +27,7 @@ from core.store.monitoring import (
     stream_window,
     window_feedback,
 )
-from core.store.runs import active_run, last_finished_at
+from core.store.runs import active_run, last_finished_at, last_started_at
 from core.store.tables import utcnow
 from monitor.drift import DriftOptions, DriftResult, run_drift
 from monitor.policy import Decision, PolicyOptions, decide
@@ -129,7 +129,13 @@ def _window(rows: list[dict[str, Any]], tokenizer: Any) -> Window:
     )
 
 
-def _feedback(db: Database, champion: VersionInfo, since: datetime | None) -> list[FeedbackRow]:
+def _feedback(
+    db: Database,
+    champion: VersionInfo,
+    since: datetime | None,
+    *,
+    rated_since: datetime | None = None,
+) -> list[FeedbackRow]:
     return [
         FeedbackRow(
             predicted_label=r["predicted_label"],
@@ -137,7 +143,7 @@ def _feedback(db: Database, champion: VersionInfo, since: datetime | None) -> li
             label=r["label"],
             confidence=r["confidence"],
         )
-        for r in window_feedback(db, version=champion.version, since=since)
+        for r in window_feedback(db, version=champion.version, since=since, rated_since=rated_since)
     ]
 
 
@@ -162,9 +168,9 @@ def _decide(
 ) -> Decision:
     ms = ctx.settings.monitor
     earlier = recent_checks(ctx.db, limit=ms.drift_checks - 1, version=champion.version)
-    labeled = feedback_quality(
-        _feedback(ctx.db, champion, champion.promoted_at), champion.labels
-    ).labeled_count
+    # New evidence: labeled feedback on the champion given since the last run began.
+    new = _feedback(ctx.db, champion, champion.promoted_at, rated_since=last_started_at(ctx.db))
+    labeled = feedback_quality(new, champion.labels).labeled_count
     policy = options_from(PolicyOptions, ms)
     # Oldest first, ending with this check (as `decide` expects).
     earlier_flags = [c["drift_detected"] for c in earlier if c["decision"] != "skipped"]
@@ -173,7 +179,7 @@ def _decide(
         recent_checks_drift=recent,
         quality=quality,
         estimated_accuracy=estimated,
-        labeled_since_champion=labeled,
+        new_labeled=labeled,
         last_run_finished_at=last_finished_at(ctx.db),
         run_in_flight=active_run(ctx.db) is not None,
         now=utcnow(),

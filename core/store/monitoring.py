@@ -52,9 +52,14 @@ def count_predictions(db: Database, *, version: str) -> int:
 
 
 def window_feedback(
-    db: Database, *, version: str, since: datetime | None = None
+    db: Database,
+    *,
+    version: str,
+    since: datetime | None = None,
+    rated_since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Feedback on a version's predictions (since a time), with the prediction's output."""
+    """Feedback on a version's predictions (made since a time; rated since a time), with the
+    prediction's output."""
     query = (
         select(
             Feedback.rating,
@@ -69,6 +74,8 @@ def window_feedback(
     )
     if since is not None:
         query = query.where(Prediction.created_at >= since)
+    if rated_since is not None:
+        query = query.where(Feedback.created_at >= rated_since)
     with db.session() as session:
         return [dict(r._mapping) for r in session.execute(query)]
 

@@ -207,6 +207,13 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
     }
 
 
+def last_started_at(db: Database) -> datetime | None:
+    """When the most recent run began (queued runs count from their creation)."""
+    with db.session() as session:
+        began = func.coalesce(RetrainRun.started_at, RetrainRun.created_at)
+        return session.scalar(select(func.max(began)))
+
+
 def last_finished_at(db: Database) -> datetime | None:
     """When the most recent run finished (the policy's cooldown starts there)."""
     with db.session() as session:

@@ -18,7 +18,7 @@ def _decide(**changes: object):  # type: ignore[no-untyped-def]
         "recent_checks_drift": [False, False, False],
         "quality": GOOD,
         "estimated_accuracy": 0.9,
-        "labeled_since_champion": 500,
+        "new_labeled": 500,
         "last_run_finished_at": None,
         "run_in_flight": False,
         "now": NOW,
@@ -71,10 +71,10 @@ def test_quality_wins_over_drift_and_both_are_named() -> None:
     assert "estimated accuracy" in d.reason and "consecutive" in d.reason
 
 
-def test_too_few_labeled_items_since_the_champion_skip() -> None:
-    d = _decide(recent_checks_drift=[True, True, True], labeled_since_champion=99)
+def test_too_few_new_labeled_items_skip() -> None:
+    d = _decide(recent_checks_drift=[True, True, True], new_labeled=99)
     assert (d.decision, d.trigger) == ("skipped", "drift")
-    assert "only 99 labeled" in d.reason
+    assert "only 99 new labeled" in d.reason
 
 
 def test_cooldown_skips_until_it_has_passed() -> None:

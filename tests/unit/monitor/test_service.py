@@ -12,7 +12,7 @@ from core.settings import MonitorSettings, Settings
 from core.store.db import Database
 from core.store.monitoring import get_check
 from core.store.predictions import insert_predictions, submit_feedback
-from core.store.runs import create_run
+from core.store.runs import claim, create_run, fail
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
 from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row, register_champion
@@ -145,3 +145,17 @@ def test_the_report_is_html_that_names_the_columns(ctx: tuple[Context, list[str]
     assert html.lstrip().lower().startswith("<html") or "<html" in html.lower()
     for column in ("length_chars", "confidence", "predicted_label"):
         assert column in html
+
+
+def test_after_a_run_a_retry_waits_for_new_labeled_feedback(ctx: tuple[Context, list[str]]) -> None:
+    context, triggered = ctx
+    serve(context, 150, seed=6)
+    serve(context, 150, seed=7, start=10, rating=1)
+    run, _ = create_run(context.db, trigger="quality")
+    assert claim(context.db, run["run_id"], owner="w", lease_seconds=60)
+    fail(context.db, run["run_id"], owner="w", error="rejected, say")
+    check = run_check(context)  # the floor is still crossed, but the last run saw this feedback
+    assert check["decision"] == "skipped" and "only 0 new labeled" in check["reason"]
+    serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
+    check = run_check(context)
+    assert check["decision"] == "retrain" and triggered == ["quality"]
