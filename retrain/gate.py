@@ -84,9 +84,8 @@ def decide(
     """
     ours, theirs = champion["feedback"], challenger["feedback"]
     n = len(ours.get("correct", []))
-    if n < min_holdout:
-        reason = f"feedback holdout has {n} rows, fewer than min_holdout {min_holdout}"
-        return Verdict(promote=False, test=TEST_NAME, p_value=None, gain=None, reasons=[reason])
+    if (small := too_few_rows(n, min_holdout=min_holdout)) is not None:
+        return small
     wins, losses, p = mcnemar(
         champion_correct=ours["correct"], challenger_correct=theirs["correct"]
     )
@@ -103,6 +102,17 @@ def decide(
     promote = all(ok for ok, _ in checks)
     reasons = [f"{'pass' if ok else 'fail'}: {text}" for ok, text in checks]
     return Verdict(promote=promote, test=TEST_NAME, p_value=p, gain=gain, reasons=reasons)
+
+
+def too_few_rows(n: int, *, min_holdout: int = DEFAULT_MIN_HOLDOUT) -> Verdict | None:
+    """The rejection when the paired test would have fewer than `min_holdout` rows, else None.
+
+    A run checks this before it trains: no challenger could pass on so few rows.
+    """
+    if n >= min_holdout:
+        return None
+    reason = f"feedback holdout has {n} rows, fewer than min_holdout {min_holdout}"
+    return Verdict(promote=False, test=TEST_NAME, p_value=None, gain=None, reasons=[reason])
 
 
 def _golden_check(

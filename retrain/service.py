@@ -27,7 +27,7 @@ from core.store.runs import claim, fail, finish, heartbeat, owned_run, stale_run
 from core.store.tables import utcnow
 from retrain.dataset import Dataset, build_dataset, feedback_label
 from retrain.evaluate import evaluate
-from retrain.gate import Verdict, decide
+from retrain.gate import Verdict, decide, too_few_rows
 from retrain.train import TrainArgs, train
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
         dataset_path=str(snapshot),
         progress=0.01,
     )
+    n_test = len(paired_rows(dataset.holdout, golden))
+    if (small := too_few_rows(n_test, min_holdout=ctx.settings.retrain.min_holdout)) is not None:
+        return conclude(ctx, run_id, owner=owner, candidate=None, metrics={}, verdict=small)
     staged = ctx.registry.staging_dir()
     try:
         result = train(
@@ -155,7 +158,7 @@ def score_both(
     A golden set taken from feedback is as new to the champion as the holdout, so it joins the
     paired test (more rows, more power); a golden set from `init --data` only guards regression.
     """
-    test_rows = [*holdout, *golden.rows] if golden.source == "feedback" else list(holdout)
+    rows = paired_rows(holdout, golden)
     out: dict[str, Any] = {}
     for role, version in (("champion", champion), ("challenger", challenger)):
         predictor = load_predictor(
@@ -163,9 +166,14 @@ def score_both(
         )
         out[role] = {
             "golden": evaluate(predictor, golden.rows),
-            "feedback": evaluate(predictor, test_rows),
+            "feedback": evaluate(predictor, rows),
         }
     return out
+
+
+def paired_rows(holdout: Sequence[Mapping[str, Any]], golden: Golden) -> list[Mapping[str, Any]]:
+    """The paired test's rows: the feedback holdout, and a golden set taken from feedback."""
+    return [*holdout, *golden.rows] if golden.source == "feedback" else list(holdout)
 
 
 def gate(settings: Settings, metrics: dict[str, Any]) -> Verdict:
@@ -186,29 +194,32 @@ def conclude(
     run_id: str,
     *,
     owner: str,
-    candidate: VersionInfo,
+    candidate: VersionInfo | None,
     metrics: dict[str, Any],
     verdict: Verdict,
 ) -> str:
-    """Promote or reject, in one transaction with the run's final state, fenced by the lease."""
+    """Promote or reject, in one transaction with the run's final state, fenced by the lease.
+
+    `candidate` is None for a run rejected before it trained."""
     state = "promoted" if verdict.promote else "rejected"
     with ctx.db.session() as session:
         row = owned_run(session, run_id, owner=owner)
         if row is None:
             raise LeaseLost(run_id)
-        if verdict.promote:
+        if candidate is not None and verdict.promote:
             flip_champion(session, candidate.version)
-        else:
+        elif candidate is not None:
             ctx.registry.mark(session, candidate.version, status="rejected")
         finish(
             session,
             row,
             state=state,
-            version=candidate.version,
+            version=candidate.version if candidate else None,
             metrics=_compact(metrics),
             verdict=verdict.to_dict(),
         )
-    log.info("run %s %s %s: %s", run_id, state, candidate.version, "; ".join(verdict.reasons))
+    version = candidate.version if candidate else "(not trained)"
+    log.info("run %s %s %s: %s", run_id, state, version, "; ".join(verdict.reasons))
     return state
 
 

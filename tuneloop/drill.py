@@ -2,8 +2,9 @@
 
 Bootstrap v1 (`tuneloop init`, on 60 % of REF or zero-shot), start the real api, worker and
 beat in a fresh home, stream REF and then SHIFT as users with feedback, run a monitor check every
-N predictions, wait for a retrain in flight at the end, and score the versions that mattered on
-held-out rows that never received feedback. See `tuneloop.drill_summary` for the figures.
+N predictions (the stream waits while a run the policy queued trains and is gated), and score
+the versions that mattered on held-out rows that never received feedback. See
+`tuneloop.drill_summary` for the figures.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tuneloop.drill_stream import Player, Timeline
 from tuneloop.drill_summary import REFERENCE, SHIFTED, Versions, summarise, versions
 from tuneloop.drill_system import DrillFailed, System, running
 
-# The end of the stream waits this long for a run in flight (one retrain on CPU is minutes).
+# The stream waits this long for a run in flight (one retrain on CPU is minutes).
 RUN_WAIT_SECONDS = 1200
 HTTP_TIMEOUT_SECONDS = 300  # a monitor check is synchronous; on a busy CPU it takes a while
 
@@ -138,6 +139,7 @@ def _play(
             batch_size=config.batch_size,
             tick=progress.tick,
             health=system.check,
+            run_wait=RUN_WAIT_SECONDS,
         )
         n_ref = len(data.ref_stream)
         rated = feedback_mask(

@@ -4,6 +4,11 @@ One client plays everyone. It records what was served (by which version, right o
 check, and every retrain run it sees, each at its position in the stream, for the summary and
 the report. Nothing is shortcut: the checks' policy queues runs, the worker trains and gates,
 and the api swaps the champion in on its own.
+
+When a check queues a run, the stream waits for it to finish. In production a retrain takes
+minutes while the traffic between two checks takes hours; a drill that streamed on would let the
+machine's speed decide where in the stream a promotion lands (and how many runs fit). Waiting
+keeps the figures a property of the loop, the same on a laptop and on a GPU host.
 """
 
 from __future__ import annotations
@@ -103,8 +108,10 @@ class Player:
         batch_size: int,
         tick: Tick,
         health: Callable[[], None] = lambda: None,
+        run_wait: float = 1200.0,
     ) -> None:
         self.client = client
+        self.run_wait = run_wait  # longest wait for one run (seconds) before the drill fails
         self.check_every = check_every
         self.batch_size = batch_size
         self.tick = tick
@@ -148,6 +155,8 @@ class Player:
         check = self._post("/v1/monitor/check", None)
         position = self.timeline.position
         self.timeline.checks.append({**check, "phase": phase, "at": at, "position": position})
+        if check["decision"] == "retrain":
+            self.wait_for_runs(timeout=self.run_wait)
 
     def poll_runs(self) -> None:
         """Record new runs and runs that reached a final state."""

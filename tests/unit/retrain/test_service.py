@@ -90,13 +90,14 @@ def test_a_live_lease_keeps_others_out_and_an_expired_one_is_reaped(ctx: Context
     assert claim(ctx.db, run["run_id"], owner="w2", lease_seconds=60)
 
 
-def test_too_small_a_holdout_rejects_and_the_champion_stays(ctx: Context) -> None:
+def test_too_small_a_holdout_rejects_before_training_and_the_champion_stays(ctx: Context) -> None:
     give_feedback(ctx, 20)
     run, _ = create_run(ctx.db, trigger="quality")
     assert execute_run(ctx, run["run_id"], owner="w1") == "rejected"
     done = get_run(ctx.db, run["run_id"])
     assert "fewer than min_holdout" in done["verdict"]["reasons"][0]
-    assert ctx.registry.get("v2").status == "rejected"
+    assert done["version"] is None and done["dataset_hash"]  # the data is on record, no training
+    assert [v.version for v in ctx.registry.list()] == ["v1"]
     champion = ctx.registry.champion()
     assert champion is not None and champion.version == "v1"
 
