@@ -69,7 +69,10 @@ class RetrainSettings(ComponentSettings):
         False,
         description="Accept corrected labels the model lacks; the next retrain grows its head.",
     )
-    method: Literal["full", "lora"] = Field("lora", description="Fine-tune `full` or `lora`.")
+    method: Literal["auto", "full", "lora"] = Field(
+        "auto",
+        description="Fine-tune `full` or `lora`; `auto`: full up to 150M parameters, else LoRA.",
+    )
     learning_rate: float = Field(0.0, ge=0.0, description="0: 3e-5 (full) or 5e-4 (LoRA).")
     epochs: float = Field(
         3.0, gt=0.0, description="Training epochs (early stopping may end sooner)."
@@ -83,6 +86,9 @@ class RetrainSettings(ComponentSettings):
         2, ge=0, description="Epochs without macro-F1 gain before stopping (0: off)."
     )
     max_length: int = Field(128, ge=8, description="Token limit of training texts.")
+    replay_ratio: float = Field(
+        1.0, ge=0.0, description="Champion rows replayed per new training row (0: all of them)."
+    )
     holdout_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="Most recent labeled feedback held out for the gate."
     )

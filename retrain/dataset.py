@@ -55,13 +55,18 @@ class _Vote:
 
 @dataclass
 class Dataset:
-    """Training rows, the gate's feedback holdout, the label set, a content hash, and counts."""
+    """Training rows, the gate's feedback holdout, the label set, a content hash, and counts.
+
+    `unused` holds the champion's examples this run does not replay (see `replay_ratio`); they
+    stay in the lineage: the challenger's training rows are `train` plus `unused`.
+    """
 
     train: list[Row]
     holdout: list[Row]
     labels: list[str]
     hash: str
     stats: dict[str, int] = field(default_factory=dict)
+    unused: list[Row] = field(default_factory=list)
 
     def write_jsonl(self, path: Path) -> None:
         """Write the snapshot (one `{"split", "text", "label"}` per line), atomically."""
@@ -141,6 +146,7 @@ def build_dataset(
     allow_new_labels: bool = False,
     clean: CleanOptions = CleanOptions(),
     exclude: Iterable[str] = (),
+    replay_ratio: float = 0.0,
 ) -> Dataset:
     """Merge the champion's examples and feedback into train rows and a recent-feedback holdout.
 
@@ -154,6 +160,8 @@ def build_dataset(
             otherwise such rows are dropped.
         clean: optional cleaning; whitespace is always collapsed.
         exclude: texts never to use (the golden set), compared after cleaning.
+        replay_ratio: champion examples replayed per new training row (a fixed, text-hashed
+            sample); 0 replays them all.
     """
     if not 0.0 <= holdout_share < 1.0:
         raise ValueError("holdout_share must be in [0, 1)")
@@ -166,11 +174,32 @@ def build_dataset(
     all_labels = _label_set(votes, labels=labels, allow_new=allow_new_labels, stats=stats)
     resolved = _resolve(votes, stats=stats)
     holdout_texts = _holdout_texts(votes, resolved, example_texts, share=holdout_share)
-    train = [Row(text=t, label=resolved[t]) for t in sorted(resolved) if t not in holdout_texts]
+    held = set(holdout_texts)
+    rest = [t for t in sorted(resolved) if t not in held]
+    replayed, unused = _replay(rest, votes, ratio=replay_ratio)
+    train = [Row(text=t, label=resolved[t]) for t in rest if t not in unused]
     holdout = [Row(text=t, label=resolved[t]) for t in holdout_texts]
+    left_out = [Row(text=t, label=resolved[t]) for t in sorted(unused)]
     stats.update(train=len(train), holdout=len(holdout), new_labels=len(all_labels) - len(labels))
+    stats.update(replayed=replayed, not_replayed=len(left_out))
     digest = dataset_hash(train=train, holdout=holdout, labels=all_labels)
-    return Dataset(train=train, holdout=holdout, labels=all_labels, hash=digest, stats=dict(stats))
+    return Dataset(train, holdout, all_labels, digest, dict(stats), left_out)
+
+
+def _replay(
+    texts: list[str], votes: dict[str, list[_Vote]], *, ratio: float
+) -> tuple[int, set[str]]:
+    """How many champion examples are replayed, and the ones left out of this run.
+
+    Examples with feedback on them count as new. The sample is the same for the same texts
+    (ordered by a hash of each text), so a retried run trains on the same rows.
+    """
+    old = [t for t in texts if not any(v.from_feedback for v in votes[t])]
+    if ratio <= 0:
+        return len(old), set()
+    keep = int(ratio * (len(texts) - len(old)) + 0.5)
+    old.sort(key=lambda t: hashlib.sha256(t.encode("utf-8")).digest())
+    return min(keep, len(old)), set(old[keep:])
 
 
 def _collect_examples(

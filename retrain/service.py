@@ -136,6 +136,7 @@ def make_dataset(ctx: Context, champion: VersionInfo, golden: Golden) -> Dataset
         holdout_share=ctx.settings.retrain.holdout_share,
         allow_new_labels=ctx.settings.retrain.allow_new_labels,
         exclude=[r["text"] for r in golden.rows],
+        replay_ratio=ctx.settings.retrain.replay_ratio,
     )
 
 
@@ -265,7 +266,7 @@ def _training_rows(artifact: Path) -> list[Row]:
 
 
 def _write_training_rows(artifact: Path, dataset: Dataset) -> None:
-    write_jsonl(artifact / TRAIN_FILE, [dict(r) for r in dataset.train])
+    write_jsonl(artifact / TRAIN_FILE, [dict(r) for r in [*dataset.train, *dataset.unused]])
 
 
 def _compact(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +43,12 @@ from retrain.progress import ProgressCallback, ProgressFn
 
 # Learning rates that work for sentence encoders of MiniLM/BERT size when none is given.
 DEFAULT_LEARNING_RATE = {"full": 3e-5, "lora": 5e-4}
+# Rule for `auto`: fine-tune fully while the model is small enough. Full fine-tuning adapts more
+# per label than LoRA on query/value (books -> electronics, 475 labels, MiniLM-L6: +6.2 points on
+# held-out electronics against +3.7 for LoRA r=8), and on a CPU it is no slower: both
+# back-propagate through every layer. LoRA pays where full fine-tuning's memory (weights,
+# gradients and two Adam moments: 16 bytes a parameter, 2.4 GB at 150M) is the limit.
+FULL_UP_TO_PARAMETERS = 150_000_000
 # The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
 IGNORE_AT_EVAL = ["embedding"]
 
@@ -51,7 +57,7 @@ IGNORE_AT_EVAL = ["embedding"]
 class TrainArgs:
     """Hyper-parameters of one fine-tune (settings fill them; tests pass small ones)."""
 
-    method: Literal["full", "lora"] = "lora"
+    method: Literal["auto", "full", "lora"] = "auto"  # auto: see FULL_UP_TO_PARAMETERS
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[method]
     epochs: float = 3.0
     batch_size: int = 16
@@ -67,8 +73,16 @@ class TrainArgs:
     torch_threads: int = 0  # 0: leave torch's setting alone
 
     def lr(self) -> float:
-        """The learning rate to use."""
+        """The learning rate to use (once `auto` is resolved)."""
         return self.learning_rate or DEFAULT_LEARNING_RATE[self.method]
+
+
+def choose_method(method: str, encoder: torch.nn.Module) -> Literal["full", "lora"]:
+    """`full` or `lora` as asked; for `auto`, full up to FULL_UP_TO_PARAMETERS."""
+    if method in ("full", "lora"):
+        return "full" if method == "full" else "lora"
+    size = sum(p.numel() for p in encoder.parameters())
+    return "full" if size <= FULL_UP_TO_PARAMETERS else "lora"
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,9 @@ def train(
     started = time.perf_counter()
     with _torch_threads(args.torch_threads):
         set_seed(args.seed)
-        model, tokenizer, config = _prepare(base, dataset=dataset, args=args)
+        model, tokenizer, config = load_classifier(base)
+        args = replace(args, method=choose_method(args.method, model.encoder))
+        _prepare(model, tokenizer, config, dataset=dataset, args=args)
         metrics, params = _fit(model, tokenizer, dataset=dataset, args=args, progress=progress)
         if args.method == "lora":
             model.encoder = merge_lora(model.encoder)
@@ -189,17 +205,20 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 def _prepare(
-    base: Path, *, dataset: Dataset, args: TrainArgs
-) -> tuple[TextClassifier, Any, ArtifactConfig]:
-    """Load the base, grow its head for new labels, set dropout, add LoRA when asked."""
-    model, tokenizer, config = load_classifier(base)
+    model: TextClassifier,
+    tokenizer: Any,
+    config: ArtifactConfig,
+    *,
+    dataset: Dataset,
+    args: TrainArgs,
+) -> None:
+    """Grow the head for new labels, set dropout, add LoRA when asked."""
     _grow_labels(model, tokenizer, old=config.labels, dataset=dataset, max_length=args.max_length)
     model.dropout.p = args.dropout
     if args.method == "lora":
         model.encoder = add_lora(
             model.encoder, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout
         )
-    return model, tokenizer, config
 
 
 def _grow_labels(

@@ -203,7 +203,7 @@ def settings_table(write_readme: Path | None) -> None:
     help="Labeled JSONL/CSV used as feedback (default: synthetic).",
 )
 @click.option("-n", "n", type=int, default=2000, help="Feedback items.")
-@click.option("--method", type=click.Choice(["lora", "full"]), default="lora")
+@click.option("--method", type=click.Choice(["lora", "full", "auto"]), default="lora")
 @click.option("--seed", type=int, default=0)
 @click.option("--json", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def bench_retrain(data: Path | None, n: int, method: str, seed: int, out: Path | None) -> None:

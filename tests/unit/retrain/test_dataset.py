@@ -142,3 +142,22 @@ def test_snapshot_round_trips_with_its_hash(tmp_path: Path) -> None:
         dataset.holdout,
         dataset.hash,
     )
+
+
+def test_replay_ratio_samples_champion_examples_per_new_row_and_keeps_the_rest() -> None:
+    examples = [{"text": f"old {i}", "label": "negative"} for i in range(50)]
+    examples.append({"text": "rated", "label": "negative"})
+    rows = [feedback(f"new {i}", rating=5, minutes=i) for i in range(10)]
+    rows.append(feedback("rated", label="positive"))  # feedback on an example makes it new
+    dataset = build_dataset(examples=examples, feedback=rows, labels=BINARY, replay_ratio=2.0)
+    trained = {r["text"] for r in dataset.train}
+    held = {r["text"] for r in dataset.holdout}
+    new = {f"new {i}" for i in range(10)} - held | {"rated"}
+    assert new <= trained and len(held) == 2
+    assert len(trained) == len(new) + 2 * len(new)  # two old rows replayed per new row
+    assert {r["text"] for r in dataset.unused} == {f"old {i}" for i in range(50)} - trained
+    assert dataset.stats["replayed"] == 18 and dataset.stats["not_replayed"] == 32
+    again = build_dataset(examples=examples, feedback=rows, labels=BINARY, replay_ratio=2.0)
+    assert again.hash == dataset.hash  # the same sample for the same texts
+    everything = build_dataset(examples=examples, feedback=rows, labels=BINARY)
+    assert len(everything.train) == 51 + 10 - 2 and everything.unused == []

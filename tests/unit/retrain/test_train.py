@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from retrain.dataset import Row, build_dataset
 from retrain.evaluate import evaluate
 from retrain.head import embed_texts, grow_head
 from retrain.lora import attention_targets
-from retrain.train import TrainArgs, compute_metrics, split_eval, train
+from retrain.train import TrainArgs, choose_method, compute_metrics, split_eval, train
 from tests.factories import feedback, rows
 
 BINARY = ["negative", "positive"]
@@ -106,3 +107,12 @@ def test_compute_metrics_gives_accuracy_and_macro_f1() -> None:
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])  # predicts 0, 1, 0
     metrics = compute_metrics(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 1])))
     assert metrics == pytest.approx({"accuracy": 2 / 3, "macro_f1": 2 / 3})
+
+
+def test_auto_fine_tunes_small_models_fully_and_large_ones_with_lora(base_artifact: Path) -> None:
+    model, _, _ = load_classifier(base_artifact)
+    assert choose_method("auto", model.encoder) == "full"
+    assert choose_method("lora", model.encoder) == "lora"
+    with mock.patch("retrain.train.FULL_UP_TO_PARAMETERS", 1000):
+        assert choose_method("auto", model.encoder) == "lora"
+        assert choose_method("full", model.encoder) == "full"
