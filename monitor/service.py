@@ -172,8 +172,9 @@ def _decide(
     new = _feedback(ctx.db, champion, champion.promoted_at, rated_since=last_started_at(ctx.db))
     labeled = feedback_quality(new, champion.labels).labeled_count
     policy = options_from(PolicyOptions, ms)
-    # Oldest first, ending with this check (as `decide` expects).
-    earlier_flags = [c["drift_detected"] for c in earlier if c["decision"] != "skipped"]
+    # Oldest first, ending with this check (as `decide` expects). A check that judged nothing (no
+    # reference or window yet) has no drift verdict; one that the guards skipped has one.
+    earlier_flags = [c["drift_detected"] for c in earlier if c["window"]]
     recent = [*reversed(earlier_flags), drift.drift_detected]
     return decide(
         recent_checks_drift=recent,

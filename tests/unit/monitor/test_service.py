@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -159,3 +160,16 @@ def test_after_a_run_a_retry_waits_for_new_labeled_feedback(ctx: tuple[Context, 
     serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
     check = run_check(context)
     assert check["decision"] == "retrain" and triggered == ["quality"]
+
+
+def test_a_check_skipped_by_a_guard_still_counts_in_the_drift_streak(
+    ctx: tuple[Context, list[str]],
+) -> None:
+    context, triggered = ctx
+    monitor = context.settings.monitor.model_copy(update={"drift_checks": 2, "min_labeled": 1000})
+    context = replace(context, settings=context.settings.model_copy(update={"monitor": monitor}))
+    serve(context, 150, seed=3)
+    serve(context, 150, seed=4, start=10, shifted=True)
+    decisions = [run_check(context)["decision"] for _ in range(4)]
+    # 1 of 2 drifting checks, then the streak triggers and the labeled guard skips, every time
+    assert decisions == ["none", "skipped", "skipped", "skipped"] and not triggered
