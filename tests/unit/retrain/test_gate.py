@@ -36,7 +36,7 @@ def models(
 def test_clearly_better_challenger_is_promoted() -> None:
     verdict = decide(**models(pair(80, both=60, wins=12, losses=1)))
     assert verdict.promote, verdict.reasons
-    assert verdict.test == "mcnemar_exact"
+    assert verdict.test == "mcnemar_midp"
     assert verdict.gain == pytest.approx(11 / 80)
     assert verdict.p_value is not None and verdict.p_value < 0.01
 
@@ -77,7 +77,7 @@ def test_significant_but_small_gain_is_rejected() -> None:
 def test_mcnemar_counts_discordant_pairs_and_needs_paired_rows() -> None:
     wins, losses, p = mcnemar(champion_correct=[0, 0, 1, 1], challenger_correct=[1, 1, 1, 0])
     assert (wins, losses) == (2, 1)
-    assert p == pytest.approx(0.5)  # P(X >= 2), X ~ Binomial(3, 1/2)
+    assert p == pytest.approx(0.3125)  # P(X > 2) + P(X = 2) / 2 = 1/8 + 3/16, X ~ Bin(3, 1/2)
     with pytest.raises(ValueError):
         mcnemar(champion_correct=[1], challenger_correct=[1, 0])
     assert np.isclose(mcnemar(champion_correct=[1], challenger_correct=[1])[2], 1.0)
