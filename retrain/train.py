@@ -7,6 +7,7 @@ The CLI, the Celery task and the tests call `train()` the same way.
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 import time
@@ -49,6 +50,8 @@ DEFAULT_LEARNING_RATE = {"full": 3e-5, "lora": 5e-4}
 # back-propagate through every layer. LoRA pays where full fine-tuning's memory (weights,
 # gradients and two Adam moments: 16 bytes a parameter, 2.4 GB at 150M) is the limit.
 FULL_UP_TO_PARAMETERS = 150_000_000
+# Bounds the epochs `min_steps` may add on a small data set (early stopping usually ends sooner).
+MAX_EPOCHS = 20.0
 # The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
 IGNORE_AT_EVAL = ["embedding"]
 
@@ -60,6 +63,7 @@ class TrainArgs:
     method: Literal["auto", "full", "lora"] = "auto"  # auto: see FULL_UP_TO_PARAMETERS
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[method]
     epochs: float = 3.0
+    min_steps: int = 0  # more epochs when `epochs` would be fewer optimizer steps (see epochs_for)
     batch_size: int = 16
     weight_decay: float = 0.01
     dropout: float = 0.1
@@ -75,6 +79,11 @@ class TrainArgs:
     def lr(self) -> float:
         """The learning rate to use (once `auto` is resolved)."""
         return self.learning_rate or DEFAULT_LEARNING_RATE[self.method]
+
+    def epochs_for(self, rows: int) -> float:
+        """`epochs`, or more so that `rows` take `min_steps` steps (MAX_EPOCHS at most)."""
+        steps_per_epoch = max(1, math.ceil(rows / self.batch_size))
+        return max(self.epochs, min(MAX_EPOCHS, self.min_steps / steps_per_epoch))
 
 
 def choose_method(method: str, encoder: torch.nn.Module) -> Literal["full", "lora"]:
@@ -166,6 +175,7 @@ def _fit(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Run the Trainer (best weights restored when early stopping is on); metrics and params."""
     fit_rows, eval_rows = split_eval(dataset.train, share=args.eval_share, seed=args.seed)
+    args = replace(args, epochs=args.epochs_for(len(fit_rows)))
     label_ids = {label: i for i, label in enumerate(dataset.labels)}
     with tempfile.TemporaryDirectory(prefix="tuneloop-train-") as checkpoints:
         trainer = _trainer(

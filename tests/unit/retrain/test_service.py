@@ -28,6 +28,7 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
         retrain=RetrainSettings(
             method="full",
             epochs=4,
+            min_steps=0,
             batch_size=16,
             learning_rate=1e-3,
             golden_size=100,

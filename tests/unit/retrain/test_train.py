@@ -116,3 +116,11 @@ def test_auto_fine_tunes_small_models_fully_and_large_ones_with_lora(base_artifa
     with mock.patch("retrain.train.FULL_UP_TO_PARAMETERS", 1000):
         assert choose_method("auto", model.encoder) == "lora"
         assert choose_method("full", model.encoder) == "full"
+
+
+def test_small_data_sets_get_epochs_enough_for_min_steps() -> None:
+    args = TrainArgs(epochs=3, batch_size=16, min_steps=100)
+    assert args.epochs_for(120) == pytest.approx(100 / 8)  # 8 steps an epoch
+    assert args.epochs_for(1000) == 3  # 63 steps an epoch: three epochs are enough
+    assert args.epochs_for(5) == 20  # capped
+    assert TrainArgs(epochs=3).epochs_for(5) == 3  # min_steps 0: as asked
