@@ -31,12 +31,10 @@ from tuneloop.bootstrap import init_zero_shot, parse_labels
 from tuneloop.bootstrap_data import init_from_data
 from tuneloop.drill_measure import Oracle, Scorer, train_oracle
 from tuneloop.drill_plan import DrillConfig, DrillData, child_env, feedback_mask, load_data
-from tuneloop.drill_stream import Player, Timeline
+from tuneloop.drill_stream import RUN_WAIT_SECONDS, Player, Timeline
 from tuneloop.drill_summary import REFERENCE, SHIFTED, Versions, summarise, versions
 from tuneloop.drill_system import DrillFailed, System, running
 
-# The stream waits this long for a run in flight (one retrain on CPU is minutes).
-RUN_WAIT_SECONDS = 1200
 HTTP_TIMEOUT_SECONDS = 300  # a monitor check is synchronous; on a busy CPU it takes a while
 
 
@@ -139,7 +137,6 @@ def _play(
             batch_size=config.batch_size,
             tick=progress.tick,
             health=system.check,
-            run_wait=RUN_WAIT_SECONDS,
         )
         n_ref = len(data.ref_stream)
         rated = feedback_mask(

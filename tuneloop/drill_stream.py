@@ -23,6 +23,8 @@ import httpx
 from core.data import Row
 
 FINAL_STATES = ("promoted", "rejected", "failed")
+# The stream waits this long for a run in flight (one retrain on CPU is minutes).
+RUN_WAIT_SECONDS = 1200.0
 BUSY_RETRIES = 30
 
 
@@ -108,7 +110,7 @@ class Player:
         batch_size: int,
         tick: Tick,
         health: Callable[[], None] = lambda: None,
-        run_wait: float = 1200.0,
+        run_wait: float = RUN_WAIT_SECONDS,
     ) -> None:
         self.client = client
         self.run_wait = run_wait  # longest wait for one run (seconds) before the drill fails
