@@ -47,12 +47,29 @@ def loop_env(request: pytest.FixtureRequest, tmp_path: Path, base_artifact: Path
         url = request.getfixturevalue("fresh_postgres_url")
         import redis
 
+        stop_stray_workers(REDIS_URL)
         redis.Redis.from_url(REDIS_URL).flushdb()
         env = tuneloop_env(tmp_path, url, TUNELOOP_BROKER_URL=REDIS_URL, **FAST_TRAINING)
     else:
         env = tuneloop_env(tmp_path, f"sqlite:///{tmp_path / 'tuneloop.db'}", **FAST_TRAINING)
     _seed(env["TUNELOOP_DATABASE_URL"], tmp_path / "artifacts", base_artifact)
     return env
+
+
+def stop_stray_workers(url: str, *, timeout: float = 30.0) -> None:
+    """Shut down any worker still consuming the test broker (left by an interrupted run).
+
+    Such a worker would take this test's tasks and leave its runs queued.
+    """
+    from celery import Celery
+
+    control = Celery(broker=url).control
+    deadline = time.monotonic() + timeout
+    while strays := [name for reply in control.ping(timeout=1.0) for name in reply]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"workers still consume {url}: {strays}")
+        control.shutdown(destination=strays)
+        time.sleep(1.0)
 
 
 def _seed(url: str, artifacts: Path, base_artifact: Path) -> None:
