@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from tuneloop.cli import main
+from tuneloop.drill_gate import replay_gate
+from tuneloop.drill_plan import DrillConfig
 
 # The old domain: short texts with one pair of sentiment vocabularies; the new domain: longer
 # texts about other things, with sentiment words v1 never saw in training.
@@ -149,3 +151,13 @@ def test_a_shift_is_detected_retrained_on_feedback_and_promoted(
     assert "data:image/png;base64," in page and "promoted" in page
     linked = sorted((tmp_path / "drill-checks").glob("check-*.html"))
     assert linked and linked[0].name in page
+
+    # The gate replayed on the kept home: each challenger on the same held-out rows.
+    (home,) = (tmp_path / "home").glob("drill-*")
+    lines = replay_gate(home, DrillConfig(reference=ref, shifted=shifted), draws=200)
+    promoted = [line for line in lines if line["state"] == "promoted"]
+    assert promoted
+    assert lines[0]["champion_held"] == pytest.approx(figures["base_accuracy"], abs=1e-3)
+    after = shift["accuracy_after_retrain"]
+    assert promoted[0]["challenger_held"] == pytest.approx(after, abs=1e-3)
+    assert promoted[0]["gate_power"] > 0.5

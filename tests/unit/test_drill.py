@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from tuneloop.drill_data import blitzer_rows, convert
+from tuneloop.drill_gate import gate_power
 from tuneloop.drill_plan import DrillConfig, child_env, feedback_mask, load_data, shift_held_share
 from tuneloop.drill_stream import Seen, Served, Timeline
 from tuneloop.drill_summary import recovery, summarise, versions, window_accuracy
@@ -146,3 +148,16 @@ def test_the_figures_follow_the_timeline() -> None:
     assert figures["seconds"] == 12.3
     assert window_accuracy(t, 10) == [(10, 0.9), (20, 0.5), (30, 1.0)]
     assert recovery(0.6, 0.8, None) is None and recovery(0.6, 0.8, 0.6) is None
+
+
+def test_gate_power_is_the_share_of_random_holdouts_that_promote(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)  # min_gain 0.03, confidence 0.90, min_holdout 50
+    champion = [1] * 700 + [0] * 300
+    same = list(champion)
+    clearly_better = [1] * 1000  # +30 points: every holdout of 60 rows promotes
+    slightly_better = [1] * 700 + [1] * 30 + [0] * 270  # +3 points: rarely significant on 60
+    assert gate_power(champion, same, rows=60, settings=settings, draws=200) == 0.0
+    assert gate_power(champion, clearly_better, rows=60, settings=settings, draws=200) == 1.0
+    weak = gate_power(champion, slightly_better, rows=60, settings=settings, draws=500)
+    assert 0.0 < weak < 0.5
+    assert gate_power(champion, clearly_better, rows=40, settings=settings, draws=50) == 0.0

@@ -1,0 +1,118 @@
+"""What a drill's gate decided against what its challengers were worth.
+
+`python -m tuneloop.drill_gate HOME --reference REF --shifted SHIFT --seed N`, HOME being a kept
+drill home (`TUNELOOP_HOME=DIR tuneloop drill ...` leaves `DIR/drill-*`). Every run that trained
+a challenger, promoted or rejected, is scored with its champion on the held-out SHIFT rows (the
+same seeded split as the drill), and the gate is replayed on `--draws` random holdouts of the
+run's size drawn from those rows: the share that promote is the gate's power for that
+challenger. It tells bad luck (a good challenger rejected by its holdout) from a weak challenger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.registry import Registry
+from core.runtime.predictor import load_predictor
+from core.settings import Settings
+from core.store.db import Database
+from core.store.runs import list_runs
+from retrain.evaluate import evaluate
+from retrain.gate import decide
+from tuneloop.drill_plan import DrillConfig, load_data
+
+
+def gate_power(
+    champion: Sequence[int],
+    challenger: Sequence[int],
+    *,
+    rows: int,
+    settings: Settings,
+    draws: int = 2000,
+    seed: int = 0,
+) -> float:
+    """Share of `draws` random `rows`-row holdouts on which the gate promotes (golden aside)."""
+    rng = random.Random(seed)
+    rs = settings.retrain
+    promoted = 0
+    for _ in range(draws):
+        pick = rng.sample(range(len(champion)), rows)
+        verdict = decide(
+            champion={"feedback": {"correct": [champion[i] for i in pick]}},
+            challenger={"feedback": {"correct": [challenger[i] for i in pick]}},
+            min_gain=rs.min_gain,
+            confidence=rs.confidence,
+            min_holdout=rs.min_holdout,
+        )
+        promoted += verdict.promote
+    return promoted / draws
+
+
+def replay_gate(home: Path, config: DrillConfig, *, draws: int) -> list[dict[str, Any]]:
+    """One line per run that trained a challenger, oldest first."""
+    settings = Settings(home=home)
+    data = load_data(config, max_chars=settings.api.max_chars)
+    registry = Registry(Database(settings.database_url), settings.artifacts)
+    correct: dict[str, list[int]] = {}
+
+    def held_correct(version: str) -> list[int]:
+        if version not in correct:
+            artifact = Path(registry.get(version).artifact_path)
+            predictor = load_predictor(
+                artifact,
+                version=version,
+                device=settings.device,
+                max_length=settings.api.max_tokens,
+                max_batch_tokens=settings.api.max_batch_tokens,
+            )
+            correct[version] = evaluate(predictor, data.shift_held)["correct"]
+        return correct[version]
+
+    lines = []
+    for run in reversed(list_runs(registry.db, limit=1000)):
+        if not run["version"]:
+            continue
+        ours, theirs = held_correct(run["champion_version"]), held_correct(run["version"])
+        rows = int(run["metrics"]["champion"]["feedback"]["n"])
+        verdict = run["verdict"]
+        lines.append(
+            {
+                "run_id": run["run_id"],
+                "state": run["state"],
+                "champion": run["champion_version"],
+                "challenger": run["version"],
+                "holdout_rows": rows,
+                "holdout_gain": verdict.get("gain"),
+                "p_value": verdict.get("p_value"),
+                "held_rows": len(ours),
+                "champion_held": sum(ours) / len(ours),
+                "challenger_held": sum(theirs) / len(theirs),
+                "gate_power": gate_power(ours, theirs, rows=rows, settings=settings, draws=draws),
+            }
+        )
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    """Command-line entry."""
+    parser = argparse.ArgumentParser(prog="python -m tuneloop.drill_gate", description=__doc__)
+    parser.add_argument("home", type=Path, help="a kept drill home (holds tuneloop.db)")
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--shifted", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--draws", type=int, default=2000)
+    args = parser.parse_args(argv)
+    config = DrillConfig(reference=args.reference, shifted=args.shifted, seed=args.seed)
+    for line in replay_gate(args.home, config, draws=args.draws):
+        print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
