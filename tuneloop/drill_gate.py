@@ -5,7 +5,8 @@ drill home (`TUNELOOP_HOME=DIR tuneloop drill ...` leaves `DIR/drill-*`). Every 
 a challenger, promoted or rejected, is scored with its champion on the held-out SHIFT rows (the
 same seeded split as the drill), and the gate is replayed on `--draws` random holdouts of the
 run's size drawn from those rows: the share that promote is the gate's power for that
-challenger. It tells bad luck (a good challenger rejected by its holdout) from a weak challenger.
+challenger (`--rows` adds other holdout sizes). It tells bad luck (a good challenger rejected
+by its holdout) from a weak challenger, and what a larger holdout would buy.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def gate_power(
     return promoted / draws
 
 
-def replay_gate(home: Path, config: DrillConfig, *, draws: int) -> list[dict[str, Any]]:
+def replay_gate(
+    home: Path, config: DrillConfig, *, draws: int, sizes: Sequence[int] = ()
+) -> list[dict[str, Any]]:
     """One line per run that trained a challenger, oldest first."""
     settings = Settings(home=home)
     data = load_data(config, max_chars=settings.api.max_chars)
@@ -81,6 +84,10 @@ def replay_gate(home: Path, config: DrillConfig, *, draws: int) -> list[dict[str
         ours, theirs = held_correct(run["champion_version"]), held_correct(run["version"])
         rows = int(run["metrics"]["champion"]["feedback"]["n"])
         verdict = run["verdict"]
+        power = {
+            n: gate_power(ours, theirs, rows=n, settings=settings, draws=draws)
+            for n in (rows, *sizes)
+        }
         lines.append(
             {
                 "run_id": run["run_id"],
@@ -93,7 +100,8 @@ def replay_gate(home: Path, config: DrillConfig, *, draws: int) -> list[dict[str
                 "held_rows": len(ours),
                 "champion_held": sum(ours) / len(ours),
                 "challenger_held": sum(theirs) / len(theirs),
-                "gate_power": gate_power(ours, theirs, rows=rows, settings=settings, draws=draws),
+                "gate_power": power[rows],
+                "gate_power_at": {str(n): p for n, p in power.items()},
             }
         )
     return lines
@@ -107,9 +115,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--shifted", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=2000)
+    parser.add_argument("--rows", type=int, nargs="*", default=[], help="other holdout sizes")
     args = parser.parse_args(argv)
     config = DrillConfig(reference=args.reference, shifted=args.shifted, seed=args.seed)
-    for line in replay_gate(args.home, config, draws=args.draws):
+    for line in replay_gate(args.home, config, draws=args.draws, sizes=args.rows):
         print(json.dumps(line))
     return 0
 

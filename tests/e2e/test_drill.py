@@ -154,10 +154,11 @@ def test_a_shift_is_detected_retrained_on_feedback_and_promoted(
 
     # The gate replayed on the kept home: each challenger on the same held-out rows.
     (home,) = (tmp_path / "home").glob("drill-*")
-    lines = replay_gate(home, DrillConfig(reference=ref, shifted=shifted), draws=200)
+    lines = replay_gate(home, DrillConfig(reference=ref, shifted=shifted), draws=200, sizes=[19])
     promoted = [line for line in lines if line["state"] == "promoted"]
     assert promoted
     assert lines[0]["champion_held"] == pytest.approx(figures["base_accuracy"], abs=1e-3)
     after = shift["accuracy_after_retrain"]
     assert promoted[0]["challenger_held"] == pytest.approx(after, abs=1e-3)
     assert promoted[0]["gate_power"] > 0.5
+    assert promoted[0]["gate_power_at"]["19"] == 0.0  # under min_holdout (20) nothing promotes
