@@ -193,6 +193,22 @@ def _drive(stack: Stack) -> None:
         assert run["state"] == "promoted", run
 
 
+def _wait_ready(
+    stack: Stack, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
+    """Until Prometheus answers /-/ready (a cold start opens its port after a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"Prometheus exited: {log.read_text()[-2000:]}"
+        try:
+            if httpx.get(f"{stack.prometheus}/-/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"Prometheus not ready: {log.read_text()[-2000:]}"
+        time.sleep(0.2)
+
+
 def _wait_for(stack: Stack, expr: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not stack.query(expr):
@@ -224,6 +240,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, base_artifact: Path) -> Iter
                 )
             )
             stack = Stack(api=api, prometheus=f"http://127.0.0.1:{port}", cuda=False)
+            _wait_ready(stack, procs[-1], home / "prometheus.log")
             _drive(stack)
             stack.cuda = "tuneloop_api_gpu_memory_bytes{" in httpx.get(f"{api}/metrics").text
             # The promotion and the swap are scraped, and the rules have evaluated since.
