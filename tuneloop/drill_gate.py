@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from core.registry import Registry
-from core.runtime.predictor import load_predictor
 from core.settings import Settings
 from core.store.db import Database
 from core.store.runs import list_runs
-from retrain.evaluate import evaluate
 from retrain.gate import decide
+from tuneloop.drill_measure import artifact_correct
 from tuneloop.drill_plan import DrillConfig, load_data
 
 
@@ -67,20 +66,13 @@ def replay_gate(
     def held_correct(version: str) -> list[int]:
         if version not in correct:
             artifact = Path(registry.get(version).artifact_path)
-            predictor = load_predictor(
-                artifact,
-                version=version,
-                device=settings.device,
-                max_length=settings.api.max_tokens,
-                max_batch_tokens=settings.api.max_batch_tokens,
-            )
-            correct[version] = evaluate(predictor, data.shift_held)["correct"]
+            correct[version] = artifact_correct(settings, artifact, data.shift_held)
         return correct[version]
 
     lines = []
     for run in reversed(list_runs(registry.db, limit=1000)):
-        if not run["version"]:
-            continue
+        if not run["version"] or not run["metrics"]:
+            continue  # rejected before training, or failed before it was scored
         ours, theirs = held_correct(run["champion_version"]), held_correct(run["version"])
         rows = int(run["metrics"]["champion"]["feedback"]["n"])
         verdict = run["verdict"]

@@ -51,6 +51,12 @@ class Scorer:
 
 def artifact_accuracy(settings: Settings, artifact: Path, rows: list[Row]) -> float:
     """Accuracy of the artifact on rows, loaded as the api loads it."""
+    correct = artifact_correct(settings, artifact, rows)
+    return sum(correct) / len(correct)
+
+
+def artifact_correct(settings: Settings, artifact: Path, rows: list[Row]) -> list[int]:
+    """Per row, 1 where the artifact (loaded as the api loads it) predicts the label, else 0."""
     predictor = load_predictor(
         artifact,
         version=artifact.name,
@@ -58,7 +64,7 @@ def artifact_accuracy(settings: Settings, artifact: Path, rows: list[Row]) -> fl
         max_length=settings.api.max_tokens,
         max_batch_tokens=settings.api.max_batch_tokens,
     )
-    return float(evaluate(predictor, rows)["accuracy"])
+    return [int(c) for c in evaluate(predictor, rows)["correct"]]
 
 
 @dataclass(frozen=True)
