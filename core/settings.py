@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 T = TypeVar("T")
@@ -113,12 +113,25 @@ class RetrainSettings(ComponentSettings):
         0.045, ge=0.0, description="Largest golden-set accuracy drop a promotion tolerates."
     )
     min_holdout: int = Field(50, ge=1, description="Fewer holdout rows reject the run.")
+    cross_fit_folds: int = Field(
+        0,
+        ge=0,
+        description="0: the gate tests on the holdout. k >= 2: on every new label, each scored by "
+        "a model trained without its fold (k more trainings); the promoted model trains on all.",
+    )
     lease_seconds: int = Field(
         120, ge=10, description="A run whose heartbeat is older than this is taken up again."
     )
     reap_interval: int = Field(30, ge=5, description="Seconds between lease checks by beat.")
     torch_threads: int = Field(0, ge=0, description="Torch threads for training (0: all cores).")
     seed: int = Field(42, description="Training seed.")
+
+    @field_validator("cross_fit_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("cross_fit_folds is 0 (holdout) or at least 2")
+        return value
 
 
 class MonitorSettings(ComponentSettings):

@@ -147,6 +147,7 @@ def build_dataset(
     clean: CleanOptions = CleanOptions(),
     exclude: Iterable[str] = (),
     replay_ratio: float = 0.0,
+    fold: tuple[int, int] | None = None,
 ) -> Dataset:
     """Merge the champion's examples and feedback into train rows and a recent-feedback holdout.
 
@@ -162,6 +163,8 @@ def build_dataset(
         exclude: texts never to use (the golden set), compared after cleaning.
         replay_ratio: champion examples replayed per new training row (a fixed, text-hashed
             sample); 0 replays them all.
+        fold: `(i, k)` holds out the new labeled texts in fold i of k (see `fold_of`) instead
+            of the newest `holdout_share`: one fold of the cross-fitted gate.
     """
     if not 0.0 <= holdout_share < 1.0:
         raise ValueError("holdout_share must be in [0, 1)")
@@ -173,7 +176,7 @@ def build_dataset(
         stats["excluded"] += len(votes.pop(text))
     all_labels = _label_set(votes, labels=labels, allow_new=allow_new_labels, stats=stats)
     resolved = _resolve(votes, stats=stats)
-    holdout_texts = _holdout_texts(votes, resolved, example_texts, share=holdout_share)
+    holdout_texts = _holdout_texts(votes, resolved, example_texts, share=holdout_share, fold=fold)
     held = set(holdout_texts)
     rest = [t for t in sorted(resolved) if t not in held]
     replayed, unused = _replay(rest, votes, ratio=replay_ratio)
@@ -283,16 +286,25 @@ def _holdout_texts(
     example_texts: set[str],
     *,
     share: float,
+    fold: tuple[int, int] | None,
 ) -> list[str]:
-    """The newest labeled feedback texts, newest first.
+    """The newest labeled feedback texts, newest first (or those of one fold).
 
     Texts the champion was trained on are never held out: the champion would have seen them,
     which would tilt the gate toward it.
     """
     candidates = [t for t in resolved if t not in example_texts]
+    if fold is not None:
+        index, folds = fold
+        return sorted(t for t in candidates if fold_of(t, folds) == index)
     newest = {t: max(v.at for v in votes[t] if v.from_feedback) for t in candidates}
     candidates.sort(key=lambda t: (newest[t], t), reverse=True)
     return candidates[: int(share * len(candidates) + 0.5)]
+
+
+def fold_of(text: str, folds: int) -> int:
+    """The cross-fitting fold of a text: a hash, so the same text always lands in the same fold."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") % folds
 
 
 def _when(value: object) -> datetime:

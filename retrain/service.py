@@ -11,7 +11,7 @@ import logging
 import shutil
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from core.store.db import Database
 from core.store.predictions import feedback_rows
 from core.store.runs import claim, fail, finish, heartbeat, owned_run, stale_runs, update_run
 from core.store.tables import utcnow
+from retrain.crossfit import Progress, cross_fit
 from retrain.dataset import Dataset, build_dataset, feedback_label
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, too_few_rows
@@ -63,6 +64,7 @@ def execute_run(ctx: Context, run_id: str, *, owner: str) -> str | None:
 
 
 def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
+    rs = ctx.settings.retrain
     champion = ctx.registry.champion()
     if champion is None:
         raise RuntimeError("no champion to retrain")
@@ -79,9 +81,39 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
         dataset_path=str(snapshot),
         progress=0.01,
     )
-    n_test = len(paired_rows(dataset.holdout, golden))
-    if (small := too_few_rows(n_test, min_holdout=ctx.settings.retrain.min_holdout)) is not None:
+    folds = rs.cross_fit_folds
+    fold_sets = [make_dataset(ctx, champion, golden, fold=(i, folds)) for i in range(folds)]
+    held = [row for d in fold_sets for row in d.holdout] if folds else dataset.holdout
+    rows = paired_rows(held, golden)
+    if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
         return conclude(ctx, run_id, owner=owner, candidate=None, metrics={}, verdict=small)
+    fold_metrics: dict[str, Any] = {}
+    if folds:
+        fold_metrics = _cross_fit(ctx, run_id, owner, champion, fold_sets, rows)
+        verdict = _cross_fitted(gate(ctx.settings, fold_metrics), folds)
+        if not verdict.promote:  # the folds failed: the last training would not change that
+            return conclude(
+                ctx, run_id, owner=owner, candidate=None, metrics=fold_metrics, verdict=verdict
+            )
+    candidate = _train_candidate(ctx, run_id, owner, champion, dataset, part=(folds, folds + 1))
+    metrics = score_both(ctx, champion, candidate, golden=golden, holdout=dataset.holdout)
+    if folds:
+        metrics = {role: {**metrics[role], **fold_metrics[role]} for role in metrics}
+    verdict = gate(ctx.settings, metrics)
+    verdict = _cross_fitted(verdict, folds) if folds else verdict
+    return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
+
+
+def _train_candidate(
+    ctx: Context,
+    run_id: str,
+    owner: str,
+    champion: VersionInfo,
+    dataset: Dataset,
+    *,
+    part: tuple[int, int],
+) -> VersionInfo:
+    """Train the challenger on `dataset` and register it."""
     staged = ctx.registry.staging_dir()
     try:
         result = train(
@@ -89,23 +121,55 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
             dataset=dataset,
             args=train_args(ctx.settings),
             out=staged,
-            progress=_progress_reporter(ctx, run_id, owner),
+            progress=_progress_reporter(ctx, run_id, owner, part=part),
         )
         _write_training_rows(staged, dataset)
-        candidate = ctx.registry.register(
+        return ctx.registry.register(
             staged,
             task=champion.task,
             labels=result.labels,
             base_model=champion.base_model,
             parent=champion.version,
             dataset_hash=dataset.hash,
-            params={**result.params, "run_id": run_id, "train_seconds": result.seconds},
+            params={
+                **result.params,
+                "run_id": run_id,
+                "train_seconds": result.seconds,
+                "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,
+            },
         )
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    metrics = score_both(ctx, champion, candidate, golden=golden, holdout=dataset.holdout)
-    verdict = gate(ctx.settings, metrics)
-    return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
+
+
+def _cross_fit(
+    ctx: Context,
+    run_id: str,
+    owner: str,
+    champion: VersionInfo,
+    fold_sets: list[Dataset],
+    rows: list[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The champion and the fold models on every new label (see `retrain.crossfit`)."""
+    base, args, device = Path(champion.artifact_path), train_args(ctx.settings), ctx.settings.device
+    total = len(fold_sets) + 1
+
+    def fit(dataset: Dataset, out: Path, progress: Progress) -> None:
+        train(base=base, dataset=dataset, args=args, out=out, progress=progress)
+
+    return cross_fit(
+        fold_sets,
+        rows,
+        champion=load_predictor(base, version=champion.version, device=device),
+        fit=fit,
+        load=lambda path: load_predictor(path, version=f"fold-{path.name}", device=device),
+        staging=ctx.registry.staging_dir,
+        progress=lambda i: _progress_reporter(ctx, run_id, owner, part=(i, total)),
+    )
+
+
+def _cross_fitted(verdict: Verdict, folds: int) -> Verdict:
+    return replace(verdict, test=f"{verdict.test}, {folds}-fold cross-fitted")
 
 
 def ensure_golden(ctx: Context, champion: VersionInfo) -> Golden:
@@ -125,18 +189,25 @@ def ensure_golden(ctx: Context, champion: VersionInfo) -> Golden:
     )
 
 
-def make_dataset(ctx: Context, champion: VersionInfo, golden: Golden) -> Dataset:
-    """Champion's training rows replayed + feedback, minus the golden set."""
+def make_dataset(
+    ctx: Context, champion: VersionInfo, golden: Golden, *, fold: tuple[int, int] | None = None
+) -> Dataset:
+    """Champion's training rows replayed + feedback, minus the golden set.
+
+    Cross-fitted, the run's own set holds nothing out and `fold` makes one fold's set.
+    """
+    rs = ctx.settings.retrain
     golden_ids = set(golden.feedback_ids)
     feedback = [r for r in feedback_rows(ctx.db) if r["text"] and r["id"] not in golden_ids]
     return build_dataset(
         examples=_training_rows(Path(champion.artifact_path)),
         feedback=feedback,
         labels=champion.labels,
-        holdout_share=ctx.settings.retrain.holdout_share,
-        allow_new_labels=ctx.settings.retrain.allow_new_labels,
+        holdout_share=0.0 if rs.cross_fit_folds else rs.holdout_share,
+        allow_new_labels=rs.allow_new_labels,
         exclude=[r["text"] for r in golden.rows],
-        replay_ratio=ctx.settings.retrain.replay_ratio,
+        replay_ratio=rs.replay_ratio,
+        fold=fold,
     )
 
 
@@ -235,11 +306,16 @@ def _labeled(
     return out
 
 
-def _progress_reporter(ctx: Context, run_id: str, owner: str) -> Any:
+def _progress_reporter(
+    ctx: Context, run_id: str, owner: str, *, part: tuple[int, int] = (0, 1)
+) -> Progress:
+    """Heartbeat and progress of training `part` = (i, n): the i-th of n trainings in the run."""
     lease = ctx.settings.retrain.lease_seconds
+    index, parts = part
 
     def report(fraction: float, loss: float | None) -> None:
         # Training is 90 % of a run; data and evaluation share the rest.
+        fraction = (index + fraction) / parts
         if not heartbeat(
             ctx.db,
             run_id,

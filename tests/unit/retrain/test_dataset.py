@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from retrain.dataset import CleanOptions, Dataset, build_dataset, normalise_text
+from retrain.dataset import CleanOptions, Dataset, build_dataset, fold_of, normalise_text
 from tests.factories import feedback
 
 BINARY = ["negative", "positive"]
@@ -161,3 +161,21 @@ def test_replay_ratio_samples_champion_examples_per_new_row_and_keeps_the_rest()
     assert again.hash == dataset.hash  # the same sample for the same texts
     everything = build_dataset(examples=examples, feedback=rows, labels=BINARY)
     assert len(everything.train) == 51 + 10 - 2 and everything.unused == []
+
+
+def test_folds_hold_out_every_new_label_once_and_never_an_example() -> None:
+    examples = [{"text": f"old {i}", "label": "negative"} for i in range(20)]
+    rows = [feedback(f"new {i}", rating=5, minutes=i) for i in range(40)]
+    rows.append(feedback("old 3", rating=5, minutes=50))  # feedback on a trained-on example
+    folds = [
+        build_dataset(examples=examples, feedback=rows, labels=BINARY, fold=(i, 3))
+        for i in range(3)
+    ]
+    held = [[r["text"] for r in d.holdout] for d in folds]
+    assert sorted(t for h in held for t in h) == sorted(f"new {i}" for i in range(40))
+    assert all(h for h in held)  # a hash spreads 40 texts over all three folds
+    for dataset, texts in zip(folds, held, strict=True):
+        assert {fold_of(t, 3) for t in texts} == {folds.index(dataset)}
+        trained = {r["text"] for r in dataset.train}
+        assert not trained & set(texts) and {f"old {i}" for i in range(20)} <= trained
+        assert set(texts) | trained >= {f"new {i}" for i in range(40)}

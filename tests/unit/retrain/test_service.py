@@ -134,3 +134,37 @@ def test_a_challenger_that_does_not_load_fails_the_run_and_the_champion_stays(
     champion = ctx.registry.champion()
     assert champion is not None and champion.version == "v1"
     assert ctx.registry.get("v2").status != "champion"
+
+
+def test_a_cross_fitted_run_tests_every_new_label_then_promotes_a_model_trained_on_all(
+    ctx: Context,
+) -> None:
+    ctx.settings.retrain.cross_fit_folds = 2
+    give_feedback(ctx, 240)
+    run, _ = create_run(ctx.db, trigger="manual")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
+    done = get_run(ctx.db, run["run_id"])
+    assert done["verdict"]["test"] == "mcnemar_midp, 2-fold cross-fitted"
+    # The golden set took 100 labels; the test pairs the other 140 and the golden rows.
+    assert done["metrics"]["challenger"]["feedback"]["n"] == 240
+    assert done["metrics"]["challenger"]["golden"]["n"] == 100
+    champion = ctx.registry.champion()
+    assert champion is not None and champion.version == "v2"
+    trained = (Path(champion.artifact_path) / "train.jsonl").read_text().count("\n")
+    assert trained == 140  # the promoted model learned from every new label
+    assert champion.params["cross_fit_folds"] == 2
+
+
+def test_a_cross_fitted_run_whose_folds_fail_stops_before_the_last_training(
+    ctx: Context,
+) -> None:
+    ctx.settings.retrain.cross_fit_folds = 2
+    ctx.settings.retrain.min_gain = 1.0  # no challenger can pass
+    give_feedback(ctx, 240)
+    run, _ = create_run(ctx.db, trigger="manual")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "rejected"
+    done = get_run(ctx.db, run["run_id"])
+    assert done["version"] is None and "2-fold cross-fitted" in done["verdict"]["test"]
+    assert done["metrics"]["challenger"]["feedback"]["n"] == 240
+    assert [v.version for v in ctx.registry.list()] == ["v1"]
+    assert not list(ctx.registry.models_dir.glob(".staging-*"))  # fold models cleaned up
