@@ -45,7 +45,7 @@ def write_report(path: Path, *, config: DrillConfig, outcome: DrillOutcome) -> N
         f"<p class=small>versions: base {outcome.versions.base}, first promoted in the shift "
         f"{outcome.versions.promoted}, final {outcome.versions.final}</p>",
         "<h2>Retrain runs</h2>",
-        _runs(outcome.timeline),
+        runs_table(outcome.timeline),
         "<h2>Monitor checks</h2>",
         _checks(outcome.timeline, outcome.reports, path.parent),
     ]
@@ -176,14 +176,15 @@ def _figures(summary: dict[str, Any]) -> str:
     return _table(["figure", "value"], rows) + f"<p class=small>{LEGEND}</p>"
 
 
-def _runs(timeline: Timeline) -> str:
+def runs_table(timeline: Timeline) -> str:
+    """The retrain runs the drill saw, with their verdicts, as an HTML table."""
     head = ["run", "trigger", "queued at", "finished at", "state", "version", "gain", "p-value"]
     rows = [
         [
             _e(s.run_id[:8]),
             _e(s.trigger),
-            f"{s.queued_at} ({_e(s.phase)})",
-            _e(s.finished_at),
+            _at(timeline, s.queued_at),
+            _at(timeline, s.finished_at),
             _e(s.state),
             _e(s.version),
             _num(s.verdict.get("gain")),
@@ -193,6 +194,15 @@ def _runs(timeline: Timeline) -> str:
         for s in timeline.runs.values()
     ]
     return _table([*head, "reasons"], rows) if rows else "<p>none</p>"
+
+
+def _at(timeline: Timeline, position: int | None) -> str:
+    """A stream position as the plot counts it, and within its phase as the checks count it."""
+    if position is None:
+        return ""
+    phase = timeline.phase_of(position)
+    within = position - timeline.phase_starts.get(phase, 0)
+    return f"{position} <span class=small>({_e(phase)} {within})</span>"
 
 
 def _checks(timeline: Timeline, reports: dict[str, Path], folder: Path) -> str:

@@ -12,6 +12,7 @@ from core.settings import Settings
 from tuneloop.drill_data import blitzer_rows, convert
 from tuneloop.drill_gate import gate_power
 from tuneloop.drill_plan import DrillConfig, child_env, feedback_mask, load_data, shift_held_share
+from tuneloop.drill_report import runs_table
 from tuneloop.drill_stream import Seen, Served, Timeline
 from tuneloop.drill_summary import recovery, summarise, versions, window_accuracy
 
@@ -148,6 +149,9 @@ def test_the_figures_follow_the_timeline() -> None:
     assert figures["seconds"] == 12.3
     assert window_accuracy(t, 10) == [(10, 0.9), (20, 0.5), (30, 1.0)]
     assert recovery(0.6, 0.8, None) is None and recovery(0.6, 0.8, 0.6) is None
+    # The report's run table counts as the plot does, and within the phase as the checks do.
+    assert "20 <span class=small>(shifted 10)</span>" in runs_table(t)
+    assert "25 <span class=small>(shifted 15)</span>" in runs_table(t)
 
 
 def test_gate_power_is_the_share_of_random_holdouts_that_promote(tmp_path: Path) -> None:
