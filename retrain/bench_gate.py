@@ -51,9 +51,14 @@ def evaluation(correct: list[int]) -> dict[str, Any]:
     return {"n": len(correct), "accuracy": sum(correct) / len(correct), "correct": correct}
 
 
-def draw(rng: np.random.Generator, *, real_gain: bool, n: int | None = None) -> dict[str, Any]:
-    """One seed's champion and challenger evaluations, as `decide` takes them."""
-    n = n or round(HOLDOUT_SHARE * int(rng.integers(300, 401)))
+def draw(
+    rng: np.random.Generator, *, real_gain: bool, n: int | None = None, share: float = HOLDOUT_SHARE
+) -> dict[str, Any]:
+    """One seed's champion and challenger evaluations, as `decide` takes them.
+
+    `share`: the part of the 300-400 labels the paired test sees (1.0: cross-fitted).
+    """
+    n = n or round(share * int(rng.integers(300, 401)))
     accuracy = rng.uniform(0.76, 0.83)
     if real_gain:
         losses = rng.uniform(0.02, 0.05)
@@ -69,11 +74,13 @@ def draw(rng: np.random.Generator, *, real_gain: bool, n: int | None = None) -> 
     }
 
 
-def promote_rate(gate: Gate, *, real_gain: bool, seeds: int, n: int | None = None) -> float:
+def promote_rate(
+    gate: Gate, *, real_gain: bool, seeds: int, n: int | None = None, share: float = HOLDOUT_SHARE
+) -> float:
     """Share of seeds in which the gate promotes."""
     promoted = 0
     for seed in range(seeds):
-        pair = draw(np.random.default_rng(seed), real_gain=real_gain, n=n)
+        pair = draw(np.random.default_rng(seed), real_gain=real_gain, n=n, share=share)
         promoted += decide(**pair, **gate.__dict__).promote
     return promoted / seeds
 
@@ -116,6 +123,10 @@ def report(seeds: int) -> dict[str, Any]:
             )
             for n in (20, 30, 40, 45, 50, 60, 70, 80, 100)
         },
+        "cross-fitted (every label paired): promoted real / same-quality rejected": [
+            promote_rate(Gate(), real_gain=True, seeds=seeds, share=1.0),
+            1 - promote_rate(Gate(), real_gain=False, seeds=seeds, share=1.0),
+        ],
         "max_regression: equal challenger blocked by golden alone": {
             r: golden_block_rate(r, seeds=seeds) for r in (0.02, 0.03, 0.04, 0.045, 0.05)
         },

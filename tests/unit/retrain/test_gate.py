@@ -86,3 +86,10 @@ def test_mcnemar_counts_discordant_pairs_and_needs_paired_rows() -> None:
 def test_defaults_promote_a_real_shift_and_reject_an_equal_challenger() -> None:
     assert promote_rate(Gate(), real_gain=True, seeds=300) > 0.5
     assert promote_rate(Gate(), real_gain=False, seeds=300) < 0.1
+
+
+def test_pairing_every_label_buys_power_without_more_false_promotions() -> None:
+    holdout = promote_rate(Gate(), real_gain=True, seeds=300)
+    crossfit = promote_rate(Gate(), real_gain=True, seeds=300, share=1.0)
+    assert crossfit > holdout + 0.1
+    assert promote_rate(Gate(), real_gain=False, seeds=300, share=1.0) < 0.1
