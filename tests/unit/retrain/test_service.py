@@ -165,6 +165,7 @@ def test_a_cross_fitted_run_whose_folds_fail_stops_before_the_last_training(
     assert execute_run(ctx, run["run_id"], owner="w1") == "rejected"
     done = get_run(ctx.db, run["run_id"])
     assert done["version"] is None and "2-fold cross-fitted" in done["verdict"]["test"]
+    assert "pass: golden set not scored here" in done["verdict"]["reasons"][-1]
     assert done["metrics"]["challenger"]["feedback"]["n"] == 240
     assert [v.version for v in ctx.registry.list()] == ["v1"]
     assert not list(ctx.registry.models_dir.glob(".staging-*"))  # fold models cleaned up
