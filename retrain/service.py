@@ -69,7 +69,7 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     if champion is None:
         raise RuntimeError("no champion to retrain")
     golden = ensure_golden(ctx, champion)
-    dataset = make_dataset(ctx, champion, golden)
+    dataset, fold_sets = make_datasets(ctx, champion, golden)
     snapshot = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
     dataset.write_jsonl(snapshot)
     _update(
@@ -81,8 +81,7 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
         dataset_path=str(snapshot),
         progress=0.01,
     )
-    folds = rs.cross_fit_folds
-    fold_sets = [make_dataset(ctx, champion, golden, fold=(i, folds)) for i in range(folds)]
+    folds = len(fold_sets)
     held = [row for d in fold_sets for row in d.holdout] if folds else dataset.holdout
     rows = paired_rows(held, golden)
     if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
@@ -189,26 +188,33 @@ def ensure_golden(ctx: Context, champion: VersionInfo) -> Golden:
     )
 
 
-def make_dataset(
-    ctx: Context, champion: VersionInfo, golden: Golden, *, fold: tuple[int, int] | None = None
-) -> Dataset:
-    """Champion's training rows replayed + feedback, minus the golden set.
+def make_datasets(
+    ctx: Context, champion: VersionInfo, golden: Golden
+) -> tuple[Dataset, list[Dataset]]:
+    """The run's set (champion's rows replayed + feedback, minus the golden set) and its folds'.
 
-    Cross-fitted, the run's own set holds nothing out and `fold` makes one fold's set.
+    One read of the feedback makes them all. Cross-fitted, the run's own set holds nothing out
+    and each fold's set holds out that fold; otherwise there are no folds.
     """
     rs = ctx.settings.retrain
     golden_ids = set(golden.feedback_ids)
     feedback = [r for r in feedback_rows(ctx.db) if r["text"] and r["id"] not in golden_ids]
-    return build_dataset(
-        examples=_training_rows(Path(champion.artifact_path)),
-        feedback=feedback,
-        labels=champion.labels,
-        holdout_share=0.0 if rs.cross_fit_folds else rs.holdout_share,
-        allow_new_labels=rs.allow_new_labels,
-        exclude=[r["text"] for r in golden.rows],
-        replay_ratio=rs.replay_ratio,
-        fold=fold,
-    )
+    examples = _training_rows(Path(champion.artifact_path))
+
+    def build(share: float, fold: tuple[int, int] | None = None) -> Dataset:
+        return build_dataset(
+            examples=examples,
+            feedback=feedback,
+            labels=champion.labels,
+            holdout_share=share,
+            allow_new_labels=rs.allow_new_labels,
+            exclude=[r["text"] for r in golden.rows],
+            replay_ratio=rs.replay_ratio,
+            fold=fold,
+        )
+
+    k = rs.cross_fit_folds
+    return build(0.0 if k else rs.holdout_share), [build(0.0, (i, k)) for i in range(k)]
 
 
 def train_args(settings: Settings) -> TrainArgs:
