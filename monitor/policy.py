@@ -7,7 +7,9 @@ Triggers, in order of precedence:
 Guards, each turning a trigger into "skipped": a run already in flight (never two), a cooldown
 since the last run finished, and too few new labeled feedback items: those since the champion was
 promoted or the last run began, whichever is later. A run on the data the last one saw would
-decide the same way, so a rejected run waits for new evidence, not only for the clock.
+decide the same way, so a rejected run waits for new evidence, not only for the clock. A run
+rejected before it trained (too few rows for the gate) judged nothing and does not restart the
+count: the next check may try again as soon as a few more labels have come.
 """
 
 from __future__ import annotations

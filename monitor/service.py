@@ -168,7 +168,8 @@ def _decide(
 ) -> Decision:
     ms = ctx.settings.monitor
     earlier = recent_checks(ctx.db, limit=ms.drift_checks - 1, version=champion.version)
-    # New evidence: labeled feedback on the champion given since the last run began.
+    # New evidence: labeled feedback on the champion given since the last run began (a run
+    # rejected before it trained does not count: it judged nothing).
     new = _feedback(ctx.db, champion, champion.promoted_at, rated_since=last_started_at(ctx.db))
     labeled = feedback_quality(new, champion.labels).labeled_count
     policy = options_from(PolicyOptions, ms)

@@ -208,10 +208,21 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
 
 
 def last_started_at(db: Database) -> datetime | None:
-    """When the most recent run began (queued runs count from their creation)."""
+    """When the most recent run that judged its data began (queued runs: from their creation).
+
+    A run rejected before it trained (too few rows for the gate's paired test, so no metrics)
+    saw no challenger: it does not count, or its rejection would make the next run wait for a
+    full batch of new labels when a few more rows would have let it train.
+    """
+    began = func.coalesce(RetrainRun.started_at, RetrainRun.created_at)
     with db.session() as session:
-        began = func.coalesce(RetrainRun.started_at, RetrainRun.created_at)
-        return session.scalar(select(func.max(began)))
+        rows = session.execute(
+            select(began, RetrainRun.state, RetrainRun.metrics).order_by(began.desc())
+        )
+        for start, state, metrics in rows:
+            if state != "rejected" or metrics:
+                return start
+    return None
 
 
 def last_finished_at(db: Database) -> datetime | None:

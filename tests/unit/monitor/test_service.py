@@ -13,7 +13,7 @@ from core.settings import MonitorSettings, Settings
 from core.store.db import Database
 from core.store.monitoring import get_check
 from core.store.predictions import insert_predictions, submit_feedback
-from core.store.runs import claim, create_run, fail
+from core.store.runs import claim, create_run, fail, finish, owned_run
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
 from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row, register_champion
@@ -160,6 +160,31 @@ def test_after_a_run_a_retry_waits_for_new_labeled_feedback(ctx: tuple[Context, 
     serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
     check = run_check(context)
     assert check["decision"] == "retrain" and triggered == ["quality"]
+
+
+def test_a_run_rejected_before_it_trained_does_not_restart_the_count(
+    ctx: tuple[Context, list[str]],
+) -> None:
+    context, triggered = ctx
+    serve(context, 150, seed=6)
+    serve(context, 150, seed=7, start=10, rating=1)
+    judged, _ = create_run(context.db, trigger="quality")  # trained and rejected: counts
+    reject(context, judged["run_id"], metrics={"challenger": {"accuracy": 0.5}})
+    serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
+    small, _ = create_run(context.db, trigger="quality")  # rejected before it trained
+    reject(context, small["run_id"], metrics={})
+    check = run_check(context)
+    assert check["decision"] == "retrain" and "new labeled" not in check["reason"]
+    assert triggered == ["quality"]
+
+
+def reject(context: Context, run_id: str, *, metrics: dict[str, object]) -> None:
+    """Close a run as the retrain service does when the gate rejects it."""
+    assert claim(context.db, run_id, owner="w", lease_seconds=60)
+    with context.db.session() as session:
+        row = owned_run(session, run_id, owner="w")
+        assert row is not None
+        finish(session, row, state="rejected", metrics=metrics)
 
 
 def test_a_check_skipped_by_a_guard_still_counts_in_the_drift_streak(
