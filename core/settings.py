@@ -75,7 +75,7 @@ class RetrainSettings(ComponentSettings):
     )
     learning_rate: float = Field(0.0, ge=0.0, description="0: 3e-5 (full) or 5e-4 (LoRA).")
     epochs: float = Field(
-        3.0, gt=0.0, description="Training epochs (early stopping may end sooner)."
+        3.0, gt=0.0, description="Training epochs (early stopping, when on, may end sooner)."
     )
     # Rule: a full fine-tune at 3e-5 needs on the order of 100 optimizer steps to move a model.
     # From the zero-shot default, 300 books labels leave 120 training rows: 3 epochs are 24 steps
@@ -88,8 +88,18 @@ class RetrainSettings(ComponentSettings):
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the head.")
     lora_r: int = Field(8, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    # Rule: a BERT-style fine-tune of a few epochs at 3e-5 does not need early stopping (Devlin et
+    # al. fine-tune 2-4 epochs and keep the last); on a retrain its eval split is a tenth of the
+    # training rows, mostly replayed old-domain rows, so it picks the epoch by the old domain and
+    # by noise, and withholds a tenth of the scarce new labels. Retraining a drill's two run
+    # snapshots (books -> electronics, seed 3) without it gained 1.4 and 0.2 points on 1,000
+    # held-out electronics rows and 0.3 and 1.4 on held-out books. The gate and the golden set
+    # guard against a worse model.
     early_stopping_patience: int = Field(
-        2, ge=0, description="Epochs without macro-F1 gain before stopping (0: off)."
+        0,
+        ge=0,
+        description="Epochs without macro-F1 gain on a tenth of the training rows before "
+        "stopping; 0: off, every row trains and the last epoch is kept.",
     )
     max_length: int = Field(128, ge=8, description="Token limit of training texts.")
     # Rule: enough old rows that the new domain is a quarter of each batch. In the drill (books ->

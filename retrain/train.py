@@ -1,7 +1,8 @@
 """Fine-tune a classifier artifact on a dataset with the Hugging Face `Trainer` (full or LoRA).
 
 Shaped like transformers' `examples/pytorch/text-classification/run_glue.py`: dataclass
-arguments, `TrainingArguments`, `compute_metrics(EvalPrediction)`, early stopping on macro-F1.
+arguments, `TrainingArguments`, `compute_metrics(EvalPrediction)`, optional early stopping on
+macro-F1.
 The CLI, the Celery task and the tests call `train()` the same way.
 """
 
@@ -50,7 +51,7 @@ DEFAULT_LEARNING_RATE = {"full": 3e-5, "lora": 5e-4}
 # back-propagate through every layer. LoRA pays where full fine-tuning's memory (weights,
 # gradients and two Adam moments: 16 bytes a parameter, 2.4 GB at 150M) is the limit.
 FULL_UP_TO_PARAMETERS = 150_000_000
-# Bounds the epochs `min_steps` may add on a small data set (early stopping usually ends sooner).
+# Bounds the epochs `min_steps` may add on a small data set (the steps stay near `min_steps`).
 MAX_EPOCHS = 20.0
 # The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
 IGNORE_AT_EVAL = ["embedding"]
@@ -70,8 +71,8 @@ class TrainArgs:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    early_stopping_patience: int = 2
-    eval_share: float = 0.1  # of the training rows, for early stopping; 0 turns it off
+    early_stopping_patience: int = 0  # 0: no early stopping, no eval split (every row trains)
+    eval_share: float = 0.1  # of the training rows, held out for early stopping when it is on
     max_length: int = 128
     seed: int = 42
     torch_threads: int = 0  # 0: leave torch's setting alone
@@ -174,7 +175,8 @@ def _fit(
     progress: ProgressFn | None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Run the Trainer (best weights restored when early stopping is on); metrics and params."""
-    fit_rows, eval_rows = split_eval(dataset.train, share=args.eval_share, seed=args.seed)
+    share = args.eval_share if args.early_stopping_patience > 0 else 0.0
+    fit_rows, eval_rows = split_eval(dataset.train, share=share, seed=args.seed)
     args = replace(args, epochs=args.epochs_for(len(fit_rows)))
     label_ids = {label: i for i, label in enumerate(dataset.labels)}
     with tempfile.TemporaryDirectory(prefix="tuneloop-train-") as checkpoints:

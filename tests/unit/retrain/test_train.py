@@ -44,7 +44,16 @@ def test_full_finetune_learns_and_reports_progress(base_artifact: Path, tmp_path
     fractions = [f for f, _ in calls]
     assert len(fractions) > 3 and fractions == sorted(set(fractions)) and fractions[-1] == 1.0
     assert all(loss is not None for _, loss in calls)
-    assert "eval_macro_f1" in result.metrics and result.params["eval_rows"] == 12
+    assert "eval_macro_f1" not in result.metrics  # no early stopping: every row trains
+    assert result.params["train_rows"] == 120 and result.params["eval_rows"] == 0
+
+
+def test_early_stopping_holds_out_its_eval_rows(base_artifact: Path, tmp_path: Path) -> None:
+    dataset = build_dataset(examples=rows(BINARY, 60), feedback=[], labels=BINARY)
+    args = replace(FAST, method="full", learning_rate=1e-3, early_stopping_patience=1)
+    result = train(base=base_artifact, dataset=dataset, args=args, out=tmp_path / "stopped")
+    assert "eval_macro_f1" in result.metrics
+    assert result.params["train_rows"] == 108 and result.params["eval_rows"] == 12
 
 
 def test_lora_is_merged_into_a_plain_classifier(base_artifact: Path, tmp_path: Path) -> None:
@@ -68,7 +77,7 @@ def test_new_label_from_feedback_grows_the_head(base_artifact: Path, tmp_path: P
     dataset = build_dataset(
         examples=rows(BINARY, 40), feedback=corrections, labels=BINARY, allow_new_labels=True
     )
-    args = replace(FAST, method="full", learning_rate=1e-3)
+    args = replace(FAST, method="full", learning_rate=1e-3, epochs=5)  # 40 rows of a new label
     result = train(base=base_artifact, dataset=dataset, args=args, out=tmp_path / "grown")
     assert result.labels == [*BINARY, "neutral"]
     assert load_predictor(result.path, version="v2", device="cpu").labels == result.labels
