@@ -6,7 +6,9 @@ a challenger, promoted or rejected, is scored with its champion on the held-out 
 same seeded split as the drill), and the gate is replayed on `--draws` random holdouts of the
 run's size drawn from those rows: the share that promote is the gate's power for that
 challenger (`--rows` adds other holdout sizes). It tells bad luck (a good challenger rejected
-by its holdout) from a weak challenger, and what a larger holdout would buy.
+by its holdout) from a weak challenger, and what a larger holdout would buy. A cross-fitted run
+(`cross_fit_folds` > 0 in its line) was judged by its fold models, each trained on part of the
+labels; the replay scores the model trained on all of them, so its power is an upper bound.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def replay_gate(
         ours, theirs = held_correct(run["champion_version"]), held_correct(run["version"])
         rows = int(run["metrics"]["champion"]["feedback"]["n"])
         verdict = run["verdict"]
+        params = registry.get(run["version"]).params
         power = {
             n: gate_power(ours, theirs, rows=n, settings=settings, draws=draws)
             for n in (rows, *sizes)
@@ -94,6 +97,7 @@ def replay_gate(
                 "challenger_held": sum(theirs) / len(theirs),
                 "gate_power": power[rows],
                 "gate_power_at": {str(n): p for n, p in power.items()},
+                "cross_fit_folds": int(params.get("cross_fit_folds", 0)),
             }
         )
     return lines

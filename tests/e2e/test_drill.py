@@ -162,3 +162,4 @@ def test_a_shift_is_detected_retrained_on_feedback_and_promoted(
     assert promoted[0]["challenger_held"] == pytest.approx(after, abs=1e-3)
     assert promoted[0]["gate_power"] > 0.5
     assert promoted[0]["gate_power_at"]["19"] == 0.0  # under min_holdout (20) nothing promotes
+    assert all(line["cross_fit_folds"] == 0 for line in lines)  # the holdout judged
