@@ -102,6 +102,14 @@ class RetrainSettings(ComponentSettings):
         "stopping; 0: off, every row trains and the last epoch is kept.",
     )
     max_length: int = Field(128, ge=8, description="Token limit of training texts.")
+    # Rule: mixed precision where the hardware multiplies bf16 natively; it is the default on
+    # GPUs, and on a CPU with AVX512-BF16 a MiniLM-L6 training step (16 x 128 tokens) took 0.74 s
+    # against 1.09 s in fp32. Master weights and optimizer state stay fp32.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="Matrix-product precision in training; auto: bf16 where native (CUDA with "
+        "bf16, CPUs with AVX512-BF16/AMX), fp16 on older CUDA cards, else fp32.",
+    )
     # Rule: enough old rows that the new domain is a quarter of each batch. In the drill (books ->
     # electronics, ~300 labels) one old row per new row cost 7 points on the old domain's golden
     # set in one run, while replaying all (~3 per new row) kept it; the ratio bounds the cost as

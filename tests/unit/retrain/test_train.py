@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import EvalPrediction
+from transformers import EvalPrediction, Trainer
 
 from core.runtime.model import load_classifier
 from core.runtime.predictor import load_predictor
@@ -18,7 +19,16 @@ from retrain.dataset import Row, build_dataset
 from retrain.evaluate import evaluate
 from retrain.head import embed_texts, grow_head
 from retrain.lora import attention_targets
-from retrain.train import TrainArgs, choose_method, compute_metrics, split_eval, train
+from retrain.train import (
+    TrainArgs,
+    TrainResult,
+    choose_method,
+    compute_metrics,
+    cpu_has_native_bf16,
+    resolve_precision,
+    split_eval,
+    train,
+)
 from tests.factories import feedback, rows
 
 BINARY = ["negative", "positive"]
@@ -133,3 +143,64 @@ def test_small_data_sets_get_epochs_enough_for_min_steps() -> None:
     assert args.epochs_for(1000) == 3  # 63 steps an epoch: three epochs are enough
     assert args.epochs_for(5) == 20  # capped
     assert TrainArgs(epochs=3).epochs_for(5) == 3  # min_steps 0: as asked
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it() -> None:
+    with mock.patch("torch.cuda.is_bf16_supported", return_value=True):
+        assert resolve_precision("auto", cuda=True) == "bf16"
+    with mock.patch("torch.cuda.is_bf16_supported", return_value=False):
+        assert resolve_precision("auto", cuda=True) == "fp16"
+    with mock.patch("retrain.train.cpu_has_native_bf16", return_value=True):
+        assert resolve_precision("auto", cuda=False) == "bf16"
+    with mock.patch("retrain.train.cpu_has_native_bf16", return_value=False):
+        assert resolve_precision("auto", cuda=False) == "fp32"
+        assert resolve_precision("bf16", cuda=False) == "bf16"  # as asked: emulated, but allowed
+    with pytest.raises(ValueError, match="CUDA"):
+        resolve_precision("fp16", cuda=False)
+
+
+def test_cpu_bf16_probe_follows_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert cpu_has_native_bf16()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not cpu_has_native_bf16()
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert not cpu_has_native_bf16()  # an older torch without the probe: fp32
+
+
+def train_watching_dtypes(
+    base: Path, out: Path, precision: str
+) -> tuple[TrainResult, set[torch.dtype], Any]:
+    """Train one epoch at `precision`; the head's output dtypes and the TrainingArguments."""
+    dataset = build_dataset(examples=rows(BINARY, 30), feedback=[], labels=BINARY)
+    dtypes: set[torch.dtype] = set()
+    real_load = load_classifier
+
+    def load(path: Path) -> Any:
+        model, tokenizer, config = real_load(path)
+        model.head.register_forward_hook(lambda _m, _i, output: dtypes.add(output.dtype))
+        return model, tokenizer, config
+
+    with (
+        mock.patch("retrain.train.load_classifier", load),
+        mock.patch("retrain.train.Trainer", wraps=Trainer) as trainer,
+    ):
+        args = replace(FAST, method="full", precision=precision, epochs=1)  # type: ignore[arg-type]
+        result = train(base=base, dataset=dataset, args=args, out=out)
+    return result, dtypes, trainer.call_args.kwargs["args"]
+
+
+def test_bf16_training_autocasts_groups_by_length_and_records_it(
+    base_artifact: Path, tmp_path: Path
+) -> None:
+    result, dtypes, training_args = train_watching_dtypes(base_artifact, tmp_path / "a", "bf16")
+    assert training_args.bf16 and not training_args.fp16 and training_args.group_by_length
+    assert torch.bfloat16 in dtypes  # the head ran under autocast
+    assert result.params["precision"] == "bf16"
+    after, _, _ = load_classifier(result.path)
+    assert {p.dtype for p in after.parameters()} == {torch.float32}  # master weights stay fp32
+    # a later fp32 run in the same process (a worker's next run) is fp32 again
+    result, dtypes, training_args = train_watching_dtypes(base_artifact, tmp_path / "b", "fp32")
+    assert not training_args.bf16 and dtypes == {torch.float32}
+    assert result.params["precision"] == "fp32"
