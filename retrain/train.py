@@ -56,10 +56,6 @@ FULL_UP_TO_PARAMETERS = 150_000_000
 MAX_EPOCHS = 20.0
 # The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
 IGNORE_AT_EVAL = ["embedding"]
-# Batches of 16 random reviews are 70-81 % tokens, the rest padding (blitzer books and
-# electronics at 128 tokens); grouping rows of similar length (in random megabatches of 50
-# batches, transformers' LengthGroupedSampler) gives the compute back without ordering the data.
-GROUP_BY_LENGTH = True
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -84,6 +80,10 @@ class TrainArgs:
     seed: int = 42
     torch_threads: int = 0  # 0: leave torch's setting alone
     precision: Precision = "auto"  # see resolve_precision
+    # Batches of 16 random reviews are 70-81 % tokens, the rest padding (blitzer books and
+    # electronics at 128 tokens); grouping rows of similar length (in random megabatches of 50
+    # batches, transformers' LengthGroupedSampler) gives the compute back without ordering them.
+    group_by_length: bool = True
 
     def lr(self) -> float:
         """The learning rate to use (once `auto` is resolved)."""
@@ -320,8 +320,7 @@ def _trainer(
 
 
 def _training_arguments(args: TrainArgs, *, output_dir: Path, evaluate: bool) -> TrainingArguments:
-    cuda = torch.cuda.is_available()
-    precision = resolve_precision(args.precision, cuda=cuda)  # resolved once more: a no-op
+    cuda = torch.cuda.is_available()  # `train` resolved args.precision for the same device
     strategy = "epoch" if evaluate else "no"
     # TrainingArguments hands its precision to accelerate through this variable and never
     # clears it: without the reset an fp32 run after a bf16 one in the same process is bf16.
@@ -347,9 +346,9 @@ def _training_arguments(args: TrainArgs, *, output_dir: Path, evaluate: bool) ->
         report_to=[],
         push_to_hub=False,
         disable_tqdm=True,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
+        bf16=args.precision == "bf16",
+        fp16=args.precision == "fp16",
         use_cpu=not cuda,
-        group_by_length=GROUP_BY_LENGTH,
+        group_by_length=args.group_by_length,
         dataloader_num_workers=0,
     )

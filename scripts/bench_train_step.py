@@ -3,8 +3,8 @@
     .venv/bin/python scripts/bench_train_step.py DATA.jsonl [--rows 640] [--reps 2]
 
 Each configuration trains one epoch of the first ROWS rows of DATA (16 a batch, 128 tokens) from
-the zero-shot default, in a fresh process (accelerate keeps its precision per process), after a
-warm-up; the configurations alternate, so a busy spell hits them alike.
+the zero-shot default, in a fresh process (no configuration inherits another's warm caches),
+after a warm-up; the configurations alternate, so a busy spell hits them alike.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def one(data: Path, rows: int, precision: str, group: bool) -> float:
     os.environ["HF_HUB_OFFLINE"] = "1"
     from core.data import read_labeled
     from core.runtime.zeroshot import build_zero_shot
-    from retrain import train as training
     from retrain.dataset import build_dataset
+    from retrain.train import TrainArgs, train
 
     examples = read_labeled(data)
     random.Random(0).shuffle(examples)  # files are often sorted by label
@@ -38,13 +38,14 @@ def one(data: Path, rows: int, precision: str, group: bool) -> float:
     home = Path(tempfile.mkdtemp(prefix="tuneloop-bench-step-"))
     build_zero_shot("default", {label: label for label in labels}, home / "base")
     args = replace(
-        training.TrainArgs(epochs=1, batch_size=16, max_length=128, seed=0), precision=precision
+        TrainArgs(epochs=1, batch_size=16, max_length=128, seed=0),
+        precision=precision,  # type: ignore[arg-type]
+        group_by_length=group,
     )
-    training.GROUP_BY_LENGTH = group
     for name, subset in (("warm", examples[:64]), ("timed", examples)):
         dataset = build_dataset(examples=subset, feedback=[], labels=labels)
         started = time.perf_counter()
-        result = training.train(base=home / "base", dataset=dataset, args=args, out=home / name)
+        result = train(base=home / "base", dataset=dataset, args=args, out=home / name)
     return (time.perf_counter() - started) / result.steps
 
 
