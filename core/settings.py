@@ -132,6 +132,13 @@ class RetrainSettings(ComponentSettings):
         0.045, ge=0.0, description="Largest golden-set accuracy drop a promotion tolerates."
     )
     min_holdout: int = Field(50, ge=1, description="Fewer holdout rows reject the run.")
+    second_look_confidence: float = Field(
+        0.97,
+        gt=0.5,
+        le=1.0,
+        description="A challenger failing only the paired test is kept pending; the next run "
+        "tests it at this confidence on every label since it trained. 1.0: no second look.",
+    )
     cross_fit_folds: int = Field(
         0,
         ge=0,

@@ -4,6 +4,8 @@ Each seed draws paired correctness vectors for champion and challenger:
 (a) a real shift: 300-400 labels (holdout 20 %, 60-80 rows), champion accuracy 0.76-0.83, the
     challenger +9 to +11 points, breaking 2-5 % of the rows the champion got right;
 (b) the same quality: equal accuracy, disagreeing on 10-20 % of rows (half each way).
+Two looks: a challenger pending after the first is looked at again on its holdout plus the
+100-150 labels that came next (the policy's `min_labeled` before the next run).
 The golden set (200 rows) is of the same quality for both in both scenarios: a shift in the
 feedback does not move the golden accuracy on average, so any golden block there is noise.
 """
@@ -22,11 +24,14 @@ from retrain.gate import (
     DEFAULT_MAX_REGRESSION,
     DEFAULT_MIN_GAIN,
     DEFAULT_MIN_HOLDOUT,
+    DEFAULT_SECOND_LOOK_CONFIDENCE,
     decide,
 )
 
 GOLDEN_ROWS = 200
 HOLDOUT_SHARE = 0.2
+REAL_GAIN = (0.09, 0.11)
+LATER_LABELS = (100, 150)
 
 
 @dataclass(frozen=True)
@@ -52,17 +57,23 @@ def evaluation(correct: list[int]) -> dict[str, Any]:
 
 
 def draw(
-    rng: np.random.Generator, *, real_gain: bool, n: int | None = None, share: float = HOLDOUT_SHARE
+    rng: np.random.Generator,
+    *,
+    real_gain: bool,
+    n: int | None = None,
+    share: float = HOLDOUT_SHARE,
+    gain: tuple[float, float] = REAL_GAIN,
 ) -> dict[str, Any]:
     """One seed's champion and challenger evaluations, as `decide` takes them.
 
-    `share`: the part of the 300-400 labels the paired test sees (1.0: cross-fitted).
+    `share`: the part of the 300-400 labels the paired test sees (1.0: cross-fitted); `gain`:
+    the range of a real gain.
     """
     n = n or round(share * int(rng.integers(300, 401)))
     accuracy = rng.uniform(0.76, 0.83)
     if real_gain:
         losses = rng.uniform(0.02, 0.05)
-        wins = losses + rng.uniform(0.09, 0.11)
+        wins = losses + rng.uniform(*gain)
     else:
         wins = losses = rng.uniform(0.10, 0.20) / 2
     feedback = paired(rng, n=n, accuracy=accuracy, wins=wins, losses=losses)
@@ -83,6 +94,41 @@ def promote_rate(
         pair = draw(np.random.default_rng(seed), real_gain=real_gain, n=n, share=share)
         promoted += decide(**pair, **gate.__dict__).promote
     return promoted / seeds
+
+
+def two_look_rates(
+    gate: Gate,
+    *,
+    real_gain: bool,
+    seeds: int,
+    second_confidence: float = DEFAULT_SECOND_LOOK_CONFIDENCE,
+    gain: tuple[float, float] = REAL_GAIN,
+) -> tuple[float, float]:
+    """Shares of seeds promoted at the first look, and at either look.
+
+    The first look sees a 20 % holdout of 300-400 labels; a pending challenger's second look
+    sees those rows and the 100-150 labels that came after them (the same golden set).
+    """
+    first = either = 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        n1 = round(HOLDOUT_SHARE * int(rng.integers(300, 401)))
+        pair = draw(rng, real_gain=real_gain, n=n1 + int(rng.integers(*LATER_LABELS)), gain=gain)
+        look = decide(**_first_rows(pair, n1), **gate.__dict__, second_look=True)
+        if look.pending:
+            look = decide(**pair, **{**gate.__dict__, "confidence": second_confidence})
+        else:
+            first += look.promote
+        either += look.promote
+    return first / seeds, either / seeds
+
+
+def _first_rows(pair: dict[str, Any], n: int) -> dict[str, Any]:
+    """The evaluations on the first `n` feedback rows only (the first look's holdout)."""
+    return {
+        role: {**sets, "feedback": evaluation(sets["feedback"]["correct"][:n])}
+        for role, sets in pair.items()
+    }
 
 
 def golden_block_rate(max_regression: float, *, seeds: int) -> float:
@@ -127,6 +173,17 @@ def report(seeds: int) -> dict[str, Any]:
             promote_rate(Gate(), real_gain=True, seeds=seeds, share=1.0),
             1 - promote_rate(Gate(), real_gain=False, seeds=seeds, share=1.0),
         ],
+        "second look at confidence c: promoted at the first look / at either look": {
+            c: {
+                f"{label}": two_look_rates(Gate(), real_gain=real, seeds=seeds, **extra)
+                for label, real, extra in (
+                    ("equal", False, {"second_confidence": c}),
+                    ("+10 points", True, {"second_confidence": c}),
+                    ("+6 points", True, {"second_confidence": c, "gain": (0.05, 0.07)}),
+                )
+            }
+            for c in (0.95, 0.96, 0.97, 0.98, 0.99)
+        },
         "max_regression: equal challenger blocked by golden alone": {
             r: golden_block_rate(r, seeds=seeds) for r in (0.02, 0.03, 0.04, 0.045, 0.05)
         },

@@ -156,7 +156,8 @@ def build_dataset(
             nothing is forgotten.
         feedback: feedback rows; see `feedback_label` for the rules.
         labels: the champion's labels, in head order.
-        holdout_share: share of the labeled feedback texts, newest first, kept for the gate.
+        holdout_share: share of the labeled feedback texts, newest first, kept for the gate;
+            1.0 holds out every labeled feedback text that `examples` lack (a second look).
         allow_new_labels: keep labels outside `labels` and list them after the old ones;
             otherwise such rows are dropped.
         clean: optional cleaning; whitespace is always collapsed.
@@ -166,8 +167,8 @@ def build_dataset(
         fold: `(i, k)` holds out the new labeled texts in fold i of k (see `fold_of`) instead
             of the newest `holdout_share`: one fold of the cross-fitted gate.
     """
-    if not 0.0 <= holdout_share < 1.0:
-        raise ValueError("holdout_share must be in [0, 1)")
+    if not 0.0 <= holdout_share <= 1.0:
+        raise ValueError("holdout_share must be in [0, 1]")
     stats: Counter[str] = Counter()
     votes: dict[str, list[_Vote]] = {}
     example_texts = _collect_examples(examples, votes, clean=clean, stats=stats)

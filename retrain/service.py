@@ -1,5 +1,8 @@
 """One retrain run, start to verdict: claim, build the data, train, evaluate both, gate, promote.
 
+A run first gives the champion's pending challenger (one the last run's gate found promising but
+not yet significant) its second look; if that promotes it, the run trains nothing.
+
 Plain functions that the Celery task, the CLI and the tests call the same way. The lease makes a
 redelivered or re-enqueued run harmless: only the lease holder trains, and the promotion commits
 in the same transaction as the run's final state, fenced by the lease.
@@ -33,6 +36,7 @@ from retrain.train import TrainArgs, train
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "train.jsonl"
+PENDING = "pending"  # the registry status of a challenger kept for a second look
 
 
 class LeaseLost(Exception):
@@ -69,6 +73,8 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     if champion is None:
         raise RuntimeError("no champion to retrain")
     golden = ensure_golden(ctx, champion)
+    if (state := _second_look(ctx, run_id, owner, champion, golden)) is not None:
+        return state
     dataset, fold_sets = make_datasets(ctx, champion, golden)
     snapshot = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
     dataset.write_jsonl(snapshot)
@@ -98,7 +104,7 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     metrics = score_both(ctx, champion, candidate, golden=golden, holdout=dataset.holdout)
     if folds:
         metrics = {role: {**metrics[role], **fold_metrics[role]} for role in metrics}
-    verdict = gate(ctx.settings, metrics)
+    verdict = gate(ctx.settings, metrics, second_look=not folds)
     verdict = _cross_fitted(verdict, folds) if folds else verdict
     return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
 
@@ -167,6 +173,60 @@ def _cross_fit(
     )
 
 
+def _second_look(
+    ctx: Context, run_id: str, owner: str, champion: VersionInfo, golden: Golden
+) -> str | None:
+    """Promote the champion's pending challenger if every label since it trained confirms it.
+
+    Returns "promoted", or None when there is none or it failed (it is then rejected, the
+    look is on the run's record, and the run goes on to train a challenger of its own).
+    """
+    pending = next(
+        (v for v in ctx.registry.list() if v.status == PENDING and v.parent == champion.version),
+        None,
+    )
+    if pending is None:
+        return None
+    _update(ctx, run_id, owner, champion_version=champion.version, progress=0.01)
+    rows = _untrained_rows(ctx, pending, golden)
+    metrics = score_both(ctx, champion, pending, golden=golden, holdout=rows)
+    verdict = gate(ctx.settings, metrics, confidence=ctx.settings.retrain.second_look_confidence)
+    verdict = replace(verdict, test=f"{verdict.test}, second look at {pending.version}")
+    if verdict.promote:
+        return conclude(
+            ctx, run_id, owner=owner, candidate=pending, metrics=metrics, verdict=verdict
+        )
+    with ctx.db.session() as session:
+        row = owned_run(session, run_id, owner=owner)
+        if row is None:
+            raise LeaseLost(run_id)
+        ctx.registry.mark(session, pending.version, status="rejected")
+        look = {"version": pending.version, **verdict.to_dict(), "metrics": _compact(metrics)}
+        row.params = {**(row.params or {}), "second_look": look}
+    log.info("run %s: %s rejected at its second look: %s", run_id, pending.version, verdict.reasons)
+    return None
+
+
+def _untrained_rows(
+    ctx: Context, version: VersionInfo, golden: Golden
+) -> Sequence[Mapping[str, Any]]:
+    """Every labeled feedback text `version` did not train on (its holdout and all since)."""
+    return build_dataset(
+        examples=_training_rows(Path(version.artifact_path)),
+        feedback=_new_feedback(ctx, golden),
+        labels=version.labels,
+        holdout_share=1.0,
+        allow_new_labels=ctx.settings.retrain.allow_new_labels,
+        exclude=[r["text"] for r in golden.rows],
+    ).holdout
+
+
+def _new_feedback(ctx: Context, golden: Golden) -> list[dict[str, Any]]:
+    """Feedback rows with a logged text, less those the golden set took."""
+    golden_ids = set(golden.feedback_ids)
+    return [r for r in feedback_rows(ctx.db) if r["text"] and r["id"] not in golden_ids]
+
+
 def _cross_fitted(verdict: Verdict, folds: int) -> Verdict:
     return replace(verdict, test=f"{verdict.test}, {folds}-fold cross-fitted")
 
@@ -197,8 +257,7 @@ def make_datasets(
     and each fold's set holds out that fold; otherwise there are no folds.
     """
     rs = ctx.settings.retrain
-    golden_ids = set(golden.feedback_ids)
-    feedback = [r for r in feedback_rows(ctx.db) if r["text"] and r["id"] not in golden_ids]
+    feedback = _new_feedback(ctx, golden)
     examples = _training_rows(Path(champion.artifact_path))
 
     def build(share: float, fold: tuple[int, int] | None = None) -> Dataset:
@@ -254,16 +313,26 @@ def paired_rows(holdout: Sequence[Mapping[str, Any]], golden: Golden) -> list[Ma
     return [*holdout, *golden.rows] if golden.source == "feedback" else list(holdout)
 
 
-def gate(settings: Settings, metrics: dict[str, Any]) -> Verdict:
-    """The promotion verdict with the configured thresholds."""
+def gate(
+    settings: Settings,
+    metrics: dict[str, Any],
+    *,
+    confidence: float | None = None,
+    second_look: bool = False,
+) -> Verdict:
+    """The promotion verdict with the configured thresholds (`confidence`: another level).
+
+    `second_look`: a challenger failing only the paired test may be kept pending (unless the
+    second look is turned off, at confidence 1)."""
     rs = settings.retrain
     return decide(
         champion=metrics["champion"],
         challenger=metrics["challenger"],
         min_gain=rs.min_gain,
-        confidence=rs.confidence,
+        confidence=confidence or rs.confidence,
         max_regression=rs.max_regression,
         min_holdout=rs.min_holdout,
+        second_look=second_look and rs.second_look_confidence < 1.0,
     )
 
 
@@ -280,6 +349,7 @@ def conclude(
 
     `candidate` is None for a run rejected before it trained."""
     state = "promoted" if verdict.promote else "rejected"
+    status = PENDING if verdict.pending else "rejected"
     with ctx.db.session() as session:
         row = owned_run(session, run_id, owner=owner)
         if row is None:
@@ -287,7 +357,7 @@ def conclude(
         if candidate is not None and verdict.promote:
             flip_champion(session, candidate.version)
         elif candidate is not None:
-            ctx.registry.mark(session, candidate.version, status="rejected")
+            ctx.registry.mark(session, candidate.version, status=status)
         finish(
             session,
             row,
@@ -297,6 +367,8 @@ def conclude(
             verdict=verdict.to_dict(),
         )
     version = candidate.version if candidate else "(not trained)"
+    if candidate is not None and not verdict.promote:
+        version = f"{version} ({status})"
     log.info("run %s %s %s: %s", run_id, state, version, "; ".join(verdict.reasons))
     return state
 

@@ -198,6 +198,8 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "champion_version": row.champion_version,
         "metrics": row.metrics or {},
         "verdict": row.verdict or {},
+        # A pending challenger's second look that failed at the start of this run (see retrain).
+        "second_look": (row.params or {}).get("second_look"),
         "error": row.error,
         "attempts": row.attempts,
         "dataset_hash": row.dataset_hash,

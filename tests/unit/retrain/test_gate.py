@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrain.bench_gate import Gate, promote_rate
+from retrain.bench_gate import Gate, promote_rate, two_look_rates
 from retrain.gate import decide, mcnemar
 
 
@@ -93,3 +93,26 @@ def test_pairing_every_label_buys_power_without_more_false_promotions() -> None:
     crossfit = promote_rate(Gate(), real_gain=True, seeds=300, share=1.0)
     assert crossfit > holdout + 0.1
     assert promote_rate(Gate(), real_gain=False, seeds=300, share=1.0) < 0.1
+
+
+def test_a_challenger_failing_only_the_paired_test_is_kept_for_a_second_look() -> None:
+    promising = models(pair(60, both=45, wins=5, losses=2))  # +5 points, p = 0.23
+    verdict = decide(**promising, second_look=True)
+    assert not verdict.promote and verdict.pending
+    assert verdict.reasons[-1].startswith("pending: a second look")
+    assert not decide(**promising).pending  # only when the caller allows a second look
+
+
+def test_no_second_look_for_a_small_gain_or_a_golden_regression() -> None:
+    small = models(pair(60, both=45, wins=3, losses=2))  # +1.7 points < min_gain
+    assert not decide(**small, second_look=True).pending
+    regressed = models(pair(60, both=45, wins=5, losses=2), pair(200, both=160, wins=0, losses=20))
+    assert not decide(**regressed, second_look=True).pending
+    assert not decide(**models(pair(80, both=60, wins=12, losses=1)), second_look=True).pending
+
+
+def test_a_second_look_buys_power_and_adds_at_most_a_point_of_false_promotions() -> None:
+    first, either = two_look_rates(Gate(), real_gain=True, seeds=300)
+    assert either > first + 0.08
+    first_equal, either_equal = two_look_rates(Gate(), real_gain=False, seeds=300)
+    assert either_equal - first_equal <= 0.01 and either_equal < 0.1

@@ -14,6 +14,7 @@ from core.settings import RetrainSettings, Settings
 from core.store.db import Database
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
+from retrain import gate
 from retrain.service import Context, execute_run, reap_stale
 from retrain.train import TrainResult, train
 from tests.factories import register_champion, seed_corrected_feedback
@@ -169,3 +170,58 @@ def test_a_cross_fitted_run_whose_folds_fail_stops_before_the_last_training(
     assert done["metrics"]["challenger"]["feedback"]["n"] == 240
     assert [v.version for v in ctx.registry.list()] == ["v1"]
     assert not list(ctx.registry.models_dir.glob(".staging-*"))  # fold models cleaned up
+
+
+def _run(ctx: Context) -> dict[str, Any]:
+    run, _ = create_run(ctx.db, trigger="drift")
+    execute_run(ctx, run["run_id"], owner="w1")
+    return get_run(ctx.db, run["run_id"])
+
+
+def _not_significant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paired test finds every gain insignificant (p = 0.5); gains and golden unchanged."""
+    real = gate.mcnemar
+    monkeypatch.setattr(gate, "mcnemar", lambda **kw: (*real(**kw)[:2], 0.5))
+
+
+def test_a_pending_challenger_is_promoted_at_its_second_look_without_training(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    give_feedback(ctx, 240)
+    with monkeypatch.context() as patch:
+        _not_significant(patch)
+        first = _run(ctx)
+    assert first["state"] == "rejected" and first["verdict"]["pending"]
+    assert ctx.registry.get("v2").status == "pending"
+    give_feedback(ctx, 120, seed=1)
+    monkeypatch.setattr("retrain.service.train", lambda **kw: pytest.fail("trained"))
+    second = _run(ctx)
+    assert second["state"] == "promoted" and second["version"] == "v2"
+    assert second["verdict"]["test"] == "mcnemar_midp, second look at v2"
+    # Every label v2 did not train on: its 28-row holdout, the 120 since, the 100 golden rows.
+    assert second["metrics"]["challenger"]["feedback"]["n"] == 28 + 120 + 100
+    champion = ctx.registry.champion()
+    assert champion is not None and champion.version == "v2"
+
+
+def test_a_pending_challenger_failing_its_second_look_is_rejected_and_the_run_trains(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _not_significant(monkeypatch)
+    give_feedback(ctx, 240)
+    assert _run(ctx)["verdict"]["pending"]
+    give_feedback(ctx, 120, seed=1)
+    second = _run(ctx)
+    assert second["second_look"]["version"] == "v2" and not second["second_look"]["promote"]
+    assert second["second_look"]["metrics"]["challenger"]["feedback"]["n"] == 248
+    assert ctx.registry.get("v2").status == "rejected"
+    assert second["version"] == "v3" and ctx.registry.get("v3").status == "pending"
+    assert ctx.registry.get("v3").parent == "v1"
+
+
+def test_no_second_look_at_confidence_one(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx.settings.retrain.second_look_confidence = 1.0
+    _not_significant(monkeypatch)
+    give_feedback(ctx, 240)
+    assert not _run(ctx)["verdict"]["pending"]
+    assert ctx.registry.get("v2").status == "rejected"
