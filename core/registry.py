@@ -17,6 +17,8 @@ from core.store.db import Database
 from core.store.tables import ModelAlias, ModelVersion, utcnow
 
 CHAMPION = "champion"
+# A challenger the gate found promising but not yet significant: it waits for a second look.
+PENDING = "pending"
 
 
 class VersionNotFound(LookupError):

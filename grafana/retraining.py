@@ -17,6 +17,14 @@ def retraining() -> JSON:
             decimals=0,
         ),
         stat(
+            "Challenger pending a second look",
+            [target("max(tuneloop_retrain_pending_challenger)", "pending")],
+            description="A challenger that gained, but not yet significantly: the next run "
+            "tests it again on every label since it trained. 0 when none.",
+            unit="prefix:v",
+            decimals=0,
+        ),
+        stat(
             "Progress of the run in flight",
             [target("max(tuneloop_retrain_run_progress)", "progress")],
             description="0 when no run is in flight.",

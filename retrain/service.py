@@ -21,7 +21,7 @@ from typing import Any
 from core.data import Row, read_labeled, write_jsonl
 from core.golden import Golden, read_golden, write_golden
 from core.queue import RETRAIN_TASK
-from core.registry import Registry, VersionInfo, flip_champion
+from core.registry import PENDING, Registry, VersionInfo, flip_champion
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
 from core.store.db import Database
@@ -36,7 +36,6 @@ from retrain.train import TrainArgs, train
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "train.jsonl"
-PENDING = "pending"  # the registry status of a challenger kept for a second look
 
 
 class LeaseLost(Exception):

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from api.store_metrics import StoreCollector
 from core.runtime.model import HEAD_FILE
-from core.settings import RetrainSettings, Settings
+from core.settings import MonitorSettings, RetrainSettings, Settings
 from core.store.db import Database
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
@@ -178,6 +179,13 @@ def _run(ctx: Context) -> dict[str, Any]:
     return get_run(ctx.db, run["run_id"])
 
 
+def _pending_gauge(ctx: Context) -> float:
+    """What Prometheus scrapes as the champion's pending challenger."""
+    collector = StoreCollector(ctx.db, monitor=MonitorSettings(), columns=tuple)
+    (metric,) = [m for m in collector.collect() if m.name == "tuneloop_retrain_pending_challenger"]
+    return float(metric.samples[0].value)
+
+
 def _not_significant(monkeypatch: pytest.MonkeyPatch) -> None:
     """The paired test finds every gain insignificant (p = 0.5); gains and golden unchanged."""
     real = gate.mcnemar
@@ -193,6 +201,7 @@ def test_a_pending_challenger_is_promoted_at_its_second_look_without_training(
         first = _run(ctx)
     assert first["state"] == "rejected" and first["verdict"]["pending"]
     assert ctx.registry.get("v2").status == "pending"
+    assert _pending_gauge(ctx) == 2
     give_feedback(ctx, 120, seed=1)
     monkeypatch.setattr("retrain.service.train", lambda **kw: pytest.fail("trained"))
     second = _run(ctx)
@@ -202,6 +211,7 @@ def test_a_pending_challenger_is_promoted_at_its_second_look_without_training(
     assert second["metrics"]["challenger"]["feedback"]["n"] == 28 + 120 + 100
     champion = ctx.registry.champion()
     assert champion is not None and champion.version == "v2"
+    assert _pending_gauge(ctx) == 0
 
 
 def test_a_pending_challenger_failing_its_second_look_is_rejected_and_the_run_trains(
