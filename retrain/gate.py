@@ -9,8 +9,8 @@ all four defaults a real shift promotes in 74 % of seeds and an equal challenger
 
 A challenger that fails only the significance test (its gain and golden set pass) is kept
 pending for one second look at the next run, on every label that came after it trained (its
-own holdout included), at a stricter level (`DEFAULT_SECOND_LOOK_CONFIDENCE`): the labels a
-holdout run leaves to training for its next challenger test this one instead.
+own holdout included), at a stricter level (`DEFAULT_SECOND_LOOK_CONFIDENCE`). Those labels
+are new to both models, so the paired test gets all of them rather than the next run's 20 %.
 """
 
 from __future__ import annotations
