@@ -15,7 +15,7 @@ from typing import Any
 
 from tuneloop.drill import DrillOutcome
 from tuneloop.drill_plan import DrillConfig
-from tuneloop.drill_stream import Timeline
+from tuneloop.drill_stream import Seen, Timeline
 from tuneloop.drill_summary import SHIFTED, window_accuracy
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -189,11 +189,20 @@ def runs_table(timeline: Timeline) -> str:
             _e(s.version),
             _num(s.verdict.get("gain")),
             _num(s.verdict.get("p_value")),
-            _e("; ".join(s.verdict.get("reasons", [])) or s.error or ""),
+            _e(_reasons(s)),
         ]
         for s in timeline.runs.values()
     ]
     return _table([*head, "reasons"], rows) if rows else "<p>none</p>"
+
+
+def _reasons(seen: Seen) -> str:
+    """The verdict's reasons, after those of a pending challenger's failed second look."""
+    reasons = "; ".join(seen.verdict.get("reasons", [])) or seen.error or ""
+    look = seen.second_look
+    if not look:
+        return reasons
+    return f"second look at {look['version']} failed ({'; '.join(look['reasons'])}), then {reasons}"
 
 
 def _at(timeline: Timeline, position: int | None) -> str:

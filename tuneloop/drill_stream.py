@@ -60,6 +60,7 @@ class Seen:
     verdict: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    second_look: dict[str, Any] | None = None  # a pending challenger's failed second look
 
 
 @dataclass
@@ -174,6 +175,7 @@ class Player:
             seen.state, seen.version, seen.error = run["state"], run["version"], run["error"]
             seen.progress = float(run["progress"] or 0.0)
             seen.verdict, seen.metrics = run["verdict"] or {}, run["metrics"] or {}
+            seen.second_look = run.get("second_look")
 
     def wait_for_runs(self, *, timeout: float, poll: float = 5.0) -> None:
         """Wait until no run is queued or running (the end of the stream waits; users don't)."""

@@ -152,6 +152,10 @@ def test_the_figures_follow_the_timeline() -> None:
     # The report's run table counts as the plot does, and within the phase as the checks do.
     assert "20 <span class=small>(shifted 10)</span>" in runs_table(t)
     assert "25 <span class=small>(shifted 15)</span>" in runs_table(t)
+    # A run that first turned down a pending challenger says so before its own verdict.
+    t.runs["r1"].verdict = {"reasons": ["pass: feedback gain +0.100"]}
+    t.runs["r1"].second_look = {"version": "v1b", "reasons": ["fail: McNemar p=0.2"]}
+    assert "second look at v1b failed (fail: McNemar p=0.2), then pass: feedback" in runs_table(t)
 
 
 def test_gate_power_is_the_share_of_random_holdouts_that_promote(tmp_path: Path) -> None:
