@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -200,6 +200,12 @@ def flip_champion(session: Session, version: str) -> VersionInfo:
         old = session.get(ModelVersion, alias.version)
         if old is not None:
             old.status = "archived"
+        # A challenger pending against the old champion will never get its second look.
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.parent == alias.version, ModelVersion.status == PENDING)
+            .values(status="archived")
+        )
         alias.previous, alias.version, alias.updated_at = alias.version, version, now
     row.status = "champion"
     row.promoted_at = now

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from core.registry import NoChampion, Registry, VersionNotFound
+from core.registry import PENDING, NoChampion, Registry, VersionNotFound
 from core.store.db import Database, current_revision
 from core.store.predictions import (
     IdempotencyConflict,
@@ -77,6 +77,20 @@ def test_promote_flips_the_alias_and_rollback_flips_it_back(registry: Registry) 
     assert registry.get("v1").status == "archived"
     assert registry.rollback().version == "v1"
     assert registry.get("v1").status == "champion"
+
+
+def test_a_new_champion_archives_the_challenger_pending_against_the_old_one(
+    registry: Registry,
+) -> None:
+    register(registry)
+    registry.promote("v1")
+    register(registry, parent="v1")
+    register(registry, parent="v1")
+    with registry.db.session() as session:
+        registry.mark(session, "v2", status=PENDING)
+    registry.promote("v3")
+    assert registry.get("v2").status == "archived"
+    assert registry.get("v3").status == "champion"
 
 
 def test_rollback_without_history_and_unknown_versions_raise(registry: Registry) -> None:

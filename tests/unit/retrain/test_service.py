@@ -210,7 +210,7 @@ def test_a_pending_challenger_is_promoted_at_its_second_look_without_training(
     # Every label v2 did not train on: its 28-row holdout, the 120 since, the 100 golden rows.
     assert second["metrics"]["challenger"]["feedback"]["n"] == 28 + 120 + 100
     champion = ctx.registry.champion()
-    assert champion is not None and champion.version == "v2"
+    assert champion is not None and champion.version == "v2" and champion.status == "champion"
     assert _pending_gauge(ctx) == 0
 
 
