@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from core.registry import PENDING
+from core.registry import pending_challenger
 from core.settings import MonitorSettings
 from core.store.db import Database
 from core.store.tables import ModelAlias, ModelVersion, MonitorCheck, RetrainRun
@@ -123,15 +123,11 @@ class StoreCollector(Collector):
             "Number of the champion version (v3 is 3).",
             value=row.number if row else 0,
         )
-        pending = row and session.scalar(
-            select(func.max(ModelVersion.number)).where(
-                ModelVersion.status == PENDING, ModelVersion.parent == row.version
-            )
-        )
+        pending = pending_challenger(session, row.version) if row else None
         yield GaugeMetricFamily(
             "tuneloop_retrain_pending_challenger",
             "Number of the champion's challenger awaiting a second look (0 when none).",
-            value=pending or 0,
+            value=pending.number if pending else 0,
         )
 
     def _monitor(self, session: Any) -> Iterator[Metric]:

@@ -149,6 +149,12 @@ class Registry:
             rows = session.scalars(select(ModelVersion).order_by(ModelVersion.number.desc()))
             return [_info(r) for r in rows]
 
+    def pending(self, parent: str) -> VersionInfo | None:
+        """The challenger pending a second look against `parent` (see `pending_challenger`)."""
+        with self.db.session() as session:
+            row = pending_challenger(session, parent)
+            return _info(row) if row else None
+
     def champion(self) -> VersionInfo | None:
         """The version the champion alias points at."""
         with self.db.session() as session:
@@ -185,6 +191,16 @@ class Registry:
             if alias is None or alias.previous is None:
                 raise NoChampion("no earlier champion to roll back to")
             return flip_champion(session, alias.previous)
+
+
+def pending_challenger(session: Session, parent: str) -> ModelVersion | None:
+    """The newest version of `parent`'s children that is pending a second look, if any."""
+    return session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.parent == parent, ModelVersion.status == PENDING)
+        .order_by(ModelVersion.number.desc())
+        .limit(1)
+    ).first()
 
 
 def flip_champion(session: Session, version: str) -> VersionInfo:

@@ -72,9 +72,10 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     if champion is None:
         raise RuntimeError("no champion to retrain")
     golden = ensure_golden(ctx, champion)
-    if (state := _second_look(ctx, run_id, owner, champion, golden)) is not None:
+    feedback = _new_feedback(ctx, golden)
+    if (state := _second_look(ctx, run_id, owner, champion, golden, feedback)) is not None:
         return state
-    dataset, fold_sets = make_datasets(ctx, champion, golden)
+    dataset, fold_sets = make_datasets(ctx, champion, golden, feedback)
     snapshot = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
     dataset.write_jsonl(snapshot)
     _update(
@@ -173,21 +174,23 @@ def _cross_fit(
 
 
 def _second_look(
-    ctx: Context, run_id: str, owner: str, champion: VersionInfo, golden: Golden
+    ctx: Context,
+    run_id: str,
+    owner: str,
+    champion: VersionInfo,
+    golden: Golden,
+    feedback: list[dict[str, Any]],
 ) -> str | None:
     """Promote the champion's pending challenger if every label since it trained confirms it.
 
     Returns "promoted", or None when there is none or it failed (it is then rejected, the
     look is on the run's record, and the run goes on to train a challenger of its own).
     """
-    pending = next(
-        (v for v in ctx.registry.list() if v.status == PENDING and v.parent == champion.version),
-        None,
-    )
+    pending = ctx.registry.pending(champion.version)
     if pending is None:
         return None
     _update(ctx, run_id, owner, champion_version=champion.version, progress=0.01)
-    rows = _untrained_rows(ctx, pending, golden)
+    rows = _untrained_rows(ctx, pending, golden, feedback)
     metrics = score_both(ctx, champion, pending, golden=golden, holdout=rows)
     verdict = gate(ctx.settings, metrics, confidence=ctx.settings.retrain.second_look_confidence)
     verdict = replace(verdict, test=f"{verdict.test}, second look at {pending.version}")
@@ -207,12 +210,12 @@ def _second_look(
 
 
 def _untrained_rows(
-    ctx: Context, version: VersionInfo, golden: Golden
+    ctx: Context, version: VersionInfo, golden: Golden, feedback: list[dict[str, Any]]
 ) -> Sequence[Mapping[str, Any]]:
     """Every labeled feedback text `version` did not train on (its holdout and all since)."""
     return build_dataset(
         examples=_training_rows(Path(version.artifact_path)),
-        feedback=_new_feedback(ctx, golden),
+        feedback=feedback,
         labels=version.labels,
         holdout_share=1.0,
         allow_new_labels=ctx.settings.retrain.allow_new_labels,
@@ -248,15 +251,15 @@ def ensure_golden(ctx: Context, champion: VersionInfo) -> Golden:
 
 
 def make_datasets(
-    ctx: Context, champion: VersionInfo, golden: Golden
+    ctx: Context, champion: VersionInfo, golden: Golden, feedback: list[dict[str, Any]]
 ) -> tuple[Dataset, list[Dataset]]:
-    """The run's set (champion's rows replayed + feedback, minus the golden set) and its folds'.
+    """The run's set (champion's rows replayed + `feedback`) and its folds'.
 
-    One read of the feedback makes them all. Cross-fitted, the run's own set holds nothing out
-    and each fold's set holds out that fold; otherwise there are no folds.
+    `feedback` is the run's one read of it, less the golden set (`_new_feedback`). Cross-fitted,
+    the run's own set holds nothing out and each fold's set holds out that fold; otherwise there
+    are no folds.
     """
     rs = ctx.settings.retrain
-    feedback = _new_feedback(ctx, golden)
     examples = _training_rows(Path(champion.artifact_path))
 
     def build(share: float, fold: tuple[int, int] | None = None) -> Dataset:
