@@ -19,6 +19,8 @@ from core.store.tables import ModelAlias, ModelVersion, utcnow
 CHAMPION = "champion"
 # A challenger the gate found promising but not yet significant: it waits for a second look.
 PENDING = "pending"
+# A challenger that passed the gate and was promoted as its refit on every label (retrain).
+SUPERSEDED = "superseded"
 
 
 class VersionNotFound(LookupError):

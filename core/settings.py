@@ -139,6 +139,17 @@ class RetrainSettings(ComponentSettings):
         description="A challenger failing only the paired test is kept pending; the next run "
         "tests it at this confidence on every label since it trained. 1.0: no second look.",
     )
+    # Rule: the gate's holdout is the newest fifth of the labels, the most like the traffic to
+    # come, and after a shift often a third or more of the new domain's labels; once the gate has
+    # judged the recipe without them, the model promoted learns them too (the cross-fitted gate
+    # does the same). In the drill (books -> electronics, seed 2) the challenger promoted at 400
+    # shifted predictions scored 0.818 on 1,000 held-out electronics rows; the same recipe on its
+    # 52 holdout rows as well scored 0.838. Costs one more training per promotion.
+    refit: bool = Field(
+        True,
+        description="Promote the challenger's recipe refitted on every label, holdout included, "
+        "when it holds the golden set (else the challenger as tested); false: as tested.",
+    )
     cross_fit_folds: int = Field(
         0,
         ge=0,

@@ -120,7 +120,7 @@ def decide(
             p <= alpha + 1e-12,
             f"McNemar p={p:.4f} ({wins} wins, {losses} losses on {n} rows) vs {alpha:.3f}",
         ),
-        _golden_check(champion.get("golden"), challenger.get("golden"), max_regression),
+        golden_check(champion.get("golden"), challenger.get("golden"), max_regression),
     ]
     promote = all(ok for ok, _ in checks)
     pending = second_look and not promote and checks[0][0] and checks[2][0]
@@ -143,9 +143,10 @@ def too_few_rows(n: int, *, min_holdout: int = DEFAULT_MIN_HOLDOUT) -> Verdict |
     return Verdict(promote=False, test=TEST_NAME, p_value=None, gain=None, reasons=[reason])
 
 
-def _golden_check(
+def golden_check(
     champion: Mapping[str, Any] | None, challenger: Mapping[str, Any] | None, max_regression: float
 ) -> tuple[bool, str]:
+    """Whether the challenger's golden accuracy is within `max_regression` of the champion's."""
     if champion is None or challenger is None:
         return True, "golden set not scored here: regression check skipped"
     if not champion.get("n"):

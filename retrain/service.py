@@ -1,7 +1,9 @@
 """One retrain run, start to verdict: claim, build the data, train, evaluate both, gate, promote.
 
 A run first gives the champion's pending challenger (one the last run's gate found promising but
-not yet significant) its second look; if that promotes it, the run trains nothing.
+not yet significant) its second look. A challenger that passes (at either look) has learned
+without the labels the gate tested it on; the model promoted is then the same recipe refitted on
+every label, the gate's included, provided it holds the golden set (`_refit`).
 
 Plain functions that the Celery task, the CLI and the tests call the same way. The lease makes a
 redelivered or re-enqueued run harmless: only the lease holder trains, and the promotion commits
@@ -21,7 +23,7 @@ from typing import Any
 from core.data import Row, read_labeled, write_jsonl
 from core.golden import Golden, read_golden, write_golden
 from core.queue import RETRAIN_TASK
-from core.registry import PENDING, Registry, VersionInfo, flip_champion
+from core.registry import PENDING, SUPERSEDED, Registry, VersionInfo, flip_champion
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
 from core.store.db import Database
@@ -31,7 +33,7 @@ from core.store.tables import utcnow
 from retrain.crossfit import Progress, cross_fit
 from retrain.dataset import Dataset, build_dataset, feedback_label
 from retrain.evaluate import evaluate
-from retrain.gate import Verdict, decide, too_few_rows
+from retrain.gate import Verdict, decide, golden_check, too_few_rows
 from retrain.train import TrainArgs, train
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,16 @@ class Context:
     settings: Settings
     db: Database
     registry: Registry
+
+
+@dataclass(frozen=True)
+class _RunData:
+    """What a run reads once: its champion, the golden set, the new feedback; the scores so far."""
+
+    champion: VersionInfo
+    golden: Golden
+    feedback: list[dict[str, Any]]
+    metrics: dict[str, Any]
 
 
 def execute_run(ctx: Context, run_id: str, *, owner: str) -> str | None:
@@ -100,12 +112,17 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
             return conclude(
                 ctx, run_id, owner=owner, candidate=None, metrics=fold_metrics, verdict=verdict
             )
-    candidate = _train_candidate(ctx, run_id, owner, champion, dataset, part=(folds, folds + 1))
+    refits = 0 if folds else int(rs.refit)
+    part = (folds, folds + 1 + refits)
+    candidate = _train_candidate(ctx, run_id, owner, champion, dataset, part=part)
     metrics = score_both(ctx, champion, candidate, golden=golden, holdout=dataset.holdout)
     if folds:
         metrics = {role: {**metrics[role], **fold_metrics[role]} for role in metrics}
     verdict = gate(ctx.settings, metrics, second_look=not folds)
     verdict = _cross_fitted(verdict, folds) if folds else verdict
+    if verdict.promote and refits:
+        run = _RunData(champion, golden, feedback, metrics)
+        candidate, verdict = _refit(ctx, run_id, owner, run, candidate, verdict, part=(1, 2))
     return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
 
 
@@ -183,8 +200,9 @@ def _second_look(
 ) -> str | None:
     """Promote the champion's pending challenger if every label since it trained confirms it.
 
-    Returns "promoted", or None when there is none or it failed (it is then rejected, the
-    look is on the run's record, and the run goes on to train a challenger of its own).
+    Returns "promoted" (the challenger, or its refit on every label: `_refit`), or None when
+    there is none or it failed (it is then rejected, the look is on the run's record, and the
+    run goes on to train a challenger of its own).
     """
     pending = ctx.registry.pending(champion.version)
     if pending is None:
@@ -195,8 +213,12 @@ def _second_look(
     verdict = gate(ctx.settings, metrics, confidence=ctx.settings.retrain.second_look_confidence)
     verdict = replace(verdict, test=f"{verdict.test}, second look at {pending.version}")
     if verdict.promote:
+        candidate = pending
+        if ctx.settings.retrain.refit:
+            run = _RunData(champion, golden, feedback, metrics)
+            candidate, verdict = _refit(ctx, run_id, owner, run, pending, verdict, part=(0, 1))
         return conclude(
-            ctx, run_id, owner=owner, candidate=pending, metrics=metrics, verdict=verdict
+            ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict
         )
     with ctx.db.session() as session:
         row = owned_run(session, run_id, owner=owner)
@@ -259,23 +281,70 @@ def make_datasets(
     the run's own set holds nothing out and each fold's set holds out that fold; otherwise there
     are no folds.
     """
+    k = ctx.settings.retrain.cross_fit_folds
+    share = 0.0 if k else ctx.settings.retrain.holdout_share
+    data = _RunData(champion, golden, feedback, {})
+    return _dataset(ctx, data, share), [_dataset(ctx, data, 0.0, (i, k)) for i in range(k)]
+
+
+def _dataset(
+    ctx: Context, data: _RunData, share: float, fold: tuple[int, int] | None = None
+) -> Dataset:
+    """The champion's rows replayed with the new labels, the newest `share` of them held out."""
     rs = ctx.settings.retrain
-    examples = _training_rows(Path(champion.artifact_path))
+    return build_dataset(
+        examples=_training_rows(Path(data.champion.artifact_path)),
+        feedback=data.feedback,
+        labels=data.champion.labels,
+        holdout_share=share,
+        allow_new_labels=rs.allow_new_labels,
+        exclude=[r["text"] for r in data.golden.rows],
+        replay_ratio=rs.replay_ratio,
+        fold=fold,
+    )
 
-    def build(share: float, fold: tuple[int, int] | None = None) -> Dataset:
-        return build_dataset(
-            examples=examples,
-            feedback=feedback,
-            labels=champion.labels,
-            holdout_share=share,
-            allow_new_labels=rs.allow_new_labels,
-            exclude=[r["text"] for r in golden.rows],
-            replay_ratio=rs.replay_ratio,
-            fold=fold,
-        )
 
-    k = rs.cross_fit_folds
-    return build(0.0 if k else rs.holdout_share), [build(0.0, (i, k)) for i in range(k)]
+def _refit(
+    ctx: Context,
+    run_id: str,
+    owner: str,
+    data: _RunData,
+    tested: VersionInfo,
+    verdict: Verdict,
+    *,
+    part: tuple[int, int],
+) -> tuple[VersionInfo, Verdict]:
+    """The version to promote now that `tested` passed: the recipe again, on every label.
+
+    The labels the gate tested on are the newest, the most like the traffic to come; once the
+    gate has judged the recipe with them held out, they go into the model promoted, which must
+    hold the golden set as the gate demands of any challenger (else `tested` is promoted). The
+    loser is marked (superseded or rejected) and the refit goes on the run's record.
+    """
+    dataset = _dataset(ctx, data, 0.0)
+    refit = _train_candidate(ctx, run_id, owner, data.champion, dataset, part=part)
+    predictor = load_predictor(
+        Path(refit.artifact_path), version=refit.version, device=ctx.settings.device
+    )
+    scored = evaluate(predictor, data.golden.rows)
+    held, check = golden_check(
+        data.metrics["champion"].get("golden"), scored, ctx.settings.retrain.max_regression
+    )
+    chosen, loser, status = (refit, tested, SUPERSEDED) if held else (tested, refit, "rejected")
+    line = (
+        f"refit {refit.version} on every label ({len(dataset.train)} training rows): {check}: "
+        f"{chosen.version} promoted"
+    )
+    with ctx.db.session() as session:
+        row = owned_run(session, run_id, owner=owner)
+        if row is None:
+            raise LeaseLost(run_id)
+        ctx.registry.mark(session, loser.version, status=status)
+        record: dict[str, Any] = {"version": refit.version, "tested": tested.version}
+        record |= {"rows": len(dataset.train), "golden": scored["accuracy"], "held": held}
+        row.params = {**(row.params or {}), "refit": record}
+    log.info("run %s: %s", run_id, line)
+    return chosen, replace(verdict, reasons=[*verdict.reasons, line])
 
 
 def train_args(settings: Settings) -> TrainArgs:

@@ -97,7 +97,7 @@ def models_list() -> None:
     for v in registry_of(get_settings()).list():
         golden = v.metrics.get("golden", {}).get("accuracy")
         click.echo(
-            f"{v.version:6} {v.status:9} {v.task:14} parent={v.parent or '-':5} "
+            f"{v.version:6} {v.status:10} {v.task:14} parent={v.parent or '-':5} "
             f"golden_acc={golden if golden is not None else '-'} {v.created_at:%Y-%m-%d %H:%M}"
         )
 

@@ -200,6 +200,7 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "verdict": row.verdict or {},
         # A pending challenger's second look that failed at the start of this run (see retrain).
         "second_look": (row.params or {}).get("second_look"),
+        "refit": (row.params or {}).get("refit"),
         "error": row.error,
         "attempts": row.attempts,
         "dataset_hash": row.dataset_hash,
