@@ -2,8 +2,9 @@
 
 A run first gives the champion's pending challenger (one the last run's gate found promising but
 not yet significant) its second look. A challenger that passes (at either look) has learned
-without the labels the gate tested it on; the model promoted is then the same recipe refitted on
-every label, the gate's included, provided it holds the golden set (`_refit`).
+without the labels the gate tested it on and is promoted as tested; with `refit` on, the model
+promoted is instead the same recipe refitted on every label, the gate's included, provided it
+holds the golden set (`_refit`).
 
 Plain functions that the Celery task, the CLI and the tests call the same way. The lease makes a
 redelivered or re-enqueued run harmless: only the lease holder trains, and the promotion commits
@@ -13,52 +14,34 @@ in the same transaction as the run's final state, fenced by the lease.
 from __future__ import annotations
 
 import logging
-import shutil
 import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.data import Row, read_labeled, write_jsonl
 from core.golden import Golden, read_golden, write_golden
 from core.queue import RETRAIN_TASK
-from core.registry import PENDING, SUPERSEDED, Registry, VersionInfo, flip_champion
+from core.registry import PENDING, SUPERSEDED, VersionInfo, flip_champion
 from core.runtime.predictor import load_predictor
-from core.settings import Settings, options_from
-from core.store.db import Database
+from core.settings import Settings
 from core.store.predictions import feedback_rows
-from core.store.runs import claim, fail, finish, heartbeat, owned_run, stale_runs, update_run
+from core.store.runs import claim, fail, finish, owned_run, stale_runs
 from core.store.tables import utcnow
-from retrain.crossfit import Progress, cross_fit
-from retrain.dataset import Dataset, build_dataset, feedback_label
+from retrain.candidate import (
+    cross_fit_run,
+    make_datasets,
+    paired_rows,
+    run_dataset,
+    score_both,
+    train_candidate,
+    untrained_rows,
+)
+from retrain.context import Context, LeaseLost, RunData, compact, update_fields
+from retrain.dataset import feedback_label
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
-from retrain.train import TrainArgs, train
 
 log = logging.getLogger(__name__)
-TRAIN_FILE = "train.jsonl"
-
-
-class LeaseLost(Exception):
-    """Another worker took the run over; stop without writing anything."""
-
-
-@dataclass(frozen=True)
-class Context:
-    settings: Settings
-    db: Database
-    registry: Registry
-
-
-@dataclass(frozen=True)
-class _RunData:
-    """What a run reads once: its champion, the golden set, the new feedback; the scores so far."""
-
-    champion: VersionInfo
-    golden: Golden
-    feedback: list[dict[str, Any]]
-    metrics: dict[str, Any]
 
 
 def execute_run(ctx: Context, run_id: str, *, owner: str) -> str | None:
@@ -84,13 +67,13 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     if champion is None:
         raise RuntimeError("no champion to retrain")
     golden = ensure_golden(ctx, champion)
-    feedback = _new_feedback(ctx, golden)
-    if (state := _second_look(ctx, run_id, owner, champion, golden, feedback)) is not None:
+    data = RunData(champion, golden, _new_feedback(ctx, golden))
+    if (state := _second_look(ctx, run_id, owner, data)) is not None:
         return state
-    dataset, fold_sets = make_datasets(ctx, champion, golden, feedback)
+    dataset, fold_sets = make_datasets(ctx, data)
     snapshot = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
     dataset.write_jsonl(snapshot)
-    _update(
+    update_fields(
         ctx,
         run_id,
         owner,
@@ -106,7 +89,7 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
         return conclude(ctx, run_id, owner=owner, candidate=None, metrics={}, verdict=small)
     fold_metrics: dict[str, Any] = {}
     if folds:
-        fold_metrics = _cross_fit(ctx, run_id, owner, champion, fold_sets, rows)
+        fold_metrics = cross_fit_run(ctx, run_id, owner, champion, fold_sets, rows)
         verdict = _cross_fitted(gate(ctx.settings, fold_metrics), folds)
         if not verdict.promote:  # the folds failed: the last training would not change that
             return conclude(
@@ -114,109 +97,37 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
             )
     refits = 0 if folds else int(rs.refit)
     part = (folds, folds + 1 + refits)
-    candidate = _train_candidate(ctx, run_id, owner, champion, dataset, part=part)
+    candidate = train_candidate(ctx, run_id, owner, champion, dataset, part=part)
     metrics = score_both(ctx, champion, candidate, golden=golden, holdout=dataset.holdout)
     if folds:
         metrics = {role: {**metrics[role], **fold_metrics[role]} for role in metrics}
     verdict = gate(ctx.settings, metrics, second_look=not folds)
     verdict = _cross_fitted(verdict, folds) if folds else verdict
     if verdict.promote and refits:
-        run = _RunData(champion, golden, feedback, metrics)
-        candidate, verdict = _refit(ctx, run_id, owner, run, candidate, verdict, part=(1, 2))
+        candidate, verdict = _refit(ctx, run_id, owner, data, candidate, verdict, metrics, (1, 2))
     return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
 
 
-def _train_candidate(
-    ctx: Context,
-    run_id: str,
-    owner: str,
-    champion: VersionInfo,
-    dataset: Dataset,
-    *,
-    part: tuple[int, int],
-) -> VersionInfo:
-    """Train the challenger on `dataset` and register it."""
-    staged = ctx.registry.staging_dir()
-    try:
-        result = train(
-            base=Path(champion.artifact_path),
-            dataset=dataset,
-            args=train_args(ctx.settings),
-            out=staged,
-            progress=_progress_reporter(ctx, run_id, owner, part=part),
-        )
-        _write_training_rows(staged, dataset)
-        return ctx.registry.register(
-            staged,
-            task=champion.task,
-            labels=result.labels,
-            base_model=champion.base_model,
-            parent=champion.version,
-            dataset_hash=dataset.hash,
-            params={
-                **result.params,
-                "run_id": run_id,
-                "train_seconds": result.seconds,
-                "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,
-            },
-        )
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-
-
-def _cross_fit(
-    ctx: Context,
-    run_id: str,
-    owner: str,
-    champion: VersionInfo,
-    fold_sets: list[Dataset],
-    rows: list[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """The champion and the fold models on every new label (see `retrain.crossfit`)."""
-    base, args, device = Path(champion.artifact_path), train_args(ctx.settings), ctx.settings.device
-    total = len(fold_sets) + 1
-
-    def fit(dataset: Dataset, out: Path, progress: Progress) -> None:
-        train(base=base, dataset=dataset, args=args, out=out, progress=progress)
-
-    return cross_fit(
-        fold_sets,
-        rows,
-        champion=load_predictor(base, version=champion.version, device=device),
-        fit=fit,
-        load=lambda path: load_predictor(path, version=f"fold-{path.name}", device=device),
-        staging=ctx.registry.staging_dir,
-        progress=lambda i: _progress_reporter(ctx, run_id, owner, part=(i, total)),
-    )
-
-
-def _second_look(
-    ctx: Context,
-    run_id: str,
-    owner: str,
-    champion: VersionInfo,
-    golden: Golden,
-    feedback: list[dict[str, Any]],
-) -> str | None:
+def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> str | None:
     """Promote the champion's pending challenger if every label since it trained confirms it.
 
     Returns "promoted" (the challenger, or its refit on every label: `_refit`), or None when
     there is none or it failed (it is then rejected, the look is on the run's record, and the
     run goes on to train a challenger of its own).
     """
+    champion = data.champion
     pending = ctx.registry.pending(champion.version)
     if pending is None:
         return None
-    _update(ctx, run_id, owner, champion_version=champion.version, progress=0.01)
-    rows = _untrained_rows(ctx, pending, golden, feedback)
-    metrics = score_both(ctx, champion, pending, golden=golden, holdout=rows)
+    update_fields(ctx, run_id, owner, champion_version=champion.version, progress=0.01)
+    rows = untrained_rows(ctx, pending, data)
+    metrics = score_both(ctx, champion, pending, golden=data.golden, holdout=rows)
     verdict = gate(ctx.settings, metrics, confidence=ctx.settings.retrain.second_look_confidence)
     verdict = replace(verdict, test=f"{verdict.test}, second look at {pending.version}")
     if verdict.promote:
         candidate = pending
         if ctx.settings.retrain.refit:
-            run = _RunData(champion, golden, feedback, metrics)
-            candidate, verdict = _refit(ctx, run_id, owner, run, pending, verdict, part=(0, 1))
+            candidate, verdict = _refit(ctx, run_id, owner, data, pending, verdict, metrics, (0, 1))
         return conclude(
             ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict
         )
@@ -225,24 +136,10 @@ def _second_look(
         if row is None:
             raise LeaseLost(run_id)
         ctx.registry.mark(session, pending.version, status="rejected")
-        look = {"version": pending.version, **verdict.to_dict(), "metrics": _compact(metrics)}
+        look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
         row.params = {**(row.params or {}), "second_look": look}
     log.info("run %s: %s rejected at its second look: %s", run_id, pending.version, verdict.reasons)
     return None
-
-
-def _untrained_rows(
-    ctx: Context, version: VersionInfo, golden: Golden, feedback: list[dict[str, Any]]
-) -> Sequence[Mapping[str, Any]]:
-    """Every labeled feedback text `version` did not train on (its holdout and all since)."""
-    return build_dataset(
-        examples=_training_rows(Path(version.artifact_path)),
-        feedback=feedback,
-        labels=version.labels,
-        holdout_share=1.0,
-        allow_new_labels=ctx.settings.retrain.allow_new_labels,
-        exclude=[r["text"] for r in golden.rows],
-    ).holdout
 
 
 def _new_feedback(ctx: Context, golden: Golden) -> list[dict[str, Any]]:
@@ -272,46 +169,14 @@ def ensure_golden(ctx: Context, champion: VersionInfo) -> Golden:
     )
 
 
-def make_datasets(
-    ctx: Context, champion: VersionInfo, golden: Golden, feedback: list[dict[str, Any]]
-) -> tuple[Dataset, list[Dataset]]:
-    """The run's set (champion's rows replayed + `feedback`) and its folds'.
-
-    `feedback` is the run's one read of it, less the golden set (`_new_feedback`). Cross-fitted,
-    the run's own set holds nothing out and each fold's set holds out that fold; otherwise there
-    are no folds.
-    """
-    k = ctx.settings.retrain.cross_fit_folds
-    share = 0.0 if k else ctx.settings.retrain.holdout_share
-    data = _RunData(champion, golden, feedback, {})
-    return _dataset(ctx, data, share), [_dataset(ctx, data, 0.0, (i, k)) for i in range(k)]
-
-
-def _dataset(
-    ctx: Context, data: _RunData, share: float, fold: tuple[int, int] | None = None
-) -> Dataset:
-    """The champion's rows replayed with the new labels, the newest `share` of them held out."""
-    rs = ctx.settings.retrain
-    return build_dataset(
-        examples=_training_rows(Path(data.champion.artifact_path)),
-        feedback=data.feedback,
-        labels=data.champion.labels,
-        holdout_share=share,
-        allow_new_labels=rs.allow_new_labels,
-        exclude=[r["text"] for r in data.golden.rows],
-        replay_ratio=rs.replay_ratio,
-        fold=fold,
-    )
-
-
 def _refit(
     ctx: Context,
     run_id: str,
     owner: str,
-    data: _RunData,
+    data: RunData,
     tested: VersionInfo,
     verdict: Verdict,
-    *,
+    metrics: dict[str, Any],
     part: tuple[int, int],
 ) -> tuple[VersionInfo, Verdict]:
     """The version to promote now that `tested` passed: the recipe again, on every label.
@@ -321,14 +186,14 @@ def _refit(
     hold the golden set as the gate demands of any challenger (else `tested` is promoted). The
     loser is marked (superseded or rejected) and the refit goes on the run's record.
     """
-    dataset = _dataset(ctx, data, 0.0)
-    refit = _train_candidate(ctx, run_id, owner, data.champion, dataset, part=part)
+    dataset = run_dataset(ctx, data, 0.0)
+    refit = train_candidate(ctx, run_id, owner, data.champion, dataset, part=part)
     predictor = load_predictor(
         Path(refit.artifact_path), version=refit.version, device=ctx.settings.device
     )
     scored = evaluate(predictor, data.golden.rows)
     held, check = golden_check(
-        data.metrics["champion"].get("golden"), scored, ctx.settings.retrain.max_regression
+        metrics["champion"].get("golden"), scored, ctx.settings.retrain.max_regression
     )
     chosen, loser, status = (refit, tested, SUPERSEDED) if held else (tested, refit, "rejected")
     line = (
@@ -345,43 +210,6 @@ def _refit(
         row.params = {**(row.params or {}), "refit": record}
     log.info("run %s: %s", run_id, line)
     return chosen, replace(verdict, reasons=[*verdict.reasons, line])
-
-
-def train_args(settings: Settings) -> TrainArgs:
-    """Training hyper-parameters from settings."""
-    rs = settings.retrain
-    return options_from(TrainArgs, rs, learning_rate=rs.learning_rate or None)
-
-
-def score_both(
-    ctx: Context,
-    champion: VersionInfo,
-    challenger: VersionInfo,
-    *,
-    golden: Golden,
-    holdout: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """Both models on the same rows: the golden set and the gate's test set.
-
-    A golden set taken from feedback is as new to the champion as the holdout, so it joins the
-    paired test (more rows, more power); a golden set from `init --data` only guards regression.
-    """
-    rows = paired_rows(holdout, golden)
-    out: dict[str, Any] = {}
-    for role, version in (("champion", champion), ("challenger", challenger)):
-        predictor = load_predictor(
-            Path(version.artifact_path), version=version.version, device=ctx.settings.device
-        )
-        out[role] = {
-            "golden": evaluate(predictor, golden.rows),
-            "feedback": evaluate(predictor, rows),
-        }
-    return out
-
-
-def paired_rows(holdout: Sequence[Mapping[str, Any]], golden: Golden) -> list[Mapping[str, Any]]:
-    """The paired test's rows: the feedback holdout, and a golden set taken from feedback."""
-    return [*holdout, *golden.rows] if golden.source == "feedback" else list(holdout)
 
 
 def gate(
@@ -434,7 +262,7 @@ def conclude(
             row,
             state=state,
             version=candidate.version if candidate else None,
-            metrics=_compact(metrics),
+            metrics=compact(metrics),
             verdict=verdict.to_dict(),
         )
     version = candidate.version if candidate else "(not trained)"
@@ -453,53 +281,6 @@ def _labeled(
         if row["text"] and label and (label in labels or settings.retrain.allow_new_labels):
             out.append({**row, "label": label})
     return out
-
-
-def _progress_reporter(
-    ctx: Context, run_id: str, owner: str, *, part: tuple[int, int] = (0, 1)
-) -> Progress:
-    """Heartbeat and progress of training `part` = (i, n): the i-th of n trainings in the run."""
-    lease = ctx.settings.retrain.lease_seconds
-    index, parts = part
-
-    def report(fraction: float, loss: float | None) -> None:
-        # Training is 90 % of a run; data and evaluation share the rest.
-        fraction = (index + fraction) / parts
-        if not heartbeat(
-            ctx.db,
-            run_id,
-            owner=owner,
-            lease_seconds=lease,
-            progress=0.05 + 0.85 * fraction,
-            loss=loss,
-        ):
-            raise LeaseLost(run_id)
-
-    return report
-
-
-def _update(ctx: Context, run_id: str, owner: str, **fields: Any) -> None:
-    if not update_run(ctx.db, run_id, owner=owner, **fields):
-        raise LeaseLost(run_id)
-
-
-def _training_rows(artifact: Path) -> list[Row]:
-    path = artifact / TRAIN_FILE
-    if not path.exists():
-        return []
-    return read_labeled(path) if path.stat().st_size else []
-
-
-def _write_training_rows(artifact: Path, dataset: Dataset) -> None:
-    write_jsonl(artifact / TRAIN_FILE, [dict(r) for r in [*dataset.train, *dataset.unused]])
-
-
-def _compact(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Metrics for the run record, without the per-row correctness vectors."""
-    return {
-        role: {split: {k: v for k, v in ev.items() if k != "correct"} for split, ev in sets.items()}
-        for role, sets in metrics.items()
-    }
 
 
 def reap_stale(ctx: Context, *, send: Any) -> list[str]:

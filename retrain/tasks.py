@@ -13,7 +13,8 @@ from core.queue import REAP_TASK, RETRAIN_TASK
 from core.registry import Registry
 from core.settings import get_settings
 from core.store.db import Database
-from retrain.service import Context, execute_run, reap_stale
+from retrain.context import Context
+from retrain.service import execute_run, reap_stale
 
 
 @cache

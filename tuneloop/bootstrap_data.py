@@ -16,8 +16,8 @@ from core.runtime.model import REFERENCE_EMBEDDINGS, REFERENCE_FILE
 from core.runtime.predictor import load_predictor
 from core.runtime.zeroshot import build_zero_shot
 from core.settings import Settings
+from retrain.candidate import TRAIN_FILE, train_args
 from retrain.dataset import Dataset, Row, dataset_hash
-from retrain.service import TRAIN_FILE, train_args
 from retrain.train import train
 from tuneloop.bootstrap import InitResult
 

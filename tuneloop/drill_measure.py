@@ -15,10 +15,10 @@ from core.data import Row
 from core.registry import Registry
 from core.runtime.predictor import load_predictor
 from core.settings import Settings
+from retrain.candidate import train_args
 from retrain.dataset import Dataset, dataset_hash
 from retrain.dataset import Row as TrainRow
 from retrain.evaluate import evaluate
-from retrain.service import train_args
 from retrain.train import train
 from tuneloop.drill_summary import Versions
 

@@ -16,7 +16,8 @@ from core.store.db import Database
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
 from retrain import gate
-from retrain.service import Context, execute_run, reap_stale
+from retrain.context import Context
+from retrain.service import execute_run, reap_stale
 from retrain.train import TrainResult, train
 from tests.factories import register_champion, seed_corrected_feedback
 
@@ -48,38 +49,47 @@ def give_feedback(ctx: Context, n: int, *, seed: int = 0) -> None:
     seed_corrected_feedback(ctx.db, n, seed=seed)
 
 
-def test_a_run_trains_gates_and_promotes_a_better_challenger_refitted_on_every_label(
-    ctx: Context,
-) -> None:
+def test_a_run_trains_gates_and_promotes_a_better_challenger(ctx: Context) -> None:
     give_feedback(ctx, 240)
     run, created = create_run(ctx.db, trigger="manual")
     assert created
     assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
     done = get_run(ctx.db, run["run_id"])
-    assert done["progress"] == 1.0
+    assert done["version"] == "v2" and done["progress"] == 1.0 and done["refit"] is None
     assert done["verdict"]["promote"] and done["verdict"]["p_value"] < 0.1
     challenger = done["metrics"]["challenger"]["feedback"]
     assert challenger["accuracy"] > done["metrics"]["champion"]["feedback"]["accuracy"] + 0.2
     assert set(done["metrics"]["champion"]) == {"golden", "feedback"}
-    # v2 passed the gate on its 28-row holdout and the 100 golden rows (taken from feedback);
-    # v3, the same recipe on all 140 labels the golden set left, held the golden set and is the
-    # version promoted.
+    # The paired test: the 28-row holdout and the 100 golden rows taken from feedback; the
+    # model promoted trained on neither (the 140 labels the golden set left, less the holdout).
     assert challenger["n"] == 28 + 100
+    champion = ctx.registry.champion()
+    assert champion is not None and champion.version == "v2" and champion.parent == "v1"
+    assert (Path(champion.artifact_path) / "train.jsonl").read_text().count("\n") == 140 - 28
+    assert done["dataset_hash"] and Path(ctx.settings.artifacts / "golden.jsonl").exists()
+
+
+def test_with_refit_the_model_promoted_is_the_recipe_refitted_on_every_label(
+    ctx: Context,
+) -> None:
+    ctx.settings.retrain.refit = True
+    give_feedback(ctx, 240)
+    done = _run(ctx)
+    assert done["state"] == "promoted" and done["metrics"]["challenger"]["feedback"]["n"] == 128
+    # v2 passed the gate; v3, the same recipe on all 140 labels, held the golden set.
     assert done["version"] == "v3" and done["refit"]["tested"] == "v2" and done["refit"]["held"]
     assert "refit v3 on every label (140 training rows)" in done["verdict"]["reasons"][-1]
     assert ctx.registry.get("v2").status == "superseded"
     champion = ctx.registry.champion()
     assert champion is not None and champion.version == "v3" and champion.parent == "v1"
     assert (Path(champion.artifact_path) / "train.jsonl").read_text().count("\n") == 140
-    assert (Path(ctx.registry.get("v2").artifact_path) / "train.jsonl").read_text().count(
-        "\n"
-    ) == 140 - 28
-    assert done["dataset_hash"] and Path(ctx.settings.artifacts / "golden.jsonl").exists()
+    assert [v.version for v in ctx.registry.list()] == ["v3", "v2", "v1"]
 
 
 def test_a_refit_that_fails_the_golden_set_leaves_the_challenger_as_tested(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ctx.settings.retrain.refit = True
     monkeypatch.setattr("retrain.service.golden_check", lambda *a: (False, "golden dropped"))
     give_feedback(ctx, 240)
     done = _run(ctx)
@@ -97,20 +107,12 @@ def test_a_refit_that_fails_the_golden_set_leaves_the_challenger_as_tested(
     assert champion is not None and champion.version == "v2"
 
 
-def test_without_refit_the_challenger_is_promoted_as_tested(ctx: Context) -> None:
-    ctx.settings.retrain.refit = False
-    give_feedback(ctx, 240)
-    done = _run(ctx)
-    assert done["state"] == "promoted" and done["version"] == "v2" and done["refit"] is None
-    assert [v.version for v in ctx.registry.list()] == ["v2", "v1"]
-
-
 def test_a_redelivered_run_never_trains_twice(ctx: Context) -> None:
     give_feedback(ctx, 240)
     run, _ = create_run(ctx.db, trigger="manual")
     assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
     assert execute_run(ctx, run["run_id"], owner="w2") is None  # finished: nothing happens
-    assert [v.version for v in ctx.registry.list()] == ["v3", "v2", "v1"]
+    assert [v.version for v in ctx.registry.list()] == ["v2", "v1"]
 
 
 def test_only_one_run_in_flight(ctx: Context) -> None:
@@ -168,7 +170,7 @@ def test_a_challenger_that_does_not_load_fails_the_run_and_the_champion_stays(
         (kwargs["out"] / HEAD_FILE).write_bytes(b"garbage")  # e.g. a disk full mid-write
         return result
 
-    monkeypatch.setattr("retrain.service.train", train_then_corrupt)
+    monkeypatch.setattr("retrain.candidate.train", train_then_corrupt)
     give_feedback(ctx, 60)
     run, _ = create_run(ctx.db, trigger="manual")
     assert execute_run(ctx, run["run_id"], owner="w1") == "failed"
@@ -233,9 +235,10 @@ def _not_significant(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gate, "mcnemar", lambda **kw: (*real(**kw)[:2], 0.5))
 
 
-def test_a_pending_challenger_is_promoted_at_its_second_look_as_its_refit(
+def test_with_refit_a_pending_challenger_is_promoted_at_its_second_look_as_its_refit(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ctx.settings.retrain.refit = True
     give_feedback(ctx, 240)
     with monkeypatch.context() as patch:
         _not_significant(patch)
@@ -257,18 +260,17 @@ def test_a_pending_challenger_is_promoted_at_its_second_look_as_its_refit(
     assert champion.parent == "v1" and _pending_gauge(ctx) == 0
 
 
-def test_without_refit_a_second_look_promotes_without_training(
+def test_a_pending_challenger_is_promoted_at_its_second_look_without_training(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx.settings.retrain.refit = False
     give_feedback(ctx, 240)
     with monkeypatch.context() as patch:
         _not_significant(patch)
         assert _run(ctx)["verdict"]["pending"]
     give_feedback(ctx, 120, seed=1)
-    monkeypatch.setattr("retrain.service.train", lambda **kw: pytest.fail("trained"))
+    monkeypatch.setattr("retrain.candidate.train", lambda **kw: pytest.fail("trained"))
     second = _run(ctx)
-    assert second["state"] == "promoted" and second["version"] == "v2"
+    assert second["state"] == "promoted" and second["version"] == "v2" and second["refit"] is None
     champion = ctx.registry.champion()
     assert champion is not None and champion.version == "v2"
 

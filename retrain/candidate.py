@@ -1,0 +1,176 @@
+"""A run's candidates: their data (the champion's rows replayed with the new labels), their
+training and registration, and their scores beside the champion's on the same rows."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.data import Row, read_labeled, write_jsonl
+from core.golden import Golden
+from core.registry import VersionInfo
+from core.runtime.predictor import load_predictor
+from core.settings import Settings, options_from
+from retrain.context import Context, RunData, progress_reporter
+from retrain.crossfit import Progress, cross_fit
+from retrain.dataset import Dataset, build_dataset
+from retrain.evaluate import evaluate
+from retrain.train import TrainArgs, train
+
+TRAIN_FILE = "train.jsonl"
+
+
+def train_args(settings: Settings) -> TrainArgs:
+    """Training hyper-parameters from settings."""
+    rs = settings.retrain
+    return options_from(TrainArgs, rs, learning_rate=rs.learning_rate or None)
+
+
+def make_datasets(ctx: Context, data: RunData) -> tuple[Dataset, list[Dataset]]:
+    """The run's set (champion's rows replayed + the new labels) and its folds'.
+
+    Cross-fitted, the run's own set holds nothing out and each fold's set holds out that fold;
+    otherwise there are no folds.
+    """
+    k = ctx.settings.retrain.cross_fit_folds
+    share = 0.0 if k else ctx.settings.retrain.holdout_share
+    return run_dataset(ctx, data, share), [run_dataset(ctx, data, 0.0, (i, k)) for i in range(k)]
+
+
+def run_dataset(
+    ctx: Context, data: RunData, share: float, fold: tuple[int, int] | None = None
+) -> Dataset:
+    """The champion's rows replayed with the new labels, the newest `share` of them held out."""
+    rs = ctx.settings.retrain
+    return build_dataset(
+        examples=training_rows(Path(data.champion.artifact_path)),
+        feedback=data.feedback,
+        labels=data.champion.labels,
+        holdout_share=share,
+        allow_new_labels=rs.allow_new_labels,
+        exclude=[r["text"] for r in data.golden.rows],
+        replay_ratio=rs.replay_ratio,
+        fold=fold,
+    )
+
+
+def untrained_rows(
+    ctx: Context, version: VersionInfo, data: RunData
+) -> Sequence[Mapping[str, Any]]:
+    """Every labeled feedback text `version` did not train on (its holdout and all since)."""
+    return build_dataset(
+        examples=training_rows(Path(version.artifact_path)),
+        feedback=data.feedback,
+        labels=version.labels,
+        holdout_share=1.0,
+        allow_new_labels=ctx.settings.retrain.allow_new_labels,
+        exclude=[r["text"] for r in data.golden.rows],
+    ).holdout
+
+
+def train_candidate(
+    ctx: Context,
+    run_id: str,
+    owner: str,
+    champion: VersionInfo,
+    dataset: Dataset,
+    *,
+    part: tuple[int, int],
+) -> VersionInfo:
+    """Train the challenger on `dataset` and register it."""
+    staged = ctx.registry.staging_dir()
+    try:
+        result = train(
+            base=Path(champion.artifact_path),
+            dataset=dataset,
+            args=train_args(ctx.settings),
+            out=staged,
+            progress=progress_reporter(ctx, run_id, owner, part=part),
+        )
+        write_training_rows(staged, dataset)
+        return ctx.registry.register(
+            staged,
+            task=champion.task,
+            labels=result.labels,
+            base_model=champion.base_model,
+            parent=champion.version,
+            dataset_hash=dataset.hash,
+            params={
+                **result.params,
+                "run_id": run_id,
+                "train_seconds": result.seconds,
+                "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,
+            },
+        )
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def cross_fit_run(
+    ctx: Context,
+    run_id: str,
+    owner: str,
+    champion: VersionInfo,
+    fold_sets: list[Dataset],
+    rows: list[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The champion and the fold models on every new label (see `retrain.crossfit`)."""
+    base, args, device = Path(champion.artifact_path), train_args(ctx.settings), ctx.settings.device
+    total = len(fold_sets) + 1
+
+    def fit(dataset: Dataset, out: Path, progress: Progress) -> None:
+        train(base=base, dataset=dataset, args=args, out=out, progress=progress)
+
+    return cross_fit(
+        fold_sets,
+        rows,
+        champion=load_predictor(base, version=champion.version, device=device),
+        fit=fit,
+        load=lambda path: load_predictor(path, version=f"fold-{path.name}", device=device),
+        staging=ctx.registry.staging_dir,
+        progress=lambda i: progress_reporter(ctx, run_id, owner, part=(i, total)),
+    )
+
+
+def score_both(
+    ctx: Context,
+    champion: VersionInfo,
+    challenger: VersionInfo,
+    *,
+    golden: Golden,
+    holdout: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Both models on the same rows: the golden set and the gate's test set.
+
+    A golden set taken from feedback is as new to the champion as the holdout, so it joins the
+    paired test (more rows, more power); a golden set from `init --data` only guards regression.
+    """
+    rows = paired_rows(holdout, golden)
+    out: dict[str, Any] = {}
+    for role, version in (("champion", champion), ("challenger", challenger)):
+        predictor = load_predictor(
+            Path(version.artifact_path), version=version.version, device=ctx.settings.device
+        )
+        out[role] = {
+            "golden": evaluate(predictor, golden.rows),
+            "feedback": evaluate(predictor, rows),
+        }
+    return out
+
+
+def paired_rows(holdout: Sequence[Mapping[str, Any]], golden: Golden) -> list[Mapping[str, Any]]:
+    """The paired test's rows: the feedback holdout, and a golden set taken from feedback."""
+    return [*holdout, *golden.rows] if golden.source == "feedback" else list(holdout)
+
+
+def training_rows(artifact: Path) -> list[Row]:
+    path = artifact / TRAIN_FILE
+    if not path.exists():
+        return []
+    return read_labeled(path) if path.stat().st_size else []
+
+
+def write_training_rows(artifact: Path, dataset: Dataset) -> None:
+    write_jsonl(artifact / TRAIN_FILE, [dict(r) for r in [*dataset.train, *dataset.unused]])
