@@ -56,6 +56,13 @@ def run_dataset(
     )
 
 
+def write_snapshot(ctx: Context, run_id: str, dataset: Dataset, name: str) -> Path:
+    """Write a run's data set beside its other snapshots (provenance); returns the path."""
+    path = ctx.settings.artifacts / "runs" / run_id / name
+    dataset.write_jsonl(path)
+    return path
+
+
 def untrained_rows(
     ctx: Context, version: VersionInfo, data: RunData
 ) -> Sequence[Mapping[str, Any]]:

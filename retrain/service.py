@@ -35,6 +35,7 @@ from retrain.candidate import (
     score_both,
     train_candidate,
     untrained_rows,
+    write_snapshot,
 )
 from retrain.context import Context, LeaseLost, RunData, compact, update_fields
 from retrain.dataset import feedback_label
@@ -71,8 +72,7 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     if (state := _second_look(ctx, run_id, owner, data)) is not None:
         return state
     dataset, fold_sets = make_datasets(ctx, data)
-    snapshot = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
-    dataset.write_jsonl(snapshot)
+    snapshot = write_snapshot(ctx, run_id, dataset, "dataset.jsonl")
     update_fields(
         ctx,
         run_id,
@@ -131,13 +131,8 @@ def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> str | 
         return conclude(
             ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict
         )
-    with ctx.db.session() as session:
-        row = owned_run(session, run_id, owner=owner)
-        if row is None:
-            raise LeaseLost(run_id)
-        ctx.registry.mark(session, pending.version, status="rejected")
-        look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
-        row.params = {**(row.params or {}), "second_look": look}
+    look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
+    _mark_on_record(ctx, run_id, owner, pending.version, "rejected", second_look=look)
     log.info("run %s: %s rejected at its second look: %s", run_id, pending.version, verdict.reasons)
     return None
 
@@ -184,9 +179,10 @@ def _refit(
     The labels the gate tested on are the newest, the most like the traffic to come; once the
     gate has judged the recipe with them held out, they go into the model promoted, which must
     hold the golden set as the gate demands of any challenger (else `tested` is promoted). The
-    loser is marked (superseded or rejected) and the refit goes on the run's record.
+    loser is marked (superseded or rejected); the refit and its data go on the run's record.
     """
     dataset = run_dataset(ctx, data, 0.0)
+    snapshot = write_snapshot(ctx, run_id, dataset, "refit.jsonl")
     refit = train_candidate(ctx, run_id, owner, data.champion, dataset, part=part)
     predictor = load_predictor(
         Path(refit.artifact_path), version=refit.version, device=ctx.settings.device
@@ -196,20 +192,28 @@ def _refit(
         metrics["champion"].get("golden"), scored, ctx.settings.retrain.max_regression
     )
     chosen, loser, status = (refit, tested, SUPERSEDED) if held else (tested, refit, "rejected")
+    record: dict[str, Any] = {"version": refit.version, "tested": tested.version, "held": held}
+    record |= {"rows": len(dataset.train), "golden": scored["accuracy"]}
+    record |= {"dataset_hash": dataset.hash, "dataset_path": str(snapshot)}
+    _mark_on_record(ctx, run_id, owner, loser.version, status, refit=record)
     line = (
         f"refit {refit.version} on every label ({len(dataset.train)} training rows): {check}: "
         f"{chosen.version} promoted"
     )
+    log.info("run %s: %s", run_id, line)
+    return chosen, replace(verdict, reasons=[*verdict.reasons, line])
+
+
+def _mark_on_record(
+    ctx: Context, run_id: str, owner: str, version: str, status: str, **params: Any
+) -> None:
+    """Set `version`'s status and add `params` to the run's record, fenced by the lease."""
     with ctx.db.session() as session:
         row = owned_run(session, run_id, owner=owner)
         if row is None:
             raise LeaseLost(run_id)
-        ctx.registry.mark(session, loser.version, status=status)
-        record: dict[str, Any] = {"version": refit.version, "tested": tested.version}
-        record |= {"rows": len(dataset.train), "golden": scored["accuracy"], "held": held}
-        row.params = {**(row.params or {}), "refit": record}
-    log.info("run %s: %s", run_id, line)
-    return chosen, replace(verdict, reasons=[*verdict.reasons, line])
+        ctx.registry.mark(session, version, status=status)
+        row.params = {**(row.params or {}), **params}
 
 
 def gate(
