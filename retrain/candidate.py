@@ -173,6 +173,7 @@ def paired_rows(holdout: Sequence[Mapping[str, Any]], golden: Golden) -> list[Ma
 
 
 def training_rows(artifact: Path) -> list[Row]:
+    """The rows a version learned from and its lineage kept (none for an artifact without)."""
     path = artifact / TRAIN_FILE
     if not path.exists():
         return []
@@ -180,4 +181,5 @@ def training_rows(artifact: Path) -> list[Row]:
 
 
 def write_training_rows(artifact: Path, dataset: Dataset) -> None:
+    """Store a candidate's lineage: its training rows and the old rows it did not replay."""
     write_jsonl(artifact / TRAIN_FILE, [dict(r) for r in [*dataset.train, *dataset.unused]])
