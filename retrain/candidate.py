@@ -16,7 +16,7 @@ from core.settings import Settings, options_from
 from retrain.context import Context, RunData, progress_reporter
 from retrain.crossfit import Progress, cross_fit
 from retrain.dataset import Dataset, build_dataset
-from retrain.evaluate import evaluate
+from retrain.evaluate import Scorable, evaluate
 from retrain.train import TrainArgs, train
 
 TRAIN_FILE = "train.jsonl"
@@ -157,14 +157,19 @@ def score_both(
     rows = paired_rows(holdout, golden)
     out: dict[str, Any] = {}
     for role, version in (("champion", champion), ("challenger", challenger)):
-        predictor = load_predictor(
-            Path(version.artifact_path), version=version.version, device=ctx.settings.device
-        )
+        predictor = version_predictor(ctx, version)
         out[role] = {
             "golden": evaluate(predictor, golden.rows),
             "feedback": evaluate(predictor, rows),
         }
     return out
+
+
+def version_predictor(ctx: Context, version: VersionInfo) -> Scorable:
+    """A registered version loaded for scoring on the worker's device."""
+    return load_predictor(
+        Path(version.artifact_path), version=version.version, device=ctx.settings.device
+    )
 
 
 def paired_rows(holdout: Sequence[Mapping[str, Any]], golden: Golden) -> list[Mapping[str, Any]]:

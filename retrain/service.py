@@ -16,13 +16,11 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from core.golden import Golden, read_golden, write_golden
 from core.queue import RETRAIN_TASK
 from core.registry import PENDING, SUPERSEDED, VersionInfo, flip_champion
-from core.runtime.predictor import load_predictor
 from core.settings import Settings
 from core.store.predictions import feedback_rows
 from core.store.runs import claim, fail, finish, owned_run, stale_runs
@@ -35,6 +33,7 @@ from retrain.candidate import (
     score_both,
     train_candidate,
     untrained_rows,
+    version_predictor,
     write_snapshot,
 )
 from retrain.context import Context, LeaseLost, RunData, compact, update_fields
@@ -184,10 +183,7 @@ def _refit(
     dataset = run_dataset(ctx, data, 0.0)
     snapshot = write_snapshot(ctx, run_id, dataset, "refit.jsonl")
     refit = train_candidate(ctx, run_id, owner, data.champion, dataset, part=part)
-    predictor = load_predictor(
-        Path(refit.artifact_path), version=refit.version, device=ctx.settings.device
-    )
-    scored = evaluate(predictor, data.golden.rows)
+    scored = evaluate(version_predictor(ctx, refit), data.golden.rows)
     held, check = golden_check(
         metrics["champion"].get("golden"), scored, ctx.settings.retrain.max_regression
     )
