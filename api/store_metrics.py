@@ -20,7 +20,7 @@ from core.settings import MonitorSettings
 from core.store.db import Database
 from core.store.tables import ModelAlias, ModelVersion, MonitorCheck, RetrainRun
 
-TRIGGERS = ("manual", "drift", "quality")
+TRIGGERS = ("manual", "drift", "quality", "improve")
 STATES = ("queued", "running", "promoted", "rejected", "failed")
 DECISIONS = ("none", "retrain", "skipped")
 NAN = math.nan

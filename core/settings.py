@@ -215,6 +215,12 @@ class MonitorSettings(ComponentSettings):
         description="New labeled feedback (since the champion or the last run) to retrain.",
     )
     cooldown_seconds: float = Field(3600.0, ge=0.0, description="Quiet time after a run.")
+    keep_improving: bool = Field(
+        True,
+        description="After a run promotes (or leaves a pending challenger), retrain once the "
+        "new labels fill the gate's holdout (min_holdout / holdout_share), until a run does "
+        "neither.",
+    )
     report_retention: int = Field(200, ge=1, description="Newest checks whose report is kept.")
 
 

@@ -1,9 +1,16 @@
-"""When a check starts a retrain: the trigger (drift or quality) and the guards, with reasons.
+"""When a check starts a retrain: the trigger (quality, drift, improve), the guards, the reasons.
 
 Triggers, in order of precedence:
 - quality: feedback accuracy, mean rating or estimated accuracy below its floor. Quality loss is
   the direct evidence, so it wins when drift is also present.
 - drift: the last `drift_checks` checks (this one included) all detected drift.
+- improve: the last run promoted the champion, or left it a pending challenger, and enough
+  labels have come since for the gate to judge a new run (`improve_labeled`). A promotion after
+  a shift is made on the first few hundred labels of the new traffic, the steep part of the
+  learning curve: more labels still buy accuracy that drift and the floors (which the new
+  champion meets) no longer ask for. Each run must still beat its champion on labels it never
+  saw, and the first run that neither promotes nor leaves a pending challenger ends the chain
+  until drift or quality starts another.
 Guards, each turning a trigger into "skipped": a run already in flight (never two), a cooldown
 since the last run finished, and too few new labeled feedback items: those since the champion was
 promoted or the last run began, whichever is later. A run on the data the last one saw would
@@ -21,7 +28,7 @@ from typing import Literal
 from monitor.quality import Quality
 
 DecisionKind = Literal["none", "retrain", "skipped"]
-Trigger = Literal["drift", "quality"]
+Trigger = Literal["drift", "quality", "improve"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,12 @@ class PolicyOptions:
     # A new champion serves its first predictions as the new reference before it can be judged;
     # an hour between runs also bounds the compute a persistent alarm can spend.
     cooldown_seconds: float = 3600.0
+    # Keep retraining on new labels after a promotion while runs keep promoting (see above).
+    keep_improving: bool = True
+    # An improve run is optional, so it waits until its gate can judge it: the holdout is a
+    # share of the new labels and needs `min_holdout` rows (50 / 0.2 = 250 with the retrain
+    # defaults; the monitor's service derives it from them). Never fewer than `min_labeled`.
+    improve_labeled: int = 250
 
 
 @dataclass(frozen=True)
@@ -69,14 +82,24 @@ def decide(
     run_in_flight: bool,
     now: datetime,
     policy: PolicyOptions,
+    improving: bool = False,
 ) -> Decision:
-    """Decide on a retrain; `recent_checks_drift` is oldest first and ends with this check."""
+    """Decide on a retrain; `recent_checks_drift` is oldest first and ends with this check.
+
+    `improving`: the champion was promoted by the last run that judged its data, or has a
+    pending challenger (the improve trigger's chain)."""
     quality_reasons = _quality_reasons(quality, estimated_accuracy, policy)
     drift_reason = _drift_reason(recent_checks_drift, policy)
+    improve = improving and policy.keep_improving
     if not quality_reasons and drift_reason is None:
-        return Decision("none", None, "no trigger: " + _calm(recent_checks_drift, policy))
-    trigger: Trigger = "quality" if quality_reasons else "drift"
-    because = "; ".join([*quality_reasons, *([drift_reason] if drift_reason else [])])
+        calm = "no trigger: " + _calm(recent_checks_drift, policy)
+        if not improve:
+            return Decision("none", None, calm)
+        if new_labeled < max(policy.improve_labeled, policy.min_labeled):
+            return Decision("none", None, f"{calm}; {_improving(new_labeled, policy)}")
+    trigger: Trigger = "quality" if quality_reasons else "drift" if drift_reason else "improve"
+    reasons = [*quality_reasons, *([drift_reason] if drift_reason else [])]
+    because = "; ".join(reasons or [_improving(new_labeled, policy)])
     blocked = _guard(new_labeled, last_run_finished_at, run_in_flight, now, policy)
     if blocked:
         return Decision("skipped", trigger, f"{because}; but {blocked}")
@@ -89,6 +112,15 @@ def _drift_reason(recent: list[bool], policy: PolicyOptions) -> str | None:
     if len(recent) >= k and all(recent[-k:]):
         return f"drift detected on the last {k} consecutive checks"
     return None
+
+
+def _improving(labeled: int, policy: PolicyOptions) -> str:
+    """Where the improve chain stands."""
+    return (
+        f"keep improving: {labeled} new labeled feedback items since the last run promoted "
+        f"or left a pending challenger, {max(policy.improve_labeled, policy.min_labeled)} "
+        "start the next"
+    )
 
 
 def _calm(recent: list[bool], policy: PolicyOptions) -> str:

@@ -6,6 +6,7 @@ Called the same way by the Celery task, `tuneloop monitor check`, the admin rout
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from core.store.monitoring import (
     stream_window,
     window_feedback,
 )
-from core.store.runs import active_run, last_finished_at, last_started_at
+from core.store.runs import active_run, last_finished_at, last_judged_run
 from core.store.tables import utcnow
 from monitor.drift import DriftOptions, DriftResult, run_drift
 from monitor.policy import Decision, PolicyOptions, decide
@@ -170,9 +171,17 @@ def _decide(
     earlier = recent_checks(ctx.db, limit=ms.drift_checks - 1, version=champion.version)
     # New evidence: labeled feedback on the champion given since the last run began (a run
     # rejected before it trained does not count: it judged nothing).
-    new = _feedback(ctx.db, champion, champion.promoted_at, rated_since=last_started_at(ctx.db))
+    last = last_judged_run(ctx.db)
+    new = _feedback(
+        ctx.db, champion, champion.promoted_at, rated_since=last["began"] if last else None
+    )
     labeled = feedback_quality(new, champion.labels).labeled_count
-    policy = options_from(PolicyOptions, ms)
+    rs = ctx.settings.retrain
+    # The labels whose holdout (all of them, cross-fitted) gives the gate `min_holdout` rows.
+    share = 1.0 if rs.cross_fit_folds else rs.holdout_share
+    policy = options_from(
+        PolicyOptions, ms, improve_labeled=math.ceil(round(rs.min_holdout / share, 6))
+    )
     # Oldest first, ending with this check (as `decide` expects). A check that judged nothing (no
     # reference or window yet) has no drift verdict; one that the guards skipped has one.
     earlier_flags = [c["drift_detected"] for c in earlier if c["window"]]
@@ -186,7 +195,17 @@ def _decide(
         run_in_flight=active_run(ctx.db) is not None,
         now=utcnow(),
         policy=policy,
+        improving=_improving(ctx, champion, last),
     )
+
+
+def _improving(ctx: Context, champion: VersionInfo, last: dict[str, Any] | None) -> bool:
+    """The champion came from the last run that judged, or has a pending challenger."""
+    promoted_by_last = last is not None and (last["state"], last["version"]) == (
+        "promoted",
+        champion.version,
+    )
+    return promoted_by_last or ctx.registry.pending(champion.version) is not None
 
 
 def _store(

@@ -210,8 +210,9 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
     }
 
 
-def last_started_at(db: Database) -> datetime | None:
-    """When the most recent run that judged its data began (queued runs: from their creation).
+def last_judged_run(db: Database) -> dict[str, Any] | None:
+    """The most recent run that judged its data: `began` (queued runs: their creation), `state`
+    and `version` (the challenger it trained, or promoted at a second look).
 
     A run rejected before it trained (too few rows for the gate's paired test, so no metrics)
     saw no challenger: it does not count, or its rejection would make the next run wait for a
@@ -220,11 +221,13 @@ def last_started_at(db: Database) -> datetime | None:
     began = func.coalesce(RetrainRun.started_at, RetrainRun.created_at)
     with db.session() as session:
         rows = session.execute(
-            select(began, RetrainRun.state, RetrainRun.metrics).order_by(began.desc())
+            select(began, RetrainRun.state, RetrainRun.version, RetrainRun.metrics).order_by(
+                began.desc()
+            )
         )
-        for start, state, metrics in rows:
+        for start, state, version, metrics in rows:
             if state != "rejected" or metrics:
-                return start
+                return {"began": start, "state": state, "version": version}
     return None
 
 

@@ -89,3 +89,30 @@ def test_never_two_runs_in_flight() -> None:
     d = _decide(recent_checks_drift=[True, True, True], run_in_flight=True)
     assert (d.decision, d.trigger) == ("skipped", "drift")
     assert "already in flight" in d.reason
+
+
+def test_after_a_promotion_new_labels_keep_improving() -> None:
+    d = _decide(improving=True, new_labeled=250)
+    assert (d.decision, d.trigger) == ("retrain", "improve")
+    assert "keep improving: 250 new labeled" in d.reason
+    waiting = _decide(improving=True, new_labeled=120)  # past min_labeled, not improve_labeled
+    assert (waiting.decision, waiting.trigger) == ("none", None)
+    assert "keep improving: 120 new labeled" in waiting.reason and "250 start" in waiting.reason
+    low = replace(POLICY, improve_labeled=40)  # never fewer than min_labeled
+    assert "100 start" in _decide(improving=True, new_labeled=60, policy=low).reason
+
+
+def test_improve_is_off_without_a_promotion_or_when_turned_off() -> None:
+    assert _decide(improving=False, new_labeled=500).decision == "none"
+    off = replace(POLICY, keep_improving=False)
+    d = _decide(improving=True, new_labeled=500, policy=off)
+    assert (d.decision, d.trigger) == ("none", None) and "keep improving" not in d.reason
+
+
+def test_drift_and_quality_win_over_improve_and_guards_still_apply() -> None:
+    d = _decide(improving=True, recent_checks_drift=[True, True, True])
+    assert d.trigger == "drift" and "keep improving" not in d.reason
+    busy = _decide(improving=True, new_labeled=250, run_in_flight=True)
+    assert (busy.decision, busy.trigger) == ("skipped", "improve")
+    cooling = _decide(improving=True, new_labeled=250, last_run_finished_at=NOW)
+    assert cooling.decision == "skipped" and "cooldown" in cooling.reason

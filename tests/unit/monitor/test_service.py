@@ -198,3 +198,58 @@ def test_a_check_skipped_by_a_guard_still_counts_in_the_drift_streak(
     decisions = [run_check(context)["decision"] for _ in range(4)]
     # 1 of 2 drifting checks, then the streak triggers and the labeled guard skips, every time
     assert decisions == ["none", "skipped", "skipped", "skipped"] and not triggered
+
+
+def close(context: Context, run_id: str, *, state: str, version: str | None) -> None:
+    """Close a run that judged its data, as the retrain service does."""
+    assert claim(context.db, run_id, owner="w", lease_seconds=60)
+    with context.db.session() as session:
+        row = owned_run(session, run_id, owner="w")
+        assert row is not None
+        finish(session, row, state=state, version=version, metrics={"challenger": {}})
+
+
+def with_min_holdout(context: Context, rows: int) -> Context:
+    retrain = context.settings.retrain.model_copy(update={"min_holdout": rows})
+    return replace(context, settings=context.settings.model_copy(update={"retrain": retrain}))
+
+
+def test_the_run_that_promoted_the_champion_starts_an_improve_chain(
+    ctx: tuple[Context, list[str]],
+) -> None:
+    context, triggered = ctx
+    run, _ = create_run(context.db, trigger="drift")
+    close(context, run["run_id"], state="promoted", version="v1")  # v1 came from a run
+    serve(context, 150, seed=6)
+    serve(context, 150, seed=7, start=10, rating=5)  # 40 confirmed labels
+    check = run_check(context)  # calm; 40 labels, but the gate needs 50 / 0.2 = 250 of them
+    assert check["decision"] == "none" and "keep improving: 40 new labeled" in check["reason"]
+    assert "250 start" in check["reason"] and not triggered
+    check = run_check(with_min_holdout(context, 8))  # 8 / 0.2 = 40
+    assert check["decision"] == "retrain" and triggered == ["improve"]
+    assert "keep improving: 40 new labeled" in check["reason"]
+
+
+def test_a_run_that_neither_promotes_nor_leaves_a_pending_challenger_ends_the_chain(
+    ctx: tuple[Context, list[str]],
+) -> None:
+    context, triggered = ctx
+    context = with_min_holdout(context, 8)
+    promoted, _ = create_run(context.db, trigger="drift")
+    close(context, promoted["run_id"], state="promoted", version="v1")
+    rejected, _ = create_run(context.db, trigger="improve")
+    close(context, rejected["run_id"], state="rejected", version="v2")
+    serve(context, 150, seed=6)
+    serve(context, 150, seed=7, start=10, rating=5)
+    check = run_check(context)
+    assert check["decision"] == "none" and "keep improving" not in check["reason"]
+    staged = context.registry.staging_dir()  # ... unless it left v1 a pending challenger
+    (staged / "weights.bin").write_bytes(b"")
+    labels = ["negative", "positive"]
+    pending = context.registry.register(
+        staged, task="classification", labels=labels, base_model="tiny-bert", parent="v1"
+    )
+    with context.db.session() as session:
+        context.registry.mark(session, pending.version, status="pending")
+    check = run_check(context)
+    assert check["decision"] == "retrain" and triggered == ["improve"]
