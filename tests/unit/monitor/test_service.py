@@ -180,11 +180,7 @@ def test_a_run_rejected_before_it_trained_does_not_restart_the_count(
 
 def reject(context: Context, run_id: str, *, metrics: dict[str, object]) -> None:
     """Close a run as the retrain service does when the gate rejects it."""
-    assert claim(context.db, run_id, owner="w", lease_seconds=60)
-    with context.db.session() as session:
-        row = owned_run(session, run_id, owner="w")
-        assert row is not None
-        finish(session, row, state="rejected", metrics=metrics)
+    close(context, run_id, state="rejected", version=None, metrics=metrics)
 
 
 def test_a_check_skipped_by_a_guard_still_counts_in_the_drift_streak(
@@ -200,13 +196,21 @@ def test_a_check_skipped_by_a_guard_still_counts_in_the_drift_streak(
     assert decisions == ["none", "skipped", "skipped", "skipped"] and not triggered
 
 
-def close(context: Context, run_id: str, *, state: str, version: str | None) -> None:
-    """Close a run that judged its data, as the retrain service does."""
+def close(
+    context: Context,
+    run_id: str,
+    *,
+    state: str,
+    version: str | None,
+    metrics: dict[str, object] | None = None,
+) -> None:
+    """Close a run as the retrain service does (by default one that judged its data)."""
     assert claim(context.db, run_id, owner="w", lease_seconds=60)
     with context.db.session() as session:
         row = owned_run(session, run_id, owner="w")
         assert row is not None
-        finish(session, row, state=state, version=version, metrics={"challenger": {}})
+        judged = {"challenger": {}} if metrics is None else metrics
+        finish(session, row, state=state, version=version, metrics=judged)
 
 
 def with_min_holdout(context: Context, rows: int) -> Context:
