@@ -218,8 +218,8 @@ class MonitorSettings(ComponentSettings):
     keep_improving: bool = Field(
         True,
         description="After a run promotes (or leaves a pending challenger), retrain once the "
-        "labels the champion never trained on fill the gate's holdout (min_holdout / "
-        "holdout_share), until a run does neither.",
+        "new labels fill the gate's holdout (min_holdout / holdout_share), until a run does "
+        "neither.",
     )
     report_retention: int = Field(200, ge=1, description="Newest checks whose report is kept.")
 

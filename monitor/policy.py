@@ -4,9 +4,8 @@ Triggers, in order of precedence:
 - quality: feedback accuracy, mean rating or estimated accuracy below its floor. Quality loss is
   the direct evidence, so it wins when drift is also present.
 - drift: the last `drift_checks` checks (this one included) all detected drift.
-- improve: the last run promoted the champion, or left it a pending challenger, and the labels
-  the champion never trained on (those since, and the ones that run held out) are enough for the
-  gate to judge a new run (`improve_labeled`), `min_labeled` of them new. A promotion after
+- improve: the last run promoted the champion, or left it a pending challenger, and enough
+  labels have come since for the gate to judge a new run (`improve_labeled`). A promotion after
   a shift is made on the first few hundred labels of the new traffic, the steep part of the
   learning curve: more labels still buy accuracy that drift and the floors (which the new
   champion meets) no longer ask for. Each run must still beat its champion on labels it never
@@ -59,8 +58,8 @@ class PolicyOptions:
     # Keep retraining on new labels after a promotion while runs keep promoting (see above).
     keep_improving: bool = True
     # An improve run is optional, so it waits until its gate can judge it: the holdout is a
-    # share of the labels the champion never trained on and needs `min_holdout` rows (50 / 0.2
-    # = 250 with the retrain defaults; the monitor's service derives it from them).
+    # share of the new labels and needs `min_holdout` rows (50 / 0.2 = 250 with the retrain
+    # defaults; the monitor's service derives it from them). Never fewer than `min_labeled`.
     improve_labeled: int = 250
 
 
@@ -84,13 +83,11 @@ def decide(
     now: datetime,
     policy: PolicyOptions,
     improving: bool = False,
-    held_back: int = 0,
 ) -> Decision:
     """Decide on a retrain; `recent_checks_drift` is oldest first and ends with this check.
 
     `improving`: the champion was promoted by the last run that judged its data, or has a
-    pending challenger (the improve trigger's chain); `held_back`: labeled feedback from before
-    that run that the champion never trained on (the run's holdout)."""
+    pending challenger (the improve trigger's chain)."""
     quality_reasons = _quality_reasons(quality, estimated_accuracy, policy)
     drift_reason = _drift_reason(recent_checks_drift, policy)
     improve = improving and policy.keep_improving
@@ -98,12 +95,11 @@ def decide(
         calm = "no trigger: " + _calm(recent_checks_drift, policy)
         if not improve:
             return Decision("none", None, calm)
-        enough = new_labeled + held_back >= policy.improve_labeled
-        if not enough or new_labeled < policy.min_labeled:
-            return Decision("none", None, f"{calm}; {_improving(new_labeled, held_back, policy)}")
+        if new_labeled < max(policy.improve_labeled, policy.min_labeled):
+            return Decision("none", None, f"{calm}; {_improving(new_labeled, policy)}")
     trigger: Trigger = "quality" if quality_reasons else "drift" if drift_reason else "improve"
     reasons = [*quality_reasons, *([drift_reason] if drift_reason else [])]
-    because = "; ".join(reasons or [_improving(new_labeled, held_back, policy)])
+    because = "; ".join(reasons or [_improving(new_labeled, policy)])
     blocked = _guard(new_labeled, last_run_finished_at, run_in_flight, now, policy)
     if blocked:
         return Decision("skipped", trigger, f"{because}; but {blocked}")
@@ -118,12 +114,12 @@ def _drift_reason(recent: list[bool], policy: PolicyOptions) -> str | None:
     return None
 
 
-def _improving(labeled: int, held_back: int, policy: PolicyOptions) -> str:
+def _improving(labeled: int, policy: PolicyOptions) -> str:
     """Where the improve chain stands."""
     return (
         f"keep improving: {labeled} new labeled feedback items since the last run promoted "
-        f"or left a pending challenger, and {held_back} it held out; the next starts at "
-        f"{policy.improve_labeled} untrained, {policy.min_labeled} of them new"
+        f"or left a pending challenger, {max(policy.improve_labeled, policy.min_labeled)} "
+        "start the next"
     )
 
 

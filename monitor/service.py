@@ -172,10 +172,6 @@ def _decide(
     # New evidence: labeled feedback on the champion given since the last run began (a run
     # rejected before it trained does not count: it judged nothing).
     last = last_judged_run(ctx.db)
-    promoted_by_last = last is not None and (last["state"], last["version"]) == (
-        "promoted",
-        champion.version,
-    )
     new = _feedback(
         ctx.db, champion, champion.promoted_at, rated_since=last["began"] if last else None
     )
@@ -199,9 +195,17 @@ def _decide(
         run_in_flight=active_run(ctx.db) is not None,
         now=utcnow(),
         policy=policy,
-        improving=promoted_by_last or ctx.registry.pending(champion.version) is not None,
-        held_back=last["untrained"] if last and promoted_by_last else 0,
+        improving=_improving(ctx, champion, last),
     )
+
+
+def _improving(ctx: Context, champion: VersionInfo, last: dict[str, Any] | None) -> bool:
+    """The champion came from the last run that judged, or has a pending challenger."""
+    promoted_by_last = last is not None and (last["state"], last["version"]) == (
+        "promoted",
+        champion.version,
+    )
+    return promoted_by_last or ctx.registry.pending(champion.version) is not None
 
 
 def _store(

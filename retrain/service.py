@@ -104,15 +104,7 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     verdict = _cross_fitted(verdict, folds) if folds else verdict
     if verdict.promote and refits:
         candidate, verdict = _refit(ctx, run_id, owner, data, candidate, verdict, metrics, (1, 2))
-    return conclude(
-        ctx,
-        run_id,
-        owner=owner,
-        candidate=candidate,
-        metrics=metrics,
-        verdict=verdict,
-        untrained=_untrained(ctx, candidate, data) if verdict.promote else None,
-    )
+    return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
 
 
 def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> str | None:
@@ -136,25 +128,12 @@ def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> str | 
         if ctx.settings.retrain.refit:
             candidate, verdict = _refit(ctx, run_id, owner, data, pending, verdict, metrics, (0, 1))
         return conclude(
-            ctx,
-            run_id,
-            owner=owner,
-            candidate=candidate,
-            metrics=metrics,
-            verdict=verdict,
-            untrained=_untrained(ctx, candidate, data),
+            ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict
         )
     look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
     _mark_on_record(ctx, run_id, owner, pending.version, "rejected", second_look=look)
     log.info("run %s: %s rejected at its second look: %s", run_id, pending.version, verdict.reasons)
     return None
-
-
-def _untrained(ctx: Context, promoted: VersionInfo, data: RunData) -> int:
-    """Labeled feedback texts the promoted version never trained on (its holdout; none refitted).
-
-    They count toward the next run's holdout, so the monitor's improve trigger reads them."""
-    return len(untrained_rows(ctx, promoted, data))
 
 
 def _new_feedback(ctx: Context, golden: Golden) -> list[dict[str, Any]]:
@@ -264,12 +243,10 @@ def conclude(
     candidate: VersionInfo | None,
     metrics: dict[str, Any],
     verdict: Verdict,
-    untrained: int | None = None,
 ) -> str:
     """Promote or reject, in one transaction with the run's final state, fenced by the lease.
 
-    `candidate` is None for a run rejected before it trained; `untrained` (a promotion) goes on
-    the run's record: labeled feedback the promoted version never trained on."""
+    `candidate` is None for a run rejected before it trained."""
     state = "promoted" if verdict.promote else "rejected"
     status = PENDING if verdict.pending else "rejected"
     with ctx.db.session() as session:
@@ -280,8 +257,6 @@ def conclude(
             flip_champion(session, candidate.version)
         elif candidate is not None:
             ctx.registry.mark(session, candidate.version, status=status)
-        if untrained is not None:
-            row.params = {**(row.params or {}), "untrained": untrained}
         finish(
             session,
             row,

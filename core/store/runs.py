@@ -211,9 +211,8 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
 
 
 def last_judged_run(db: Database) -> dict[str, Any] | None:
-    """The most recent run that judged its data: `began` (queued runs: their creation), `state`,
-    `version` (the challenger it trained, or promoted at a second look) and, when it promoted,
-    `untrained`: the labeled feedback the promoted version never trained on (0 if not recorded).
+    """The most recent run that judged its data: `began` (queued runs: their creation), `state`
+    and `version` (the challenger it trained, or promoted at a second look).
 
     A run rejected before it trained (too few rows for the gate's paired test, so no metrics)
     saw no challenger: it does not count, or its rejection would make the next run wait for a
@@ -222,14 +221,13 @@ def last_judged_run(db: Database) -> dict[str, Any] | None:
     began = func.coalesce(RetrainRun.started_at, RetrainRun.created_at)
     with db.session() as session:
         rows = session.execute(
-            select(
-                began, RetrainRun.state, RetrainRun.version, RetrainRun.metrics, RetrainRun.params
-            ).order_by(began.desc())
+            select(began, RetrainRun.state, RetrainRun.version, RetrainRun.metrics).order_by(
+                began.desc()
+            )
         )
-        for start, state, version, metrics, params in rows:
+        for start, state, version, metrics in rows:
             if state != "rejected" or metrics:
-                untrained = (params or {}).get("untrained", 0)
-                return {"began": start, "state": state, "version": version, "untrained": untrained}
+                return {"began": start, "state": state, "version": version}
     return None
 
 

@@ -97,15 +97,9 @@ def test_after_a_promotion_new_labels_keep_improving() -> None:
     assert "keep improving: 250 new labeled" in d.reason
     waiting = _decide(improving=True, new_labeled=120)  # past min_labeled, not improve_labeled
     assert (waiting.decision, waiting.trigger) == ("none", None)
-    assert "keep improving: 120 new labeled" in waiting.reason
-    assert "starts at 250 untrained, 100 of them new" in waiting.reason
-
-
-def test_labels_the_promoting_run_held_out_count_toward_the_next_improve_run() -> None:
-    d = _decide(improving=True, new_labeled=150, held_back=100)  # 250 never trained on
-    assert (d.decision, d.trigger) == ("retrain", "improve") and "and 100 it held out" in d.reason
-    few_new = _decide(improving=True, new_labeled=60, held_back=300)  # min_labeled of them new
-    assert few_new.decision == "none" and "60 new labeled" in few_new.reason
+    assert "keep improving: 120 new labeled" in waiting.reason and "250 start" in waiting.reason
+    low = replace(POLICY, improve_labeled=40)  # never fewer than min_labeled
+    assert "100 start" in _decide(improving=True, new_labeled=60, policy=low).reason
 
 
 def test_improve_is_off_without_a_promotion_or_when_turned_off() -> None:

@@ -14,7 +14,7 @@ from core.store.db import Database
 from core.store.monitoring import get_check
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import claim, create_run, fail, finish, owned_run
-from core.store.tables import RetrainRun, utcnow
+from core.store.tables import utcnow
 from monitor.service import Context, run_check
 from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row, register_champion
 from tuneloop.wiring import render_report
@@ -228,28 +228,10 @@ def test_the_run_that_promoted_the_champion_starts_an_improve_chain(
     serve(context, 150, seed=7, start=10, rating=5)  # 40 confirmed labels
     check = run_check(context)  # calm; 40 labels, but the gate needs 50 / 0.2 = 250 of them
     assert check["decision"] == "none" and "keep improving: 40 new labeled" in check["reason"]
-    assert "starts at 250 untrained" in check["reason"] and not triggered
+    assert "250 start" in check["reason"] and not triggered
     check = run_check(with_min_holdout(context, 8))  # 8 / 0.2 = 40
     assert check["decision"] == "retrain" and triggered == ["improve"]
     assert "keep improving: 40 new labeled" in check["reason"]
-
-
-def test_the_promoting_runs_holdout_counts_toward_the_improve_run(
-    ctx: tuple[Context, list[str]],
-) -> None:
-    context, triggered = ctx
-    run, _ = create_run(context.db, trigger="drift")
-    close(context, run["run_id"], state="promoted", version="v1")
-    with context.db.session() as session:  # the run held out 20 labels v1 never trained on
-        row = session.get(RetrainRun, run["run_id"])
-        assert row is not None
-        row.params = {"untrained": 20}
-    serve(context, 150, seed=6)
-    serve(context, 150, seed=7, start=10, rating=5)  # 40 new: 60 untrained, 60 / 0.2 = 12 rows
-    assert run_check(with_min_holdout(context, 13))["decision"] == "none"  # 65 needed
-    check = run_check(with_min_holdout(context, 12))
-    assert check["decision"] == "retrain" and triggered == ["improve"]
-    assert "40 new labeled" in check["reason"] and "and 20 it held out" in check["reason"]
 
 
 def test_a_run_that_neither_promotes_nor_leaves_a_pending_challenger_ends_the_chain(
