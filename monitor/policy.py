@@ -57,9 +57,11 @@ class PolicyOptions:
     cooldown_seconds: float = 3600.0
     # Keep retraining on new labels after a promotion while runs keep promoting (see above).
     keep_improving: bool = True
-    # An improve run is optional, so it waits until its gate can judge it: the holdout is a
-    # share of the new labels and needs `min_holdout` rows (50 / 0.2 = 250 with the retrain
-    # defaults; the monitor's service derives it from them). Never fewer than `min_labeled`.
+    # An improve run is optional, so it waits until its gate can judge it on new labels alone:
+    # the holdout is a share of them and needs `min_holdout` rows (50 / 0.2 = 250 with the
+    # retrain defaults; the monitor's service derives it from them). Never fewer than
+    # `min_labeled`. The rows the last run held out are not counted: one rejection ends the
+    # chain, and counting them started runs on fewer new labels and smaller holdouts.
     improve_labeled: int = 250
 
 
