@@ -18,6 +18,10 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "admin", "password", "token"}
 
 
+# Matrix-product precision in training (see RetrainSettings.precision).
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
 class ComponentSettings(BaseSettings):
     """Base of every component's settings: env prefix set per class, unknown variables ignored."""
 
@@ -106,7 +110,7 @@ class RetrainSettings(ComponentSettings):
     # GPUs, and on a CPU with AVX512-BF16 a MiniLM-L6 training step (16 reviews, <= 128 tokens)
     # took 0.87 s against 1.36 s in fp32 (scripts/bench_train_step.py). Master weights and
     # optimizer state stay fp32.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+    precision: Precision = Field(
         "auto",
         description="Matrix-product precision in training; auto: bf16 where native (CUDA with "
         "bf16, CPUs with AVX512-BF16/AMX), fp16 on older CUDA cards, else fp32.",

@@ -39,6 +39,7 @@ from core.runtime.model import (
     load_classifier,
     save_classifier,
 )
+from core.settings import Precision
 from retrain.dataset import Dataset, Row
 from retrain.head import grow_head
 from retrain.lora import add_lora, merge_lora
@@ -56,8 +57,6 @@ FULL_UP_TO_PARAMETERS = 150_000_000
 MAX_EPOCHS = 20.0
 # The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
 IGNORE_AT_EVAL = ["embedding"]
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 @dataclass
