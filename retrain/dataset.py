@@ -59,6 +59,8 @@ class Dataset:
 
     `unused` holds the champion's examples this run does not replay (see `replay_ratio`); they
     stay in the lineage: the challenger's training rows are `train` plus `unused`.
+    `from_feedback` holds the texts of the `train` rows that feedback labeled (the others are the
+    champion's examples, replayed); training may weigh them more (`TrainArgs.feedback_repeats`).
     """
 
     train: list[Row]
@@ -67,15 +69,20 @@ class Dataset:
     hash: str
     stats: dict[str, int] = field(default_factory=dict)
     unused: list[Row] = field(default_factory=list)
+    from_feedback: frozenset[str] = frozenset()
 
     def write_jsonl(self, path: Path) -> None:
-        """Write the snapshot (one `{"split", "text", "label"}` per line), atomically."""
+        """Write the snapshot, one `{"split", "text", "label", "feedback"}` a line, atomically.
+
+        `feedback` marks the training rows that feedback labeled.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as f:
             for split, rows in (("train", self.train), ("holdout", self.holdout)):
                 for row in rows:
-                    line = {"split": split, "text": row["text"], "label": row["label"]}
+                    taught = split == "train" and row["text"] in self.from_feedback
+                    line = {"split": split, **row, "feedback": taught}
                     f.write(json.dumps(line, ensure_ascii=False) + "\n")
         tmp.replace(path)
 
@@ -83,15 +90,17 @@ class Dataset:
     def read_jsonl(cls, path: Path, *, labels: Sequence[str]) -> Dataset:
         """Read a snapshot written by `write_jsonl` (so a retried run trains on the same data)."""
         splits: dict[str, list[Row]] = {"train": [], "holdout": []}
+        taught: set[str] = set()
         with path.open(encoding="utf-8") as f:
             for line in f:
                 if line.strip():
                     item = json.loads(line)
                     splits[item["split"]].append(Row(text=item["text"], label=item["label"]))
+                    if item["split"] == "train" and item.get("feedback"):
+                        taught.add(item["text"])
         train, holdout = splits["train"], splits["holdout"]
-        return cls(
-            train, holdout, list(labels), dataset_hash(train=train, holdout=holdout, labels=labels)
-        )
+        digest = dataset_hash(train=train, holdout=holdout, labels=labels)
+        return cls(train, holdout, list(labels), digest, from_feedback=frozenset(taught))
 
 
 def normalise_text(text: str, *, options: CleanOptions = CleanOptions()) -> str:
@@ -182,12 +191,13 @@ def build_dataset(
     rest = [t for t in sorted(resolved) if t not in held]
     replayed, unused = _replay(rest, votes, ratio=replay_ratio)
     train = [Row(text=t, label=resolved[t]) for t in rest if t not in unused]
+    taught = frozenset(r["text"] for r in train if any(v.from_feedback for v in votes[r["text"]]))
     holdout = [Row(text=t, label=resolved[t]) for t in holdout_texts]
     left_out = [Row(text=t, label=resolved[t]) for t in sorted(unused)]
     stats.update(train=len(train), holdout=len(holdout), new_labels=len(all_labels) - len(labels))
     stats.update(replayed=replayed, not_replayed=len(left_out))
     digest = dataset_hash(train=train, holdout=holdout, labels=all_labels)
-    return Dataset(train, holdout, all_labels, digest, dict(stats), left_out)
+    return Dataset(train, holdout, all_labels, digest, dict(stats), left_out, taught)
 
 
 def _replay(

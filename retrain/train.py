@@ -75,6 +75,7 @@ class TrainArgs:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
+    feedback_repeats: int = 1  # times each row feedback labeled trains per epoch (see weigh)
     early_stopping_patience: int = 0  # 0: no early stopping, no eval split (every row trains)
     eval_share: float = 0.1  # of the training rows, held out for early stopping when it is on
     max_length: int = 128
@@ -160,6 +161,11 @@ def split_eval(rows: Sequence[Row], *, share: float, seed: int) -> tuple[list[Ro
     return shuffled[n_eval:], shuffled[:n_eval]
 
 
+def weigh(rows: Sequence[Row], taught: frozenset[str], *, repeats: int) -> list[Row]:
+    """The rows, those whose text feedback labeled (`taught`) `repeats` times over."""
+    return [*rows, *[r for r in rows if r["text"] in taught] * (repeats - 1)]
+
+
 def train(
     *,
     base: Path,
@@ -211,6 +217,7 @@ def _fit(
     """Run the Trainer (best weights restored when early stopping is on); metrics and params."""
     share = args.eval_share if args.early_stopping_patience > 0 else 0.0
     fit_rows, eval_rows = split_eval(dataset.train, share=share, seed=args.seed)
+    fit_rows = weigh(fit_rows, dataset.from_feedback, repeats=args.feedback_repeats)
     args = replace(args, epochs=args.epochs_for(len(fit_rows)))
     label_ids = {label: i for i, label in enumerate(dataset.labels)}
     with tempfile.TemporaryDirectory(prefix="tuneloop-train-") as checkpoints:

@@ -144,6 +144,19 @@ def test_snapshot_round_trips_with_its_hash(tmp_path: Path) -> None:
     )
 
 
+def test_training_rows_feedback_labeled_are_marked_and_survive_the_snapshot(tmp_path: Path) -> None:
+    examples = [{"text": f"old {i}", "label": "negative"} for i in range(4)]
+    rows = [feedback(f"new {i}", rating=5, minutes=i) for i in range(4)]
+    rows.append(feedback("old 0", label="positive", minutes=9))  # feedback on an example
+    dataset = build_dataset(examples=examples, feedback=rows, labels=BINARY, holdout_share=0.25)
+    held = {r["text"] for r in dataset.holdout}
+    assert held == {"new 3"}  # the newest that the champion never trained on
+    assert dataset.from_feedback == {"new 0", "new 1", "new 2", "old 0"}
+    dataset.write_jsonl(tmp_path / "dataset.jsonl")
+    loaded = Dataset.read_jsonl(tmp_path / "dataset.jsonl", labels=BINARY)
+    assert loaded.from_feedback == dataset.from_feedback and loaded.hash == dataset.hash
+
+
 def test_replay_ratio_samples_champion_examples_per_new_row_and_keeps_the_rest() -> None:
     examples = [{"text": f"old {i}", "label": "negative"} for i in range(50)]
     examples.append({"text": "rated", "label": "negative"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from retrain.train import (
     resolve_precision,
     split_eval,
     train,
+    weigh,
 )
 from tests.factories import feedback, rows
 
@@ -56,6 +58,21 @@ def test_full_finetune_learns_and_reports_progress(base_artifact: Path, tmp_path
     assert all(loss is not None for _, loss in calls)
     assert "eval_macro_f1" not in result.metrics  # no early stopping: every row trains
     assert result.params["train_rows"] == 120 and result.params["eval_rows"] == 0
+
+
+def test_feedback_rows_train_feedback_repeats_times(base_artifact: Path, tmp_path: Path) -> None:
+    examples = [dict(r) for r in rows(BINARY, 30)]
+    taught = [feedback(r["text"], label=r["label"]) for r in rows(BINARY, 5, seed=1)]
+    dataset = build_dataset(examples=examples, feedback=taught, labels=BINARY, holdout_share=0.0)
+    assert len(dataset.train) == 70 and len(dataset.from_feedback) == 10
+    assert weigh(dataset.train, dataset.from_feedback, repeats=1) == dataset.train
+    weighed = weigh(dataset.train, dataset.from_feedback, repeats=3)
+    counts = Counter(r["text"] for r in weighed)
+    assert all(counts[t] == (3 if t in dataset.from_feedback else 1) for t in counts)
+    args = replace(FAST, method="full", feedback_repeats=3)
+    result = train(base=base_artifact, dataset=dataset, args=args, out=tmp_path / "weighed")
+    assert result.params["train_rows"] == 90 and result.params["feedback_repeats"] == 3
+    assert result.steps == 3 * 6  # 90 rows an epoch in batches of 16, three epochs
 
 
 def test_early_stopping_holds_out_its_eval_rows(base_artifact: Path, tmp_path: Path) -> None:
