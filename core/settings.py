@@ -123,13 +123,17 @@ class RetrainSettings(ComponentSettings):
         3.0, ge=0.0, description="Champion rows replayed per new training row (0: all of them)."
     )
     # Rule: what users taught weighs as much in the loss as the champion's rows replayed beside
-    # it, so with replay_ratio 3 each feedback row trains 3 times an epoch. At 1, feedback from
+    # it, so with replay_ratio 3 each feedback row trains 3 times an epoch (fewer when fewer rows
+    # are replayed: a run of feedback alone trains each once). At 1, feedback from
     # before a shift counts as new too, and a drill's run (books -> electronics, seed 2) trained
     # on 59 electronics labels among 828 rows (7 %); retrained offline on that snapshot, 1 scored
     # 0.818 and 0.817 on 1,000 held-out electronics rows (two training seeds), 3 scored 0.849 and
     # 0.833 (held-out books 0.877 against 0.870 and 0.867). The drill's five seeds: README.
     feedback_repeats: int = Field(
-        3, ge=1, description="Times each feedback-labeled training row trains per epoch."
+        3,
+        ge=1,
+        description="Most times a feedback-labeled training row trains an epoch: until feedback "
+        "weighs as much as the champion's rows replayed beside it.",
     )
     holdout_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="Most recent labeled feedback held out for the gate."

@@ -75,7 +75,7 @@ class TrainArgs:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    feedback_repeats: int = 1  # times each row feedback labeled trains per epoch (see weigh)
+    feedback_repeats: int = 1  # most times a row feedback labeled trains an epoch (see weigh)
     early_stopping_patience: int = 0  # 0: no early stopping, no eval split (every row trains)
     eval_share: float = 0.1  # of the training rows, held out for early stopping when it is on
     max_length: int = 128
@@ -162,8 +162,16 @@ def split_eval(rows: Sequence[Row], *, share: float, seed: int) -> tuple[list[Ro
 
 
 def weigh(rows: Sequence[Row], taught: frozenset[str], *, repeats: int) -> list[Row]:
-    """The rows, those whose text feedback labeled (`taught`) `repeats` times over."""
-    return [*rows, *[r for r in rows if r["text"] in taught] * (repeats - 1)]
+    """The rows, those feedback labeled (`taught`) repeated to weigh as much as the others.
+
+    Each taught row trains k times, k the others per taught row (rounded), at least 1 and at
+    most `repeats`: a run of feedback alone (the zero-shot default's) trains each row once.
+    """
+    fresh = [r for r in rows if r["text"] in taught]
+    if not fresh:
+        return list(rows)
+    k = max(1, min(repeats, round((len(rows) - len(fresh)) / len(fresh))))
+    return [*rows, *fresh * (k - 1)]
 
 
 def train(

@@ -73,6 +73,11 @@ def test_feedback_rows_train_feedback_repeats_times(base_artifact: Path, tmp_pat
     result = train(base=base_artifact, dataset=dataset, args=args, out=tmp_path / "weighed")
     assert result.params["train_rows"] == 90 and result.params["feedback_repeats"] == 3
     assert result.steps == 3 * 6  # 90 rows an epoch in batches of 16, three epochs
+    alone = build_dataset(examples=[], feedback=taught, labels=BINARY, holdout_share=0.0)
+    assert weigh(alone.train, alone.from_feedback, repeats=3) == alone.train  # nothing to balance
+    fresh = [r for r in dataset.train if r["text"] in dataset.from_feedback]
+    few = [r for r in dataset.train if r["text"] not in dataset.from_feedback][:20] + fresh
+    assert len(weigh(few, dataset.from_feedback, repeats=3)) == 20 + 2 * 10  # 2 replayed a row
 
 
 def test_early_stopping_holds_out_its_eval_rows(base_artifact: Path, tmp_path: Path) -> None:
