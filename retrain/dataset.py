@@ -191,7 +191,7 @@ def build_dataset(
     rest = [t for t in sorted(resolved) if t not in held]
     replayed, unused = _replay(rest, votes, ratio=replay_ratio)
     train = [Row(text=t, label=resolved[t]) for t in rest if t not in unused]
-    taught = frozenset(r["text"] for r in train if any(v.from_feedback for v in votes[r["text"]]))
+    taught = frozenset(r["text"] for r in train if _taught(votes[r["text"]]))
     holdout = [Row(text=t, label=resolved[t]) for t in holdout_texts]
     left_out = [Row(text=t, label=resolved[t]) for t in sorted(unused)]
     stats.update(train=len(train), holdout=len(holdout), new_labels=len(all_labels) - len(labels))
@@ -208,12 +208,17 @@ def _replay(
     Examples with feedback on them count as new. The sample is the same for the same texts
     (ordered by a hash of each text), so a retried run trains on the same rows.
     """
-    old = [t for t in texts if not any(v.from_feedback for v in votes[t])]
+    old = [t for t in texts if not _taught(votes[t])]
     if ratio <= 0:
         return len(old), set()
     keep = int(ratio * (len(texts) - len(old)) + 0.5)
     old.sort(key=lambda t: hashlib.sha256(t.encode("utf-8")).digest())
     return min(keep, len(old)), set(old[keep:])
+
+
+def _taught(votes: list[_Vote]) -> bool:
+    """Whether feedback voted on a text (an example with feedback on it is new, not replayed)."""
+    return any(v.from_feedback for v in votes)
 
 
 def _collect_examples(
