@@ -74,14 +74,15 @@ class Dataset:
     def write_jsonl(self, path: Path) -> None:
         """Write the snapshot, one `{"split", "text", "label", "feedback"}` a line, atomically.
 
-        `feedback` marks the training rows that feedback labeled.
+        `feedback` marks the rows that feedback labeled (every holdout row; the training rows
+        in `from_feedback`).
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as f:
             for split, rows in (("train", self.train), ("holdout", self.holdout)):
                 for row in rows:
-                    taught = split == "train" and row["text"] in self.from_feedback
+                    taught = split == "holdout" or row["text"] in self.from_feedback
                     line = {"split": split, **row, "feedback": taught}
                     f.write(json.dumps(line, ensure_ascii=False) + "\n")
         tmp.replace(path)
