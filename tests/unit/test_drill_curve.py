@@ -1,0 +1,104 @@
+"""The learning-curve tool: which rows each point trains on, the recovery it means, and the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.data import Row
+from core.settings import Settings
+from core.store.db import Database
+from tests.factories import register_champion, rows
+from tuneloop import drill_curve
+from tuneloop.drill_curve import curve_png, learning_curve, rated_shift, with_recovery
+from tuneloop.drill_plan import DrillConfig, feedback_mask, load_data
+
+
+def reference_and_shift(folder: Path, *, seed: int) -> tuple[Path, Path]:
+    """Two labeled JSONL files of 1,400 rows, large enough for the drill's splits."""
+    made = rows(["negative", "positive"], 1400, seed=seed)
+    paths = folder / "ref.jsonl", folder / "shift.jsonl"
+    for path, part in zip(paths, (made[::2], made[1::2]), strict=True):
+        path.write_text("".join(json.dumps(dict(r)) + "\n" for r in part))
+    return paths
+
+
+def test_rated_rows_are_the_shift_rows_the_drills_users_labeled_in_stream_order(
+    tmp_path: Path,
+) -> None:
+    ref, shift = reference_and_shift(tmp_path, seed=0)
+    config = DrillConfig(ref, shift, seed=3, feedback_rate=0.3)
+    data = load_data(config, max_chars=1000)
+    mask = feedback_mask(len(data.ref_stream) + len(data.shift_stream), 0.3, seed=3)
+    expected = [
+        r for r, m in zip(data.shift_stream, mask[len(data.ref_stream) :], strict=True) if m
+    ]
+    assert rated_shift(data, config) == expected
+    assert 0.2 * len(data.shift_stream) < len(expected) < 0.4 * len(data.shift_stream)
+    other = DrillConfig(ref, shift, seed=3, feedback_rate=0.6)
+    assert len(rated_shift(data, other)) > len(expected)
+
+
+def test_each_point_trains_on_the_first_n_rated_rows_and_the_last_on_all(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    trained: list[list[Row]] = []
+
+    class Fake:
+        def __init__(self, n: int) -> None:
+            self.accuracy, self.seconds = 0.5 + n / 1000, 1.0
+
+    def fake_oracle(settings: Settings, *, rows: list[Row], **_: Any) -> Fake:
+        trained.append(rows)
+        return Fake(len(rows))
+
+    monkeypatch.setattr(drill_curve, "train_oracle", fake_oracle)
+    rated = [Row(text=f"t{i}", label="positive") for i in range(120)]
+    points = learning_curve(
+        Settings(home=tmp_path),
+        start=tmp_path,
+        labels=["negative", "positive"],
+        rated=rated,
+        held=[],
+        sizes=[50, 10, 500, 0],
+        progress=lambda _: None,
+    )
+    assert [p["labels"] for p in points] == [10, 50, 120]
+    assert trained == [rated[:10], rated[:50], rated]
+    assert [p["accuracy"] for p in points] == [0.51, 0.55, 0.62]
+
+
+def test_recovery_is_measured_against_the_drills_base_and_oracle() -> None:
+    points = [{"labels": 10, "accuracy": 0.85}, {"labels": 20, "accuracy": 0.80}]
+    drill = {"base_accuracy": 0.80, "oracle_accuracy": 0.90, "final_accuracy": 0.83}
+    assert [p["recovery"] for p in with_recovery(points, drill)] == [pytest.approx(0.5), 0.0]
+    assert with_recovery(points, {"base_accuracy": 0.8})[0]["recovery"] is None
+    assert curve_png(points, drill).startswith(b"\x89PNG")
+    assert curve_png(points, None).startswith(b"\x89PNG")
+
+
+def test_the_command_fine_tunes_the_drills_first_champion(
+    tmp_path: Path, sqlite_url: str, base_artifact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tiny champion registered as v1 in a drill home; two points, JSON lines and a plot."""
+    home = tmp_path / "drill-x"
+    home.mkdir()
+    (tmp_path / "store.db").rename(home / "tuneloop.db")
+    db = Database(f"sqlite:///{home / 'tuneloop.db'}")
+    register_champion(db, home / "artifacts", base_artifact)
+    ref, shift = reference_and_shift(tmp_path, seed=1)
+    drill = tmp_path / "drill.json"
+    drill.write_text(json.dumps({"base_accuracy": 0.5, "oracle_accuracy": 0.9}))
+    plot = tmp_path / "curve.png"
+    argv = [str(home), "--reference", str(ref), "--shifted", str(shift), "--sizes", "8"]
+    argv += ["--drill", str(drill), "--plot", str(plot)]
+    assert drill_curve.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    config = DrillConfig(ref, shift)
+    rated = rated_shift(load_data(config, max_chars=Settings().api.max_chars), config)
+    assert [p["labels"] for p in lines] == [8, len(rated)]
+    assert all(0.0 <= p["accuracy"] <= 1.0 and "recovery" in p for p in lines)
+    assert plot.read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,141 @@
+"""The shift's learning curve: how much a drill's feedback budget lets a champion learn.
+
+`python -m tuneloop.drill_curve HOME --reference REF --shifted SHIFT --seed N [--sizes 50 100 200]
+[--drill OUT.json] [--plot curve.png]`, HOME being a kept drill home (`TUNELOOP_HOME=DIR tuneloop
+drill ...` leaves `DIR/drill-*`). The drill's first champion is fine-tuned the oracle's way (the
+retrain recipe on SHIFT rows alone) on the first N SHIFT labels the drill's users gave, in stream
+order (the drill's seeded feedback mask), for each N and for all of them, and each model is scored
+on the held-out SHIFT rows, where the drill scores its champions. With `--drill` (the drill's
+JSON: base and oracle on the same rows) each size also gets the recovery it would mean.
+
+What it tells: the final champion of a drill knows at most the labels rated before its run, less
+the gate's holdout, so the curve at that count is about what its recovery can be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.data import Row
+from core.registry import Registry
+from core.settings import Settings
+from core.store.db import Database
+from tuneloop.drill_measure import train_oracle
+from tuneloop.drill_plan import DrillConfig, DrillData, feedback_mask, load_data
+from tuneloop.drill_summary import recovery
+
+
+def rated_shift(data: DrillData, config: DrillConfig) -> list[Row]:
+    """The SHIFT rows the drill's users labeled, in the order they were streamed."""
+    n_ref = len(data.ref_stream)
+    mask = feedback_mask(n_ref + len(data.shift_stream), config.feedback_rate, seed=config.seed)
+    return [row for row, rated in zip(data.shift_stream, mask[n_ref:], strict=True) if rated]
+
+
+def learning_curve(
+    settings: Settings,
+    *,
+    start: Path,
+    labels: list[str],
+    rated: Sequence[Row],
+    held: list[Row],
+    sizes: Sequence[int],
+    progress: Any = print,
+) -> list[dict[str, Any]]:
+    """Held-out accuracy of `start` fine-tuned on the first n rated rows, for each size n.
+
+    Sizes beyond the rated rows are dropped; all of them is always the last point."""
+    counts = sorted({n for n in sizes if 0 < n < len(rated)} | {len(rated)})
+    points = []
+    for i, n in enumerate(counts, 1):
+        progress(f"[{i}/{len(counts)}] fine-tuning on the first {n} rated SHIFT rows")
+        oracle = train_oracle(settings, start=start, labels=labels, rows=list(rated[:n]), held=held)
+        points.append({"labels": n, "accuracy": oracle.accuracy, "seconds": round(oracle.seconds)})
+    return points
+
+
+def with_recovery(points: list[dict[str, Any]], drill: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each point with the recovery its accuracy means against the drill's base and oracle."""
+    base, oracle = drill["base_accuracy"], drill.get("oracle_accuracy")
+    return [{**p, "recovery": recovery(base, p["accuracy"], oracle)} for p in points]
+
+
+def curve_png(points: list[dict[str, Any]], drill: dict[str, Any] | None) -> bytes:
+    """The curve as a PNG, with the drill's base, final and oracle accuracies where given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    xs = [p["labels"] for p in points]
+    ax.plot(xs, [p["accuracy"] for p in points], "o-", label="fine-tuned on the first N labels")
+    drill = drill or {}
+    base, oracle = drill.get("base_accuracy"), drill.get("oracle_accuracy")
+    levels = [
+        ("base", base, "grey", "--"),
+        ("drill's final", drill.get("final_accuracy"), "green", "--"),
+        ("oracle (every streamed row)", oracle, "black", "--"),
+    ]
+    if base is not None and oracle is not None:
+        levels.append(("recovery 0.6", base + 0.6 * (oracle - base), "red", ":"))
+    for name, level, color, style in levels:
+        if level is not None:
+            ax.axhline(level, color=color, linestyle=style, label=f"{name} {level:.3f}")
+    ax.set_xlabel("SHIFT labels given by the drill's users, in stream order")
+    ax.set_ylabel("accuracy on the held-out SHIFT rows")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def main(argv: list[str]) -> int:
+    """Command-line entry."""
+    parser = argparse.ArgumentParser(prog="python -m tuneloop.drill_curve", description=__doc__)
+    parser.add_argument("home", type=Path, help="a kept drill home (holds tuneloop.db)")
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--shifted", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--feedback-rate", type=float, default=0.3)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[50, 100, 150, 200, 250])
+    parser.add_argument("--drill", type=Path, help="the drill's --json output")
+    parser.add_argument("--plot", type=Path, help="write the curve as a PNG")
+    args = parser.parse_args(argv)
+    config = DrillConfig(
+        reference=args.reference,
+        shifted=args.shifted,
+        seed=args.seed,
+        feedback_rate=args.feedback_rate,
+    )
+    settings = Settings(home=args.home)
+    data = load_data(config, max_chars=settings.api.max_chars)
+    first = Registry(Database(settings.database_url), settings.artifacts).get("v1")
+    points = learning_curve(
+        settings,
+        start=Path(first.artifact_path),
+        labels=first.labels,
+        rated=rated_shift(data, config),
+        held=data.shift_held,
+        sizes=args.sizes,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    drill = json.loads(args.drill.read_text()) if args.drill else None
+    for point in with_recovery(points, drill) if drill else points:
+        print(json.dumps(point))
+    if args.plot:
+        args.plot.write_bytes(curve_png(points, drill))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
