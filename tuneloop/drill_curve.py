@@ -1,15 +1,17 @@
 """The shift's learning curve: how much a drill's feedback budget lets a champion learn.
 
 `python -m tuneloop.drill_curve HOME --reference REF --shifted SHIFT --seed N [--sizes 50 100 200]
-[--drill OUT.json] [--plot curve.png]`, HOME being a kept drill home (`TUNELOOP_HOME=DIR tuneloop
-drill ...` leaves `DIR/drill-*`). The drill's first champion is fine-tuned the oracle's way (the
-retrain recipe on SHIFT rows alone) on the first N SHIFT labels the drill's users gave, in stream
-order (the drill's seeded feedback mask), for each N and for all of them, and each model is scored
-on the held-out SHIFT rows, where the drill scores its champions. With `--drill` (the drill's
-JSON: base and oracle on the same rows) each size also gets the recovery it would mean.
+[--train-seeds 1 2 3] [--drill OUT.json] [--plot curve.png]`, HOME being a kept drill home
+(`TUNELOOP_HOME=DIR tuneloop drill ...` leaves `DIR/drill-*`). The drill's first champion is
+fine-tuned the oracle's way (the retrain recipe on SHIFT rows alone) on the first N SHIFT labels
+the drill's users gave, in stream order (the drill's seeded feedback mask), for each N and for all
+of them, once per training seed, and each model is scored on the held-out SHIFT rows, where the
+drill scores its champions. With `--drill` (the drill's JSON: base and oracle on the same rows)
+each size also gets the recovery it would mean.
 
 What it tells: the final champion of a drill knows at most the labels rated before its run, less
-the gate's holdout, so the curve at that count is about what its recovery can be.
+the gate's holdout, so the curve at that count is about what its recovery can be; the spread over
+training seeds is how much of a drill's figure is the luck of one fine-tune.
 """
 
 from __future__ import annotations
@@ -46,17 +48,39 @@ def learning_curve(
     rated: Sequence[Row],
     held: list[Row],
     sizes: Sequence[int],
+    train_seeds: Sequence[int] = (),
     progress: Any = print,
 ) -> list[dict[str, Any]]:
     """Held-out accuracy of `start` fine-tuned on the first n rated rows, for each size n.
 
-    Sizes beyond the rated rows are dropped; all of them is always the last point."""
+    Sizes beyond the rated rows are dropped; all of them is always the last point. Each point
+    trains once per training seed (the settings' seed when none are given): `accuracy` is their
+    mean, `accuracies` each one, since a fine-tune on a few hundred rows varies by seed."""
     counts = sorted({n for n in sizes if 0 < n < len(rated)} | {len(rated)})
+    seeds = list(train_seeds) or [settings.retrain.seed]
     points = []
     for i, n in enumerate(counts, 1):
-        progress(f"[{i}/{len(counts)}] fine-tuning on the first {n} rated SHIFT rows")
-        oracle = train_oracle(settings, start=start, labels=labels, rows=list(rated[:n]), held=held)
-        points.append({"labels": n, "accuracy": oracle.accuracy, "seconds": round(oracle.seconds)})
+        accuracies, seconds = [], 0.0
+        for seed in seeds:
+            progress(
+                f"[{i}/{len(counts)}] fine-tuning on the first {n} rated SHIFT rows, seed {seed}"
+            )
+            seeded = settings.model_copy(
+                update={"retrain": settings.retrain.model_copy(update={"seed": seed})}
+            )
+            oracle = train_oracle(
+                seeded, start=start, labels=labels, rows=list(rated[:n]), held=held
+            )
+            accuracies.append(oracle.accuracy)
+            seconds += oracle.seconds
+        points.append(
+            {
+                "labels": n,
+                "accuracy": sum(accuracies) / len(accuracies),
+                "accuracies": accuracies,
+                "seconds": round(seconds),
+            }
+        )
     return points
 
 
@@ -76,6 +100,9 @@ def curve_png(points: list[dict[str, Any]], drill: dict[str, Any] | None) -> byt
     fig, ax = plt.subplots(figsize=(8, 4.5))
     xs = [p["labels"] for p in points]
     ax.plot(xs, [p["accuracy"] for p in points], "o-", label="fine-tuned on the first N labels")
+    for x, p in zip(xs, points, strict=True):  # each training seed, where there were several
+        if len(p["accuracies"]) > 1:
+            ax.plot([x] * len(p["accuracies"]), p["accuracies"], "_", color="#1f77b4", ms=12)
     drill = drill or {}
     base, oracle = drill.get("base_accuracy"), drill.get("oracle_accuracy")
     levels = [
@@ -90,6 +117,7 @@ def curve_png(points: list[dict[str, Any]], drill: dict[str, Any] | None) -> byt
             ax.axhline(level, color=color, linestyle=style, label=f"{name} {level:.3f}")
     ax.set_xlabel("SHIFT labels given by the drill's users, in stream order")
     ax.set_ylabel("accuracy on the held-out SHIFT rows")
+    ax.margins(y=0.1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -108,6 +136,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--feedback-rate", type=float, default=0.3)
     parser.add_argument("--sizes", type=int, nargs="*", default=[50, 100, 150, 200, 250])
+    parser.add_argument(
+        "--train-seeds", type=int, nargs="*", default=[], help="train each point once per seed"
+    )
     parser.add_argument("--drill", type=Path, help="the drill's --json output")
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG")
     args = parser.parse_args(argv)
@@ -127,6 +158,7 @@ def main(argv: list[str]) -> int:
         rated=rated_shift(data, config),
         held=data.shift_held,
         sizes=args.sizes,
+        train_seeds=args.train_seeds,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     drill = json.loads(args.drill.read_text()) if args.drill else None

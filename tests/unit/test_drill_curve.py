@@ -45,34 +45,44 @@ def test_rated_rows_are_the_shift_rows_the_drills_users_labeled_in_stream_order(
 def test_each_point_trains_on_the_first_n_rated_rows_and_the_last_on_all(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    trained: list[list[Row]] = []
+    trained: list[tuple[int, list[Row]]] = []
 
     class Fake:
-        def __init__(self, n: int) -> None:
-            self.accuracy, self.seconds = 0.5 + n / 1000, 1.0
+        def __init__(self, n: int, seed: int) -> None:
+            self.accuracy, self.seconds = 0.5 + n / 1000 + seed / 100, 1.0
 
     def fake_oracle(settings: Settings, *, rows: list[Row], **_: Any) -> Fake:
-        trained.append(rows)
-        return Fake(len(rows))
+        trained.append((settings.retrain.seed, rows))
+        return Fake(len(rows), settings.retrain.seed)
 
     monkeypatch.setattr(drill_curve, "train_oracle", fake_oracle)
     rated = [Row(text=f"t{i}", label="positive") for i in range(120)]
+    settings = Settings(home=tmp_path)
+    common: dict[str, Any] = {"start": tmp_path, "labels": ["negative", "positive"], "held": []}
     points = learning_curve(
-        Settings(home=tmp_path),
-        start=tmp_path,
-        labels=["negative", "positive"],
-        rated=rated,
-        held=[],
-        sizes=[50, 10, 500, 0],
-        progress=lambda _: None,
+        settings, rated=rated, sizes=[50, 10, 500, 0], progress=lambda _: None, **common
     )
     assert [p["labels"] for p in points] == [10, 50, 120]
-    assert trained == [rated[:10], rated[:50], rated]
-    assert [p["accuracy"] for p in points] == [0.51, 0.55, 0.62]
+    seed = settings.retrain.seed
+    assert trained == [(seed, rated[:10]), (seed, rated[:50]), (seed, rated)]
+    assert [p["accuracy"] for p in points] == pytest.approx(
+        [0.51 + seed / 100, 0.55 + seed / 100, 0.62 + seed / 100]
+    )
+
+    trained.clear()
+    points = learning_curve(
+        settings, rated=rated, sizes=[10], train_seeds=[1, 3], progress=lambda _: None, **common
+    )
+    assert trained == [(1, rated[:10]), (3, rated[:10]), (1, rated), (3, rated)]
+    assert points[0]["accuracies"] == pytest.approx([0.52, 0.54])
+    assert points[0]["accuracy"] == pytest.approx(0.53)
 
 
 def test_recovery_is_measured_against_the_drills_base_and_oracle() -> None:
-    points = [{"labels": 10, "accuracy": 0.85}, {"labels": 20, "accuracy": 0.80}]
+    points = [
+        {"labels": 10, "accuracy": 0.85, "accuracies": [0.84, 0.86]},
+        {"labels": 20, "accuracy": 0.80, "accuracies": [0.80]},
+    ]
     drill = {"base_accuracy": 0.80, "oracle_accuracy": 0.90, "final_accuracy": 0.83}
     assert [p["recovery"] for p in with_recovery(points, drill)] == [pytest.approx(0.5), 0.0]
     assert with_recovery(points, {"base_accuracy": 0.8})[0]["recovery"] is None
