@@ -16,7 +16,6 @@ training seeds is how much of a drill's figure is the luck of one fine-tune.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -29,7 +28,13 @@ from core.registry import Registry
 from core.settings import Settings
 from core.store.db import Database
 from tuneloop.drill_measure import train_oracle
-from tuneloop.drill_plan import DrillConfig, DrillData, feedback_mask, load_data
+from tuneloop.drill_plan import (
+    DrillConfig,
+    DrillData,
+    feedback_mask,
+    kept_home_parser,
+    load_data,
+)
 from tuneloop.drill_summary import recovery
 
 
@@ -129,11 +134,7 @@ def curve_png(points: list[dict[str, Any]], drill: dict[str, Any] | None) -> byt
 
 def main(argv: list[str]) -> int:
     """Command-line entry."""
-    parser = argparse.ArgumentParser(prog="python -m tuneloop.drill_curve", description=__doc__)
-    parser.add_argument("home", type=Path, help="a kept drill home (holds tuneloop.db)")
-    parser.add_argument("--reference", type=Path, required=True)
-    parser.add_argument("--shifted", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = kept_home_parser("python -m tuneloop.drill_curve", __doc__)
     parser.add_argument("--feedback-rate", type=float, default=0.3)
     parser.add_argument("--sizes", type=int, nargs="*", default=[50, 100, 150, 200, 250])
     parser.add_argument(

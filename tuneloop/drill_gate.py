@@ -13,7 +13,6 @@ labels; the replay scores the model trained on all of them, so its power is an u
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -27,7 +26,7 @@ from core.store.db import Database
 from core.store.runs import list_runs
 from retrain.gate import decide
 from tuneloop.drill_measure import artifact_correct
-from tuneloop.drill_plan import DrillConfig, load_data
+from tuneloop.drill_plan import DrillConfig, kept_home_parser, load_data
 
 
 def gate_power(
@@ -105,11 +104,7 @@ def replay_gate(
 
 def main(argv: list[str]) -> int:
     """Command-line entry."""
-    parser = argparse.ArgumentParser(prog="python -m tuneloop.drill_gate", description=__doc__)
-    parser.add_argument("home", type=Path, help="a kept drill home (holds tuneloop.db)")
-    parser.add_argument("--reference", type=Path, required=True)
-    parser.add_argument("--shifted", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = kept_home_parser("python -m tuneloop.drill_gate", __doc__)
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--rows", type=int, nargs="*", default=[], help="other holdout sizes")
     args = parser.parse_args(argv)

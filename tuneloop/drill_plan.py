@@ -1,7 +1,9 @@
-"""What the drill plays: its options, the splits of REF and SHIFT, and the system's environment."""
+"""What the drill plays: its options, the splits of REF and SHIFT, the system's environment, and
+the arguments of the tools that read a kept drill home."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import secrets
@@ -133,3 +135,13 @@ def child_env(home: Path, *, check_every: int) -> dict[str, str]:
         }
     )
     return env
+
+
+def kept_home_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """Arguments of a tool that reads a kept drill home: the home, REF, SHIFT and the seed."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("home", type=Path, help="a kept drill home (holds tuneloop.db)")
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--shifted", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
