@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def learning_curve(
     held: list[Row],
     sizes: Sequence[int],
     train_seeds: Sequence[int] = (),
-    progress: Any = print,
+    progress: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Held-out accuracy of `start` fine-tuned on the first n rated rows, for each size n.
 
