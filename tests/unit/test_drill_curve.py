@@ -10,7 +10,7 @@ import pytest
 
 from core.data import Row
 from core.settings import Settings
-from core.store.db import Database
+from core.store.db import Database, upgrade
 from tests.factories import register_champion, rows
 from tuneloop import drill_curve
 from tuneloop.drill_curve import curve_png, learning_curve, rated_shift, with_recovery
@@ -91,13 +91,14 @@ def test_recovery_is_measured_against_the_drills_base_and_oracle() -> None:
 
 
 def test_the_command_fine_tunes_the_drills_first_champion(
-    tmp_path: Path, sqlite_url: str, base_artifact: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, base_artifact: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A tiny champion registered as v1 in a drill home; two points, JSON lines and a plot."""
     home = tmp_path / "drill-x"
     home.mkdir()
-    (tmp_path / "store.db").rename(home / "tuneloop.db")
-    db = Database(f"sqlite:///{home / 'tuneloop.db'}")
+    url = f"sqlite:///{home / 'tuneloop.db'}"  # where Settings(home=home) looks
+    upgrade(url)
+    db = Database(url)
     register_champion(db, home / "artifacts", base_artifact)
     ref, shift = reference_and_shift(tmp_path, seed=1)
     drill = tmp_path / "drill.json"
