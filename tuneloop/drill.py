@@ -30,7 +30,7 @@ from core.store.db import Database, upgrade
 from tuneloop.bootstrap import init_zero_shot, parse_labels
 from tuneloop.bootstrap_data import init_from_data
 from tuneloop.drill_measure import Oracle, Scorer, train_oracle
-from tuneloop.drill_plan import DrillConfig, DrillData, child_env, feedback_mask, load_data
+from tuneloop.drill_plan import DrillConfig, DrillData, child_env, load_data, phase_masks
 from tuneloop.drill_stream import RUN_WAIT_SECONDS, Player, Timeline
 from tuneloop.drill_summary import REFERENCE, SHIFTED, Versions, summarise, versions
 from tuneloop.drill_system import DrillFailed, System, running
@@ -139,13 +139,11 @@ def _play(
             health=system.check,
         )
         n_ref = len(data.ref_stream)
-        rated = feedback_mask(
-            n_ref + len(data.shift_stream), config.feedback_rate, seed=config.seed
-        )
+        ref_rated, shift_rated = phase_masks(data, config)
         progress.start(n_ref + len(data.shift_stream))
-        player.play(REFERENCE, data.ref_stream, rated[:n_ref])
+        player.play(REFERENCE, data.ref_stream, ref_rated)
         progress.note(f"shift begins after {n_ref} predictions")
-        player.play(SHIFTED, data.shift_stream, rated[n_ref:])
+        player.play(SHIFTED, data.shift_stream, shift_rated)
         player.wait_for_runs(timeout=RUN_WAIT_SECONDS)
         progress.close()
         final = player.champion()

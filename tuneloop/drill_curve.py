@@ -31,18 +31,17 @@ from tuneloop.drill_measure import train_oracle
 from tuneloop.drill_plan import (
     DrillConfig,
     DrillData,
-    feedback_mask,
     kept_home_parser,
     load_data,
+    phase_masks,
 )
 from tuneloop.drill_summary import recovery
 
 
 def rated_shift(data: DrillData, config: DrillConfig) -> list[Row]:
     """The SHIFT rows the drill's users labeled, in the order they were streamed."""
-    n_ref = len(data.ref_stream)
-    mask = feedback_mask(n_ref + len(data.shift_stream), config.feedback_rate, seed=config.seed)
-    return [row for row, rated in zip(data.shift_stream, mask[n_ref:], strict=True) if rated]
+    _, mask = phase_masks(data, config)
+    return [row for row, rated in zip(data.shift_stream, mask, strict=True) if rated]
 
 
 def learning_curve(

@@ -97,6 +97,14 @@ def feedback_mask(n: int, rate: float, *, seed: int) -> list[bool]:
     return [rng.random() < rate for _ in range(n)]
 
 
+def phase_masks(data: DrillData, config: DrillConfig) -> tuple[list[bool], list[bool]]:
+    """Which predictions of the REF stream and of the SHIFT stream a user rates: one seeded mask
+    over the whole stream, split at the phase boundary."""
+    n_ref = len(data.ref_stream)
+    rated = feedback_mask(n_ref + len(data.shift_stream), config.feedback_rate, seed=config.seed)
+    return rated[:n_ref], rated[n_ref:]
+
+
 def _read(path: Path, max_chars: int) -> list[Row]:
     return [{"text": r["text"][:max_chars], "label": r["label"]} for r in read_labeled(path)]
 
