@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench drill clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate drill clean
 
 install: $(STAMP)
 
@@ -32,10 +32,22 @@ test: lint
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
+# Benchmarks live in benchmarks/ (not shipped in the wheel) and run from this checkout.
 bench: install
-	$(BIN)/tuneloop bench --json bench.json
+	$(BIN)/python -m benchmarks.serving --json bench.json
 
-# The drill (issue 6): blitzer books -> electronics through the running system, when ../shared/data
+bench-retrain: install
+	$(BIN)/python -m benchmarks.retrain --json bench-retrain.json
+
+# The drift and gate benchmarks read the shared data (DATA) or simulate; see docs/measurements/.
+bench-drift: install
+	@test -n "$(MODEL)" || { echo "make bench-drift MODEL=<a classifier's artifact folder>"; exit 2; }
+	$(BIN)/python -m benchmarks.drift --data $(DATA) --model $(MODEL)
+
+bench-gate: install
+	$(BIN)/python -m benchmarks.gate
+
+# The drill: blitzer books -> electronics through the running system, when ../shared/data
 # is there. The reviews are converted to JSONL under .tuneloop/drill (never into the repository).
 DATA ?= ../shared/data
 DRILL_OUT ?= .tuneloop/drill
@@ -46,7 +58,7 @@ drill: install
 		exit 0; \
 	fi; \
 	set -e; \
-	$(BIN)/python -m tuneloop.drill_data "$(DATA)/blitzer_mds" $(DRILL_OUT)/data books electronics; \
+	$(BIN)/tuneloop drill data "$(DATA)/blitzer_mds" $(DRILL_OUT)/data books electronics; \
 	$(BIN)/tuneloop drill --reference $(DRILL_OUT)/data/books.jsonl \
 		--shifted $(DRILL_OUT)/data/electronics.jsonl --oracle --seed $(SEED) \
 		--json $(DRILL_OUT)/drill-$(SEED).json --report $(DRILL_OUT)/drill-$(SEED).html

@@ -108,7 +108,7 @@ class RetrainSettings(ComponentSettings):
     max_length: int = Field(128, ge=8, description="Token limit of training texts.")
     # Rule: mixed precision where the hardware multiplies bf16 natively; it is the default on
     # GPUs, and on a CPU with AVX512-BF16 a MiniLM-L6 training step (16 reviews, <= 128 tokens)
-    # took 0.87 s against 1.36 s in fp32 (scripts/bench_train_step.py). Master weights and
+    # took 0.87 s against 1.36 s in fp32 (benchmarks/train_step.py). Master weights and
     # optimizer state stay fp32.
     precision: Precision = Field(
         "auto",

@@ -1,6 +1,6 @@
 """The promotion gate: a paired test on the feedback holdout and a regression bound on golden.
 
-Defaults come from `python -m retrain.bench_gate`, which simulates paired correctness vectors
+Defaults come from `python -m benchmarks.gate`, which simulates paired correctness vectors
 over 1,000 seeds: 300-400 labels of a real shift (a +9 to +11 point gain, the challenger breaking
 2-5 % of rows; holdout 20 %, i.e. 60-80 rows) and a challenger of the same quality that disagrees
 with the champion on 10-20 % of rows; both on a 200-row golden set where they are equal. With
@@ -45,7 +45,7 @@ DEFAULT_MAX_REGRESSION = 0.045
 # feedback texts.
 DEFAULT_MIN_HOLDOUT = 50
 # Rule: the lowest confidence at which the second look adds at most one point of false
-# promotions (`python -m retrain.bench_gate --seeds 2000`: the first look on 60-80 holdout rows,
+# promotions (`python -m benchmarks.gate --seeds 2000`: the first look on 60-80 holdout rows,
 # the second on those and the 100-150 labels the policy waits for before the next run). Equal
 # challengers promoted: 8.5 % at the first look, 9.4 % with a second at 0.97 (0.96: 9.55 %,
 # 0.95: 9.8 %); a +10 point gain promotes in 87 % of seeds (75 % at the first look) and a +6

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from tuneloop.cli import main
-from tuneloop.drill_gate import replay_gate
-from tuneloop.drill_plan import DrillConfig
+from tuneloop.drill.gate import replay_gate
+from tuneloop.drill.plan import DrillConfig
 
 # The old domain: short texts with one pair of sentiment vocabularies; the new domain: longer
 # texts about other things, with sentiment words v1 never saw in training.

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tuneloop.bench import BenchConfig
-from tuneloop.bench_report import assemble
-from tuneloop.loadgen import build_request, parse_response, percentile, review_texts, summarize
+from benchmarks.loadgen import build_request, parse_response, percentile, review_texts, summarize
+from benchmarks.serving import BenchConfig
+from benchmarks.serving_report import assemble
 
 ANSWER = (
     b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"a": true}'

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from core.settings import Settings
-from tuneloop.drill_data import blitzer_rows, convert
-from tuneloop.drill_gate import gate_power
-from tuneloop.drill_plan import DrillConfig, child_env, feedback_mask, load_data, shift_held_share
-from tuneloop.drill_report import runs_table
-from tuneloop.drill_stream import Seen, Served, Timeline
-from tuneloop.drill_summary import recovery, summarise, versions, window_accuracy
+from tuneloop.drill.data import blitzer_rows, convert
+from tuneloop.drill.gate import gate_power
+from tuneloop.drill.plan import DrillConfig, child_env, feedback_mask, load_data, shift_held_share
+from tuneloop.drill.report import runs_table
+from tuneloop.drill.stream import Seen, Served, Timeline
+from tuneloop.drill.summary import recovery, summarise, versions, window_accuracy
 
 
 def labeled(path: Path, n: int, prefix: str) -> Path:

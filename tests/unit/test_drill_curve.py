@@ -12,9 +12,9 @@ from core.data import Row
 from core.settings import Settings
 from core.store.db import Database, upgrade
 from tests.factories import register_champion, rows
-from tuneloop import drill_curve
-from tuneloop.drill_curve import curve_png, learning_curve, rated_shift, with_recovery
-from tuneloop.drill_plan import DrillConfig, feedback_mask, load_data
+from tuneloop.drill import curve as drill_curve
+from tuneloop.drill.curve import curve_png, learning_curve, rated_shift, with_recovery
+from tuneloop.drill.plan import DrillConfig, feedback_mask, load_data
 
 
 def reference_and_shift(folder: Path, *, seed: int) -> tuple[Path, Path]:

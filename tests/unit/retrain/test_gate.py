@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrain.bench_gate import Gate, promote_rate, two_look_rates
+from benchmarks.gate import Gate, promote_rate, two_look_rates
 from retrain.gate import decide, mcnemar
 
 

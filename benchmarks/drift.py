@@ -1,6 +1,6 @@
 """Benchmark the drift check on real shift: false alarms, detection delay, timing.
 
-    .venv/bin/python -m monitor.bench_drift --data ../shared/data --model /tmp/zs_model
+    .venv/bin/python -m benchmarks.drift --data ../shared/data --model /tmp/zs_model
 
 The default model's outputs (embedding, confidence, label) are computed once per corpus and cached
 under --cache; descriptors once per corpus in memory. Windows are drawn from those pools.
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.bench_data import Predicted, predict_cached, read_blitzer, read_clinc
+from benchmarks.data import Predicted, predict_cached, read_blitzer, read_clinc
 from monitor.descriptors import describe_texts
 from monitor.drift import DriftOptions, DriftResult, run_drift
 from monitor.sampling import reservoir_sample

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-_REVIEW = re.compile(r"<review_text>\s*(.*?)\s*</review_text>", re.S)
+from tuneloop.drill.data import read_reviews
 
 
 @dataclass
@@ -35,12 +34,12 @@ class Predicted:
 
 
 def read_blitzer(root: Path, domain: str) -> list[str]:
-    """Review texts of one Blitzer domain, positive then negative (the files are pseudo-XML)."""
-    texts: list[str] = []
-    for name in ("positive.review", "negative.review"):
-        raw = (root / domain / name).read_text(encoding="utf-8", errors="replace")
-        texts.extend(m.strip() for m in _REVIEW.findall(raw))
-    return texts
+    """Review texts of one Blitzer domain, positive then negative (the drill's one parser)."""
+    return [
+        t
+        for name in ("positive", "negative")
+        for t in read_reviews(root / domain / f"{name}.review")
+    ]
 
 
 def read_clinc(path: Path) -> tuple[list[str], list[str]]:

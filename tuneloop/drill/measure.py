@@ -20,7 +20,7 @@ from retrain.dataset import Dataset, dataset_hash
 from retrain.dataset import Row as TrainRow
 from retrain.evaluate import evaluate
 from retrain.train import train
-from tuneloop.drill_summary import Versions
+from tuneloop.drill.summary import Versions
 
 
 @dataclass

@@ -4,7 +4,7 @@ Bootstrap v1 (`tuneloop init`, on 60 % of REF or zero-shot), start the real api,
 beat in a fresh home, stream REF and then SHIFT as users with feedback, run a monitor check every
 N predictions (the stream waits while a run the policy queued trains and is gated), and score
 the versions that mattered on held-out rows that never received feedback. See
-`tuneloop.drill_summary` for the figures.
+`tuneloop.drill.summary` for the figures.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from core.settings import Settings, get_settings
 from core.store.db import Database, upgrade
 from tuneloop.bootstrap import init_zero_shot, parse_labels
 from tuneloop.bootstrap_data import init_from_data
-from tuneloop.drill_measure import Oracle, Scorer, train_oracle
-from tuneloop.drill_plan import DrillConfig, DrillData, child_env, load_data, phase_masks
-from tuneloop.drill_stream import RUN_WAIT_SECONDS, Player, Timeline
-from tuneloop.drill_summary import REFERENCE, SHIFTED, Versions, summarise, versions
-from tuneloop.drill_system import DrillFailed, System, running
+from tuneloop.drill.measure import Oracle, Scorer, train_oracle
+from tuneloop.drill.plan import DrillConfig, DrillData, child_env, load_data, phase_masks
+from tuneloop.drill.stream import RUN_WAIT_SECONDS, Player, Timeline
+from tuneloop.drill.summary import REFERENCE, SHIFTED, Versions, summarise, versions
+from tuneloop.drill.system import DrillFailed, System, running
 
 HTTP_TIMEOUT_SECONDS = 300  # a monitor check is synchronous; on a busy CPU it takes a while
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuneloop.drill import run_drill
-from tuneloop.drill_plan import DrillConfig
-from tuneloop.drill_system import DrillFailed
+from tuneloop.drill.plan import DrillConfig
+from tuneloop.drill.run import run_drill
+from tuneloop.drill.system import DrillFailed
 
 
 class ConsoleProgress:
@@ -65,7 +65,7 @@ def run(options: dict[str, Any], *, json_path: Path | None, report_path: Path | 
         json_path.write_text(text + "\n", encoding="utf-8")
         progress.note(f"wrote {json_path}")
     if report_path is not None:
-        from tuneloop.drill_report import write_report
+        from tuneloop.drill.report import write_report
 
         write_report(report_path, config=config, outcome=outcome)
         progress.note(f"wrote {report_path} (Evidently reports in {reports})")

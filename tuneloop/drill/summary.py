@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tuneloop.drill_stream import Seen, Served, Timeline
+from tuneloop.drill.stream import Seen, Served, Timeline
 
 REFERENCE, SHIFTED = "reference", "shifted"
 # Held-out accuracy of a version on a named set ("shift_held" or "ref_held"); None for None.

@@ -1,6 +1,6 @@
 """Seconds per training step by precision and length grouping, side by side on this machine.
 
-    .venv/bin/python scripts/bench_train_step.py DATA.jsonl [--rows 640] [--reps 2]
+    .venv/bin/python -m benchmarks.train_step DATA.jsonl [--rows 640] [--reps 2]
 
 Each configuration trains one epoch of the first ROWS rows of DATA (16 a batch, 128 tokens) from
 the zero-shot default, in a fresh process (no configuration inherits another's warm caches),
@@ -62,7 +62,14 @@ def main() -> None:
     times: dict[tuple[str, bool], list[float]] = {c: [] for c in CONFIGS}
     for _ in range(ns.reps):
         for precision, group in CONFIGS:
-            argv = [sys.executable, __file__, str(ns.data), "--rows", str(ns.rows)]
+            argv = [
+                sys.executable,
+                "-m",
+                "benchmarks.train_step",
+                str(ns.data),
+                "--rows",
+                str(ns.rows),
+            ]
             argv += ["--one", precision, str(int(group))]
             out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
             times[(precision, group)].append(float(out.strip().splitlines()[-1]))

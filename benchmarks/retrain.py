@@ -1,4 +1,4 @@
-"""`tuneloop bench-retrain`: time one retrain run from the zero-shot default, gate included.
+"""`python -m benchmarks.retrain` (`make bench-retrain`): one retrain run, gate included, timed.
 
 The feedback is given as users would (a corrected label on each logged prediction) and the run
 is executed in-process exactly as a worker executes it (`retrain.service.execute_run`).
@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import click
 
 from api.serving import prediction_record
 from core.data import Row, read_labeled
@@ -120,3 +122,29 @@ def main(
     if out is not None:
         out.write_text(json.dumps(result, indent=2))
     return result
+
+
+@click.command()
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Labeled JSONL/CSV used as feedback (default: synthetic).",
+)
+@click.option("-n", "n", type=int, default=2000, help="Feedback items.")
+@click.option("--method", type=click.Choice(["lora", "full", "auto"]), default="lora")
+@click.option("--seed", type=int, default=0)
+@click.option("--json", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def cli(data: Path | None, n: int, method: str, seed: int, out: Path | None) -> None:
+    """Time one retrain run from the zero-shot default on N labeled feedback items."""
+    result = main(
+        data=data, n=n, method=method, seed=seed, out=out, say=lambda s: click.echo(s, err=True)
+    )
+    click.echo(
+        f"{result['state']} in {result['seconds']} s (training "
+        f"{result['train_seconds']} s); verdict: {result['verdict'].get('reasons')}"
+    )
+
+
+if __name__ == "__main__":
+    cli()

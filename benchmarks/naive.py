@@ -3,7 +3,7 @@
 It is what a first version usually looks like: a sync `def` route (Starlette runs it in its thread
 pool) that tokenizes one text, runs the model under `no_grad` and takes the softmax, the way a
 transformers pipeline call would. No batching, no log, no metrics. Run it with
-`uvicorn tuneloop.naive:app_from_env --factory` and `TUNELOOP_NAIVE_MODEL=<artifact folder>`.
+`uvicorn benchmarks.naive:app_from_env --factory` and `TUNELOOP_NAIVE_MODEL=<artifact folder>`.
 """
 
 from __future__ import annotations

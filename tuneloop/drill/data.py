@@ -1,6 +1,6 @@
 """Convert the Blitzer multi-domain sentiment reviews (pseudo-XML) to JSONL for the drill.
 
-Usage: `python -m tuneloop.drill_data SRC OUT [DOMAIN ...]`, SRC holding `<domain>/positive.review`
+Usage: `tuneloop drill data SRC OUT [DOMAIN ...]`, SRC holding `<domain>/positive.review`
 and `<domain>/negative.review`. The files are not XML (bare `&`), so `<review_text>` is taken with
 a regular expression; the label comes from the file name. Entities are unescaped, whitespace is
 collapsed, and a text that occurs more than once in a domain is kept once (with both labels: not

@@ -1,4 +1,4 @@
-"""Simulate the gate to choose its defaults: `python -m retrain.bench_gate [--seeds 1000]`.
+"""Simulate the gate to choose its defaults: `python -m benchmarks.gate [--seeds 1000]`.
 
 Each seed draws paired correctness vectors for champion and challenger:
 (a) a real shift: 300-400 labels (holdout 20 %, 60-80 rows), champion accuracy 0.76-0.83, the

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tuneloop.bench import BenchConfig
+    from benchmarks.serving import BenchConfig
 
 # CPU that other processes may take during a measurement before its figures are suspect.
 BUSY_CORES = 0.25

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from core.registry import Registry
 from core.settings import Settings, get_settings
 from core.store.db import Database
-from tuneloop import loop_commands
+from tuneloop.cli import loop as loop_commands
+from tuneloop.drill.cli import drill as drill_group
 
 
 def _registry(settings: Settings) -> Registry:
@@ -106,75 +106,16 @@ def up(host: str | None, port: int | None) -> None:
     sys.exit(run_all(host=host or settings.api.host, port=port or settings.api.port))
 
 
-@main.command()
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the results to this file.",
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
 )
-@click.option("--duration", type=float, default=8.0, show_default=True, help="Seconds per level.")
-@click.option("--warmup", type=float, default=2.0, show_default=True, help="Warm-up per level.")
-@click.option("--raw-seconds", type=float, default=3.0, show_default=True, help="Per batch size.")
-@click.option("--concurrency", default="1,8,32,64", show_default=True, help="HTTP levels.")
-def bench(
-    json_path: Path | None, duration: float, warmup: float, raw_seconds: float, concurrency: str
-) -> None:
-    """Measure raw forward, the served api and a naive server side by side (temporary home)."""
-    import orjson
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Raw forward, the served api and a naive server side by side (`--help`: its options)."""
+    from tuneloop.checkout import run_benchmark
 
-    from tuneloop.bench import BenchConfig, run_bench
-    from tuneloop.bench_report import summary_lines
-
-    levels = tuple(sorted({int(c) for c in concurrency.split(",") if c.strip()}))
-    config = BenchConfig(
-        duration=duration, warmup=warmup, raw_seconds=raw_seconds, concurrency=levels
-    )
-    result = run_bench(config, lambda line: click.echo(line, err=True))
-    for line in summary_lines(result):
-        click.echo(line)
-    if json_path is not None:
-        json_path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-        click.echo(f"wrote {json_path}")
-
-
-@main.command()
-@click.option(
-    "--reference",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="REF: labeled JSONL/CSV of the old domain.",
-)
-@click.option(
-    "--shifted",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="SHIFT: labeled JSONL/CSV of the new domain.",
-)
-@click.option(
-    "--zero-shot", is_flag=True, help="Start from the zero-shot default, not init --data."
-)
-@click.option("--oracle", is_flag=True, help="Also fine-tune on all labeled SHIFT rows (recovery).")
-@click.option("--feedback-rate", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True)
-@click.option("--check-every", type=click.IntRange(min=10), default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the figures.",
-)
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML report (check reports go beside it).",
-)
-def drill(json_path: Path | None, report_path: Path | None, **options: Any) -> None:
-    """Replay a domain shift through the running system; report detection and recovery."""
-    from tuneloop.drill_cli import run
-
-    sys.exit(run(options, json_path=json_path, report_path=report_path))
+    sys.exit(run_benchmark("serving", ctx.args))
 
 
 @main.command("settings")
@@ -195,37 +136,9 @@ def settings_table(write_readme: Path | None) -> None:
         click.echo(markdown_table())
 
 
-@main.command("bench-retrain")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Labeled JSONL/CSV used as feedback (default: synthetic).",
-)
-@click.option("-n", "n", type=int, default=2000, help="Feedback items.")
-@click.option("--method", type=click.Choice(["lora", "full", "auto"]), default="lora")
-@click.option("--seed", type=int, default=0)
-@click.option("--json", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def bench_retrain(data: Path | None, n: int, method: str, seed: int, out: Path | None) -> None:
-    """Time one retrain run from the zero-shot default on N labeled feedback items."""
-    from tuneloop.bench_retrain import main as run
-
-    result = run(
-        data=data,
-        n=n,
-        method=method,
-        seed=seed,
-        out=out,
-        say=lambda line: click.echo(line, err=True),
-    )
-    click.echo(
-        f"{result['state']} in {result['seconds']} s (training "
-        f"{result['train_seconds']} s); verdict: {result['verdict'].get('reasons')}"
-    )
-
-
 for _command in loop_commands.COMMANDS:
     main.add_command(_command)
+main.add_command(drill_group)
 
 if __name__ == "__main__":
     sys.exit(main())

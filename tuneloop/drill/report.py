@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tuneloop.drill import DrillOutcome
-from tuneloop.drill_plan import DrillConfig
-from tuneloop.drill_stream import Seen, Timeline
-from tuneloop.drill_summary import SHIFTED, window_accuracy
+from tuneloop.drill.plan import DrillConfig
+from tuneloop.drill.run import DrillOutcome
+from tuneloop.drill.stream import Seen, Timeline
+from tuneloop.drill.summary import SHIFTED, window_accuracy
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}

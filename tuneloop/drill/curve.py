@@ -1,6 +1,6 @@
 """The shift's learning curve: how much a drill's feedback budget lets a champion learn.
 
-`python -m tuneloop.drill_curve HOME --reference REF --shifted SHIFT --seed N [--sizes 50 100 200]
+`tuneloop drill curve HOME --reference REF --shifted SHIFT --seed N [--sizes 50 100 200]
 [--train-seeds 1 2 3] [--drill OUT.json] [--plot curve.png]`, HOME being a kept drill home
 (`TUNELOOP_HOME=DIR tuneloop drill ...` leaves `DIR/drill-*`). The drill's first champion is
 fine-tuned the oracle's way (the retrain recipe on SHIFT rows alone) on the first N SHIFT labels
@@ -27,15 +27,15 @@ from core.data import Row
 from core.registry import Registry
 from core.settings import Settings
 from core.store.db import Database
-from tuneloop.drill_measure import train_oracle
-from tuneloop.drill_plan import (
+from tuneloop.drill.measure import train_oracle
+from tuneloop.drill.plan import (
     DrillConfig,
     DrillData,
     kept_home_parser,
     load_data,
     phase_masks,
 )
-from tuneloop.drill_summary import recovery
+from tuneloop.drill.summary import recovery
 
 
 def rated_shift(data: DrillData, config: DrillConfig) -> list[Row]:
@@ -133,7 +133,7 @@ def curve_png(points: list[dict[str, Any]], drill: dict[str, Any] | None) -> byt
 
 def main(argv: list[str]) -> int:
     """Command-line entry."""
-    parser = kept_home_parser("python -m tuneloop.drill_curve", __doc__)
+    parser = kept_home_parser("tuneloop drill curve", __doc__)
     parser.add_argument("--feedback-rate", type=float, default=0.3)
     parser.add_argument("--sizes", type=int, nargs="*", default=[50, 100, 150, 200, 250])
     parser.add_argument(

@@ -2,7 +2,7 @@
 
 Each of `concurrency` connections sends one POST, waits for the whole answer, and sends the next;
 latencies of answers that started after the warm-up are kept. It runs in its own process
-(`python -m tuneloop.loadgen ...`) and prints one JSON object, so its CPU is not the server's.
+(`python -m benchmarks.loadgen ...`) and prints one JSON object, so its CPU is not the server's.
 httpx would spend more CPU per request than the server does on two cores.
 """
 

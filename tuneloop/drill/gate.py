@@ -1,6 +1,6 @@
 """What a drill's gate decided against what its challengers were worth.
 
-`python -m tuneloop.drill_gate HOME --reference REF --shifted SHIFT --seed N`, HOME being a kept
+`tuneloop drill gate HOME --reference REF --shifted SHIFT --seed N`, HOME being a kept
 drill home (`TUNELOOP_HOME=DIR tuneloop drill ...` leaves `DIR/drill-*`). Every run that trained
 a challenger, promoted or rejected, is scored with its champion on the held-out SHIFT rows (the
 same seeded split as the drill), and the gate is replayed on `--draws` random holdouts of the
@@ -25,8 +25,8 @@ from core.settings import Settings
 from core.store.db import Database
 from core.store.runs import list_runs
 from retrain.gate import decide
-from tuneloop.drill_measure import artifact_correct
-from tuneloop.drill_plan import DrillConfig, kept_home_parser, load_data
+from tuneloop.drill.measure import artifact_correct
+from tuneloop.drill.plan import DrillConfig, kept_home_parser, load_data
 
 
 def gate_power(
@@ -104,7 +104,7 @@ def replay_gate(
 
 def main(argv: list[str]) -> int:
     """Command-line entry."""
-    parser = kept_home_parser("python -m tuneloop.drill_gate", __doc__)
+    parser = kept_home_parser("tuneloop drill gate", __doc__)
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--rows", type=int, nargs="*", default=[], help="other holdout sizes")
     args = parser.parse_args(argv)

@@ -2,8 +2,8 @@
 
 Everything happens under a temporary TUNELOOP_HOME (SQLite store, artifacts): the default zero-shot
 model is built once; the raw loop runs in this process; the api (`tuneloop serve`, prediction log
-and metrics on) and the naive baseline (`tuneloop.naive`) each run alone as a subprocess, driven
-over HTTP by `tuneloop.loadgen` in its own process, one text per request.
+and metrics on) and the naive baseline (`benchmarks.naive`) each run alone as a subprocess, driven
+over HTTP by `benchmarks.loadgen` in its own process, one text per request.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import orjson
 
-from tuneloop.bench_report import assemble, level_line, machine_info
-from tuneloop.loadgen import review_texts
+from benchmarks.loadgen import review_texts
+from benchmarks.serving_report import assemble, level_line, machine_info, summary_lines
 
 Progress = Callable[[str], None]
 API = [sys.executable, "-m", "tuneloop.cli", "serve", "--port"]
-NAIVE = [sys.executable, "-m", "uvicorn", "tuneloop.naive:app_from_env", "--factory"]
+NAIVE = [sys.executable, "-m", "uvicorn", "benchmarks.naive:app_from_env", "--factory"]
 NAIVE += ["--no-access-log", "--log-level", "warning", "--port"]
 # Shared settings that would point the bench at the user's state; component settings are kept.
 _ISOLATED = ("TUNELOOP_HOME", "TUNELOOP_DATABASE_URL", "TUNELOOP_ARTIFACT_DIR", "TUNELOOP_ENV")
@@ -165,7 +166,7 @@ def measure_level(port: int, pid: int, concurrency: int, config: BenchConfig) ->
 
 def run_loadgen(port: int, concurrency: int, config: BenchConfig) -> dict[str, Any]:
     """One level, measured by the load generator in its own process."""
-    command = [sys.executable, "-m", "tuneloop.loadgen", "--port", str(port)]
+    command = [sys.executable, "-m", "benchmarks.loadgen", "--port", str(port)]
     command += ["--concurrency", str(concurrency), "--texts", str(config.n_texts)]
     command += ["--warmup", str(config.warmup), "--duration", str(config.duration)]
     timeout = config.warmup + config.duration + 120
@@ -263,3 +264,34 @@ def bench_env(home: Path) -> dict[str, str]:
 
 def _sqlite_url(home: Path) -> str:
     return f"sqlite:///{home / 'tuneloop.db'}"
+
+
+@click.command()
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results to this file.",
+)
+@click.option("--duration", type=float, default=8.0, show_default=True, help="Seconds per level.")
+@click.option("--warmup", type=float, default=2.0, show_default=True, help="Warm-up per level.")
+@click.option("--raw-seconds", type=float, default=3.0, show_default=True, help="Per batch size.")
+@click.option("--concurrency", default="1,8,32,64", show_default=True, help="HTTP levels.")
+def main(
+    json_path: Path | None, duration: float, warmup: float, raw_seconds: float, concurrency: str
+) -> None:
+    """Raw forward, the served api and a naive server side by side, in a temporary home."""
+    levels = tuple(sorted({int(c) for c in concurrency.split(",") if c.strip()}))
+    config = BenchConfig(
+        duration=duration, warmup=warmup, raw_seconds=raw_seconds, concurrency=levels
+    )
+    result = run_bench(config, lambda line: click.echo(line, err=True))
+    for line in summary_lines(result):
+        click.echo(line)
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+        click.echo(f"wrote {json_path}")
+
+
+if __name__ == "__main__":
+    main()

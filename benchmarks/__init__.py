@@ -1,0 +1,1 @@
+"""Benchmarks and simulations, run from a checkout (`python -m benchmarks.<name>`); not shipped."""

@@ -1,0 +1,1 @@
+"""The drill: a domain shift replayed through the running system, and its offline tools."""

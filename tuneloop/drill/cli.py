@@ -1,0 +1,79 @@
+"""`tuneloop drill`: run the drill, or one of its offline tools (`gate`, `curve`, `data`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+_FORWARD = {"ignore_unknown_options": True, "allow_extra_args": True}
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--reference", type=_FILE, help="REF: labeled JSONL/CSV of the old domain.")
+@click.option("--shifted", type=_FILE, help="SHIFT: labeled JSONL/CSV of the new domain.")
+@click.option(
+    "--zero-shot", is_flag=True, help="Start from the zero-shot default, not init --data."
+)
+@click.option("--oracle", is_flag=True, help="Also fine-tune on all labeled SHIFT rows (recovery).")
+@click.option("--feedback-rate", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True)
+@click.option("--check-every", type=click.IntRange(min=10), default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the figures.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML report (check reports go beside it).",
+)
+@click.pass_context
+def drill(
+    ctx: click.Context, json_path: Path | None, report_path: Path | None, **options: Any
+) -> None:
+    """Replay a domain shift through the running system; report detection and recovery.
+
+    With a subcommand, run one of the drill's offline tools instead.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    for name in ("reference", "shifted"):
+        if options[name] is None:
+            raise click.UsageError(f"Missing option '--{name}'.", ctx=ctx)
+    from tuneloop.drill.console import run
+
+    sys.exit(run(options, json_path=json_path, report_path=report_path))
+
+
+@drill.command(context_settings=_FORWARD, add_help_option=False)
+@click.pass_context
+def gate(ctx: click.Context) -> None:
+    """Replay a kept drill home's gate with its own labels (`--help` for the arguments)."""
+    from tuneloop.drill.gate import main
+
+    sys.exit(main(ctx.args))
+
+
+@drill.command(context_settings=_FORWARD, add_help_option=False)
+@click.pass_context
+def curve(ctx: click.Context) -> None:
+    """The shift's learning curve on a kept drill home's labels (`--help`: the arguments)."""
+    from tuneloop.drill.curve import main
+
+    sys.exit(main(ctx.args))
+
+
+@drill.command(context_settings=_FORWARD, add_help_option=False)
+@click.pass_context
+def data(ctx: click.Context) -> None:
+    """Convert the Blitzer reviews: SRC OUT [DOMAIN ...] into OUT/<domain>.jsonl."""
+    from tuneloop.drill.data import main
+
+    sys.exit(main(ctx.args))
