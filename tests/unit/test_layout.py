@@ -1,0 +1,53 @@
+"""The house's layout: what the wheel ships, where the benchmarks and the drill live, how they run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from click.testing import CliRunner
+from setuptools import find_packages
+
+from tuneloop import checkout
+from tuneloop.cli import main
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_wheel_ships_the_product_and_not_the_benchmarks() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = set(find_packages(where=str(ROOT), include=include))
+    assert {"core", "api", "monitor", "retrain", "tuneloop.cli", "tuneloop.drill"} <= shipped
+    assert not any(name.split(".")[0] in {"benchmarks", "tests"} for name in shipped)
+
+
+def test_no_benchmark_code_in_the_product_packages() -> None:
+    for package in ("core", "api", "monitor", "retrain", "tuneloop"):
+        assert not list((ROOT / package).rglob("bench*.py")), package
+    assert len(list((ROOT / "tuneloop").glob("*.py"))) <= 12
+
+
+def test_tuneloop_bench_runs_the_checkouts_benchmark() -> None:
+    # A real child process: the console script hands its arguments to `benchmarks.serving`.
+    command = [sys.executable, "-m", "tuneloop.cli", "bench", "--help"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd="/", check=False)
+    assert done.returncode == 0, done.stderr
+    assert "python -m benchmarks.serving" in done.stdout
+    assert "--raw-seconds" in done.stdout and "--concurrency" in done.stdout
+
+
+def test_tuneloop_bench_without_a_checkout_says_so(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkout, "CHECKOUT", tmp_path)
+    result = CliRunner().invoke(main, ["bench", "--duration", "1"])
+    assert result.exit_code == 2
+    assert "not in the installed package" in result.output
+
+
+def test_drill_needs_both_domains_but_its_tools_do_not() -> None:
+    result = CliRunner().invoke(main, ["drill", "--shifted", __file__])
+    assert result.exit_code == 2 and "Missing option '--reference'" in result.output
+    result = CliRunner().invoke(main, ["drill", "data"])
+    assert result.exit_code == 2  # the converter's own usage: SRC OUT [DOMAIN ...]
