@@ -7,6 +7,7 @@ each process writes its own files and `/metrics` merges them.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -89,6 +90,15 @@ GPU_MEMORY = Gauge(
     ["device"],
     multiprocess_mode="livemax",
 )
+
+
+def set_gpu_memory(device: Any) -> None:
+    """Record the CUDA memory the model holds on `device` (after a load and after each batch)."""
+    from core.runtime.base import device_memory  # torch only where a model is served
+
+    allocated = device_memory(device)
+    if allocated is not None:
+        GPU_MEMORY.labels(device=str(device)).set(allocated)
 
 
 def render(extra: Collector | None = None) -> tuple[bytes, str]:

@@ -77,6 +77,7 @@ class Serving:
         self.load = load
         self.predlog = predlog
         self.batcher: Batcher | None = None
+        self._device: Any = None
         self.version: str | None = None
         self.task: str | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -133,7 +134,9 @@ class Serving:
             self.batcher.swap(predictor)
         log.info("serving %s (was %s)", champion.version, self.version)
         self.version, self.task = champion.version, champion.task
+        self._device = getattr(predictor, "device", None)
         metrics.set_model(champion.version, champion.task)
+        metrics.set_gpu_memory(self._device)
         return True
 
     def _predicted(self, version: str, label: str) -> Any:
@@ -170,6 +173,7 @@ class Serving:
         started = time.perf_counter()
         results = await self.batcher.submit(texts)
         latency_ms = (time.perf_counter() - started) * 1000.0
+        metrics.set_gpu_memory(self._device)
         answers = []
         for text, (output, version) in zip(texts, results, strict=True):
             record = prediction_record(

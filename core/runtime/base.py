@@ -47,3 +47,10 @@ def inference_dtype(device: torch.device) -> torch.dtype:
     if device.type != "cuda":
         return torch.float32
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def device_memory(device: torch.device | None) -> int | None:
+    """Bytes of CUDA memory allocated on `device`; None off CUDA (the CPU has no such figure)."""
+    if device is None or device.type != "cuda":
+        return None
+    return int(torch.cuda.memory_allocated(device))

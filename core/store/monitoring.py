@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from core.store.db import Database
 from core.store.tables import Feedback, MonitorCheck, Prediction
@@ -41,14 +41,6 @@ def stream_window(
     with db.engine.connect() as conn:
         for row in conn.execute(query.execution_options(yield_per=1000)):
             yield dict(row._mapping)
-
-
-def count_predictions(db: Database, *, version: str) -> int:
-    """How many predictions a version served."""
-    with db.session() as session:
-        return int(
-            session.scalar(select(func.count()).where(Prediction.model_version == version)) or 0
-        )
 
 
 def window_feedback(

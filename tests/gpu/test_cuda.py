@@ -29,3 +29,13 @@ def test_cuda_runs_in_half_precision_and_agrees_with_the_cpu(base_artifact: Path
 def test_cuda_memory_is_reported_by_the_runtime(base_artifact: Path) -> None:
     load_predictor(base_artifact, version="v1", device="cuda").predict(TEXTS)
     assert torch.cuda.memory_allocated() > 0
+
+
+def test_the_api_reports_the_models_cuda_memory(base_artifact: Path) -> None:
+    from api import metrics
+
+    predictor = load_predictor(base_artifact, version="v1", device="cuda")
+    predictor.predict(TEXTS)
+    metrics.set_gpu_memory(predictor.device)
+    sample = metrics.GPU_MEMORY.labels(device=str(predictor.device))._value.get()
+    assert sample == torch.cuda.memory_allocated(predictor.device) > 0

@@ -1,4 +1,4 @@
-"""The house's layout: what the wheel ships, where the benchmarks and the drill live, how they run."""
+"""The layout: what the wheel ships, where the benchmarks and the drill live, how they run."""
 
 from __future__ import annotations
 
