@@ -9,7 +9,6 @@ over HTTP by `benchmarks.loadgen` in its own process, one text per request.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,9 +25,10 @@ import orjson
 
 from benchmarks.loadgen import review_texts
 from benchmarks.serving_report import assemble, level_line, machine_info, summary_lines
+from tuneloop.processes import free_port, spawn, stop, tuneloop_command, wait_ready
 
 Progress = Callable[[str], None]
-API = [sys.executable, "-m", "tuneloop.cli", "serve", "--port"]
+API = tuneloop_command(["serve", "--port"])
 NAIVE = [sys.executable, "-m", "uvicorn", "benchmarks.naive:app_from_env", "--factory"]
 NAIVE += ["--no-access-log", "--log-level", "warning", "--port"]
 # Shared settings that would point the bench at the user's state; component settings are kept.
@@ -182,42 +182,29 @@ def _server(
     command: list[str], ready_path: str, env: dict[str, str], log_path: Path
 ) -> Iterator[tuple[int, int]]:
     port = free_port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*command, str(port)], env=env, stdout=log, stderr=log)
+    proc = spawn([*command, str(port)], env=env, log=log_path)
     try:
         _wait_ready(proc, f"http://127.0.0.1:{port}{ready_path}", log_path)
         yield port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop([proc], grace=30)
 
 
 def _wait_ready(
     proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = 180
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def alive() -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"server not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
 
+    def ready() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
 
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    if not wait_ready(ready, alive=alive, timeout=timeout):
+        raise RuntimeError(
+            f"server not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}"
+        )
 
 
 def rss_mb(pid: int) -> float:

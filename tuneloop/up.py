@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from types import FrameType
 
 import click
 
-STOP_GRACE_SECONDS = 20
-
-
-def spawn(args: list[str]) -> subprocess.Popen[bytes]:
-    """A `tuneloop` child process in our process group's terminal."""
-    return subprocess.Popen([sys.executable, "-m", "tuneloop.cli", *args])
+from tuneloop.processes import spawn, stop, tuneloop_command
 
 
 def run_all(*, host: str, port: int) -> int:
     """Start the three processes; when one exits or we are signalled, stop the others."""
     children = {
-        "worker": spawn(["worker"]),
-        "beat": spawn(["beat"]),
-        "api": spawn(["serve", "--host", host, "--port", str(port)]),
+        "worker": spawn(tuneloop_command(["worker"])),
+        "beat": spawn(tuneloop_command(["beat"])),
+        "api": spawn(tuneloop_command(["serve", "--host", host, "--port", str(port)])),
     }
     stopping = False
 
@@ -40,20 +33,10 @@ def run_all(*, host: str, port: int) -> int:
             click.echo(f"tuneloop up: {', '.join(exited)} exited; stopping the rest", err=True)
             break
         time.sleep(0.5)
-    return stop(children)
+    return worst(stop(children.values()))
 
 
-def stop(children: dict[str, subprocess.Popen[bytes]]) -> int:
-    """SIGTERM everyone, wait, then SIGKILL what is left; the worst exit code wins."""
-    for proc in children.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for proc in children.values():
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    codes = [abs(p.returncode or 0) for p in children.values()]
+def worst(codes: list[int]) -> int:
+    """0 when every child stopped cleanly or on our SIGTERM, else the worst exit code."""
+    codes = [abs(c or 0) for c in codes]
     return 0 if all(c in (0, signal.SIGTERM) for c in codes) else max(codes)
