@@ -18,7 +18,6 @@ import click
 
 from api.serving import prediction_record
 from core.data import Row, read_labeled
-from core.registry import Registry
 from core.runtime.predictor import Output
 from core.runtime.zeroshot import DEFAULT_LABELS
 from core.settings import RetrainSettings, Settings
@@ -28,6 +27,7 @@ from core.store.runs import create_run, get_run
 from retrain.context import Context
 from retrain.service import execute_run
 from tuneloop.bootstrap import init_zero_shot
+from tuneloop.wiring import registry_of
 
 
 def run_retrain_bench(
@@ -38,7 +38,7 @@ def run_retrain_bench(
         settings = Settings(home=Path(home), retrain=RetrainSettings(method=method))
         upgrade(settings.database_url)
         db = Database(settings.database_url)
-        registry = Registry(db, settings.artifacts)
+        registry = registry_of(settings, db)
         say("building the zero-shot default (v1)")
         init_zero_shot(settings, registry, labels=dict(DEFAULT_LABELS))
         give_feedback(db, rows)

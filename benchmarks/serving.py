@@ -26,6 +26,7 @@ import orjson
 from benchmarks.loadgen import review_texts
 from benchmarks.serving_report import assemble, level_line, machine_info, summary_lines
 from tuneloop.processes import free_port, spawn, stop, tuneloop_command, wait_ready
+from tuneloop.wiring import registry_of
 
 Progress = Callable[[str], None]
 API = tuneloop_command(["serve", "--port"])
@@ -72,7 +73,6 @@ def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
 
 def build_model(home: Path) -> Path:
     """Create v1 (zero-shot) as champion under `home`; returns its artifact folder."""
-    from core.registry import Registry
     from core.settings import get_settings
     from core.store.db import Database, upgrade
     from tuneloop.bootstrap import init_zero_shot, parse_labels
@@ -83,7 +83,7 @@ def build_model(home: Path) -> Path:
     upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:
-        result = init_zero_shot(settings, Registry(db, settings.artifacts), labels=parse_labels(()))
+        result = init_zero_shot(settings, registry_of(settings, db), labels=parse_labels(()))
     finally:
         db.dispose()
     assert result.version is not None

@@ -6,18 +6,18 @@ import shutil
 from pathlib import Path
 
 from core.golden import read_golden
-from core.registry import Registry, VersionInfo
+from core.registry import VersionInfo
 from core.runtime.model import ArtifactConfig
 from core.runtime.predictor import load_predictor
 from core.settings import Settings
-from core.store.db import Database
 from retrain.evaluate import evaluate
+from tuneloop.wiring import registry_of
 
 
 def register_external(settings: Settings, path: Path) -> VersionInfo:
     """Copy an artifact in, prove it loads, score it on the golden set, register a candidate."""
     config = ArtifactConfig.read(path)
-    registry = Registry(Database(settings.database_url), settings.artifacts)
+    registry = registry_of(settings)
     champion = registry.champion()
     staged = registry.staging_dir()
     shutil.copytree(path, staged, dirs_exist_ok=True)

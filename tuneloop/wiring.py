@@ -1,28 +1,49 @@
-"""The composition root's glue: what the api may call of monitoring, and the check's context."""
+"""The composition root's glue: registries, task contexts, what the api may call of monitoring."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from api.app import MonitorHooks
 from core.queue import make_celery, request_retrain
 from core.registry import Registry
 from core.settings import Settings
 from core.store.db import Database
 
+if TYPE_CHECKING:
+    from celery import Celery
 
-def monitor_context(settings: Settings, db: Database) -> Any:
+    import monitor.service
+    import retrain.context
+    from api.app import MonitorHooks
+
+
+def registry_of(settings: Settings, db: Database | None = None) -> Registry:
+    """The model registry over the configured store (or `db`) and artifact directory."""
+    return Registry(db or Database(settings.database_url), settings.artifacts)
+
+
+def monitor_context(
+    settings: Settings, db: Database, *, app: Celery | None = None
+) -> monitor.service.Context:
     """A monitor check context whose trigger queues a retrain by task name."""
     from monitor.service import Context
 
-    app = make_celery(settings)
+    queue = app if app is not None else make_celery(settings)
     return Context(
         settings=settings,
         db=db,
-        registry=Registry(db, settings.artifacts),
-        trigger=lambda trigger: request_retrain(db, app, trigger=trigger),
+        registry=registry_of(settings, db),
+        trigger=lambda trigger: request_retrain(db, queue, trigger=trigger),
     )
+
+
+def retrain_context(settings: Settings) -> retrain.context.Context:
+    """A retrain run's context: settings, store and registry."""
+    from retrain.context import Context
+
+    db = Database(settings.database_url)
+    return Context(settings=settings, db=db, registry=registry_of(settings, db))
 
 
 def run_monitor_check(settings: Settings, db: Database) -> dict[str, Any]:
@@ -49,4 +70,6 @@ def drift_features() -> tuple[str, ...]:
 
 def monitor_hooks() -> MonitorHooks:
     """Monitoring as the api sees it; monitor's heavy imports wait until first use."""
+    from api.app import MonitorHooks
+
     return MonitorHooks(check=run_monitor_check, render=render_report, features=drift_features)

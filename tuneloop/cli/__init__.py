@@ -7,16 +7,10 @@ from pathlib import Path
 
 import click
 
-from core.registry import Registry
-from core.settings import Settings, get_settings
-from core.store.db import Database
+from core.settings import get_settings
 from tuneloop.cli import loop as loop_commands
 from tuneloop.drill.cli import drill as drill_group
-
-
-def _registry(settings: Settings) -> Registry:
-
-    return Registry(Database(settings.database_url), settings.artifacts)
+from tuneloop.wiring import registry_of
 
 
 @click.group()
@@ -60,7 +54,7 @@ def init(data: Path | None, label_specs: tuple[str, ...], force: bool) -> None:
 
     settings = get_settings()
     upgrade(settings.database_url)
-    registry = _registry(settings)
+    registry = registry_of(settings)
     if data is not None:
         from tuneloop.bootstrap_data import init_from_data
 
@@ -102,7 +96,7 @@ def up(host: str | None, port: int | None) -> None:
 
     settings = get_settings()
     upgrade(settings.database_url)
-    click.echo(init_zero_shot(settings, _registry(settings), labels=parse_labels(())).message)
+    click.echo(init_zero_shot(settings, registry_of(settings), labels=parse_labels(())).message)
     sys.exit(run_all(host=host or settings.api.host, port=port or settings.api.port))
 
 

@@ -11,21 +11,16 @@ from pathlib import Path
 import click
 from celery import Celery
 
-from core.registry import NoChampion, Registry, VersionNotFound
+from core.registry import NoChampion, VersionNotFound
 from core.settings import Settings, get_settings
 from core.store.db import Database
 from tuneloop.server import configure
-
-
-def registry_of(settings: Settings) -> Registry:
-    """The registry on the configured store."""
-    return Registry(Database(settings.database_url), settings.artifacts)
+from tuneloop.wiring import registry_of
 
 
 def celery_app(settings: Settings) -> Celery:
     """The Celery app with every task of ours registered (the composition root's job)."""
-    import monitor.tasks  # noqa: F401  (registers monitor.check)
-    import retrain.tasks  # noqa: F401  (registers retrain.run, retrain.reap)
+    import tuneloop.tasks  # noqa: F401  (registers monitor.check, retrain.run, retrain.reap)
     from core.queue import make_celery
 
     return make_celery(settings, monitor_interval=settings.monitor.interval)

@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import Row
-from core.registry import Registry
 from core.settings import Settings
-from core.store.db import Database
 from tuneloop.drill.measure import train_oracle
 from tuneloop.drill.plan import (
     DrillConfig,
@@ -36,6 +34,7 @@ from tuneloop.drill.plan import (
     phase_masks,
 )
 from tuneloop.drill.summary import recovery
+from tuneloop.wiring import registry_of
 
 
 def rated_shift(data: DrillData, config: DrillConfig) -> list[Row]:
@@ -150,7 +149,7 @@ def main(argv: list[str]) -> int:
     )
     settings = Settings(home=args.home)
     data = load_data(config, max_chars=settings.api.max_chars)
-    first = Registry(Database(settings.database_url), settings.artifacts).get("v1")
+    first = registry_of(settings).get("v1")
     points = learning_curve(
         settings,
         start=Path(first.artifact_path),

@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.registry import Registry
 from core.settings import Settings
-from core.store.db import Database
 from core.store.runs import list_runs
 from retrain.gate import decide
 from tuneloop.drill.measure import artifact_correct
 from tuneloop.drill.plan import DrillConfig, kept_home_parser, load_data
+from tuneloop.wiring import registry_of
 
 
 def gate_power(
@@ -61,7 +60,7 @@ def replay_gate(
     """One line per run that trained a challenger, oldest first."""
     settings = Settings(home=home)
     data = load_data(config, max_chars=settings.api.max_chars)
-    registry = Registry(Database(settings.database_url), settings.artifacts)
+    registry = registry_of(settings)
     correct: dict[str, list[int]] = {}
 
     def held_correct(version: str) -> list[int]:

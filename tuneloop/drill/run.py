@@ -24,7 +24,7 @@ from unittest import mock
 import httpx
 
 from core.data import write_jsonl
-from core.registry import Registry, VersionInfo
+from core.registry import VersionInfo
 from core.settings import Settings, get_settings
 from core.store.db import Database, upgrade
 from tuneloop.bootstrap import init_zero_shot, parse_labels
@@ -34,6 +34,7 @@ from tuneloop.drill.plan import DrillConfig, DrillData, child_env, load_data, ph
 from tuneloop.drill.stream import RUN_WAIT_SECONDS, Player, Timeline
 from tuneloop.drill.summary import REFERENCE, SHIFTED, Versions, summarise, versions
 from tuneloop.drill.system import DrillFailed, System, running
+from tuneloop.wiring import registry_of
 
 HTTP_TIMEOUT_SECONDS = 300  # a monitor check is synchronous; on a busy CPU it takes a while
 
@@ -75,7 +76,7 @@ def run_drill(
         v1 = bootstrap(config, data, settings=settings, progress=progress)
         timeline, final, reports = _play(config, data, env, home, progress, reports_to)
         db = Database(settings.database_url)
-        registry = Registry(db, settings.artifacts)
+        registry = registry_of(settings, db)
         chosen = versions(timeline, final)
         progress.note(f"scoring {chosen} on held-out rows")
         sets = {"shift_held": data.shift_held, "ref_held": data.ref_held}
@@ -105,7 +106,7 @@ def bootstrap(
 ) -> VersionInfo:
     """Migrate the store and create v1 as `tuneloop init` does (refuses a store in use)."""
     upgrade(settings.database_url)
-    registry = Registry(Database(settings.database_url), settings.artifacts)
+    registry = registry_of(settings)
     if registry.champion() is not None:  # e.g. TUNELOOP_DATABASE_URL names a store in use
         raise DrillFailed(f"{settings.database_url} has a champion; the drill needs an empty store")
     if config.zero_shot:
