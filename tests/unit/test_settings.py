@@ -1,4 +1,4 @@
-"""Settings names, derived paths, refusal of placeholder secrets, and the README table."""
+"""Settings names, derived paths, refusal of placeholder secrets, and the docs/settings.md table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from tuneloop.settings_doc import rows
+from tuneloop.settings_doc import BEGIN, END, SETTINGS_DOC, rows
 
 
 def test_shared_and_component_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -31,7 +31,8 @@ def test_production_refuses_missing_or_placeholder_tokens(monkeypatch: pytest.Mo
     assert Settings().token == "a-long-random-secret-value"
 
 
-def test_readme_lists_every_setting_with_its_default() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+def test_settings_doc_lists_every_setting_with_its_default() -> None:
+    doc = (Path(__file__).parents[2] / SETTINGS_DOC).read_text()
+    table = doc.split(BEGIN, 1)[1].split(END, 1)[0]
     for variable, default, _ in rows():
-        assert f"| `{variable}` | `{default}` |" in readme, variable
+        assert f"| `{variable}` | `{default}` |" in table, variable
