@@ -92,13 +92,8 @@ class RetrainSettings(ComponentSettings):
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the head.")
     lora_r: int = Field(8, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
-    # Rule: a BERT-style fine-tune of a few epochs at 3e-5 does not need early stopping (Devlin et
-    # al. fine-tune 2-4 epochs and keep the last); on a retrain its eval split is a tenth of the
-    # training rows, mostly replayed old-domain rows, so it picks the epoch by the old domain and
-    # by noise, and withholds a tenth of the scarce new labels. Retraining a drill's two run
-    # snapshots (books -> electronics, seed 3) without it gained 1.4 and 0.2 points on 1,000
-    # held-out electronics rows and 0.3 and 1.4 on held-out books. The gate and the golden set
-    # guard against a worse model.
+    # Rule: a fine-tune of a few epochs keeps its last epoch; an eval split would pick the epoch
+    # by the replayed old domain and withhold scarce new labels (docs/decisions/0002).
     early_stopping_patience: int = Field(
         0,
         ge=0,
@@ -106,29 +101,20 @@ class RetrainSettings(ComponentSettings):
         "stopping; 0: off, every row trains and the last epoch is kept.",
     )
     max_length: int = Field(128, ge=8, description="Token limit of training texts.")
-    # Rule: mixed precision where the hardware multiplies bf16 natively; it is the default on
-    # GPUs, and on a CPU with AVX512-BF16 a MiniLM-L6 training step (16 reviews, <= 128 tokens)
-    # took 0.87 s against 1.36 s in fp32 (benchmarks/train_step.py). Master weights and
-    # optimizer state stay fp32.
+    # Rule: bf16 matrix products where the hardware multiplies bf16 natively, master weights and
+    # optimizer state in fp32 (docs/decisions/0013).
     precision: Precision = Field(
         "auto",
         description="Matrix-product precision in training; auto: bf16 where native (CUDA with "
         "bf16, CPUs with AVX512-BF16/AMX), fp16 on older CUDA cards, else fp32.",
     )
-    # Rule: enough old rows that the new domain is a quarter of each batch. In the drill (books ->
-    # electronics, ~300 labels) one old row per new row cost 7 points on the old domain's golden
-    # set in one run, while replaying all (~3 per new row) kept it; the ratio bounds the cost as
-    # the lineage grows with each promotion.
+    # Rule: enough old rows replayed that the new domain is a quarter of each batch, which bounds
+    # the cost as the lineage grows (docs/decisions/0004).
     replay_ratio: float = Field(
         3.0, ge=0.0, description="Champion rows replayed per new training row (0: all of them)."
     )
     # Rule: what users taught weighs as much in the loss as the champion's rows replayed beside
-    # it, so with replay_ratio 3 each feedback row trains 3 times an epoch (fewer when fewer rows
-    # are replayed: a run of feedback alone trains each once). At 1, feedback from
-    # before a shift counts as new too, and a drill's run (books -> electronics, seed 2) trained
-    # on 59 electronics labels among 828 rows (7 %); retrained offline on that snapshot, 1 scored
-    # 0.818 and 0.817 on 1,000 held-out electronics rows (two training seeds), 3 scored 0.849 and
-    # 0.833 (held-out books 0.877 against 0.870 and 0.867). The drill's five seeds: README.
+    # it (docs/decisions/0003).
     feedback_repeats: int = Field(
         3,
         ge=1,
@@ -156,14 +142,8 @@ class RetrainSettings(ComponentSettings):
         description="A challenger failing only the paired test is kept pending; the next run "
         "tests it at this confidence on every label since it trained. 1.0: no second look.",
     )
-    # Off by default: issue #3 asks that the feedback holdout not be trained on in the run that
-    # promotes. On, the gate judges the recipe with the holdout held out and the model promoted
-    # learns it too (as the cross-fitted gate's does): the holdout is the newest fifth of the
-    # labels, the most like the traffic to come, and after a shift often a third or more of the
-    # new domain's labels. In the drill (books -> electronics, seeds 0-4) it raised final accuracy
-    # by 0.7 points on average and recovery met the target on four seeds instead of three; on
-    # seed 2's run, over three training seeds, the challenger averaged 0.815 on 1,000 held-out
-    # electronics rows and the refit 0.833 (README). Costs one more training per promotion.
+    # Rule: off, so the feedback holdout is never trained on by the run it promotes; on, the model
+    # promoted also learns the holdout, for one more training (docs/decisions/0005).
     refit: bool = Field(
         False,
         description="Promote the recipe refitted on every label, the gate's holdout included, "

@@ -1,15 +1,13 @@
 """The cross-fitted gate: every new label scored by a challenger that never trained on it.
 
-A holdout gives the gate's paired test the newest 20 % of the labels: 60-80 rows when a shift has
-brought 300-400, on which a real 3.8 point gain passed in 39 % of random holdouts (`drill_gate`, the
-drill's seed 3). Cross-fitting splits the new labels into k folds by a hash of their text; fold
-model i trains on everything but fold i (old rows replayed as usual) and scores fold i, so the test
-pairs every new label. The gate then judges the training recipe on this data, which is what a
-promotion trusts; the model promoted trains afterwards on all the labels (one more draw of the
-recipe, with more data), and the golden-set regression bound applies to it. Costs k more trainings,
-each on (k - 1) / k of the new labels; a run whose folds fail the test stops before the last one.
-With k = 2 the fold models learn from half the labels and were too weak on two drill seeds of three
-(README, "The cross-fitted gate in the drill"); the holdout is the default.
+A holdout gives the gate's paired test only the newest fifth of the labels, too few after a shift
+for a real gain to pass reliably. Cross-fitting splits the new labels into k folds by a hash of
+their text; fold model i trains on everything but fold i (old rows replayed as usual) and scores
+fold i, so the test pairs every new label. The gate then judges the training recipe on this data,
+which is what a promotion trusts; the model promoted trains afterwards on all the labels, and the
+golden-set regression bound applies to it. Costs k more trainings, each on (k - 1) / k of the new
+labels; a run whose folds fail the test stops before the last one. Off by default: with k = 2 the
+fold models learn from half the labels and were too weak (docs/decisions/0006).
 """
 
 from __future__ import annotations

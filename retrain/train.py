@@ -45,15 +45,11 @@ from retrain.head import grow_head
 from retrain.lora import add_lora, merge_lora
 from retrain.progress import ProgressCallback, ProgressFn
 
-# Learning rates that work for sentence encoders of MiniLM/BERT size when none is given. 5e-5
-# (the top of Devlin et al.'s grid) for a full fine-tune was measured in the drill and lost:
-# a better bootstrap, smaller retrain gains, 3 promotions in 5 seeds against 5 (README).
+# Rule: learning rates that work for sentence encoders of MiniLM/BERT size when none is given
+# (docs/decisions/0007).
 DEFAULT_LEARNING_RATE = {"full": 3e-5, "lora": 5e-4}
-# Rule for `auto`: fine-tune fully while the model is small enough. Full fine-tuning adapts more
-# per label than LoRA on query/value (books -> electronics, 475 labels, MiniLM-L6: +6.2 points on
-# held-out electronics against +3.7 for LoRA r=8), and on a CPU it is no slower: both
-# back-propagate through every layer. LoRA pays where full fine-tuning's memory (weights,
-# gradients and two Adam moments: 16 bytes a parameter, 2.4 GB at 150M) is the limit.
+# Rule for `auto`: fine-tune fully while full fine-tuning's memory (16 bytes a parameter) is not
+# the limit; it adapts more per label than LoRA and is no slower on a CPU (docs/decisions/0009).
 FULL_UP_TO_PARAMETERS = 150_000_000
 # Bounds the epochs `min_steps` may add on a small data set (the steps stay near `min_steps`).
 MAX_EPOCHS = 20.0
