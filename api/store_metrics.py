@@ -15,14 +15,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from core.registry import pending_challenger
+from core.registry import CHAMPION, pending_challenger
 from core.settings import MonitorSettings
+from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.tables import ModelAlias, ModelVersion, MonitorCheck, RetrainRun
 
-TRIGGERS = ("manual", "drift", "quality", "improve")
-STATES = ("queued", "running", "promoted", "rejected", "failed")
-DECISIONS = ("none", "retrain", "skipped")
+TRIGGERS = tuple(RunTrigger)
+STATES = tuple(RunState)
+DECISIONS = tuple(CheckDecision)
 NAN = math.nan
 
 
@@ -43,7 +44,7 @@ class StoreCollector(Collector):
             yield from self._monitor(session)
 
     def _runs(self, session: Any) -> Iterator[Metric]:
-        counts = {(t, s): 0 for t in TRIGGERS for s in STATES}
+        counts: dict[tuple[str, str], int] = {(t, s): 0 for t in TRIGGERS for s in STATES}
         for trigger, state, n in session.execute(
             select(RetrainRun.trigger, RetrainRun.state, func.count()).group_by(
                 RetrainRun.trigger, RetrainRun.state
@@ -79,9 +80,9 @@ class StoreCollector(Collector):
         verdicts = GaugeMetricFamily(
             "tuneloop_retrain_verdicts", "Gate verdicts so far.", labels=["verdict"]
         )
-        promoted = counts_by_state(counts, "promoted")
+        promoted = counts_by_state(counts, RunState.PROMOTED)
         verdicts.add_metric(["promote"], promoted)
-        verdicts.add_metric(["reject"], counts_by_state(counts, "rejected"))
+        verdicts.add_metric(["reject"], counts_by_state(counts, RunState.REJECTED))
         yield verdicts
         active = session.scalar(select(RetrainRun.progress).where(RetrainRun.active_slot == 1))
         yield GaugeMetricFamily(
@@ -116,7 +117,7 @@ class StoreCollector(Collector):
         row = session.execute(
             select(ModelVersion.version, ModelVersion.number)
             .join(ModelAlias, ModelAlias.version == ModelVersion.version)
-            .where(ModelAlias.name == "champion")
+            .where(ModelAlias.name == CHAMPION)
         ).first()
         yield GaugeMetricFamily(
             "tuneloop_retrain_champion_version",
@@ -198,6 +199,6 @@ class StoreCollector(Collector):
         yield scores
 
 
-def counts_by_state(counts: dict[tuple[str, str], int], state: str) -> int:
+def counts_by_state(counts: dict[tuple[str, str], int], state: RunState) -> int:
     """Runs in `state`, whatever their trigger."""
     return sum(n for (_, s), n in counts.items() if s == state)

@@ -16,6 +16,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from core.settings import Settings
+from core.states import RunTrigger
 from core.store.db import Database
 from core.store.runs import create_run
 
@@ -88,7 +89,9 @@ def make_celery(settings: Settings, *, monitor_interval: float | None = None) ->
     return app
 
 
-def request_retrain(db: Database, app: Celery, *, trigger: str) -> tuple[dict[str, Any], bool]:
+def request_retrain(
+    db: Database, app: Celery, *, trigger: RunTrigger | str
+) -> tuple[dict[str, Any], bool]:
     """Queue a retrain run unless one is in flight; returns the run and whether it is new."""
     run, created = create_run(db, trigger=trigger)
     if created:

@@ -13,14 +13,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.states import VersionStatus
 from core.store.db import Database
 from core.store.tables import ModelAlias, ModelVersion, utcnow
 
+# The alias the api serves (an alias name, which happens to spell the champion's status).
 CHAMPION = "champion"
 # A challenger the gate found promising but not yet significant: it waits for a second look.
-PENDING = "pending"
+PENDING = VersionStatus.PENDING
 # A challenger that passed the gate and was promoted as its refit on every label (retrain).
-SUPERSEDED = "superseded"
+SUPERSEDED = VersionStatus.SUPERSEDED
 
 
 class VersionNotFound(LookupError):
@@ -122,7 +124,7 @@ class Registry:
                 dataset_hash=dataset_hash,
                 params=params or {},
                 metrics=metrics or {},
-                status="candidate",
+                status=VersionStatus.CANDIDATE,
                 created_at=utcnow(),
             )
             try:
@@ -174,7 +176,7 @@ class Registry:
                 raise VersionNotFound(version)
             row.metrics = {**(row.metrics or {}), **metrics}
 
-    def mark(self, session: Session, version: str, *, status: str) -> None:
+    def mark(self, session: Session, version: str, *, status: VersionStatus) -> None:
         """Set a version's status (rejected, …) inside the caller's transaction."""
         row = session.get(ModelVersion, version)
         if row is None:
@@ -217,15 +219,15 @@ def flip_champion(session: Session, version: str) -> VersionInfo:
     elif alias.version != version:
         old = session.get(ModelVersion, alias.version)
         if old is not None:
-            old.status = "archived"
+            old.status = VersionStatus.ARCHIVED
         # A challenger pending against the old champion will never get its second look.
         session.execute(
             update(ModelVersion)
             .where(ModelVersion.parent == alias.version, ModelVersion.status == PENDING)
-            .values(status="archived")
+            .values(status=VersionStatus.ARCHIVED)
         )
         alias.previous, alias.version, alias.updated_at = alias.version, version, now
-    row.status = "champion"
+    row.status = VersionStatus.CHAMPION
     row.promoted_at = now
     session.flush()
     return _info(row)

@@ -23,12 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
+from core.states import CheckDecision, RunTrigger
 from monitor.quality import Quality
-
-DecisionKind = Literal["none", "retrain", "skipped"]
-Trigger = Literal["drift", "quality", "improve"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +66,8 @@ class PolicyOptions:
 class Decision:
     """What the check decided, what triggered it, and why, in words."""
 
-    decision: DecisionKind
-    trigger: Trigger | None
+    decision: CheckDecision
+    trigger: RunTrigger | None
     reason: str
 
 
@@ -96,16 +93,22 @@ def decide(
     if not quality_reasons and drift_reason is None:
         calm = "no trigger: " + _calm(recent_checks_drift, policy)
         if not improve:
-            return Decision("none", None, calm)
+            return Decision(CheckDecision.NONE, None, calm)
         if new_labeled < max(policy.improve_labeled, policy.min_labeled):
-            return Decision("none", None, f"{calm}; {_improving(new_labeled, policy)}")
-    trigger: Trigger = "quality" if quality_reasons else "drift" if drift_reason else "improve"
+            return Decision(CheckDecision.NONE, None, f"{calm}; {_improving(new_labeled, policy)}")
+    trigger = (
+        RunTrigger.QUALITY
+        if quality_reasons
+        else RunTrigger.DRIFT
+        if drift_reason
+        else RunTrigger.IMPROVE
+    )
     reasons = [*quality_reasons, *([drift_reason] if drift_reason else [])]
     because = "; ".join(reasons or [_improving(new_labeled, policy)])
     blocked = _guard(new_labeled, last_run_finished_at, run_in_flight, now, policy)
     if blocked:
-        return Decision("skipped", trigger, f"{because}; but {blocked}")
-    return Decision("retrain", trigger, f"{because}: retrain")
+        return Decision(CheckDecision.SKIPPED, trigger, f"{because}; but {blocked}")
+    return Decision(CheckDecision.RETRAIN, trigger, f"{because}: retrain")
 
 
 def _drift_reason(recent: list[bool], policy: PolicyOptions) -> str | None:

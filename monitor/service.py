@@ -19,6 +19,7 @@ import numpy as np
 
 from core.registry import Registry, VersionInfo
 from core.settings import Settings, options_from
+from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.monitoring import (
     forget_reports,
@@ -47,7 +48,8 @@ from monitor.window import Window, build_window
 
 log = logging.getLogger(__name__)
 # Starts a retrain by task name: (trigger) -> None. The composition root wires it to Celery.
-Trigger = Callable[[str], object]
+# (Named apart from the policy's trigger kind, `RunTrigger`, that it is called with.)
+StartRetrain = Callable[[RunTrigger], object]
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Context:
     settings: Settings
     db: Database
     registry: Registry
-    trigger: Trigger
+    trigger: StartRetrain
 
 
 def run_check(ctx: Context) -> dict[str, Any]:
@@ -99,7 +101,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
     quality = feedback_quality(_feedback(ctx.db, champion, since), champion.labels)
     estimated = _estimate(ctx, champion, reference, current)
     decision = _decide(ctx, champion, drift, quality, estimated)
-    if decision.decision == "retrain" and decision.trigger:
+    if decision.decision == CheckDecision.RETRAIN and decision.trigger:
         ctx.trigger(decision.trigger)
     window = {
         "size": len(current_rows),
@@ -202,7 +204,7 @@ def _decide(
 def _improving(ctx: Context, champion: VersionInfo, last: dict[str, Any] | None) -> bool:
     """The champion came from the last run that judged, or has a pending challenger."""
     promoted_by_last = last is not None and (last["state"], last["version"]) == (
-        "promoted",
+        RunState.PROMOTED,
         champion.version,
     )
     return promoted_by_last or ctx.registry.pending(champion.version) is not None
@@ -260,7 +262,7 @@ def _skipped(
         model_version=champion.version if champion else None,
         window={},
         drift_detected=False,
-        decision="skipped",
+        decision=CheckDecision.SKIPPED,
         reason=reason,
         duration_seconds=time.perf_counter() - started,
     )

@@ -22,6 +22,7 @@ from core.golden import Golden, read_golden, write_golden
 from core.queue import RETRAIN_TASK
 from core.registry import PENDING, SUPERSEDED, VersionInfo, flip_champion
 from core.settings import Settings
+from core.states import RunState, VersionStatus
 from core.store.predictions import feedback_rows
 from core.store.runs import claim, fail, finish, owned_run, stale_runs
 from core.store.tables import utcnow
@@ -44,7 +45,7 @@ from retrain.gate import Verdict, decide, golden_check, too_few_rows
 log = logging.getLogger(__name__)
 
 
-def execute_run(ctx: Context, run_id: str, *, owner: str) -> str | None:
+def execute_run(ctx: Context, run_id: str, *, owner: str) -> RunState | None:
     """Run a retrain if this owner can claim it; returns its final state, or None if skipped."""
     rs = ctx.settings.retrain
     if not claim(ctx.db, run_id, owner=owner, lease_seconds=rs.lease_seconds):
@@ -58,10 +59,10 @@ def execute_run(ctx: Context, run_id: str, *, owner: str) -> str | None:
     except Exception as exc:
         log.exception("run %s failed", run_id)
         fail(ctx.db, run_id, owner=owner, error=f"{exc}\n{traceback.format_exc(limit=5)}")
-        return "failed"
+        return RunState.FAILED
 
 
-def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
+def _execute(ctx: Context, run_id: str, *, owner: str) -> RunState:
     rs = ctx.settings.retrain
     champion = ctx.registry.champion()
     if champion is None:
@@ -107,7 +108,7 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> str:
     return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
 
 
-def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> str | None:
+def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> RunState | None:
     """Promote the champion's pending challenger if every label since it trained confirms it.
 
     Returns "promoted" (the challenger, or its refit on every label: `_refit`), or None when
@@ -131,7 +132,7 @@ def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> str | 
             ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict
         )
     look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
-    _mark_on_record(ctx, run_id, owner, pending.version, "rejected", second_look=look)
+    _mark_on_record(ctx, run_id, owner, pending.version, VersionStatus.REJECTED, second_look=look)
     log.info("run %s: %s rejected at its second look: %s", run_id, pending.version, verdict.reasons)
     return None
 
@@ -187,7 +188,8 @@ def _refit(
     held, check = golden_check(
         metrics["champion"].get("golden"), scored, ctx.settings.retrain.max_regression
     )
-    chosen, loser, status = (refit, tested, SUPERSEDED) if held else (tested, refit, "rejected")
+    rejected = VersionStatus.REJECTED
+    chosen, loser, status = (refit, tested, SUPERSEDED) if held else (tested, refit, rejected)
     record: dict[str, Any] = {"version": refit.version, "tested": tested.version, "held": held}
     record |= {"rows": len(dataset.train), "golden": scored["accuracy"]}
     record |= {"dataset_hash": dataset.hash, "dataset_path": str(snapshot)}
@@ -201,7 +203,7 @@ def _refit(
 
 
 def _mark_on_record(
-    ctx: Context, run_id: str, owner: str, version: str, status: str, **params: Any
+    ctx: Context, run_id: str, owner: str, version: str, status: VersionStatus, **params: Any
 ) -> None:
     """Set `version`'s status and add `params` to the run's record, fenced by the lease."""
     with ctx.db.session() as session:
@@ -243,12 +245,12 @@ def conclude(
     candidate: VersionInfo | None,
     metrics: dict[str, Any],
     verdict: Verdict,
-) -> str:
+) -> RunState:
     """Promote or reject, in one transaction with the run's final state, fenced by the lease.
 
     `candidate` is None for a run rejected before it trained."""
-    state = "promoted" if verdict.promote else "rejected"
-    status = PENDING if verdict.pending else "rejected"
+    state = RunState.PROMOTED if verdict.promote else RunState.REJECTED
+    status = PENDING if verdict.pending else VersionStatus.REJECTED
     with ctx.db.session() as session:
         row = owned_run(session, run_id, owner=owner)
         if row is None:

@@ -12,6 +12,7 @@ from api.responses import JSON
 from core.promotion import ArtifactBroken, promote_checked
 from core.queue import request_retrain
 from core.registry import NoChampion, VersionNotFound
+from core.states import RunTrigger
 from core.store.runs import RunNotFound, get_run, list_runs
 
 router = APIRouter(dependencies=[Admin], tags=["admin"])
@@ -25,7 +26,7 @@ router = APIRouter(dependencies=[Admin], tags=["admin"])
 async def start_retrain(request: Request, db: DbDep) -> JSON:
     """Queue a manual retrain run; 409 with the run in flight when there is one."""
     run, created = await run_in_threadpool(
-        request_retrain, db, request.app.state.celery, trigger="manual"
+        request_retrain, db, request.app.state.celery, trigger=RunTrigger.MANUAL
     )
     return JSON({"run_id": run["run_id"]}, status_code=202 if created else 409)
 

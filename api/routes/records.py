@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Admin, DbDep, RegistryDep, ServingDep
+from core.states import VersionStatus
 from core.store.predictions import get_prediction
 
 router = APIRouter()
@@ -27,7 +28,7 @@ async def prediction(prediction_id: str, db: DbDep, serving: ServingDep) -> dict
 async def models(registry: RegistryDep, serving: ServingDep) -> dict[str, Any]:
     """Registered versions, newest first, and the one this replica serves."""
     versions = await run_in_threadpool(registry.list)
-    champion = next((v.version for v in versions if v.status == "champion"), None)
+    champion = next((v.version for v in versions if v.status == VersionStatus.CHAMPION), None)
     return {
         "champion": champion,
         "serving": serving.version,

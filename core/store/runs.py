@@ -15,11 +15,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.states import ACTIVE_STATES, FINAL_STATES, RunState, RunTrigger
 from core.store.db import Database
 from core.store.tables import RetrainRun, new_id, utcnow
 
-ACTIVE = ("queued", "running")
-FINAL = ("promoted", "rejected", "failed")
+ACTIVE = ACTIVE_STATES
+FINAL = FINAL_STATES
 
 
 class RunNotFound(LookupError):
@@ -27,13 +28,15 @@ class RunNotFound(LookupError):
 
 
 def create_run(
-    db: Database, *, trigger: str, params: dict[str, Any] | None = None
+    db: Database, *, trigger: RunTrigger | str, params: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], bool]:
-    """A new queued run, or the run already in flight and False."""
+    """A new queued run, or the run already in flight and False.
+
+    `trigger` is a `RunTrigger` (a plain string of the same value is stored the same)."""
     row = RetrainRun(
         id=new_id(),
         trigger=trigger,
-        state="queued",
+        state=RunState.QUEUED,
         active_slot=1,
         params=params or {},
         created_at=utcnow(),
@@ -61,14 +64,14 @@ def claim(db: Database, run_id: str, *, owner: str, lease_seconds: int) -> bool:
     now = utcnow()
     with db.session() as session:
         claimable = or_(
-            RetrainRun.state == "queued",
-            and_(RetrainRun.state == "running", RetrainRun.lease_expires_at < now),
+            RetrainRun.state == RunState.QUEUED,
+            and_(RetrainRun.state == RunState.RUNNING, RetrainRun.lease_expires_at < now),
         )
         result = session.execute(
             update(RetrainRun)
             .where(RetrainRun.id == run_id, claimable)
             .values(
-                state="running",
+                state=RunState.RUNNING,
                 lease_owner=owner,
                 attempts=RetrainRun.attempts + 1,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
@@ -100,7 +103,7 @@ def heartbeat(
             .where(
                 RetrainRun.id == run_id,
                 RetrainRun.lease_owner == owner,
-                RetrainRun.state == "running",
+                RetrainRun.state == RunState.RUNNING,
             )
             .values(**values)
         )
@@ -110,7 +113,7 @@ def heartbeat(
 def owned_run(session: Session, run_id: str, *, owner: str) -> RetrainRun | None:
     """The run row locked for update, only while `owner` holds its lease (fencing)."""
     row = session.get(RetrainRun, run_id, with_for_update=True)
-    if row is None or row.state != "running" or row.lease_owner != owner:
+    if row is None or row.state != RunState.RUNNING or row.lease_owner != owner:
         return None
     return row
 
@@ -126,12 +129,12 @@ def update_run(db: Database, run_id: str, *, owner: str, **fields: Any) -> bool:
         return True
 
 
-def finish(session: Session, row: RetrainRun, *, state: str, **fields: Any) -> None:
+def finish(session: Session, row: RetrainRun, *, state: RunState, **fields: Any) -> None:
     """Close a run inside the caller's transaction (so a promotion and its run commit together)."""
     assert state in FINAL
     row.state, row.active_slot, row.finished_at = state, None, utcnow()
     row.lease_expires_at = None
-    if state == "promoted":
+    if state == RunState.PROMOTED:
         row.progress = 1.0
     for key, value in fields.items():
         setattr(row, key, value)
@@ -143,7 +146,7 @@ def fail(db: Database, run_id: str, *, owner: str | None, error: str) -> bool:
         row = session.get(RetrainRun, run_id, with_for_update=True)
         if row is None or row.state in FINAL or (owner is not None and row.lease_owner != owner):
             return False
-        finish(session, row, state="failed", error=error[:4000])
+        finish(session, row, state=RunState.FAILED, error=error[:4000])
         return True
 
 
@@ -153,9 +156,9 @@ def stale_runs(db: Database, *, now: datetime, queued_grace_seconds: int) -> lis
         rows = session.scalars(
             select(RetrainRun.id).where(
                 or_(
-                    and_(RetrainRun.state == "running", RetrainRun.lease_expires_at < now),
+                    and_(RetrainRun.state == RunState.RUNNING, RetrainRun.lease_expires_at < now),
                     and_(
-                        RetrainRun.state == "queued",
+                        RetrainRun.state == RunState.QUEUED,
                         RetrainRun.created_at < now - timedelta(seconds=queued_grace_seconds),
                     ),
                 )
@@ -226,7 +229,7 @@ def last_judged_run(db: Database) -> dict[str, Any] | None:
             )
         )
         for start, state, version, metrics in rows:
-            if state != "rejected" or metrics:
+            if state != RunState.REJECTED or metrics:
                 return {"began": start, "state": state, "version": version}
     return None
 

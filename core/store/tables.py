@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.states import CheckDecision, RunState, VersionStatus
+
 
 def utcnow() -> datetime:
     """Timezone-aware now, the one clock of the store."""
@@ -98,7 +100,7 @@ class ModelVersion(Base):
     dataset_hash: Mapped[str | None] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    status: Mapped[str] = mapped_column(String(16), default=VersionStatus.CANDIDATE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -119,7 +121,7 @@ class RetrainRun(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     trigger: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED, index=True)
     # 1 while queued or running, NULL after: the unique constraint allows one run in flight.
     active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -156,6 +158,6 @@ class MonitorCheck(Base):
     quality: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     estimated_accuracy: Mapped[float | None] = mapped_column(Float)
     report_path: Mapped[str | None] = mapped_column(Text)
-    decision: Mapped[str] = mapped_column(String(16), default="none")
+    decision: Mapped[str] = mapped_column(String(16), default=CheckDecision.NONE)
     reason: Mapped[str] = mapped_column(Text, default="")
     duration_seconds: Mapped[float | None] = mapped_column(Float)

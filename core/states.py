@@ -1,0 +1,57 @@
+"""The store's typed states, defined once: a retrain run's state and trigger, a model version's
+status, a monitor check's decision.
+
+Each is a `StrEnum`: a member is the very string stored in the database and written to JSON, so
+the tables, the migrations and the API answers are unchanged. Code compares and writes members,
+never the bare strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunState(StrEnum):
+    """Where a retrain run stands (`retrain_run.state`)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+# A run in flight holds the active slot; a final run has let it go.
+ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
+FINAL_STATES = (RunState.PROMOTED, RunState.REJECTED, RunState.FAILED)
+
+
+class RunTrigger(StrEnum):
+    """What started a retrain run (`retrain_run.trigger`): an operator, or a monitor check's
+    policy (drift, quality, improve)."""
+
+    MANUAL = "manual"
+    DRIFT = "drift"
+    QUALITY = "quality"
+    IMPROVE = "improve"
+
+
+class VersionStatus(StrEnum):
+    """A model version's status (`model_version.status`)."""
+
+    CANDIDATE = "candidate"
+    CHAMPION = "champion"
+    # A challenger the gate found promising but not yet significant: it waits for a second look.
+    PENDING = "pending"
+    REJECTED = "rejected"
+    ARCHIVED = "archived"
+    # A challenger that passed the gate and was promoted as its refit on every label (retrain).
+    SUPERSEDED = "superseded"
+
+
+class CheckDecision(StrEnum):
+    """What a monitor check decided (`monitor_check.decision`)."""
+
+    NONE = "none"
+    RETRAIN = "retrain"
+    SKIPPED = "skipped"
