@@ -13,6 +13,7 @@ from celery import Celery
 
 from core.registry import NoChampion, VersionNotFound
 from core.settings import Settings, get_settings
+from core.states import FINAL_STATES
 from core.store.db import Database
 from tuneloop.server import configure
 from tuneloop.wiring import registry_of
@@ -75,7 +76,7 @@ def retrain(wait: bool) -> None:
     while wait:
         run = get_run(db, str(run["run_id"]))
         click.echo(f"  {run['state']} {run['progress']:.0%}", err=True)
-        if run["state"] in ("promoted", "rejected", "failed"):
+        if run["state"] in FINAL_STATES:
             click.echo(json.dumps(run, indent=2, default=str))
             break
         time.sleep(2)

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from core.data import Row
+from core.states import FINAL_STATES, RunState
 
-FINAL_STATES = ("promoted", "rejected", "failed")
 # The stream waits this long for a run in flight (one retrain on CPU is minutes).
 RUN_WAIT_SECONDS = 1200.0
 BUSY_RETRIES = 30
@@ -52,7 +52,7 @@ class Seen:
     trigger: str
     phase: str
     queued_at: int
-    state: str = "queued"
+    state: str = RunState.QUEUED
     progress: float = 0.0
     finished_at: int | None = None
     finished_phase: str | None = None
