@@ -15,5 +15,5 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
   | tee -a "$OUT/gpu.txt"
 python3 -m pytest -q -m gpu tests/gpu 2>&1 | tee "$OUT/gpu_tests.txt"
 python3 -m tuneloop.cli bench --json "$OUT/bench_gpu.json" 2>&1 | tee "$OUT/bench_gpu.txt"
-python3 -m tuneloop.cli bench-retrain --json "$OUT/retrain_gpu.json" 2>&1 \
+python3 -m benchmarks.retrain --json "$OUT/retrain_gpu.json" 2>&1 \
   | tee "$OUT/retrain_gpu.txt"
