@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,15 @@ def test_gate_power_is_the_share_of_random_holdouts_that_promote(tmp_path: Path)
     weak = gate_power(champion, slightly_better, rows=60, settings=settings, draws=500)
     assert 0.0 < weak < 0.5
     assert gate_power(champion, clearly_better, rows=40, settings=settings, draws=50) == 0.0
+
+
+def test_settings_of_reads_the_childrens_environment_and_restores_ours(tmp_path, monkeypatch):
+    from tuneloop.drill.run import settings_of
+
+    monkeypatch.setenv("TUNELOOP_API_PORT", "9999")
+    home_before = os.environ.get("TUNELOOP_HOME")
+    settings = settings_of({"TUNELOOP_HOME": str(tmp_path)})
+    assert settings.home == tmp_path and settings.api.port != 9999
+    assert (
+        os.environ["TUNELOOP_API_PORT"] == "9999" and os.environ.get("TUNELOOP_HOME") == home_before
+    )

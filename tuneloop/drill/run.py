@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from unittest import mock
 
 import httpx
 
@@ -222,8 +221,14 @@ def drill_home() -> Iterator[Path]:
 
 def settings_of(env: dict[str, str]) -> Settings:
     """Settings as the drill's processes read them from `env`."""
-    with mock.patch.dict(os.environ, env, clear=True):
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
         return get_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _sizes(data: DrillData) -> str:
