@@ -48,7 +48,7 @@ from monitor.window import Window, build_window
 
 log = logging.getLogger(__name__)
 # Starts a retrain by task name: (trigger) -> None. The composition root wires it to Celery.
-# (Named apart from the policy's trigger kind, `RunTrigger`, that it is called with.)
+# Named apart from the policy's trigger kind (`RunTrigger`), which it is called with.
 StartRetrain = Callable[[RunTrigger], object]
 
 
@@ -57,7 +57,7 @@ class Context:
     settings: Settings
     db: Database
     registry: Registry
-    trigger: StartRetrain
+    start_retrain: StartRetrain
 
 
 def run_check(ctx: Context) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
     estimated = _estimate(ctx, champion, reference, current)
     decision = _decide(ctx, champion, drift, quality, estimated)
     if decision.decision == CheckDecision.RETRAIN and decision.trigger:
-        ctx.trigger(decision.trigger)
+        ctx.start_retrain(decision.trigger)
     window = {
         "size": len(current_rows),
         "reference_size": reference.size,

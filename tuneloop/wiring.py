@@ -34,7 +34,7 @@ def monitor_context(
         settings=settings,
         db=db,
         registry=registry_of(settings, db),
-        trigger=lambda trigger: request_retrain(db, queue, trigger=trigger),
+        start_retrain=lambda trigger: request_retrain(db, queue, trigger=trigger),
     )
 
 

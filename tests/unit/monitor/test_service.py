@@ -40,7 +40,9 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, 
     db = Database(sqlite_url)
     registry = register_champion(db, settings.artifacts, base_artifact)
     triggered: list[str] = []
-    return Context(settings=settings, db=db, registry=registry, trigger=triggered.append), triggered
+    return Context(
+        settings=settings, db=db, registry=registry, start_retrain=triggered.append
+    ), triggered
 
 
 def serve(
