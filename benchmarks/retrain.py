@@ -21,6 +21,7 @@ from core.data import Row, read_labeled
 from core.runtime.predictor import Output
 from core.runtime.zeroshot import DEFAULT_LABELS
 from core.settings import RetrainSettings, Settings
+from core.states import RunTrigger
 from core.store.db import Database, upgrade
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import create_run, get_run
@@ -42,7 +43,7 @@ def run_retrain_bench(
         say("building the zero-shot default (v1)")
         init_zero_shot(settings, registry, labels=dict(DEFAULT_LABELS))
         give_feedback(db, rows)
-        run, _ = create_run(db, trigger="manual")
+        run, _ = create_run(db, trigger=RunTrigger.MANUAL)
         say(f"retraining ({method}) on {len(rows)} labeled feedback items")
         started = time.perf_counter()
         execute_run(

@@ -13,7 +13,7 @@ from celery import Celery
 
 from core.registry import NoChampion, VersionNotFound
 from core.settings import Settings, get_settings
-from core.states import FINAL_STATES
+from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
 from tuneloop.server import configure
 from tuneloop.wiring import registry_of
@@ -71,7 +71,7 @@ def retrain(wait: bool) -> None:
 
     settings = get_settings()
     db = Database(settings.database_url)
-    run, created = request_retrain(db, make_celery(settings), trigger="manual")
+    run, created = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
     click.echo(f"{'queued' if created else 'already in flight'}: run {run['run_id']}")
     while wait:
         run = get_run(db, str(run["run_id"]))

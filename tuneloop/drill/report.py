@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.states import RunState
 from tuneloop.drill.plan import DrillConfig
 from tuneloop.drill.run import DrillOutcome
 from tuneloop.drill.stream import Seen, Timeline
@@ -139,7 +140,7 @@ def _markers(ax: Any, timeline: Timeline) -> None:
         end = seen.finished_at if seen.finished_at is not None else timeline.position
         ax.axvspan(seen.queued_at, end, color="#ff7f0e", alpha=0.12, lw=0)
         ax.axvline(seen.queued_at, color="#ff7f0e", ls="--", lw=1)
-        if seen.finished_at is not None and seen.state != "promoted":
+        if seen.finished_at is not None and seen.state != RunState.PROMOTED:
             ax.axvline(seen.finished_at, color="grey", ls=":", lw=1.5)
     for position, _version in timeline.swaps:
         ax.axvline(position, color="#2ca02c", lw=2)

@@ -25,6 +25,7 @@ import httpx
 from core.data import write_jsonl
 from core.registry import VersionInfo
 from core.settings import Settings, get_settings
+from core.states import CheckDecision
 from core.store.db import Database, upgrade
 from tuneloop.bootstrap import init_zero_shot, parse_labels
 from tuneloop.bootstrap_data import init_from_data
@@ -175,7 +176,7 @@ def key_checks(timeline: Timeline) -> set[str]:
     keys = [
         *ref[-1:],
         *alarms[:1],
-        *(c for c in judged if c["decision"] == "retrain"),
+        *(c for c in judged if c["decision"] == CheckDecision.RETRAIN),
         *judged[-1:],
     ]
     return {c["id"] for c in keys}

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from core.data import Row
-from core.states import FINAL_STATES, RunState
+from core.states import FINAL_STATES, CheckDecision, RunState
 
 # The stream waits this long for a run in flight (one retrain on CPU is minutes).
 RUN_WAIT_SECONDS = 1200.0
@@ -158,7 +158,7 @@ class Player:
         check = self._post("/v1/monitor/check", None)
         position = self.timeline.position
         self.timeline.checks.append({**check, "phase": phase, "at": at, "position": position})
-        if check["decision"] == "retrain":
+        if check["decision"] == CheckDecision.RETRAIN:
             self.wait_for_runs(timeout=self.run_wait)
 
     def poll_runs(self) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.states import RunState
 from tuneloop.drill.stream import Seen, Served, Timeline
 
 REFERENCE, SHIFTED = "reference", "shifted"
@@ -38,7 +39,7 @@ def promotions(timeline: Timeline, phase: str = SHIFTED) -> list[Seen]:
     done = [
         s
         for s in timeline.runs.values()
-        if s.state == "promoted" and s.finished_phase == phase and s.finished_at is not None
+        if s.state == RunState.PROMOTED and s.finished_phase == phase and s.finished_at is not None
     ]
     return sorted(done, key=lambda s: s.finished_at or 0)
 
