@@ -88,6 +88,8 @@ class ArtifactConfig:
     scale: float = 20.0
     pooling: str = "mean"
     max_length: int = 256
+    # The architecture a generation artifact holds: `causal` (decoder only) or `seq2seq`.
+    kind: str = "encoder"
     format: int = ARTIFACT_FORMAT
 
     @classmethod

