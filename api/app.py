@@ -16,13 +16,14 @@ from api.errors import validation_handler
 from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
 from api.responses import JSON
-from api.routes import admin, feedback, health, predict, records
+from api.routes import admin, chat, feedback, generate, health, predict, records
 from api.routes import monitor as monitor_routes
 from api.serving import Loader, Serving
 from api.store_metrics import StoreCollector
 from core.queue import make_celery
 from core.registry import Registry, VersionInfo
 from core.runtime.predictor import Predictor, load_predictor
+from core.runtime.textgen import load_generation
 from core.settings import Settings
 from core.store.db import Database
 from core.store.predictions import insert_predictions
@@ -45,6 +46,13 @@ def default_loader(settings: Settings) -> Loader:
     def load(version: VersionInfo) -> Predictor:
         from pathlib import Path
 
+        if version.task == "generation":
+            return load_generation(
+                Path(version.artifact_path),
+                version=version.version,
+                device=settings.device,
+                max_batch_size=settings.api.generation_batch_size,
+            )
         return load_predictor(
             Path(version.artifact_path),
             version=version.version,
@@ -109,7 +117,7 @@ def create_app(
     app.state.settings = settings
     app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
-    for module in (predict, feedback, records, admin, monitor_routes, health):
+    for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(HttpMetrics)

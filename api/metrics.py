@@ -84,6 +84,39 @@ LOG_WRITTEN = Counter(
     "tuneloop_api_log_written_total",
     "Prediction records written to the store.",
 )
+TOKEN_BUCKETS = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+FIRST_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+INTER_TOKEN_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1.0)
+GENERATED_TOKENS = Counter(
+    "tuneloop_api_generated_tokens_total",
+    "Output tokens generated, by model version.",
+    ["model_version"],
+)
+GENERATIONS = Counter(
+    "tuneloop_api_generations_total",
+    "Finished generations by model version and finish reason (stop, length, cancelled).",
+    ["model_version", "finish_reason"],
+)
+OUTPUT_TOKENS = Histogram(
+    "tuneloop_api_output_tokens",
+    "Completion tokens per generation.",
+    buckets=TOKEN_BUCKETS,
+)
+FIRST_TOKEN_SECONDS = Histogram(
+    "tuneloop_api_time_to_first_token_seconds",
+    "From a generation request's arrival to its first text.",
+    buckets=FIRST_TOKEN_BUCKETS,
+)
+INTER_TOKEN_SECONDS = Histogram(
+    "tuneloop_api_inter_token_seconds",
+    "Between consecutive decoding steps of one generation (per token).",
+    buckets=INTER_TOKEN_BUCKETS,
+)
+RUNNING_SEQUENCES = Gauge(
+    "tuneloop_api_running_sequences",
+    "Sequences in the running generation batch.",
+    multiprocess_mode="livesum",
+)
 GPU_MEMORY = Gauge(
     "tuneloop_api_gpu_memory_bytes",
     "CUDA memory allocated by the model.",

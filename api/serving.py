@@ -14,10 +14,13 @@ from typing import Any
 
 from api import metrics
 from api.batcher import Batcher, NotServing
+from api.generation import Handle, Scheduler
 from api.predlog import PredictionLog
 from core.promotion import Loader
 from core.registry import Registry
+from core.runtime.engine import Sampling
 from core.runtime.predictor import Output, Predictor, forward_lanes, set_torch_threads
+from core.runtime.textgen import Generator
 from core.settings import ApiSettings
 from core.store.tables import utcnow
 
@@ -27,6 +30,10 @@ log = logging.getLogger(__name__)
 # never changes, so a retry every poll would fail the same way and reload the weights each time;
 # a transient failure (out of memory beside the served model) still heals without a restart.
 RETRY_BROKEN_SECONDS = 300.0
+
+
+class WrongTask(Exception):
+    """The served model is of the other task kind (a classifier asked to generate, or not)."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,37 @@ def prediction_record(
     }
 
 
+def generation_record(handle: Handle, *, log_text: bool, keep_embedding: bool) -> dict[str, Any]:
+    """The row the prediction log writes for one finished (or cancelled) generation."""
+    embedding = handle.embedding
+    return {
+        "id": handle.id,
+        "created_at": utcnow(),
+        "model_version": handle.version,
+        "task": "generation",
+        "input_text": handle.prompt if log_text else None,
+        "input_hash": hashlib.sha256(handle.prompt.encode()).hexdigest(),
+        "output": {
+            "text": handle.output,
+            "finish_reason": handle.finish_reason,
+            "prompt_tokens": handle.prompt_tokens,
+            "completion_tokens": handle.completion_tokens,
+            **handle.meta,
+        },
+        "label": None,
+        "confidence": None,
+        "latency_ms": handle.latency_ms,
+        "truncated": False,
+        "n_tokens": handle.prompt_tokens,
+        "embedding": embedding.astype("<f4").tobytes()
+        if keep_embedding and embedding is not None
+        else None,
+    }
+
+
 class Serving:
-    """Loads the champion, serves it through the batcher, swaps in a new one between batches."""
+    """Loads the champion, serves it through the batcher (classification) or the generation
+    scheduler, and swaps in a new one between batches or decoding steps."""
 
     def __init__(
         self, *, settings: ApiSettings, registry: Registry, load: Loader, predlog: PredictionLog
@@ -77,6 +113,7 @@ class Serving:
         self.load = load
         self.predlog = predlog
         self.batcher: Batcher | None = None
+        self.scheduler: Scheduler | None = None
         self._device: Any = None
         self.version: str | None = None
         self.task: str | None = None
@@ -87,8 +124,8 @@ class Serving:
 
     @property
     def ready(self) -> bool:
-        """A model is loaded and the batcher runs."""
-        return self.batcher is not None
+        """A model is loaded and the batcher (or the generation scheduler) runs."""
+        return self.batcher is not None or self.scheduler is not None
 
     async def start(self) -> None:
         """Load the champion if there is one, start the log writer and the watcher."""
@@ -105,6 +142,8 @@ class Serving:
                 await self._watcher
         if self.batcher is not None:
             await self.batcher.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         await self.predlog.stop()
 
     async def refresh(self) -> bool:
@@ -127,17 +166,75 @@ class Serving:
             )
             return False
         self._broken = None
-        if self.batcher is None:
-            self.batcher = _batcher(predictor, self.settings)
-            await self.batcher.start()
+        if isinstance(predictor, Generator):
+            await self._serve_generator(predictor)
         else:
-            self.batcher.swap(predictor)
+            await self._serve_classifier(predictor)
         log.info("serving %s (was %s)", champion.version, self.version)
         self.version, self.task = champion.version, champion.task
         self._device = getattr(predictor, "device", None)
         metrics.set_model(champion.version, champion.task)
         metrics.set_gpu_memory(self._device)
         return True
+
+    async def _serve_classifier(self, predictor: Predictor) -> None:
+        if self.scheduler is not None:  # the champion changed task kind
+            await self.scheduler.stop()
+            self.scheduler = None
+        if self.batcher is None:
+            self.batcher = _batcher(predictor, self.settings)
+            await self.batcher.start()
+        else:
+            self.batcher.swap(predictor)
+
+    async def _serve_generator(self, generator: Generator) -> None:
+        if self.batcher is not None:
+            await self.batcher.stop()
+            self.batcher = None
+        if self.scheduler is None:
+            threads = self.settings.torch_threads
+            self.scheduler = Scheduler(
+                generator,
+                max_queue=self.settings.max_queue,
+                on_finish=self._log_generation,
+                set_threads=(lambda: set_torch_threads(threads)) if threads else None,
+            )
+            await self.scheduler.start()
+        else:
+            self.scheduler.swap(generator)
+
+    @property
+    def generator(self) -> Generator:
+        """The served generator; WrongTask when a classifier is served, NotServing before any."""
+        if self.scheduler is None:
+            if self.batcher is not None:
+                raise WrongTask("the served model is a classifier: use /v1/predict")
+            raise NotServing("no model loaded yet")
+        return self.scheduler.generator
+
+    def generate(
+        self,
+        prompt: str,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        meta: dict[str, Any] | None = None,
+    ) -> Handle:
+        """Start one generation; its events stream from the handle, its record is logged at end."""
+        if self.scheduler is None:
+            self.generator  # noqa: B018 - raises the reason
+            raise NotServing("no model loaded yet")
+        return self.scheduler.submit(prompt, prompt_ids, sampling, meta)
+
+    def cancel(self, handle: Handle) -> None:
+        """The client went away: its sequence leaves the batch at the next step."""
+        if self.scheduler is not None:
+            self.scheduler.cancel(handle)
+
+    def _log_generation(self, handle: Handle) -> None:
+        keep = self._rng.random() < self.settings.embedding_sample_rate
+        self.predlog.add(
+            generation_record(handle, log_text=self.settings.log_text, keep_embedding=keep)
+        )
 
     def _predicted(self, version: str, label: str) -> Any:
         key = (version, label)
@@ -169,6 +266,8 @@ class Serving:
     async def predict(self, texts: list[str]) -> PredictResult:
         """Run texts through the batcher and log each prediction."""
         if self.batcher is None:
+            if self.scheduler is not None:
+                raise WrongTask("the served model is a generator: use /v1/generate")
             raise NotServing("no model loaded yet")
         started = time.perf_counter()
         results = await self.batcher.submit(texts)

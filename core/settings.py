@@ -47,6 +47,18 @@ class ApiSettings(ComponentSettings):
     max_tokens: int = Field(
         256, ge=8, description="Token limit per text; longer texts are truncated and flagged."
     )
+    max_new_tokens: int = Field(
+        512, ge=1, description="Generation: the most tokens a request may ask for (422 above)."
+    )
+    default_new_tokens: int = Field(
+        128, ge=1, description="Generation: tokens generated when a request names no limit."
+    )
+    # Rule: on a CPU a decoding step costs about the same from 8 to 32 sequences (reading the
+    # weights dominates), so 32 in the running batch keeps throughput without much KV memory.
+    generation_batch_size: int = Field(
+        32, ge=1, description="Generation: most sequences in the running batch."
+    )
+    max_stop: int = Field(4, ge=0, description="Generation: most stop strings per request.")
     torch_threads: int = Field(0, ge=0, description="Torch threads in the api (0: all cores).")
     log_text: bool = Field(True, description="Store input texts; false stores a SHA-256 only.")
     embedding_sample_rate: float = Field(

@@ -33,6 +33,7 @@ from transformers import (
     set_seed,
 )
 
+from core.runtime.base import cpu_has_native_bf16
 from core.runtime.model import (
     ArtifactConfig,
     TextClassifier,
@@ -114,12 +115,6 @@ def resolve_precision(precision: Precision, *, cuda: bool) -> Literal["fp32", "b
     if cuda:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bf16 dot-product instructions (torch's own probe of cpuinfo)."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
 @dataclass(frozen=True)

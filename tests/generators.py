@@ -6,8 +6,13 @@ from pathlib import Path
 
 import torch
 from tokenizers import ByteLevelBPETokenizer
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config
-from transformers import T5ForConditionalGeneration
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 from core.runtime.generator import save_generator
 
@@ -53,7 +58,9 @@ def tiny_llama(path: Path, *, seed: int = 0, context: int = 256) -> Path:
     model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    save_generator(model, tokenizer, path, base_model="tiny-llama", kind="causal", max_length=context)
+    save_generator(
+        model, tokenizer, path, base_model="tiny-llama", kind="causal", max_length=context
+    )
     return path
 
 

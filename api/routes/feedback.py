@@ -16,6 +16,7 @@ from core.store.predictions import (
     IdempotencyConflict,
     InvalidLabel,
     PredictionNotFound,
+    WrongFeedbackKind,
     submit_feedback,
 )
 
@@ -36,7 +37,7 @@ async def feedback(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> JSON:
-    """Rate a prediction (1-5) and optionally correct its label; replays with a key are safe."""
+    """Rate a prediction (1-5); correct its label or give the preferred output; replays are safe."""
     body = await parse_body(request, FeedbackRequest)
     await serving.predlog.flush_if_pending(body.prediction_id)
     try:
@@ -53,7 +54,7 @@ async def feedback(
         )
     except PredictionNotFound:
         raise HTTPException(status_code=404, detail="unknown prediction_id") from None
-    except InvalidLabel as exc:
+    except (InvalidLabel, WrongFeedbackKind) as exc:
         raise unprocessable(str(exc)) from None
     except IdempotencyConflict as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None

@@ -19,7 +19,7 @@ from api.deps import get_serving, get_settings
 from api.errors import clean_errors, unprocessable
 from api.responses import JSON
 from api.schemas import PredictRequest, PredictResponse
-from api.serving import Serving
+from api.serving import Serving, WrongTask
 from core.settings import Settings
 
 PATH = "/v1/predict"
@@ -56,6 +56,8 @@ async def classify(body: bytes, *, serving: Serving, settings: Settings) -> dict
     check_texts(texts, max_inputs=settings.api.max_inputs, max_chars=settings.api.max_chars)
     try:
         result = await serving.predict(texts)
+    except WrongTask as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
     except (QueueFull, NotServing) as exc:
         reason = "queue full" if isinstance(exc, QueueFull) else "model not ready"
         raise HTTPException(

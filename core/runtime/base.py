@@ -49,6 +49,24 @@ def inference_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 dot-product instructions (torch's own probe of cpuinfo)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def generation_dtype(device: torch.device) -> torch.dtype:
+    """Generation's weights: as `inference_dtype` on CUDA; bf16 on a CPU that multiplies it.
+
+    Decoding is bound by reading the weights once per token, so halving them pays on a CPU too
+    where bf16 products are native (measured: 14.4 vs 9.1 output tokens/s for SmolLM2-135M);
+    emulated bf16 is slower than fp32, so other CPUs keep fp32.
+    """
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    return inference_dtype(device)
+
+
 def device_memory(device: torch.device | None) -> int | None:
     """Bytes of CUDA memory allocated on `device`; None off CUDA (the CPU has no such figure)."""
     if device is None or device.type != "cuda":

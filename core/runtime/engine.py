@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
-Finish = Literal["stop", "length"]
-# A prompt embedding is the prompt's last-layer states averaged: monitoring's drift input.
+# `cancelled` is never produced by an engine: the api ends a sequence whose client went away.
+Finish = Literal["stop", "length", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Event:
     delta: str
     finish_reason: Finish | None
     completion_tokens: int
+    # The prompt's last-layer states averaged (prefill events only): monitoring's drift input.
     embedding: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -142,7 +143,7 @@ class CausalEngine:
         max_batch_size: int = 32,
         max_prefill_tokens: int = 4096,
     ) -> None:
-        self.model = model
+        self.model: Any = model
         self.device = next(model.parameters()).device
         self.ends = ends
         self.context = context
@@ -264,7 +265,9 @@ class CausalEngine:
             self.cache, self.mask, self.running = cache, mask, list(seqs)
             return
         width = max(self.mask.shape[1], mask.shape[1])
-        for old, new in zip(self.cache.layers, cache.layers, strict=True):
+        layers: list[Any] = self.cache.layers  # DynamicLayer: keys, values [batch, heads, t, d]
+        fresh: list[Any] = cache.layers
+        for old, new in zip(layers, fresh, strict=True):
             old.keys = torch.cat([_left_pad(old.keys, width), _left_pad(new.keys, width)])
             old.values = torch.cat([_left_pad(old.values, width), _left_pad(new.values, width)])
         self.mask = torch.cat([_left_pad(self.mask, width), _left_pad(mask, width)])
@@ -283,7 +286,8 @@ class CausalEngine:
         self.mask = self.mask[index]
         start = int(self.mask.any(dim=0).nonzero()[0])
         if start > 0:
-            for layer in self.cache.layers:
+            layers: list[Any] = self.cache.layers
+            for layer in layers:
                 layer.keys = layer.keys[:, :, start:]
                 layer.values = layer.values[:, :, start:]
             self.mask = self.mask[:, start:]
@@ -311,7 +315,7 @@ class StaticEngine:
         context: int,
         max_batch_size: int = 32,
     ) -> None:
-        self.model = model
+        self.model: Any = model
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.context = context

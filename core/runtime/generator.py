@@ -94,8 +94,8 @@ def _load_gguf(
         tokenizer.eos_token = END_OF_TURN
         tokenizer.pad_token = END_OF_TURN
         end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
-        model.generation_config.eos_token_id = end
-        model.generation_config.pad_token_id = end
+        _generation_config(model).eos_token_id = end
+        _generation_config(model).pad_token_id = end
         model.config.eos_token_id = end
         model.config.pad_token_id = end
     if hasattr(tokenizer, "add_bos_token"):
@@ -103,12 +103,17 @@ def _load_gguf(
     return model, tokenizer
 
 
+def _generation_config(model: PreTrainedModel) -> Any:
+    """A model's generation config (every generation model has one; the stubs say optional)."""
+    return model.generation_config
+
+
 def _ensure_pad(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
     """Batches need a pad token; a causal LM without one pads with its eos (masked anyway)."""
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if _generation_config(model).pad_token_id is None:
+        _generation_config(model).pad_token_id = tokenizer.pad_token_id
 
 
 def save_generator(
@@ -182,7 +187,7 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, *, templated:
 def end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
     """Token ids that end a generation: the generation config's eos and the tokenizer's."""
     ends: set[int] = set()
-    configured = model.generation_config.eos_token_id
+    configured = _generation_config(model).eos_token_id
     if isinstance(configured, int):
         ends.add(configured)
     elif configured:

@@ -21,6 +21,10 @@ class InvalidLabel(ValueError):
     """The corrected label is not one the model knows."""
 
 
+class WrongFeedbackKind(ValueError):
+    """A corrected label on a generation, or a preferred output on a classification."""
+
+
 class IdempotencyConflict(ValueError):
     """The idempotency key was used before for another feedback."""
 
@@ -101,6 +105,7 @@ def submit_feedback(
         if prediction is None:
             raise PredictionNotFound(prediction_id)
         model_version = prediction.model_version
+        _check_kind(prediction.task, label=label, preferred_output=preferred_output)
         if label is not None and not allow_new_labels:
             version = session.get(ModelVersion, prediction.model_version)
             labels = list(version.labels) if version else []
@@ -127,6 +132,14 @@ def submit_feedback(
     return FeedbackReceipt(
         id=row.id, prediction_id=prediction_id, model_version=model_version, replayed=False
     )
+
+
+def _check_kind(task: str, *, label: str | None, preferred_output: str | None) -> None:
+    """Feedback fits its prediction's task: labels correct classes, preferred outputs texts."""
+    if task == "generation" and label is not None:
+        raise WrongFeedbackKind("a generation takes preferred_output, not label")
+    if task != "generation" and preferred_output is not None:
+        raise WrongFeedbackKind("a classification takes label, not preferred_output")
 
 
 def _replay(db: Database, key: str, prediction_id: str) -> FeedbackReceipt | None:
