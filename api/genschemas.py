@@ -37,7 +37,9 @@ class GenerateRequest(Sampled):
         description="A prompt (one user message through the chat template), or a list.",
         examples=["Summarize: transformers process tokens in parallel with attention."],
     )
-    messages: list[ChatMessage] | None = Field(None, description="A conversation to continue.")
+    messages: list[ChatMessage] | None = Field(
+        None, min_length=1, description="A conversation to continue."
+    )
     raw: StrictBool = Field(False, description="Give `inputs` to the model without the template.")
     max_new_tokens: StrictInt | None = Field(None, description="Tokens to generate at most.")
     stop: list[Text] | None = Field(None, description="Strings that end the generation.")
