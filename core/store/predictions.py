@@ -197,3 +197,43 @@ def feedback_rows(db: Database, *, since: datetime | None = None) -> list[dict[s
             }
             for r in session.execute(query)
         ]
+
+
+def generation_feedback(db: Database, *, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Feedback on generations with the prompt and the served text, oldest first.
+
+    Each row: id, prediction_id, created_at, rating, preferred_output, prompt, output (the served
+    text), messages (the turns when the prompt came as a conversation), model_version.
+    """
+    query = (
+        select(
+            Feedback.id,
+            Feedback.created_at,
+            Feedback.rating,
+            Feedback.preferred_output,
+            Prediction.input_text,
+            Prediction.output,
+            Prediction.model_version,
+            Prediction.id.label("prediction_id"),
+        )
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .where(Prediction.task == "generation")
+        .order_by(Feedback.created_at, Feedback.id)
+    )
+    if since is not None:
+        query = query.where(Feedback.created_at > since)
+    with db.session() as session:
+        return [
+            {
+                "id": r.id,
+                "prediction_id": r.prediction_id,
+                "created_at": r.created_at,
+                "rating": r.rating,
+                "preferred_output": r.preferred_output,
+                "prompt": r.input_text,
+                "output": (r.output or {}).get("text") or "",
+                "messages": (r.output or {}).get("messages"),
+                "model_version": r.model_version,
+            }
+            for r in session.execute(query)
+        ]
