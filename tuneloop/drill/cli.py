@@ -13,8 +13,18 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.group(invoke_without_command=True)
-@click.option("--reference", type=_FILE, help="REF: labeled JSONL/CSV of the old domain.")
-@click.option("--shifted", type=_FILE, help="SHIFT: labeled JSONL/CSV of the new domain.")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "generation"]),
+    default="classification",
+    show_default=True,
+    help="Generation rows are {prompt, reference}; figures are then mean ROUGE-L.",
+)
+@click.option("--reference", type=_FILE, help="REF: the old domain (optional for generation).")
+@click.option("--shifted", type=_FILE, help="SHIFT: the new domain.")
+@click.option(
+    "--model", type=click.Path(exists=True, path_type=Path), help="Generation: v1's model."
+)
 @click.option(
     "--zero-shot", is_flag=True, help="Start from the zero-shot default, not init --data."
 )
@@ -44,7 +54,8 @@ def drill(
     """
     if ctx.invoked_subcommand is not None:
         return
-    for name in ("reference", "shifted"):
+    required = ("shifted",) if options["task"] == "generation" else ("reference", "shifted")
+    for name in required:
         if options[name] is None:
             raise click.UsageError(f"Missing option '--{name}'.", ctx=ctx)
     from tuneloop.drill.console import run
@@ -73,7 +84,11 @@ def curve(ctx: click.Context) -> None:
 @drill.command(context_settings=_FORWARD, add_help_option=False)
 @click.pass_context
 def data(ctx: click.Context) -> None:
-    """Convert the Blitzer reviews: SRC OUT [DOMAIN ...] into OUT/<domain>.jsonl."""
+    """Convert Blitzer reviews (SRC OUT [DOMAIN ...]) or SciTLDR (--scitldr SRC.jsonl OUT.jsonl)."""
+    if ctx.args[:1] == ["--scitldr"]:
+        from tuneloop.drill.textgen import convert_scitldr
+
+        sys.exit(convert_scitldr(ctx.args[1:]))
     from tuneloop.drill.data import main
 
     sys.exit(main(ctx.args))

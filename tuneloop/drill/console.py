@@ -53,7 +53,12 @@ def run(options: dict[str, Any], *, json_path: Path | None, report_path: Path | 
     progress = ConsoleProgress()
     reports = report_path.with_name(report_path.stem + "-checks") if report_path else None
     try:
-        outcome = run_drill(config, progress=progress, reports_to=reports)
+        if config.task == "generation":
+            from tuneloop.drill.run_textgen import run_generation_drill
+
+            outcome = run_generation_drill(config, progress=progress, reports_to=reports)
+        else:
+            outcome = run_drill(config, progress=progress, reports_to=reports)
     except (DrillFailed, TimeoutError, ValueError) as exc:
         progress.close()
         print(f"drill failed: {exc}", file=sys.stderr)

@@ -37,8 +37,10 @@ OWN_VARIABLES = (
 class DrillConfig:
     """The drill's options, as `tuneloop drill` takes them."""
 
-    reference: Path
+    reference: Path | None
     shifted: Path
+    task: str = "classification"
+    model: Path | None = None  # generation: v1's model (default: the packaged SmolLM2)
     zero_shot: bool = False
     oracle: bool = False
     feedback_rate: float = 0.3
@@ -66,6 +68,8 @@ class DrillData:
 
 def load_data(config: DrillConfig, *, max_chars: int) -> DrillData:
     """Read and split REF and SHIFT (seeded); texts are clipped to the api's character limit."""
+    if config.reference is None:
+        raise ValueError("the classification drill needs --reference")
     ref = _read(config.reference, max_chars)
     shifted = _read(config.shifted, max_chars)
     ref_rest, ref_held = split(ref, REF_HELD_SHARE, seed=config.seed)

@@ -37,7 +37,8 @@ def write_report(path: Path, *, config: DrillConfig, outcome: DrillOutcome) -> N
     png = timeline_png(outcome, config.check_every)
     body = [
         "<h1>tuneloop drill</h1>",
-        f"<p>{_e(config.reference.name)} &rarr; {_e(config.shifted.name)}; seed {config.seed}, "
+        f"<p>{_e(config.reference.name if config.reference else '-')} &rarr; "
+        f"{_e(config.shifted.name)}; {config.task}, seed {config.seed}, "
         f"feedback rate {config.feedback_rate}, a check every {config.check_every} predictions"
         f"{', zero-shot start' if config.zero_shot else ''}.</p>",
         f'<img alt="timeline" style="width:100%" src="data:image/png;base64,{png}">',

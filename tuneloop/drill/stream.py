@@ -37,11 +37,18 @@ class Served:
     predicted: str
     truth: str
     rated: bool
+    # Generation: ROUGE-L F of the served text against the reference (None for a label).
+    rouge: float | None = None
 
     @property
     def correct(self) -> bool:
         """Whether the served label was the true one."""
         return self.predicted == self.truth
+
+    @property
+    def quality(self) -> float:
+        """What the figures average: 1 or 0 for a label, ROUGE-L for a generation."""
+        return float(self.correct) if self.rouge is None else self.rouge
 
 
 @dataclass

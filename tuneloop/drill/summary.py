@@ -121,7 +121,7 @@ def _checks(timeline: Timeline, phase: str) -> list[dict[str, Any]]:
 
 
 def _accuracy(served: list[Served]) -> float | None:
-    return sum(s.correct for s in served) / len(served) if served else None
+    return sum(s.quality for s in served) / len(served) if served else None
 
 
 def _round(value: float | None) -> float | None:
