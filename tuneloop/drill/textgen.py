@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.data import split, write_jsonl
+from core.data import read_pairs, shuffle_split, write_jsonl
 from core.textmetrics import rouge_l
 from tuneloop.drill.stream import Player, Served
 
@@ -53,20 +53,6 @@ class PairData:
     shift_held: list[dict[str, str]]
 
 
-def read_pairs(path: Path, *, max_chars: int) -> list[dict[str, str]]:
-    """`{"prompt", "reference"}` rows of a JSONL file; prompts clipped to the api's limit."""
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not isinstance(row.get("prompt"), str) or not isinstance(row.get("reference"), str):
-                raise ValueError(f"{path}:{n}: a row needs string fields prompt and reference")
-            rows.append({"prompt": row["prompt"][:max_chars], "reference": row["reference"]})
-    return rows
-
-
 def load_pairs(
     reference: Path | None, shifted: Path, *, seed: int, max_chars: int, sizes: tuple[int, int, int]
 ) -> PairData:
@@ -76,7 +62,7 @@ def load_pairs(
     if len(shift) < 2:
         raise ValueError(f"{shifted} has {len(shift)} rows; the drill needs more")
     held_share = min(0.5, shift_held / len(shift))
-    stream, held = split(shift, held_share, seed=seed)
+    stream, held = shuffle_split(shift, held_share, seed=seed)
     ref: list[dict[str, str]] = []
     if reference is not None:
         ref = read_pairs(reference, max_chars=max_chars)
