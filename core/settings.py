@@ -217,6 +217,16 @@ class MonitorSettings(ComponentSettings):
         0.7, ge=0.0, le=1.0, description="Label-free accuracy estimate floor."
     )
     min_mean_rating: float = Field(3.0, ge=1.0, le=5.0, description="Mean rating floor.")
+    # Rule: unrelated English sentences score about 0.07 ROUGE-L F against each other, fine-tuned
+    # summarizers 0.3-0.4 against human references; below 0.2 outputs are nearer unrelated text
+    # than what users wanted (monitor.policy).
+    min_rouge_l: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Generation floor: mean ROUGE-L F of served outputs against the preferred "
+        "outputs users gave (0: off).",
+    )
     min_feedback: int = Field(50, ge=1, description="Feedback items a floor is judged on.")
     min_labeled: int = Field(
         100,

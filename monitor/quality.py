@@ -38,7 +38,10 @@ class FeedbackRow:
 
 @dataclass(frozen=True)
 class Quality:
-    """Feedback quality of one window; None where no feedback (or no label) exists."""
+    """Feedback quality of one window; None where no feedback (or no label) exists.
+
+    For a generation `labeled_count` counts preferred outputs and `rouge_l` is the mean ROUGE-L
+    of the served outputs against them (`monitor.generation`); a classification leaves it None."""
 
     feedback_count: int
     mean_rating: float | None
@@ -46,6 +49,7 @@ class Quality:
     labeled_count: int
     accuracy: float | None
     macro_f1: float | None
+    rouge_l: float | None = None
 
 
 def resolved_label(row: FeedbackRow, labels: list[str]) -> str | None:

@@ -1,9 +1,14 @@
 """A champion's reference window: its validation split as predicted at registration (after
-`init --data`), or else the first predictions it served (re-based after every promotion)."""
+`init --data`), or else the first predictions it served (re-based after every promotion).
+
+A generation champion's reference is always the first predictions it served, prompts and outputs
+described alike (`monitor.generation`): what a generator writes on its validation split is not
+stored at registration."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -17,6 +22,7 @@ from core.registry import VersionInfo
 from core.runtime.model import REFERENCE_EMBEDDINGS, REFERENCE_FILE
 from core.store.db import Database
 from core.store.monitoring import stream_window
+from monitor.generation import GENERATION, generation_window
 from monitor.sampling import reservoir_sample
 from monitor.window import Window, build_window
 
@@ -42,6 +48,10 @@ def load_reference(
 ) -> Reference | None:
     """The reference of `champion`, or None while it has served fewer than `size` predictions."""
     artifact = Path(champion.artifact_path)
+    if champion.task == GENERATION:
+        return _served_reference(
+            db, champion, size=size, max_rows=max_rows, build=generation_window, outputs=True
+        )
     if (artifact / REFERENCE_FILE).exists():
         return _validation_reference(artifact, max_rows)
     return _served_reference(db, champion, size=size, max_rows=max_rows)
@@ -75,26 +85,38 @@ def _validation_reference(artifact: Path, max_rows: int) -> Reference:
 
 # A served reference never changes once complete: keep the last few, keyed by version and size.
 _SERVED: dict[tuple[str, str, int, int], Reference] = {}
+# (rows, tokenizer) -> the window those rows describe
+WindowBuilder = Callable[[Sequence[dict[str, Any]], Any], Window]
+
+
+def served_window(rows: Sequence[dict[str, Any]], tokenizer: Any) -> Window:
+    """A classifier's logged predictions as a window."""
+    return build_window(
+        texts=[r["input_text"] for r in rows],
+        confidences=[r["confidence"] for r in rows],
+        labels=[r["label"] for r in rows],
+        embeddings=[r["embedding"] for r in rows],
+        tokenizer=tokenizer,
+    )
 
 
 def _served_reference(
-    db: Database, champion: VersionInfo, *, size: int, max_rows: int
+    db: Database,
+    champion: VersionInfo,
+    *,
+    size: int,
+    max_rows: int,
+    build: WindowBuilder = served_window,
+    outputs: bool = False,
 ) -> Reference | None:
     key = (db.url, champion.version, size, max_rows)
     if key in _SERVED:
         return _SERVED[key]
-    rows = list(stream_window(db, version=champion.version, oldest=size))
+    rows = list(stream_window(db, version=champion.version, oldest=size, outputs=outputs))
     if len(rows) < size:
         return None
     tokenizer = tokenizer_of(champion.artifact_path)
-    sample = reservoir_sample(rows, max_rows)
-    window = build_window(
-        texts=[r["input_text"] for r in sample],
-        confidences=[r["confidence"] for r in sample],
-        labels=[r["label"] for r in sample],
-        embeddings=[r["embedding"] for r in sample],
-        tokenizer=tokenizer,
-    )
+    window = build(reservoir_sample(rows, max_rows), tokenizer)
     reference = Reference(
         window=window,
         size=len(rows),

@@ -19,6 +19,8 @@ WINDOW_COLUMNS = (
     Prediction.label,
     Prediction.embedding,
 )
+# A generation's window also reads what was generated (text, finish reason, token counts).
+OUTPUT_COLUMNS = (Prediction.output,)
 
 
 def stream_window(
@@ -28,9 +30,12 @@ def stream_window(
     newest: int | None = None,
     oldest: int | None = None,
     after: datetime | None = None,
+    outputs: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """The `newest` (or `oldest`) predictions of a version, streamed in time order."""
-    query = select(*WINDOW_COLUMNS).where(Prediction.model_version == version)
+    """The `newest` (or `oldest`) predictions of a version, streamed in time order; `outputs`
+    adds the stored output."""
+    columns = WINDOW_COLUMNS + (OUTPUT_COLUMNS if outputs else ())
+    query = select(*columns).where(Prediction.model_version == version)
     if after is not None:
         query = query.where(Prediction.created_at > after)
     if newest is not None:
@@ -49,9 +54,11 @@ def window_feedback(
     version: str,
     since: datetime | None = None,
     rated_since: datetime | None = None,
+    outputs: bool = False,
 ) -> list[dict[str, Any]]:
     """Feedback on a version's predictions (made since a time; rated since a time), with the
-    prediction's output."""
+    prediction's output; `outputs` adds the stored output and the preferred one (generation)."""
+    extra = (Prediction.output, Feedback.preferred_output) if outputs else ()
     query = (
         select(
             Feedback.rating,
@@ -59,6 +66,7 @@ def window_feedback(
             Feedback.created_at,
             Prediction.label.label("predicted_label"),
             Prediction.confidence,
+            *extra,
         )
         .join(Prediction, Prediction.id == Feedback.prediction_id)
         .where(Prediction.model_version == version)
