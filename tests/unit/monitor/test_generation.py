@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
+from core.states import RunTrigger
+from core.store.tables import utcnow
 from monitor.generation import (
     Output,
     RatedGeneration,
@@ -18,8 +21,6 @@ from monitor.generation import (
     output_of,
     repetition,
 )
-from core.states import RunTrigger
-from core.store.tables import utcnow
 from monitor.policy import PolicyOptions, decide
 from monitor.quality import Quality
 
@@ -33,7 +34,12 @@ def test_repetition_is_the_share_of_word_trigrams_seen_before() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["I'm sorry, but I can't do that.", "  i cannot answer", "As an AI model, I", "I can’t help"],
+    [
+        "I'm sorry, but I can't do that.",
+        "  i cannot answer",
+        "As an AI model, I",
+        "I can\u2019t help",  # a typographic apostrophe
+    ],
 )
 def test_refusals_are_recognised_at_the_start(text: str) -> None:
     assert is_refusal(text)
@@ -87,7 +93,7 @@ def test_unlogged_facts_are_left_out_not_counted_as_zero() -> None:
 def test_a_generation_window_has_prompt_and_output_columns() -> None:
     first = {"text": "4", "finish_reason": "stop", "completion_tokens": 1}
     second = {"text": "ok ok ok ok", "finish_reason": "length", "completion_tokens": 4}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"input_text": "What is 2+2?", "embedding": None, "output": first},
         {"input_text": None, "embedding": None, "output": second},  # text logging off
     ]
