@@ -106,6 +106,7 @@ class StoreCollector(Collector):
         floors.add_metric(["feedback_accuracy"], ms.min_accuracy)
         floors.add_metric(["estimated_accuracy"], ms.min_estimated_accuracy)
         floors.add_metric(["mean_rating"], ms.min_mean_rating)
+        floors.add_metric(["rouge_l"], ms.min_rouge_l)
         yield floors
         yield GaugeMetricFamily(
             "tuneloop_monitor_min_feedback",
@@ -164,7 +165,8 @@ class StoreCollector(Collector):
             ),
             "feedback_count": ("Feedback items in the last window.", quality.get("feedback_count")),
             "labeled_count": (
-                "Feedback items with a label in the last window.",
+                "Feedback items with a label (a preferred output for a generation) in the last "
+                "window.",
                 quality.get("labeled_count"),
             ),
             "last_check_timestamp_seconds": (
@@ -176,6 +178,7 @@ class StoreCollector(Collector):
                 check.duration_seconds if check else None,
             ),
         }
+        values |= _generation(quality)
         for name, (doc, value) in values.items():
             yield GaugeMetricFamily(
                 f"tuneloop_monitor_{name}", doc, value=NAN if value is None else float(value)
@@ -197,6 +200,30 @@ class StoreCollector(Collector):
             score = columns.get(feature, {}).get("score")
             scores.add_metric([feature], NAN if score is None else float(score))
         yield scores
+
+
+def _generation(quality: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """A generation check's figures (NaN after a classifier's check, which has none)."""
+    outputs = quality.get("outputs") or {}
+    figures = {
+        "tokens_mean": "Mean completion tokens of the generations in the last window.",
+        "tokens_p95": "95th percentile of completion tokens in the last window.",
+        "cut_share": "Share of generations cut by the token limit in the last window.",
+        "repetition_share": "Mean share of repeated word 3-grams per generation, last window.",
+        "empty_share": "Share of empty generations in the last window.",
+        "refusal_share": "Share of generations opening like a refusal in the last window.",
+        "non_ascii_share": "Mean share of non-ASCII characters per generation, last window.",
+    }
+    stored = {"repetition_share": "repetition"}  # the check's key where it differs
+    values = {
+        f"output_{name}": (doc, outputs.get(stored.get(name, name)))
+        for name, doc in figures.items()
+    }
+    values["rouge_l"] = (
+        "Mean ROUGE-L F of generations against users' preferred outputs in the last window.",
+        quality.get("rouge_l"),
+    )
+    return values
 
 
 def counts_by_state(counts: dict[tuple[str, str], int], state: RunState) -> int:
