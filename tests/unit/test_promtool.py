@@ -33,8 +33,10 @@ REQUIRED = {
     "TuneloopRetrainFailed",
     "TuneloopMonitorStale",
     "TuneloopModelNotReady",
+    "TuneloopGenerationsCutByLength",
+    "TuneloopGenerationRatingDrop",
 }
-COMPONENTS = {"serving", "quality", "drift", "retraining"}  # one dashboard each
+COMPONENTS = {"serving", "quality", "drift", "retraining", "generation"}  # one dashboard each
 
 
 def tool(name: str) -> str:
@@ -72,7 +74,7 @@ def test_promtool_test_rules() -> None:
 
 def test_the_required_alerts_exist_with_labels_and_runbooks() -> None:
     names = [a["alert"] for a in ALERTS]
-    assert len(names) == len(set(names)) >= 9
+    assert len(names) == len(set(names)) >= 11
     assert set(names) >= REQUIRED
     for alert in ALERTS:
         assert alert["labels"]["severity"] in {"critical", "warning"}, alert["alert"]
