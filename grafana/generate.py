@@ -12,6 +12,7 @@ from pathlib import Path
 
 from grafana.build import JSON
 from grafana.drift import drift
+from grafana.generation import generation
 from grafana.quality import quality
 from grafana.retraining import retraining
 from grafana.serving import serving
@@ -22,6 +23,7 @@ DASHBOARDS: dict[str, Callable[[], JSON]] = {
     "quality": quality,
     "drift": drift,
     "retraining": retraining,
+    "generation": generation,
 }
 
 

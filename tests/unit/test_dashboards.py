@@ -48,10 +48,10 @@ def test_committed_json_is_the_generators_output() -> None:
     }
 
 
-def test_four_dashboards_with_unique_uids_and_titles() -> None:
-    assert set(BOARDS) == {"serving", "quality", "drift", "retraining"}
-    assert len({b["uid"] for b in BOARDS.values()}) == 4
-    assert len({b["title"] for b in BOARDS.values()}) == 4
+def test_five_dashboards_with_unique_uids_and_titles() -> None:
+    assert set(BOARDS) == {"serving", "quality", "drift", "retraining", "generation"}
+    assert len({b["uid"] for b in BOARDS.values()}) == 5
+    assert len({b["title"] for b in BOARDS.values()}) == 5
 
 
 def _provisioned() -> dict[str, Any]:
