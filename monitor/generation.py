@@ -16,7 +16,10 @@ Per-row output descriptors, computed here from the stored output (no model, no n
   watch for change, never a judgement of one output.
 - `output_non_ascii_share`: share of the output's characters outside ASCII (another language or
   script, emoji, mojibake); 0 for an empty output.
-- `finish_reason`: "stop" or "length", the categorical drift column.
+- `finish_reason`: "stop", "length" or "cancelled", the categorical drift column.
+
+A cancelled generation (its client went away) is logged with the text it had so far; it is no
+answer, so its output descriptors are NaN and the window figures are over finished ones only.
 
 Window figures are means over the rows (length also at p95). Feedback quality of a window is the
 mean rating, the share of ratings <= 2, and the mean ROUGE-L F (`core.textmetrics.rouge_l`) of
@@ -40,6 +43,7 @@ from monitor.window import Window, build_window
 
 GENERATION = "generation"  # the task of a version that generates text (VersionInfo.task)
 LENGTH = "length"  # the finish reason of an output cut by the token limit
+CANCELLED = "cancelled"  # the finish reason of a generation whose client went away
 NGRAM = 3
 # Openings of refusals and non-answers seen from instruct models; matched at the start only, as
 # the same words later in an answer are usually ordinary prose ("... which I cannot verify").
@@ -108,18 +112,22 @@ def non_ascii_share(text: str) -> float:
 
 def describe_outputs(outputs: Sequence[Output]) -> pd.DataFrame:
     """One row of output descriptors per generation (see the module docstring)."""
-    tokens = [o.completion_tokens for o in outputs]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
-            "output_tokens": pd.to_numeric(pd.Series(tokens, dtype=object), errors="coerce"),
+            "output_tokens": pd.to_numeric(
+                pd.Series([o.completion_tokens for o in outputs], dtype=object), errors="coerce"
+            ),
             "output_cut": [_flag(o.finish_reason, o.finish_reason == LENGTH) for o in outputs],
             "output_repetition": [repetition(o.text) for o in outputs],
             "output_empty": [float(not o.text.strip()) for o in outputs],
             "output_refusal": [float(is_refusal(o.text)) for o in outputs],
             "output_non_ascii_share": [non_ascii_share(o.text) for o in outputs],
-            "finish_reason": pd.Series([o.finish_reason for o in outputs], dtype=object),
         }
     )
+    cancelled = [o.finish_reason == CANCELLED for o in outputs]
+    frame.loc[cancelled, :] = np.nan
+    frame["finish_reason"] = pd.Series([o.finish_reason for o in outputs], dtype=object)
+    return frame
 
 
 def _flag(known: object, value: bool) -> float:

@@ -90,6 +90,15 @@ def test_unlogged_facts_are_left_out_not_counted_as_zero() -> None:
     assert none.cut_share is None and none.tokens_mean is None and none.tokens_p95 is None
 
 
+def test_cancelled_generations_are_no_answers() -> None:
+    cancelled = Output("", "cancelled", 0)  # the client left before the first token
+    frame = describe_outputs([cancelled, Output("done.", "stop", 2)])
+    assert frame["finish_reason"].tolist() == ["cancelled", "stop"]
+    figures = output_figures(frame)
+    assert figures.count == 2 and figures.empty_share == 0.0 and figures.tokens_mean == 2.0
+    assert figures.cut_share == 0.0
+
+
 def test_a_generation_window_has_prompt_and_output_columns() -> None:
     first = {"text": "4", "finish_reason": "stop", "completion_tokens": 1}
     second = {"text": "ok ok ok ok", "finish_reason": "length", "completion_tokens": 4}
