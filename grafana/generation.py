@@ -67,6 +67,16 @@ def generation() -> JSON:
             description="Decoding throughput; continuous batching raises it with concurrency.",
         ),
         timeseries(
+            "Running sequences",
+            [
+                target(
+                    f"sum by (instance) (tuneloop_api_running_sequences{{{API}}})", "{{instance}}"
+                )
+            ],
+            description="Sequences in each replica's running generation batch (continuous "
+            "batching: they join and leave at every decoding step).",
+        ),
+        timeseries(
             "Finish reasons/s by model version",
             [
                 target(
