@@ -147,6 +147,10 @@ def report(seeds: int) -> dict[str, Any]:
         ]
         for rho in (0.2, 0.4, 0.6, 0.8)
     }
+    low = {
+        n: [statistics(gain=g, n=n, seeds=seeds, correlation=(0.2, 0.2)) for g in (0.0, BETTER)]
+        for n in (40, 60)
+    }
     small_gain = statistics(gain=0.03, n=HOLDOUT_ROWS, seeds=seeds)
     return {
         "defaults": {
@@ -163,6 +167,10 @@ def report(seeds: int) -> dict[str, Any]:
         f"row correlation at {HOLDOUT_ROWS} rows: equal rejected / +5 promoted": {
             rho: [1 - passed(eq, **_thresholds(gate)), passed(up, **_thresholds(gate))]
             for rho, (eq, up) in by_rho.items()
+        },
+        "row correlation 0.2, holdout rows: equal rejected / +5 promoted": {
+            n: [1 - passed(eq, **_thresholds(gate)), passed(up, **_thresholds(gate))]
+            for n, (eq, up) in low.items()
         },
         f"grid at {HOLDOUT_ROWS} rows [min_gain, confidence, equal rejected, +5 promoted]": [
             [
