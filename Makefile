@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate drill clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation drill clean
 
 install: $(STAMP)
 
@@ -49,6 +49,9 @@ bench-drift: install
 
 bench-gate: install
 	$(BIN)/python -m benchmarks.gate
+
+bench-gate-generation: install
+	$(BIN)/python -m benchmarks.gate_generation --json bench-gate-generation.json
 
 # The drill: blitzer books -> electronics through the running system, when ../shared/data
 # is there. The reviews are converted to JSONL under .tuneloop/drill (never into the repository).
