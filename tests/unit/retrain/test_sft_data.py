@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset, feedback_pair
-from tests.factories import T0
+from tests.factories import generation_feedback as rated
 
 NO_HOLDOUT = SftOptions(holdout_share=0.0)
-
-
-def rated(
-    prompt: str,
-    output: str = "served",
-    *,
-    rating: int = 5,
-    preferred: str | None = None,
-    minute: int = 0,
-) -> dict[str, Any]:
-    return {
-        "prompt": prompt,
-        "output": output,
-        "rating": rating,
-        "preferred_output": preferred,
-        "created_at": T0 + timedelta(minutes=minute),
-    }
 
 
 def build(rows: list[dict[str, Any]], **kwargs: Any) -> SftDataset:
@@ -56,28 +38,28 @@ def test_poorly_rated_and_neutral_outputs_without_preference_are_not() -> None:
 
 
 def test_preferred_output_wins_over_a_newer_thumbs_up() -> None:
-    rows = [rated("q", preferred="written", minute=1), rated("q", "served", rating=5, minute=2)]
+    rows = [rated("q", preferred="written", minutes=1), rated("q", "served", rating=5, minutes=2)]
     assert taught(build(rows)) == {"q": "written"}
 
 
 def test_duplicates_by_prompt_keep_the_newest() -> None:
     rows = [
-        rated("q", preferred="old", minute=1),
-        rated(" q ", preferred="new", minute=3),  # the same prompt, whitespace aside
-        rated("q", preferred="middle", minute=2),
+        rated("q", preferred="old", minutes=1),
+        rated(" q ", preferred="new", minutes=3),  # the same prompt, whitespace aside
+        rated("q", preferred="middle", minutes=2),
     ]
     dataset = build(rows)
     assert taught(dataset) == {"q": "new"} and dataset.stats["duplicates"] == 2
 
 
 def test_a_newer_thumbs_down_takes_back_a_thumbs_up() -> None:
-    rows = [rated("q", "answer", rating=5, minute=1), rated("q", "answer", rating=1, minute=2)]
+    rows = [rated("q", "answer", rating=5, minutes=1), rated("q", "answer", rating=1, minutes=2)]
     assert build(rows).train == []
 
 
 def test_holdout_is_the_newest_share_of_preferred_outputs() -> None:
-    rows = [rated(f"p{i}", preferred=f"w{i}", minute=i) for i in range(10)]
-    rows += [rated(f"r{i}", "served", rating=5, minute=100 + i) for i in range(5)]  # newer
+    rows = [rated(f"p{i}", preferred=f"w{i}", minutes=i) for i in range(10)]
+    rows += [rated(f"r{i}", "served", rating=5, minutes=100 + i) for i in range(5)]  # newer
     dataset = build(rows, options=SftOptions(holdout_share=0.3))
     assert [p["prompt"] for p in dataset.holdout] == ["p9", "p8", "p7"]
     assert not {p["prompt"] for p in dataset.holdout} & set(taught(dataset))
@@ -85,7 +67,7 @@ def test_holdout_is_the_newest_share_of_preferred_outputs() -> None:
 
 
 def test_holdout_is_capped_and_skips_prompts_the_champion_trained_on() -> None:
-    rows = [rated(f"p{i}", preferred=f"w{i}", minute=i) for i in range(10)]
+    rows = [rated(f"p{i}", preferred=f"w{i}", minutes=i) for i in range(10)]
     champion = [Pair(prompt="p9", completion="old")]
     dataset = build(rows, champion=champion, options=SftOptions(holdout_share=1.0, max_holdout=2))
     assert [p["prompt"] for p in dataset.holdout] == ["p8", "p7"]
