@@ -259,7 +259,7 @@ def _collect_feedback(
         if not text:  # text logging off: only a hash was stored
             stats["dropped_empty"] += 1
             continue
-        vote = _Vote(label, _when(row.get("created_at")), from_feedback=True)
+        vote = _Vote(label, feedback_time(row.get("created_at")), from_feedback=True)
         votes.setdefault(text, []).append(vote)
 
 
@@ -324,7 +324,8 @@ def fold_of(text: str, folds: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") % folds
 
 
-def _when(value: object) -> datetime:
+def feedback_time(value: object) -> datetime:
+    """A feedback row's `created_at` as an aware datetime (none: the oldest time)."""
     if value is None:
         return _OLDEST
     at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))

@@ -1,4 +1,4 @@
-"""LoRA adapters (PEFT) on the encoder's attention, merged away before the artifact is written."""
+"""LoRA adapters (PEFT), on attention by default, merged away before the artifact is written."""
 
 from __future__ import annotations
 
@@ -26,13 +26,23 @@ def attention_targets(encoder: nn.Module) -> list[str]:
     raise ValueError(f"no attention query/value projections found among {sorted(names)}")
 
 
-def add_lora(encoder: nn.Module, *, r: int, alpha: int, dropout: float) -> Any:
-    """Wrap the encoder in a PEFT model: base weights frozen, LoRA on query/value trainable."""
+def add_lora(
+    encoder: nn.Module,
+    *,
+    r: int,
+    alpha: int,
+    dropout: float,
+    targets: list[str] | str | None = None,
+) -> Any:
+    """Wrap the encoder in a PEFT model: base weights frozen, LoRA trainable.
+
+    `targets` names the modules (or PEFT's "all-linear"); none: the attention query/value ones.
+    """
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=attention_targets(encoder),
+        target_modules=targets or attention_targets(encoder),
         bias="none",
     )
     return get_peft_model(encoder, config)

@@ -175,7 +175,7 @@ def train(
 ) -> TrainResult:
     """Fine-tune the artifact at `base` on `dataset.train` and write the challenger into `out`."""
     started = time.perf_counter()
-    with _torch_threads(args.torch_threads):
+    with torch_threads(args.torch_threads):
         set_seed(args.seed)
         model, tokenizer, config = load_classifier(base)
         args = replace(
@@ -245,7 +245,7 @@ def _fit(
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     """Use `n` torch threads for the block (0: leave the setting alone)."""
     before = torch.get_num_threads()
     if n > 0:

@@ -141,3 +141,21 @@ def register_champion(
     )
     registry.promote(version.version)
     return registry
+
+
+def generation_feedback(
+    prompt: str,
+    output: str = "served",
+    *,
+    rating: int | None = 5,
+    preferred: str | None = None,
+    minutes: int = 0,
+) -> dict[str, Any]:
+    """One feedback row on a generation as the store hands it to the SFT set builder."""
+    return {
+        "prompt": prompt,
+        "output": output,
+        "rating": rating,
+        "preferred_output": preferred,
+        "created_at": T0 + timedelta(minutes=minutes),
+    }

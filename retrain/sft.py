@@ -1,0 +1,326 @@
+"""Supervised fine-tuning of a generation artifact on (prompt, completion) pairs, LoRA by default.
+
+Each prompt goes through the chat template exactly as serving encodes it, the completion follows
+with the token that ends an assistant turn, and only the completion's tokens carry a loss: the
+model learns to answer, not to predict users' prompts. Shaped like `retrain.train` (dataclass
+arguments, the Hugging Face `Trainer`, the same progress reports and precision rule); LoRA is
+merged into the base before saving, so the result is a plain generation artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    DataCollatorForSeq2Seq,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+    set_seed,
+)
+
+from core.runtime.generator import (
+    END_OF_TURN,
+    Kind,
+    encode_prompt,
+    end_ids,
+    load_generator,
+    prompt_text,
+    save_generator,
+)
+from core.settings import Precision
+from retrain.lora import add_lora, merge_lora
+from retrain.progress import ProgressCallback, ProgressFn
+from retrain.sft_data import Pair
+from retrain.train import resolve_precision, torch_threads
+
+# Rule: the learning rates of common LLM SFT recipes (LoRA 2e-4 as in QLoRA; full fine-tunes an
+# order of magnitude lower); not yet measured on the default SmolLM2.
+DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4}
+IGNORE = -100  # the label cross-entropy skips: prompt and padding
+
+
+@dataclass
+class SftArgs:
+    """Hyper-parameters of one SFT run (settings fill them; tests pass small ones)."""
+
+    method: Literal["full", "lora"] = "lora"
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[method]
+    epochs: float = 3.0
+    max_steps: int = 0  # 0: `epochs` decide; otherwise the number of optimizer steps
+    # Wall-clock budget: training stops after the step that crosses it (0: none). The drill's
+    # time target is met by bounding seconds, not steps, since a CPU step costs 1-10 s.
+    max_seconds: float = 0.0
+    # Rule: 8 rows of ~300 tokens are one ~9-10 s bf16 LoRA step of SmolLM2-135M on a CPU
+    # (issue 21): progress reports and the budget check stay frequent.
+    batch_size: int = 8
+    weight_decay: float = 0.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    # Rule: LoRA on every linear layer of the blocks matches full fine-tuning where attention
+    # alone falls short (QLoRA, Dettmers et al. 2023); the adapters add little compute to the
+    # backward pass that runs through every layer anyway. "all-linear" (PEFT's: every linear
+    # layer but the output head), or module names separated by commas.
+    lora_targets: str = "all-linear"
+    # Rule: the drill's 512-token prompts plus a one-sentence answer fit. A longer row keeps its
+    # prompt's end, as the gate's evaluation truncates prompts; a completion longer than half of
+    # it is skipped, since too little prompt would be left to answer.
+    max_length: int = 1024
+    seed: int = 42
+    torch_threads: int = 0  # 0: leave torch's setting alone
+    precision: Precision = "auto"  # see retrain.train.resolve_precision
+    group_by_length: bool = True  # batches of similar lengths pad little
+
+    def lr(self) -> float:
+        """The learning rate to use."""
+        return self.learning_rate or DEFAULT_LEARNING_RATE[self.method]
+
+
+@dataclass(frozen=True)
+class SftResult:
+    """Where the artifact went and what training measured."""
+
+    path: Path
+    steps: int
+    final_loss: float | None  # the last logged loss (a mean over the last logging interval)
+    train_loss: float  # the mean over the whole run
+    seconds: float
+    rows: int  # pairs trained on
+    skipped: int  # pairs too long to train on (see SftArgs.max_length)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def sft(
+    *,
+    base: Path,
+    pairs: Sequence[Pair],
+    args: SftArgs,
+    out: Path,
+    progress: ProgressFn | None = None,
+) -> SftResult:
+    """Fine-tune the generation artifact at `base` on `pairs` and write the result into `out`."""
+    started = time.perf_counter()
+    with torch_threads(args.torch_threads):
+        set_seed(args.seed)
+        model, tokenizer, config = load_generator(base, dtype=torch.float32)  # fp32 master weights
+        args = replace(args, precision=resolve_precision(args.precision, cuda=_cuda()))
+        kind: Kind = "seq2seq" if config.kind == "seq2seq" else "causal"
+        rows = encode_pairs(model, tokenizer, pairs, kind=kind, max_length=args.max_length)
+        if not rows:
+            raise ValueError("no pair fits in max_length: nothing to train on")
+        if args.method == "lora":
+            model = add_lora(
+                model,
+                r=args.lora_r,
+                alpha=args.lora_alpha,
+                dropout=args.lora_dropout,
+                targets=lora_modules(args.lora_targets),
+            )
+        figures = _fit(model, tokenizer, rows, args=args, progress=progress)
+        trained: PreTrainedModel = merge_lora(model) if args.method == "lora" else model
+        trained.to(_stored_dtype(base))  # type: ignore[arg-type]
+        save_generator(
+            trained,
+            tokenizer,
+            out,
+            base_model=config.base_model,
+            kind=kind,
+            max_length=config.max_length,
+        )
+    params = {**asdict(args), "learning_rate": args.lr(), "rows": len(rows)}
+    return SftResult(
+        path=out,
+        seconds=time.perf_counter() - started,
+        rows=len(rows),
+        skipped=len(pairs) - len(rows),
+        params=params,
+        **figures,
+    )
+
+
+def encode_pairs(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[Pair],
+    *,
+    kind: Kind,
+    max_length: int,
+) -> list[dict[str, list[int]]]:
+    """Token ids and labels of the pairs that fit (see `encode_pair`)."""
+    end = end_token(model, tokenizer)
+    encoded = (encode_pair(tokenizer, p, kind=kind, end=end, max_length=max_length) for p in pairs)
+    return [row for row in encoded if row is not None]
+
+
+def encode_pair(
+    tokenizer: PreTrainedTokenizerBase,
+    pair: Pair,
+    *,
+    kind: Kind,
+    end: int,
+    max_length: int,
+) -> dict[str, list[int]] | None:
+    """`input_ids`, `attention_mask` and `labels` of one pair; None when it does not fit.
+
+    Causal: the templated prompt's ids then the completion's and `end`, labels IGNORE on the
+    prompt. Seq2seq: the prompt is the encoder's input and the labels are the completion's ids.
+    """
+    prompt = prompt_ids(tokenizer, pair["prompt"])
+    answer = [*tokenizer(pair["completion"], add_special_tokens=False)["input_ids"], end]
+    if len(answer) > max_length // 2:
+        return None
+    if kind == "seq2seq":
+        source = prompt[-max_length:]
+        return {"input_ids": source, "attention_mask": [1] * len(source), "labels": answer}
+    prompt = prompt[-(max_length - len(answer)) :]  # keep the prompt's end
+    ids = [*prompt, *answer]
+    return {
+        "input_ids": ids,
+        "attention_mask": [1] * len(ids),
+        "labels": [IGNORE] * len(prompt) + answer,
+    }
+
+
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """A stored prompt's ids as serving encodes an `inputs` string: one templated user message."""
+    templated = bool(getattr(tokenizer, "chat_template", None))
+    prompt = prompt_text(tokenizer, text=text, raw=not templated)
+    return encode_prompt(tokenizer, prompt, templated=templated)
+
+
+def end_token(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token a completion ends with: the end of an assistant turn where serving stops on it
+    (ChatML's `<|im_end|>`), else the tokenizer's eos."""
+    ends = end_ids(model, tokenizer)
+    turn = tokenizer.get_vocab().get(END_OF_TURN)
+    if turn is not None and turn in ends:
+        return int(turn)
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    if ends:
+        return min(ends)
+    raise ValueError("the model has no end-of-sequence token: a completion could never stop")
+
+
+def lora_modules(targets: str) -> str | list[str]:
+    """PEFT's target modules from the setting: "all-linear" as it is, else the names listed."""
+    if targets == "all-linear":
+        return targets
+    return [name.strip() for name in targets.split(",") if name.strip()]
+
+
+class TimeBudget(TrainerCallback):
+    """Stop training after the step that crosses `seconds` of training time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.perf_counter()
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        """Start the clock when the first step is about to run (model loading excluded)."""
+        self.started = time.perf_counter()
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        """Ask the Trainer to stop once the budget is spent."""
+        if time.perf_counter() - self.started >= self.seconds:
+            control.should_training_stop = True
+
+
+def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
+    """Pads a batch to its longest row: pad ids on the right, IGNORE in the labels."""
+    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
+
+
+def _fit(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, list[int]]],
+    *,
+    args: SftArgs,
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    """Run the Trainer; its steps, final and mean loss."""
+    callbacks: list[TrainerCallback] = [ProgressCallback(progress)] if progress else []
+    if args.max_seconds > 0:
+        callbacks.append(TimeBudget(args.max_seconds))
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "right"  # positions count from each row's first token
+    try:
+        with tempfile.TemporaryDirectory(prefix="tuneloop-sft-") as scratch:
+            trainer = Trainer(
+                model=model,
+                args=_training_arguments(args, output_dir=Path(scratch)),
+                train_dataset=rows,  # a list is a map-style dataset
+                data_collator=collator(tokenizer),
+                callbacks=callbacks,
+            )
+            trainer.remove_callback(PrinterCallback)  # the progress callback reports
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="mtime may not be reliable")
+                output = trainer.train()
+    finally:
+        tokenizer.padding_side = side
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {
+        "steps": int(output.global_step),
+        "final_loss": float(losses[-1]) if losses else None,
+        "train_loss": float(output.training_loss),
+    }
+
+
+def _training_arguments(args: SftArgs, *, output_dir: Path) -> TrainingArguments:
+    # TrainingArguments hands its precision to accelerate through this variable and never
+    # clears it: without the reset an fp32 run after a bf16 one in the same process is bf16.
+    os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=args.lr(),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps if args.max_steps > 0 else -1,
+        per_device_train_batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        data_seed=args.seed,
+        save_strategy="no",  # the artifact is written once, merged, at the end
+        logging_strategy="steps",
+        logging_steps=0.05,  # a share of all steps: about 20 progress reports per run
+        report_to=[],
+        push_to_hub=False,
+        disable_tqdm=True,
+        bf16=args.precision == "bf16",
+        fp16=args.precision == "fp16",
+        use_cpu=not _cuda(),
+        group_by_length=args.group_by_length,
+        dataloader_num_workers=0,
+    )
+
+
+def _cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def _stored_dtype(base: Path) -> torch.dtype:
+    """The dtype the base artifact's weights were saved in (a bf16 base stays bf16)."""
+    config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    name = config.get("dtype") or config.get("torch_dtype") or "float32"
+    dtype = getattr(torch, str(name), torch.float32)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32

@@ -1,0 +1,96 @@
+"""The SFT set builder's rules, one test each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset, feedback_pair
+from tests.factories import generation_feedback as rated
+
+NO_HOLDOUT = SftOptions(holdout_share=0.0)
+
+
+def build(rows: list[dict[str, Any]], **kwargs: Any) -> SftDataset:
+    kwargs.setdefault("options", NO_HOLDOUT)
+    return build_sft_dataset(champion_pairs=kwargs.pop("champion", []), feedback=rows, **kwargs)
+
+
+def taught(dataset: SftDataset) -> dict[str, str]:
+    return {p["prompt"]: p["completion"] for p in dataset.train}
+
+
+def test_preferred_output_is_trained_on_whatever_the_rating() -> None:
+    dataset = build([rated("q", "bad answer", rating=1, preferred="good answer")])
+    assert taught(dataset) == {"q": "good answer"}
+    assert dataset.stats["feedback_preferred"] == 1
+
+
+def test_well_rated_served_output_is_trained_on() -> None:
+    dataset = build([rated("q", "fine answer", rating=4)])
+    assert taught(dataset) == {"q": "fine answer"}
+
+
+def test_poorly_rated_and_neutral_outputs_without_preference_are_not() -> None:
+    rows = [rated("a", rating=2), rated("b", rating=1), rated("c", rating=3)]
+    dataset = build(rows)
+    assert dataset.train == []
+    assert dataset.stats["feedback_rated_bad"] == 2 and dataset.stats["feedback_neutral"] == 1
+
+
+def test_preferred_output_wins_over_a_newer_thumbs_up() -> None:
+    rows = [rated("q", preferred="written", minutes=1), rated("q", "served", rating=5, minutes=2)]
+    assert taught(build(rows)) == {"q": "written"}
+
+
+def test_duplicates_by_prompt_keep_the_newest() -> None:
+    rows = [
+        rated("q", preferred="old", minutes=1),
+        rated(" q ", preferred="new", minutes=3),  # the same prompt, whitespace aside
+        rated("q", preferred="middle", minutes=2),
+    ]
+    dataset = build(rows)
+    assert taught(dataset) == {"q": "new"} and dataset.stats["duplicates"] == 2
+
+
+def test_a_newer_thumbs_down_takes_back_a_thumbs_up() -> None:
+    rows = [rated("q", "answer", rating=5, minutes=1), rated("q", "answer", rating=1, minutes=2)]
+    assert build(rows).train == []
+
+
+def test_holdout_is_the_newest_share_of_preferred_outputs() -> None:
+    rows = [rated(f"p{i}", preferred=f"w{i}", minutes=i) for i in range(10)]
+    rows += [rated(f"r{i}", "served", rating=5, minutes=100 + i) for i in range(5)]  # newer
+    dataset = build(rows, options=SftOptions(holdout_share=0.3))
+    assert [p["prompt"] for p in dataset.holdout] == ["p9", "p8", "p7"]
+    assert not {p["prompt"] for p in dataset.holdout} & set(taught(dataset))
+    assert len(dataset.train) == 12
+
+
+def test_holdout_is_capped_and_skips_prompts_the_champion_trained_on() -> None:
+    rows = [rated(f"p{i}", preferred=f"w{i}", minutes=i) for i in range(10)]
+    champion = [Pair(prompt="p9", completion="old")]
+    dataset = build(rows, champion=champion, options=SftOptions(holdout_share=1.0, max_holdout=2))
+    assert [p["prompt"] for p in dataset.holdout] == ["p8", "p7"]
+    assert taught(dataset)["p9"] == "w9"  # feedback replaces the champion's pair
+
+
+def test_champion_pairs_are_replayed_as_a_fixed_sample() -> None:
+    champion = [Pair(prompt=f"old{i}", completion="c") for i in range(20)]
+    rows = [rated(f"new{i}", preferred="w") for i in range(4)]
+    options = SftOptions(holdout_share=0.0, replay_ratio=2.0)
+    first = build(rows, champion=champion, options=options)
+    again = build(rows, champion=list(reversed(champion)), options=options)
+    assert first.stats["replayed"] == 8 and len(first.unused) == 12 and len(first.train) == 12
+    assert first.train == again.train and first.hash == again.hash
+    assert first.from_feedback == {f"new{i}" for i in range(4)}
+    everything = build(rows, champion=champion)  # ratio 0 replays them all
+    assert len(everything.train) == 24 and everything.unused == []
+
+
+def test_golden_prompts_are_excluded() -> None:
+    dataset = build([rated("gold", preferred="w"), rated("q", preferred="w")], exclude=["gold"])
+    assert taught(dataset) == {"q": "w"} and dataset.stats["excluded"] == 1
+
+
+def test_a_row_without_its_prompt_teaches_nothing() -> None:
+    assert feedback_pair(rated("", preferred="w")) == (None, "no_prompt")
