@@ -65,8 +65,11 @@ def update_fields(ctx: Context, run_id: str, owner: str, **fields: Any) -> None:
 
 
 def compact(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Metrics for the run record, without the per-row correctness vectors."""
+    """Metrics for the run record, without the per-row vectors (correctness, ROUGE-L)."""
+    per_row = ("correct", "rows")
     return {
-        role: {split: {k: v for k, v in ev.items() if k != "correct"} for split, ev in sets.items()}
+        role: {
+            split: {k: v for k, v in ev.items() if k not in per_row} for split, ev in sets.items()
+        }
         for role, sets in metrics.items()
     }

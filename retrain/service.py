@@ -41,6 +41,7 @@ from retrain.context import Context, LeaseLost, RunData, compact, update_fields
 from retrain.dataset import feedback_label
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
+from retrain.textgen_run import execute_generation
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def _execute(ctx: Context, run_id: str, *, owner: str) -> RunState:
     champion = ctx.registry.champion()
     if champion is None:
         raise RuntimeError("no champion to retrain")
+    if champion.task == "generation":
+        return execute_generation(ctx, run_id, owner=owner, champion=champion, conclude=conclude)
     golden = ensure_golden(ctx, champion)
     data = RunData(champion, golden, _new_feedback(ctx, golden))
     if (state := _second_look(ctx, run_id, owner, data)) is not None:

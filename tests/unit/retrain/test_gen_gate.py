@@ -132,3 +132,14 @@ def test_simulation_reports_its_tables() -> None:
     # Four seeds at the defaults: every equal challenger rejected, every +5 point one promoted.
     assert table["defaults"]["equal_rejected"] == 1.0
     assert table["defaults"]["better_promoted"] == 1.0
+
+
+def test_the_settings_defaults_are_the_simulated_ones() -> None:
+    from core.settings import RetrainSettings
+    from retrain import gen_gate
+
+    rs = RetrainSettings()
+    assert rs.rouge_min_gain == gen_gate.DEFAULT_MIN_GAIN
+    assert rs.rouge_confidence == gen_gate.DEFAULT_CONFIDENCE
+    assert rs.rouge_max_regression == gen_gate.DEFAULT_MAX_REGRESSION
+    assert rs.rouge_min_holdout == gen_gate.DEFAULT_MIN_HOLDOUT

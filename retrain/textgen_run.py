@@ -1,0 +1,198 @@
+"""One retrain run of a generation champion: SFT pairs from feedback, LoRA SFT, the ROUGE-L gate.
+
+The same run record, lease and promotion transaction as classification (`retrain.service`):
+claim, build the data, train, let both models answer the same rows greedily, gate, conclude.
+Golden set: the pairs `init --data` gave, or after a start from the default the first preferred
+outputs (half of those that exist at most, as for classification), never trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.golden import Golden, read_golden, write_golden
+from core.registry import VersionInfo
+from core.runtime.textgen import DEFAULT_NEW_TOKENS, load_generation
+from core.settings import Settings
+from core.states import RunState
+from core.store.predictions import generation_feedback
+from retrain.context import Context, progress_reporter, update_fields
+from retrain.gate import Verdict, too_few_rows
+from retrain.gen_gate import TEST_NAME, decide_generation, score_generations
+from retrain.sft import SftArgs, sft
+from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset
+
+log = logging.getLogger(__name__)
+TRAIN_FILE = "train.jsonl"
+Conclude = Any  # retrain.service.conclude, handed in (this module is imported by it)
+
+
+def execute_generation(
+    ctx: Context, run_id: str, *, owner: str, champion: VersionInfo, conclude: Conclude
+) -> RunState:
+    """Train, score and gate a challenger for a generation champion; the run's final state."""
+    rs = ctx.settings.retrain
+    golden = ensure_generation_golden(ctx)
+    taken = set(golden.feedback_ids)
+    feedback = [r for r in generation_feedback(ctx.db) if r["prompt"] and r["id"] not in taken]
+    dataset = build_sft_dataset(
+        champion_pairs=champion_pairs(Path(champion.artifact_path)),
+        feedback=feedback,
+        options=SftOptions(replay_ratio=rs.replay_ratio),
+        exclude=[r["prompt"] for r in golden.rows],
+    )
+    snapshot = _snapshot(ctx, run_id, dataset)
+    update_fields(
+        ctx,
+        run_id,
+        owner,
+        champion_version=champion.version,
+        dataset_hash=dataset.hash,
+        dataset_path=str(snapshot),
+        progress=0.01,
+    )
+    rows = paired_rows(dataset.holdout, golden)
+    if (small := _too_few(len(rows), rs.rouge_min_holdout)) is not None:
+        return conclude(ctx, run_id, owner=owner, candidate=None, metrics={}, verdict=small)
+    candidate = train_generator(ctx, run_id, owner, champion, dataset)
+    metrics = score_generators(ctx.settings, champion, candidate, golden=golden, rows=rows)
+    verdict = decide_generation(
+        champion=metrics["champion"],
+        challenger=metrics["challenger"],
+        min_gain=rs.rouge_min_gain,
+        confidence=rs.rouge_confidence,
+        max_regression=rs.rouge_max_regression,
+        min_holdout=rs.rouge_min_holdout,
+    )
+    return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
+
+
+def _too_few(n: int, min_holdout: int) -> Verdict | None:
+    small = too_few_rows(n, min_holdout=min_holdout)
+    return None if small is None else Verdict(**{**small.to_dict(), "test": TEST_NAME})
+
+
+def ensure_generation_golden(ctx: Context) -> Golden:
+    """The golden set; after a start from the default, fixed from the first preferred outputs."""
+    golden = read_golden(ctx.settings.artifacts)
+    if golden is not None:
+        return golden
+    preferred = [r for r in generation_feedback(ctx.db) if r["prompt"] and r["preferred_output"]]
+    first = preferred[: min(ctx.settings.retrain.golden_size, len(preferred) // 2)]
+    return write_golden(
+        ctx.settings.artifacts,
+        [{"prompt": r["prompt"], "reference": r["preferred_output"]} for r in first],
+        source="feedback",
+        feedback_ids=[r["id"] for r in first],
+    )
+
+
+def paired_rows(holdout: Sequence[Pair], golden: Golden) -> list[dict[str, str]]:
+    """The paired test's rows: the holdout, and a golden set taken from feedback (as new to the
+    champion as the holdout); a golden set from `init --data` only guards regression."""
+    rows = [{"prompt": p["prompt"], "reference": p["completion"]} for p in holdout]
+    return [*rows, *golden.rows] if golden.source == "feedback" else rows
+
+
+def sft_args(settings: Settings) -> SftArgs:
+    """SFT hyper-parameters from settings (LoRA unless `method` says full)."""
+    rs = settings.retrain
+    return SftArgs(
+        method="full" if rs.method == "full" else "lora",
+        learning_rate=rs.learning_rate or None,
+        epochs=rs.epochs,
+        max_seconds=rs.generation_max_seconds,
+        precision=rs.precision,
+    )
+
+
+def train_generator(
+    ctx: Context, run_id: str, owner: str, champion: VersionInfo, dataset: SftDataset
+) -> VersionInfo:
+    """Fine-tune the champion on the run's pairs and register the challenger."""
+    staged = ctx.registry.staging_dir()
+    try:
+        result = sft(
+            base=Path(champion.artifact_path),
+            pairs=dataset.train,
+            args=sft_args(ctx.settings),
+            out=staged,
+            progress=progress_reporter(ctx, run_id, owner),
+        )
+        _write_pairs(staged / TRAIN_FILE, [*dataset.train, *dataset.unused])
+        return ctx.registry.register(
+            staged,
+            task="generation",
+            labels=[],
+            base_model=champion.base_model,
+            parent=champion.version,
+            dataset_hash=dataset.hash,
+            params={
+                **result.params,
+                "run_id": run_id,
+                "train_seconds": result.seconds,
+                "steps": result.steps,
+                "rows": result.rows,
+                "train_loss": result.train_loss,
+            },
+        )
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def score_generators(
+    settings: Settings,
+    champion: VersionInfo,
+    challenger: VersionInfo,
+    *,
+    golden: Golden,
+    rows: list[dict[str, str]],
+) -> dict[str, Any]:
+    """Both models answer the same rows greedily, scored by ROUGE-L (BLEU and chrF beside)."""
+    out: dict[str, Any] = {}
+    for role, version in (("champion", champion), ("challenger", challenger)):
+        generator = load_generation(
+            Path(version.artifact_path), version=version.version, device=settings.device
+        )
+        out[role] = {
+            name: _score(generator, subset)
+            for name, subset in (("golden", golden.rows), ("feedback", rows))
+        }
+    return out
+
+
+def _score(generator: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    if not rows:
+        return score_generations([], [])
+    prompts = [str(r["prompt"]) for r in rows]
+    answers = generator.generate_texts(prompts, max_new_tokens=DEFAULT_NEW_TOKENS)
+    return score_generations([a.text for a in answers], [str(r["reference"]) for r in rows])
+
+
+def champion_pairs(artifact: Path) -> list[Pair]:
+    """The pairs a generation version learned from and its lineage kept (none after init)."""
+    path = artifact / TRAIN_FILE
+    if not path.exists() or not path.stat().st_size:
+        return []
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_pairs(path: Path, pairs: Sequence[Pair]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for pair in pairs:
+            f.write(json.dumps(dict(pair), ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def _snapshot(ctx: Context, run_id: str, dataset: SftDataset) -> Path:
+    path = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{**p, "split": "train"} for p in dataset.train]
+    rows += [{**p, "split": "holdout"} for p in dataset.holdout]
+    _write_pairs(path, rows)  # type: ignore[arg-type]
+    return path

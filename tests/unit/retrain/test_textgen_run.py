@@ -1,0 +1,101 @@
+"""A generation champion's retrain run end to end on a tiny Llama: data, SFT, ROUGE-L gate."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from core.registry import Registry
+from core.settings import RetrainSettings, Settings
+from core.store.db import Database
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.runs import create_run, get_run
+from retrain.context import Context
+from retrain.service import execute_run
+from retrain.textgen_run import champion_pairs
+from tests.generators import tiny_llama
+
+# The number word decides the answer; the other word varies, so held-out prompts are new.
+ANSWERS = {"one": "red green blue", "two": "the quick brown fox", "three": "the lazy dog"}
+WORDS = ["fox", "dog", "paper", "red", "blue", "green", "capital", "france", "lazy", "quick"]
+WORDS += ["brown", "jumps", "over", "what", "is", "the", "summaries", "method", "works", "well"]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, sqlite_url: str) -> Context:
+    settings = Settings(
+        home=tmp_path,
+        database_url=sqlite_url,
+        retrain=RetrainSettings(
+            method="full",
+            epochs=6,
+            learning_rate=3e-3,
+            golden_size=15,
+            rouge_min_holdout=20,
+            torch_threads=1,
+        ),
+    )
+    db = Database(sqlite_url)
+    registry = Registry(db, settings.artifacts)
+    staged = registry.staging_dir()
+    shutil.copytree(tiny_llama(tmp_path / "llama"), staged, dirs_exist_ok=True)
+    registry.promote(
+        registry.register(staged, task="generation", labels=[], base_model="t").version
+    )
+    return Context(settings=settings, db=db, registry=registry)
+
+
+def rate(ctx: Context, n: int) -> None:
+    """`n` served generations (all wrong), each rated 1 with the answer the user wanted."""
+    prompts = [f"{word} {number}" for word in WORDS for number in ANSWERS][:n]
+    insert_predictions(
+        ctx.db,
+        [
+            {
+                "id": f"g{i}",
+                "created_at": T0 + timedelta(seconds=i),
+                "model_version": "v1",
+                "task": "generation",
+                "input_text": prompt,
+                "input_hash": str(i),
+                "output": {"text": "nothing useful", "finish_reason": "stop"},
+                "latency_ms": 1.0,
+                "truncated": False,
+                "n_tokens": 3,
+            }
+            for i, prompt in enumerate(prompts)
+        ],
+    )
+    for i, prompt in enumerate(prompts):
+        answer = ANSWERS[prompt.split()[1]]
+        submit_feedback(ctx.db, prediction_id=f"g{i}", rating=1, preferred_output=answer)
+
+
+def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Context) -> None:
+    rate(ctx, 60)
+    run, _ = create_run(ctx.db, trigger="quality")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
+    done = get_run(ctx.db, run["run_id"])
+    champion, challenger = done["metrics"]["champion"], done["metrics"]["challenger"]
+    assert challenger["feedback"]["rougeL"] >= champion["feedback"]["rougeL"] + 0.3, done
+    assert "rows" not in challenger["feedback"]  # per-row vectors stay off the record
+    assert done["verdict"]["test"] == "approximate_randomization"
+    assert done["verdict"]["promote"] and done["verdict"]["p_value"] < 0.05
+    v2 = ctx.registry.champion()
+    assert v2 is not None and v2.version == "v2" and v2.task == "generation"
+    # The golden set came from the first preferred outputs and was not trained on.
+    learned = {p["prompt"] for p in champion_pairs(Path(v2.artifact_path))}
+    assert learned and not learned & {f"{w} {n}" for w in WORDS[:5] for n in ANSWERS}
+
+
+def test_a_run_on_too_few_preferred_outputs_is_rejected_before_it_trains(ctx: Context) -> None:
+    rate(ctx, 12)
+    run, _ = create_run(ctx.db, trigger="quality")
+    assert execute_run(ctx, run["run_id"], owner="w1") == "rejected"
+    done = get_run(ctx.db, run["run_id"])
+    assert done["version"] is None
+    assert "fewer than min_holdout 20" in done["verdict"]["reasons"][0]
