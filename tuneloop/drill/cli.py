@@ -29,7 +29,18 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "--zero-shot", is_flag=True, help="Start from the zero-shot default, not init --data."
 )
 @click.option("--oracle", is_flag=True, help="Also fine-tune on all labeled SHIFT rows (recovery).")
-@click.option("--feedback-rate", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True)
+@click.option(
+    "--feedback-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Share of predictions users rate [default: 0.3; generation 0.6].",
+)
+@click.option(
+    "--stream-rows", type=click.IntRange(min=1), help="Generation: SHIFT rows streamed [400]."
+)
+@click.option(
+    "--held-rows", type=click.IntRange(min=1), help="Generation: SHIFT rows held out [100]."
+)
 @click.option("--check-every", type=click.IntRange(min=10), default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(

@@ -22,6 +22,10 @@ MIN_REF_STREAMED = 300
 SHIFT_HELD_ROWS = 1000
 MIN_SHIFT_STREAMED = 900
 SHIFT_HELD_SHARE = 0.30
+# Rule: a classification user rates 3 in 10 predictions (issue 6's setting); a generation drill
+# needs ~100 preferred outputs before its first run can be judged, which at 400 streamed rows and
+# half of the raters writing one takes 6 in 10.
+FEEDBACK_RATES = {"classification": 0.3, "generation": 0.6}
 # Variables of the drill's own: a fresh home, a private api port and token (never the user's).
 OWN_VARIABLES = (
     "TUNELOOP_HOME",
@@ -43,10 +47,17 @@ class DrillConfig:
     model: Path | None = None  # generation: v1's model (default: the packaged SmolLM2)
     zero_shot: bool = False
     oracle: bool = False
-    feedback_rate: float = 0.3
+    feedback_rate: float | None = None  # None: the task's default (FEEDBACK_RATES)
     check_every: int = 100
     seed: int = 0
     batch_size: int = 16  # texts per predict request
+    stream_rows: int | None = None  # generation: SHIFT rows streamed (None: the default size)
+    held_rows: int | None = None  # generation: SHIFT rows held out (None: the default size)
+
+    @property
+    def rate(self) -> float:
+        """The share of streamed predictions users rate."""
+        return FEEDBACK_RATES[self.task] if self.feedback_rate is None else self.feedback_rate
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,7 @@ def phase_masks(data: DrillData, config: DrillConfig) -> tuple[list[bool], list[
     """Which predictions of the REF stream and of the SHIFT stream a user rates: one seeded mask
     over the whole stream, split at the phase boundary."""
     n_ref = len(data.ref_stream)
-    rated = feedback_mask(n_ref + len(data.shift_stream), config.feedback_rate, seed=config.seed)
+    rated = feedback_mask(n_ref + len(data.shift_stream), config.rate, seed=config.seed)
     return rated[:n_ref], rated[n_ref:]
 
 

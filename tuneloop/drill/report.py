@@ -39,7 +39,7 @@ def write_report(path: Path, *, config: DrillConfig, outcome: DrillOutcome) -> N
         "<h1>tuneloop drill</h1>",
         f"<p>{_e(config.reference.name if config.reference else '-')} &rarr; "
         f"{_e(config.shifted.name)}; {config.task}, seed {config.seed}, "
-        f"feedback rate {config.feedback_rate}, a check every {config.check_every} predictions"
+        f"feedback rate {config.rate}, a check every {config.check_every} predictions"
         f"{', zero-shot start' if config.zero_shot else ''}.</p>",
         f'<img alt="timeline" style="width:100%" src="data:image/png;base64,{png}">',
         "<h2>Figures</h2>",

@@ -10,6 +10,7 @@ received feedback, under the classification drill's keys, with `"metric": "rouge
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ from core.runtime.textgen import load_generation
 from core.settings import Settings
 from core.store.db import Database, upgrade
 from core.textmetrics import rouge_l_rows
+from retrain.sft import sft
+from retrain.sft_data import Pair
+from retrain.textgen_run import sft_args
 from tuneloop.bootstrap import init_generator
 from tuneloop.drill.plan import DrillConfig, child_env, feedback_mask
 from tuneloop.drill.run import DrillOutcome, Progress, _client, drill_home, settings_of
@@ -42,6 +46,14 @@ MAX_NEW_TOKENS = 48
 # REF rows held back as the golden set (when REF is given): a 5-point ROUGE-L regression on 100
 # rows is ~4 standard errors of a paired mean.
 GOLDEN_ROWS = 100
+# Rules: a run starts once 100 preferred outputs exist (the policy's min_labeled: a 40 % holdout
+# of them is the gate's 40-row minimum); floors are judged on 50 ratings; training stops after
+# 10 minutes so that one run fits the drill's hour on a CPU (a LoRA step is ~10 s there).
+GENERATION_DEFAULTS = {
+    "TUNELOOP_MONITOR_MIN_LABELED": "100",
+    "TUNELOOP_MONITOR_MIN_FEEDBACK": "50",
+    "TUNELOOP_RETRAIN_GENERATION_MAX_SECONDS": "600",
+}
 # Generation is slow on a CPU: a request carries few prompts, so a swap lands close to its check.
 BATCH_SIZE = 8
 
@@ -85,13 +97,19 @@ def run_generation_drill(
     started = time.perf_counter()
     with drill_home() as home:
         env = child_env(home, check_every=config.check_every)
+        for key, value in GENERATION_DEFAULTS.items():
+            env.setdefault(key, value)
         settings = settings_of(env)
         data = load_pairs(
             config.reference,
             config.shifted,
             seed=config.seed,
             max_chars=settings.api.max_chars,
-            sizes=(REF_STREAMED_ROWS + GOLDEN_ROWS, SHIFT_STREAMED_ROWS, SHIFT_HELD_ROWS),
+            sizes=(
+                REF_STREAMED_ROWS + GOLDEN_ROWS,
+                config.stream_rows or SHIFT_STREAMED_ROWS,
+                config.held_rows or SHIFT_HELD_ROWS,
+            ),
         )
         golden, ref_stream = data.ref_stream[:GOLDEN_ROWS], data.ref_stream[GOLDEN_ROWS:]
         progress.note(
@@ -108,20 +126,44 @@ def run_generation_drill(
         for version in (chosen.base, chosen.promoted, chosen.final):
             scorer.accuracy(version, "shift_held")
         scorer.accuracy(chosen.final, "ref_held")
+        seconds = time.perf_counter() - started
+        oracle = _oracle(config, settings, registry, v1, data, timeline, progress)
         summary = {
-            **summarise(
-                timeline,
-                chosen,
-                scorer.accuracy,
-                oracle_accuracy=None,
-                seconds=time.perf_counter() - started,
-            ),
+            **summarise(timeline, chosen, scorer.accuracy, oracle_accuracy=oracle, seconds=seconds),
             "metric": "rougeL",
         }
         db.dispose()
         (home / "timeline.json").write_text(json.dumps(timeline.to_dict(), default=str))
-        progress.note(f"v1 was {v1}")
         return DrillOutcome(summary, timeline, chosen, home, {})
+
+
+def _oracle(
+    config: DrillConfig,
+    settings: Settings,
+    registry: Registry,
+    v1: str,
+    data: PairData,
+    timeline: Any,
+    progress: Progress,
+) -> float | None:
+    """v1 fine-tuned as retraining does on every rated SHIFT row's reference, on held-out rows."""
+    if not config.oracle:
+        return None
+    served = [s for s in timeline.served if s.phase == SHIFTED]
+    pairs = [
+        Pair(prompt=row["prompt"], completion=row["reference"])
+        for row, s in zip(data.shift_stream, served, strict=False)
+        if s.rated
+    ]
+    progress.note(f"oracle: fine-tuning {v1} on all {len(pairs)} rated SHIFT rows")
+    with tempfile.TemporaryDirectory(prefix="tuneloop-oracle-") as out:
+        result = sft(
+            base=Path(registry.get(v1).artifact_path),
+            pairs=pairs,
+            args=sft_args(settings),
+            out=Path(out),
+        )
+        return mean_rouge(settings, result.path, data.shift_held, MAX_NEW_TOKENS)
 
 
 def _bootstrap(
@@ -159,7 +201,7 @@ def _play(
             preferred_rate=PREFERRED_RATE,
             seed=config.seed,
         )
-        rated = feedback_mask(len(data.shift_stream), config.feedback_rate, seed=config.seed)
+        rated = feedback_mask(len(data.shift_stream), config.rate, seed=config.seed)
         progress.start(len(ref_stream) + len(data.shift_stream))
         if ref_stream:
             player.play(REFERENCE, ref_stream, [False] * len(ref_stream))
