@@ -36,10 +36,9 @@ from transformers import (
 from core.runtime.generator import (
     END_OF_TURN,
     Kind,
-    encode_prompt,
     end_ids,
     load_generator,
-    prompt_text,
+    prompt_ids,
     save_generator,
 )
 from core.settings import Precision
@@ -180,7 +179,7 @@ def encode_pair(
     Causal: the templated prompt's ids then the completion's and `end`, labels IGNORE on the
     prompt. Seq2seq: the prompt is the encoder's input and the labels are the completion's ids.
     """
-    prompt = prompt_ids(tokenizer, pair["prompt"])
+    prompt = prompt_ids(tokenizer, text=pair["prompt"])
     answer = [*tokenizer(pair["completion"], add_special_tokens=False)["input_ids"], end]
     if len(answer) > max_length // 2:
         return None
@@ -194,13 +193,6 @@ def encode_pair(
         "attention_mask": [1] * len(ids),
         "labels": [IGNORE] * len(prompt) + answer,
     }
-
-
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    """A stored prompt's ids as serving encodes an `inputs` string: one templated user message."""
-    templated = bool(getattr(tokenizer, "chat_template", None))
-    prompt = prompt_text(tokenizer, text=text, raw=not templated)
-    return encode_prompt(tokenizer, prompt, templated=templated)
 
 
 def end_token(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:

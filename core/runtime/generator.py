@@ -184,6 +184,20 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, *, templated:
     return ids
 
 
+def prompt_ids(
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    text: str | None = None,
+    messages: list[Message] | None = None,
+    raw: bool = False,
+) -> list[int]:
+    """A prompt's token ids as serving and training both encode it: through the chat template
+    when the tokenizer has one (unless `raw`), special tokens then added by the template only."""
+    templated = bool(getattr(tokenizer, "chat_template", None)) and not raw
+    prompt = prompt_text(tokenizer, messages, text=text, raw=not templated)
+    return encode_prompt(tokenizer, prompt, templated=templated)
+
+
 def end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
     """Token ids that end a generation: the generation config's eos and the tokenizer's."""
     ends: set[int] = set()

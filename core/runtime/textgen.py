@@ -19,10 +19,9 @@ from core.runtime.engine import CausalEngine, Engine, Sampling, Sequence, Static
 from core.runtime.generator import (
     Message,
     context_length,
-    encode_prompt,
     end_ids,
     load_generator,
-    prompt_text,
+    prompt_ids,
 )
 from core.runtime.predictor import Output
 
@@ -54,9 +53,7 @@ class Generator:
         self, *, text: str | None = None, messages: list[Message] | None = None, raw: bool = False
     ) -> list[int]:
         """Token ids of a prompt, templated as the trainer templates it."""
-        templated = self.templated and not raw
-        prompt = prompt_text(self.tokenizer, messages, text=text, raw=not templated)
-        return encode_prompt(self.tokenizer, prompt, templated=templated)
+        return prompt_ids(self.tokenizer, text=text, messages=messages, raw=raw)
 
     def engine(self) -> Engine:
         """A new engine over this model: continuous batching, static for seq2seq."""
