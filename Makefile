@@ -71,3 +71,17 @@ drill: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The generation drill: SciTLDR (abstract -> one-sentence summary) from the default SmolLM2,
+# dev as REF (golden set and the monitor's reference), train as SHIFT; see
+# docs/measurements/drill.md. Converted under .tuneloop/drill, never into the repository.
+drill-generation: install
+	@if [ ! -d "$(DATA)/scitldr_a" ]; then \
+		echo "make drill-generation: $(DATA)/scitldr_a not found; nothing to do (set DATA=...)"; \
+		exit 0; \
+	fi; \
+	$(BIN)/tuneloop drill data --scitldr $(DATA)/scitldr_a/dev.jsonl $(DRILL_OUT)/scitldr-dev.jsonl && \
+	$(BIN)/tuneloop drill data --scitldr $(DATA)/scitldr_a/train.jsonl $(DRILL_OUT)/scitldr-train.jsonl && \
+	$(BIN)/tuneloop drill --task generation --reference $(DRILL_OUT)/scitldr-dev.jsonl \
+		--shifted $(DRILL_OUT)/scitldr-train.jsonl --oracle --seed $(SEED) \
+		--json $(DRILL_OUT)/generation-$(SEED).json --report $(DRILL_OUT)/generation-$(SEED).html

@@ -53,6 +53,7 @@ def test_the_generation_drill_retrains_on_preferred_outputs_and_promotes(
     args = ["drill", "--task", "generation", "--shifted", str(pairs(tmp_path / "s.jsonl"))]
     args += ["--model", str(model), "--stream-rows", "90", "--held-rows", "30"]
     args += ["--check-every", "30", "--feedback-rate", "1.0", "--oracle", "--json", str(out)]
+    args += ["--report", str(tmp_path / "drill.html")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
 
@@ -67,3 +68,5 @@ def test_the_generation_drill_retrains_on_preferred_outputs_and_promotes(
     assert 0.0 <= figures["base_accuracy"] < 0.1
     assert figures["final_accuracy"] >= figures["base_accuracy"] + 0.2
     assert figures["oracle_accuracy"] is not None and figures["recovery"] is not None
+    report = (tmp_path / "drill.html").read_text()
+    assert "generation" in report and "data:image/png;base64," in report
