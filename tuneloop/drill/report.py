@@ -64,7 +64,10 @@ def timeline_png(outcome: DrillOutcome, check_every: int) -> str:
 
     timeline = outcome.timeline
     fig, axes = plt.subplots(3, 1, figsize=(13, 9), sharex=True, height_ratios=[3, 2, 1.5])
-    _accuracy_panel(axes[0], timeline, check_every)
+    if outcome.summary.get("metric") == "rougeL":
+        _rouge_panel(axes[0], timeline, check_every)
+    else:
+        _accuracy_panel(axes[0], timeline, check_every)
     _drift_panel(axes[1], timeline)
     _rating_panel(axes[2], timeline)
     for ax in axes:
@@ -80,6 +83,29 @@ def timeline_png(outcome: DrillOutcome, check_every: int) -> str:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _rouge_panel(ax: Any, timeline: Timeline, check_every: int) -> None:
+    """Generation: served ROUGE-L per window, the checks' ROUGE-L against preferred outputs, and
+    the served output length (right axis)."""
+    points = window_accuracy(timeline, check_every)
+    ax.plot(*_xy(points), "o-", color="#1f77b4", label=f"served ROUGE-L per {check_every}")
+    ax.plot(
+        *_series(timeline.checks, lambda c: (c.get("quality") or {}).get("rouge_l")),
+        "^:",
+        color="#8c564b",
+        label="ROUGE-L vs preferred outputs",
+    )
+    ax.set_ylabel("ROUGE-L F")
+    ax.set_ylim(0.0, 1.02)
+    tokens = _series(
+        timeline.checks,
+        lambda c: ((c.get("quality") or {}).get("outputs") or {}).get("tokens_mean"),
+    )
+    if tokens[0]:
+        right = ax.twinx()
+        right.plot(*tokens, "s--", color="#7f7f7f", label="output tokens (mean)")
+        right.set_ylabel("output tokens")
 
 
 def _accuracy_panel(ax: Any, timeline: Timeline, check_every: int) -> None:
