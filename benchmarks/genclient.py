@@ -80,9 +80,16 @@ def tuneloop_stream(base: str, max_new_tokens: int) -> Stream:
             async for chunk in answer.aiter_text():
                 for event, data in parser.feed(chunk):
                     _tuneloop_event(result, event, orjson.loads(data))
-        return result
+        return _checked(result)
 
     return run
+
+
+def _checked(result: StreamResult) -> StreamResult:
+    """A stream that ended without a token is an error (a server that dropped the request)."""
+    if result.error is None and not result.chunks:
+        result.error = f"no tokens (finish_reason {result.finish_reason})"
+    return result
 
 
 def _tuneloop_event(result: StreamResult, event: str, data: dict[str, Any]) -> None:
@@ -117,7 +124,7 @@ def openai_stream(base: str, max_tokens: int) -> Stream:
                 for _, data in parser.feed(chunk):
                     if data.strip() != "[DONE]":
                         openai_chunk(result, orjson.loads(data))
-        return result
+        return _checked(result)
 
     return run
 

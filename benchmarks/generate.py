@@ -197,7 +197,8 @@ def measure_llamacpp(
 
     gguf = packaged_gguf()
     command = [str(python), "-m", "llama_cpp.server", "--model", str(gguf)]
-    command += ["--n_threads", "2", "--n_ctx", "2048", "--port"]
+    # Its default interrupts the running request when a new one comes: queue them instead.
+    command += ["--n_threads", "2", "--n_ctx", "2048", "--interrupt_requests", "False", "--port"]
     stream = lambda base: openai_stream(base, max_new_tokens)  # noqa: E731
     result = measure_server(
         "llamacpp", command, "/v1/models", env, stream, prompts, concurrency, progress
