@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation drill clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate drill drill-generation clean
 
 install: $(STAMP)
 
@@ -41,6 +41,20 @@ bench: install
 
 bench-retrain: install
 	$(BIN)/python -m benchmarks.retrain --json bench-retrain.json
+
+# Raw generate vs tuneloop served vs llama.cpp's server (the anchor) on the same GGUF and prompts.
+# llama-cpp-python builds from source (ten minutes or more), once, into its own virtualenv: it
+# never goes into the project's. SciTLDR prompts from $(DATA) when there, else synthetic ones.
+LLAMACPP := .bench/llamacpp
+GEN_ARGS ?=
+bench-generate: install $(LLAMACPP)/.installed
+	$(BIN)/python -m benchmarks.generate --data $(DATA)/scitldr_a/test.jsonl \
+		--llamacpp $(LLAMACPP)/bin/python --json bench-generate.json $(GEN_ARGS)
+
+$(LLAMACPP)/.installed:
+	test -x $(LLAMACPP)/bin/python || $(PYTHON) -m venv $(LLAMACPP)
+	$(LLAMACPP)/bin/pip install -q 'llama-cpp-python[server]==0.3.16'
+	touch $@
 
 # The drift and gate benchmarks read the shared data (DATA) or simulate; see docs/measurements/.
 bench-drift: install
