@@ -100,3 +100,21 @@ def test_seq2seq_generates_in_static_batches(tmp_path: Path) -> None:
         ref = ref[: next((i for i, t in enumerate(ref) if t == t5.tokenizer.eos_token_id), 5)]
         assert out.generated == ref
         assert out.finish in ("stop", "length")
+
+
+def test_prefills_and_decoding_steps_take_turns_while_sequences_run(llama: Generator) -> None:
+    engine = llama.engine()
+    assert isinstance(engine, CausalEngine)
+    engine.max_prefill_tokens = 1  # one newcomer per prefill
+    ids = llama.encode(text="one two")
+    engine.add(Sequence("a", ids, Sampling(max_new_tokens=20)))
+    engine.step()  # a's prefill
+    for name in "bcd":
+        engine.add(Sequence(name, ids, Sampling(max_new_tokens=20)))
+    tokens_of_a = []
+    for _ in range(6):
+        engine.step()
+        tokens_of_a.append(len(engine.running[0].generated))
+    # a gains a token on every other step: the steps between are one newcomer's prefill each.
+    assert tokens_of_a == [2, 2, 3, 3, 4, 4]
+    assert [s.id for s in engine.running] == ["a", "b", "c", "d"]
