@@ -47,7 +47,6 @@ def client(tmp_path: Path, sqlite_url: str, llama: Path) -> Iterator[TestClient]
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        client.app_state = settings  # type: ignore[attr-defined]
         yield client
 
 
