@@ -167,22 +167,14 @@ def _iso(value: datetime | None) -> str | None:
 
 def feedback_rows(db: Database, *, since: datetime | None = None) -> list[dict[str, Any]]:
     """Feedback joined with its prediction, oldest first (the retrain and monitor input)."""
-    query = (
-        select(
-            Feedback.id,
-            Feedback.created_at,
-            Feedback.rating,
-            Feedback.label,
-            Prediction.input_text,
-            Prediction.label.label("predicted_label"),
-            Prediction.model_version,
-            Prediction.id.label("prediction_id"),
-        )
-        .join(Prediction, Prediction.id == Feedback.prediction_id)
-        .order_by(Feedback.created_at, Feedback.id)
+    query = _joined(
+        since,
+        Feedback.label,
+        Prediction.input_text,
+        Prediction.label.label("predicted_label"),
+        Prediction.model_version,
+        Prediction.id.label("prediction_id"),
     )
-    if since is not None:
-        query = query.where(Feedback.created_at > since)
     with db.session() as session:
         return [
             {
@@ -205,23 +197,14 @@ def generation_feedback(db: Database, *, since: datetime | None = None) -> list[
     Each row: id, prediction_id, created_at, rating, preferred_output, prompt, output (the served
     text), messages (the turns when the prompt came as a conversation), model_version.
     """
-    query = (
-        select(
-            Feedback.id,
-            Feedback.created_at,
-            Feedback.rating,
-            Feedback.preferred_output,
-            Prediction.input_text,
-            Prediction.output,
-            Prediction.model_version,
-            Prediction.id.label("prediction_id"),
-        )
-        .join(Prediction, Prediction.id == Feedback.prediction_id)
-        .where(Prediction.task == "generation")
-        .order_by(Feedback.created_at, Feedback.id)
-    )
-    if since is not None:
-        query = query.where(Feedback.created_at > since)
+    query = _joined(
+        since,
+        Feedback.preferred_output,
+        Prediction.input_text,
+        Prediction.output,
+        Prediction.model_version,
+        Prediction.id.label("prediction_id"),
+    ).where(Prediction.task == "generation")
     with db.session() as session:
         return [
             {
@@ -237,3 +220,13 @@ def generation_feedback(db: Database, *, since: datetime | None = None) -> list[
             }
             for r in session.execute(query)
         ]
+
+
+def _joined(since: datetime | None, *columns: Any) -> Any:
+    """Feedback id, time and rating with `columns`, joined to its prediction, oldest first."""
+    query = (
+        select(Feedback.id, Feedback.created_at, Feedback.rating, *columns)
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .order_by(Feedback.created_at, Feedback.id)
+    )
+    return query if since is None else query.where(Feedback.created_at > since)
