@@ -19,7 +19,6 @@ under `max_batch_tokens`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -27,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from api import metrics
+from api import metrics, tasks
 from core.runtime.predictor import Output, Predictor
 
 log = logging.getLogger(__name__)
@@ -89,11 +88,8 @@ class Batcher:
 
     async def stop(self) -> None:
         """Stop consuming; batches in flight finish, waiting requests get NotServing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         if self._running:
             await asyncio.wait(self._running)
         while not self._queue.empty():

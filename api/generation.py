@@ -10,7 +10,6 @@ engine; sequences already running finish on the old one, which is dropped once i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from api import metrics
+from api import metrics, tasks
 from api.batcher import NotServing, QueueFull
 from core.runtime.engine import Engine, Event, Finish, Sampling, Sequence
 from core.runtime.textgen import Generator
@@ -101,11 +100,8 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Stop stepping; requests still in flight end as cancelled."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         for handle in list(self._handles.values()):
             self._finish(handle, CANCELLED)
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -8,13 +8,12 @@ buffer is full, new records are dropped and counted. Feedback for an id still bu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from api import metrics
+from api import metrics, tasks
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,7 @@ class PredictionLog:
 
     async def stop(self) -> None:
         """Stop the writer and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.cancel(self._task)
         await self.flush()
         self._pool.shutdown(wait=True)
 

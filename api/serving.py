@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -12,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from api import metrics
+from api import metrics, tasks
 from api.batcher import Batcher, NotServing
 from api.generation import Handle, Scheduler
 from api.predlog import PredictionLog
@@ -136,10 +135,7 @@ class Serving:
 
     async def stop(self) -> None:
         """Stop watching and batching; flush the log."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await tasks.cancel(self._watcher)
         if self.batcher is not None:
             await self.batcher.stop()
         if self.scheduler is not None:

@@ -64,6 +64,8 @@ class StreamResult:
 
 
 Stream = Callable[[httpx.AsyncClient, str], Awaitable[StreamResult]]
+# (result, event name, data) -> None: one server's events folded into a request's result
+Fold = Callable[[StreamResult, str, str], None]
 
 
 def tuneloop_stream(base: str, max_new_tokens: int) -> Stream:
@@ -71,18 +73,25 @@ def tuneloop_stream(base: str, max_new_tokens: int) -> Stream:
 
     async def run(client: httpx.AsyncClient, prompt: str) -> StreamResult:
         body = {"inputs": prompt, "max_new_tokens": max_new_tokens, "stream": True}
-        result = StreamResult(sent=time.perf_counter())
-        async with client.stream("POST", f"{base}/v1/generate", json=body) as answer:
-            if answer.status_code != 200:
-                result.error = f"HTTP {answer.status_code}: {(await answer.aread())[:200]!r}"
-                return result
-            parser = SseParser()
-            async for chunk in answer.aiter_text():
-                for event, data in parser.feed(chunk):
-                    _tuneloop_event(result, event, orjson.loads(data))
-        return _checked(result)
+        return await _streamed(client, f"{base}/v1/generate", body, _tuneloop_event)
 
     return run
+
+
+async def _streamed(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], fold: Fold
+) -> StreamResult:
+    """POST `body` to `url` and fold each event of the answer's stream into the result."""
+    result = StreamResult(sent=time.perf_counter())
+    async with client.stream("POST", url, json=body) as answer:
+        if answer.status_code != 200:
+            result.error = f"HTTP {answer.status_code}: {(await answer.aread())[:200]!r}"
+            return result
+        parser = SseParser()
+        async for chunk in answer.aiter_text():
+            for event, data in parser.feed(chunk):
+                fold(result, event, data)
+    return _checked(result)
 
 
 def _checked(result: StreamResult) -> StreamResult:
@@ -92,7 +101,8 @@ def _checked(result: StreamResult) -> StreamResult:
     return result
 
 
-def _tuneloop_event(result: StreamResult, event: str, data: dict[str, Any]) -> None:
+def _tuneloop_event(result: StreamResult, event: str, text: str) -> None:
+    data = orjson.loads(text)
     if event == "delta" and data.get("text"):
         result.chunks.append(time.perf_counter())
         result.text += data["text"]
@@ -114,19 +124,14 @@ def openai_stream(base: str, max_tokens: int) -> Stream:
             "stream": True,
             "stop": ["<|im_end|>"],
         }
-        result = StreamResult(sent=time.perf_counter())
-        async with client.stream("POST", f"{base}/v1/chat/completions", json=body) as answer:
-            if answer.status_code != 200:
-                result.error = f"HTTP {answer.status_code}: {(await answer.aread())[:200]!r}"
-                return result
-            parser = SseParser()
-            async for chunk in answer.aiter_text():
-                for _, data in parser.feed(chunk):
-                    if data.strip() != "[DONE]":
-                        openai_chunk(result, orjson.loads(data))
-        return _checked(result)
+        return await _streamed(client, f"{base}/v1/chat/completions", body, _openai_event)
 
     return run
+
+
+def _openai_event(result: StreamResult, _event: str, text: str) -> None:
+    if text.strip() != "[DONE]":
+        openai_chunk(result, orjson.loads(text))
 
 
 def openai_chunk(result: StreamResult, data: dict[str, Any]) -> None:

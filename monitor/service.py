@@ -37,9 +37,9 @@ from monitor.quality import (
     fit_calibration,
     labeled_confidences,
 )
-from monitor.reference import Reference, load_reference
+from monitor.reference import Reference, load_reference, served_window
 from monitor.sampling import reservoir_sample
-from monitor.window import Window, build_window
+from monitor.window import Window
 
 __all__ = ["Context", "StartRetrain", "reports_dir", "run_check"]
 
@@ -77,7 +77,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
             started,
             f"current window has {len(current_rows)} of {ms.window_size} predictions",
         )
-    current = _window(current_rows, reference.tokenizer)
+    current = served_window(current_rows, reference.tokenizer)
     drift = run_drift(
         reference=reference.window.frame,
         current=current.frame,
@@ -114,16 +114,6 @@ def run_check(ctx: Context) -> dict[str, Any]:
         quality=quality_dict(quality),
         estimated=estimated,
         decision=decision,
-    )
-
-
-def _window(rows: list[dict[str, Any]], tokenizer: Any) -> Window:
-    return build_window(
-        texts=[r["input_text"] for r in rows],
-        confidences=[r["confidence"] for r in rows],
-        labels=[r["label"] for r in rows],
-        embeddings=[r["embedding"] for r in rows],
-        tokenizer=tokenizer,
     )
 
 

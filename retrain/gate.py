@@ -122,17 +122,35 @@ def decide(
         ),
         golden_check(champion.get("golden"), challenger.get("golden"), max_regression),
     ]
+    return judge(checks, test=TEST_NAME, p_value=p, gain=gain, second_look=second_look)
+
+
+def judge(
+    checks: Sequence[tuple[bool, str]],
+    *,
+    test: str,
+    p_value: float,
+    gain: float,
+    second_look: bool,
+) -> Verdict:
+    """The verdict of the gain, significance and golden checks, in that order.
+
+    With `second_look`, a challenger that fails the significance test alone is `pending`.
+    """
+    (gained, _), _, (held, _) = checks
     promote = all(ok for ok, _ in checks)
-    pending = second_look and not promote and checks[0][0] and checks[2][0]
+    pending = second_look and not promote and gained and held
     reasons = [f"{'pass' if ok else 'fail'}: {text}" for ok, text in checks]
     if pending:
         reasons.append("pending: a second look at the next run, on the labels that come after it")
     return Verdict(
-        promote=promote, test=TEST_NAME, p_value=p, gain=gain, reasons=reasons, pending=pending
+        promote=promote, test=test, p_value=p_value, gain=gain, reasons=reasons, pending=pending
     )
 
 
-def too_few_rows(n: int, *, min_holdout: int = DEFAULT_MIN_HOLDOUT) -> Verdict | None:
+def too_few_rows(
+    n: int, *, min_holdout: int = DEFAULT_MIN_HOLDOUT, test: str = TEST_NAME
+) -> Verdict | None:
     """The rejection when the paired test would have fewer than `min_holdout` rows, else None.
 
     A run checks this before it trains: no challenger could pass on so few rows.
@@ -140,20 +158,25 @@ def too_few_rows(n: int, *, min_holdout: int = DEFAULT_MIN_HOLDOUT) -> Verdict |
     if n >= min_holdout:
         return None
     reason = f"feedback holdout has {n} rows, fewer than min_holdout {min_holdout}"
-    return Verdict(promote=False, test=TEST_NAME, p_value=None, gain=None, reasons=[reason])
+    return Verdict(promote=False, test=test, p_value=None, gain=None, reasons=[reason])
 
 
 def golden_check(
-    champion: Mapping[str, Any] | None, challenger: Mapping[str, Any] | None, max_regression: float
+    champion: Mapping[str, Any] | None,
+    challenger: Mapping[str, Any] | None,
+    max_regression: float,
+    *,
+    metric: str = "accuracy",
+    name: str = "accuracy",
 ) -> tuple[bool, str]:
-    """Whether the challenger's golden accuracy is within `max_regression` of the champion's."""
+    """Whether the challenger's golden `metric` is within `max_regression` of the champion's."""
     if champion is None or challenger is None:
         return True, "golden set not scored here: regression check skipped"
     if not champion.get("n"):
         return True, "golden set empty: regression check skipped"
-    drop = float(champion["accuracy"]) - float(challenger["accuracy"])
+    drop = float(champion[metric]) - float(challenger[metric])
     return (
         drop <= max_regression + 1e-12,
-        f"golden accuracy {challenger['accuracy']:.3f} vs champion {champion['accuracy']:.3f} "
+        f"golden {name} {challenger[metric]:.3f} vs champion {champion[metric]:.3f} "
         f"(drop {drop:+.3f}, max_regression {max_regression:.3f})",
     )

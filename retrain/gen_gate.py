@@ -12,13 +12,12 @@ The verdict is `retrain.gate.Verdict`, with the same pending (second-look) seman
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from core.textmetrics import corpus_bleu, corpus_chrf, rouge_l_rows
-from retrain.gate import Verdict, too_few_rows
+from retrain.gate import Verdict, golden_check, judge, too_few_rows
 
 # Approximate randomization (sign-flip permutation of the per-row differences) rather than a
 # paired bootstrap: under the null that the two models are exchangeable on each row, flipping
@@ -116,8 +115,8 @@ def decide_generation(
     """
     ours, theirs = champion["feedback"], challenger["feedback"]
     n = len(ours.get("rows", []))
-    if (small := too_few_rows(n, min_holdout=min_holdout)) is not None:
-        return replace(small, test=TEST_NAME)
+    if (small := too_few_rows(n, min_holdout=min_holdout, test=TEST_NAME)) is not None:
+        return small
     gain, p = paired_randomization(
         champion_rows=ours["rows"],
         challenger_rows=theirs["rows"],
@@ -128,29 +127,12 @@ def decide_generation(
     checks = [
         (gain >= min_gain - 1e-12, f"feedback ROUGE-L gain {gain:+.3f} vs min_gain {min_gain:.3f}"),
         (p <= alpha + 1e-12, f"randomization p={p:.4f} on {n} rows vs {alpha:.3f}"),
-        golden_rouge_check(champion.get("golden"), challenger.get("golden"), max_regression),
+        golden_check(
+            champion.get("golden"),
+            challenger.get("golden"),
+            max_regression,
+            metric="rougeL",
+            name="ROUGE-L",
+        ),
     ]
-    promote = all(ok for ok, _ in checks)
-    pending = second_look and not promote and checks[0][0] and checks[2][0]
-    reasons = [f"{'pass' if ok else 'fail'}: {text}" for ok, text in checks]
-    if pending:
-        reasons.append("pending: a second look at the next run, on the labels that come after it")
-    return Verdict(
-        promote=promote, test=TEST_NAME, p_value=p, gain=gain, reasons=reasons, pending=pending
-    )
-
-
-def golden_rouge_check(
-    champion: Mapping[str, Any] | None, challenger: Mapping[str, Any] | None, max_regression: float
-) -> tuple[bool, str]:
-    """Whether the challenger's golden mean ROUGE-L is within `max_regression` of the champion's."""
-    if champion is None or challenger is None:
-        return True, "golden set not scored here: regression check skipped"
-    if not champion.get("n"):
-        return True, "golden set empty: regression check skipped"
-    drop = float(champion["rougeL"]) - float(challenger["rougeL"])
-    return (
-        drop <= max_regression + 1e-12,
-        f"golden ROUGE-L {challenger['rougeL']:.3f} vs champion {champion['rougeL']:.3f} "
-        f"(drop {drop:+.3f}, max_regression {max_regression:.3f})",
-    )
+    return judge(checks, test=TEST_NAME, p_value=p, gain=gain, second_look=second_look)

@@ -10,10 +10,8 @@ merged into the base before saving, so the result is a plain generation artifact
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,8 +22,6 @@ from transformers import (
     DataCollatorForSeq2Seq,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    PrinterCallback,
-    Trainer,
     TrainerCallback,
     TrainerControl,
     TrainerState,
@@ -43,9 +39,10 @@ from core.runtime.generator import (
 )
 from core.settings import Precision
 from retrain.lora import add_lora, merge_lora
-from retrain.progress import ProgressCallback, ProgressFn
+from retrain.progress import ProgressFn
 from retrain.sft_data import Pair
 from retrain.train import resolve_precision, torch_threads
+from retrain.trainer import build_trainer, train_quietly, training_arguments
 
 # Rule: the learning rates of common LLM SFT recipes (LoRA 2e-4 as in QLoRA; full fine-tunes an
 # order of magnitude lower); not yet measured on the default SmolLM2.
@@ -251,24 +248,19 @@ def _fit(
     progress: ProgressFn | None,
 ) -> dict[str, Any]:
     """Run the Trainer; its steps, final and mean loss."""
-    callbacks: list[TrainerCallback] = [ProgressCallback(progress)] if progress else []
-    if args.max_seconds > 0:
-        callbacks.append(TimeBudget(args.max_seconds))
     side = tokenizer.padding_side
     tokenizer.padding_side = "right"  # positions count from each row's first token
     try:
         with tempfile.TemporaryDirectory(prefix="tuneloop-sft-") as scratch:
-            trainer = Trainer(
-                model=model,
+            trainer = build_trainer(
+                model,
+                progress=progress,
+                callbacks=[TimeBudget(args.max_seconds)] if args.max_seconds > 0 else [],
                 args=_training_arguments(args, output_dir=Path(scratch)),
                 train_dataset=rows,  # a list is a map-style dataset
                 data_collator=collator(tokenizer),
-                callbacks=callbacks,
             )
-            trainer.remove_callback(PrinterCallback)  # the progress callback reports
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="mtime may not be reliable")
-                output = trainer.train()
+            output = train_quietly(trainer)
     finally:
         tokenizer.padding_side = side
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
@@ -280,29 +272,11 @@ def _fit(
 
 
 def _training_arguments(args: SftArgs, *, output_dir: Path) -> TrainingArguments:
-    # TrainingArguments hands its precision to accelerate through this variable and never
-    # clears it: without the reset an fp32 run after a bf16 one in the same process is bf16.
-    os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        learning_rate=args.lr(),
-        num_train_epochs=args.epochs,
+    return training_arguments(
+        args,
+        output_dir=output_dir,
         max_steps=args.max_steps if args.max_steps > 0 else -1,
-        per_device_train_batch_size=args.batch_size,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        data_seed=args.seed,
         save_strategy="no",  # the artifact is written once, merged, at the end
-        logging_strategy="steps",
-        logging_steps=0.05,  # a share of all steps: about 20 progress reports per run
-        report_to=[],
-        push_to_hub=False,
-        disable_tqdm=True,
-        bf16=args.precision == "bf16",
-        fp16=args.precision == "fp16",
-        use_cpu=not _cuda(),
-        group_by_length=args.group_by_length,
-        dataloader_num_workers=0,
     )
 
 

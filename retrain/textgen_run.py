@@ -22,7 +22,7 @@ from core.settings import Settings
 from core.states import RunState
 from core.store.predictions import generation_feedback
 from retrain.context import Context, progress_reporter, update_fields
-from retrain.gate import Verdict, too_few_rows
+from retrain.gate import too_few_rows
 from retrain.gen_gate import TEST_NAME, decide_generation, score_generations
 from retrain.sft import SftArgs, sft
 from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset
@@ -57,7 +57,8 @@ def execute_generation(
         progress=0.01,
     )
     rows = paired_rows(dataset.holdout, golden)
-    if (small := _too_few(len(rows), rs.rouge_min_holdout)) is not None:
+    small = too_few_rows(len(rows), min_holdout=rs.rouge_min_holdout, test=TEST_NAME)
+    if small is not None:
         return conclude(ctx, run_id, owner=owner, candidate=None, metrics={}, verdict=small)
     candidate = train_generator(ctx, run_id, owner, champion, dataset)
     metrics = score_generators(ctx.settings, champion, candidate, golden=golden, rows=rows)
@@ -70,11 +71,6 @@ def execute_generation(
         min_holdout=rs.rouge_min_holdout,
     )
     return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
-
-
-def _too_few(n: int, min_holdout: int) -> Verdict | None:
-    small = too_few_rows(n, min_holdout=min_holdout)
-    return None if small is None else Verdict(**{**small.to_dict(), "test": TEST_NAME})
 
 
 def ensure_generation_golden(ctx: Context) -> Golden:

@@ -9,11 +9,9 @@ The CLI, the Celery task and the tests call `train()` the same way.
 from __future__ import annotations
 
 import math
-import os
 import random
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -27,7 +25,6 @@ from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
     EvalPrediction,
-    PrinterCallback,
     Trainer,
     TrainingArguments,
     set_seed,
@@ -44,7 +41,8 @@ from core.settings import Precision
 from retrain.dataset import Dataset, Row
 from retrain.head import grow_head
 from retrain.lora import add_lora, merge_lora
-from retrain.progress import ProgressCallback, ProgressFn
+from retrain.progress import ProgressFn
+from retrain.trainer import build_trainer, train_quietly, training_arguments
 
 # Rule: learning rates that work for sentence encoders of MiniLM/BERT size when none is given
 # (docs/decisions/0007).
@@ -229,9 +227,7 @@ def _fit(
             output_dir=Path(checkpoints),
             progress=progress,
         )
-        with warnings.catch_warnings():  # checkpoint rotation on filesystems without mtime
-            warnings.filterwarnings("ignore", message="mtime may not be reliable")
-            output = trainer.train(ignore_keys_for_eval=IGNORE_AT_EVAL)
+        output = train_quietly(trainer, ignore_keys_for_eval=IGNORE_AT_EVAL)
     metrics = {
         "train_loss": float(output.training_loss),
         "epochs": float(trainer.state.epoch or 0),
@@ -308,39 +304,25 @@ def _trainer(
     progress: ProgressFn | None,
 ) -> Trainer:
     stop_early = bool(eval_rows) and args.early_stopping_patience > 0
-    callbacks: list[Any] = [ProgressCallback(progress)] if progress else []
-    if stop_early:
-        callbacks.append(
-            EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)
-        )
-    trainer = Trainer(
-        model=model,
+    patience = args.early_stopping_patience
+    return build_trainer(
+        model,
+        progress=progress,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=patience)] if stop_early else [],
         args=_training_arguments(args, output_dir=output_dir, evaluate=bool(eval_rows)),
         train_dataset=train_rows,  # a list is a map-style dataset
         eval_dataset=eval_rows or None,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=callbacks,
     )
-    trainer.remove_callback(PrinterCallback)  # it prints every log line; the callback reports
-    return trainer
 
 
 def _training_arguments(args: TrainArgs, *, output_dir: Path, evaluate: bool) -> TrainingArguments:
-    cuda = torch.cuda.is_available()  # `train` resolved args.precision for the same device
     strategy = "epoch" if evaluate else "no"
-    # TrainingArguments hands its precision to accelerate through this variable and never
-    # clears it: without the reset an fp32 run after a bf16 one in the same process is bf16.
-    os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        learning_rate=args.lr(),
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
+    return training_arguments(
+        args,
+        output_dir=output_dir,
         per_device_eval_batch_size=args.batch_size * 2,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        data_seed=args.seed,
         eval_strategy=strategy,
         save_strategy=strategy,  # load_best_model_at_end needs them equal
         save_only_model=True,  # best weights only, no optimizer state
@@ -348,14 +330,4 @@ def _training_arguments(args: TrainArgs, *, output_dir: Path, evaluate: bool) ->
         load_best_model_at_end=evaluate,
         metric_for_best_model="macro_f1",
         greater_is_better=True,
-        logging_strategy="steps",
-        logging_steps=0.05,  # a share of all steps: about 20 progress reports per run
-        report_to=[],
-        push_to_hub=False,
-        disable_tqdm=True,
-        bf16=args.precision == "bf16",
-        fp16=args.precision == "fp16",
-        use_cpu=not cuda,
-        group_by_length=args.group_by_length,
-        dataloader_num_workers=0,
     )

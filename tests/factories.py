@@ -126,7 +126,13 @@ def seed_corrected_feedback(db: Any, n: int, *, seed: int = 0) -> None:
 
 
 def register_champion(
-    db: Any, artifacts: Path, artifact: Path, *, base_model: str = "tiny-bert"
+    db: Any,
+    artifacts: Path,
+    artifact: Path,
+    *,
+    base_model: str = "tiny-bert",
+    task: str = "classification",
+    labels: tuple[str, ...] = ("negative", "positive"),
 ) -> Any:
     """Copy an artifact into a registry as the next version and make it champion."""
     import shutil
@@ -136,9 +142,7 @@ def register_champion(
     registry = Registry(db, artifacts)
     staged = registry.staging_dir()
     shutil.copytree(artifact, staged, dirs_exist_ok=True)
-    version = registry.register(
-        staged, task="classification", labels=["negative", "positive"], base_model=base_model
-    )
+    version = registry.register(staged, task=task, labels=list(labels), base_model=base_model)
     registry.promote(version.version)
     return registry
 

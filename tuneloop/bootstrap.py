@@ -22,6 +22,14 @@ class InitResult:
     message: str
 
 
+def keep_champion(champion: VersionInfo | None, *, force: bool) -> InitResult | None:
+    """The answer when a champion exists and `force` is off: it stays, nothing is created."""
+    if champion is None or force:
+        return None
+    message = f"champion {champion.version} exists; nothing to do (--force replaces it)"
+    return InitResult(champion, False, message)
+
+
 def parse_labels(specs: tuple[str, ...]) -> dict[str, str]:
     """`name=description` pairs (description optional); the default sentiment pair when empty."""
     if not specs:
@@ -57,12 +65,8 @@ def init_generator(
     from core.runtime.generator import load_pretrained_generator, save_generator
 
     champion = registry.champion()
-    if champion is not None and not force:
-        return InitResult(
-            champion,
-            False,
-            f"champion {champion.version} exists; nothing to do (--force replaces it)",
-        )
+    if (kept := keep_champion(champion, force=force)) is not None:
+        return kept
     base, tokenizer, kind = load_pretrained_generator(model, dtype=torch.bfloat16)
     staged = registry.staging_dir()
     context = int(getattr(base.config, "max_position_embeddings", 0) or settings.api.max_tokens)
@@ -91,12 +95,8 @@ def init_zero_shot(
 ) -> InitResult:
     """Register a zero-shot classifier as v-next and promote it, unless a champion exists."""
     champion = registry.champion()
-    if champion is not None and not force:
-        return InitResult(
-            champion,
-            False,
-            f"champion {champion.version} exists; nothing to do (--force replaces it)",
-        )
+    if (kept := keep_champion(champion, force=force)) is not None:
+        return kept
     staged = registry.staging_dir()
     build_zero_shot(settings.model, labels, staged, max_length=settings.api.max_tokens)
     write_jsonl(staged / TRAIN_FILE, [])

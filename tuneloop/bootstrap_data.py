@@ -19,7 +19,7 @@ from core.settings import Settings
 from retrain.candidate import TRAIN_FILE, train_args
 from retrain.dataset import Dataset, Row, dataset_hash
 from retrain.train import train
-from tuneloop.bootstrap import InitResult
+from tuneloop.bootstrap import InitResult, keep_champion
 
 # A fifth of the data is the golden set: enough rows to see a 3-point regression on a few
 # thousand examples, and most of the data left to learn from.
@@ -31,12 +31,8 @@ def init_from_data(
 ) -> InitResult:
     """Fine-tune the base model on `data` (full fine-tune), register v-next, promote it."""
     champion = registry.champion()
-    if champion is not None and not force:
-        return InitResult(
-            champion,
-            False,
-            f"champion {champion.version} exists; nothing to do (--force replaces it)",
-        )
+    if (kept := keep_champion(champion, force=force)) is not None:
+        return kept
     rows = read_labeled(data)
     labels = sorted({r["label"] for r in rows})
     train_rows, golden_rows = split(rows, GOLDEN_SHARE, seed=settings.retrain.seed)

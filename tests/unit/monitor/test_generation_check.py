@@ -3,7 +3,6 @@ prompt and output drift with one, the floors and the labeled guard as a generato
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.registry import Registry
-from core.settings import MonitorSettings, Settings
 from core.store.db import Database
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
+from tests.factories import register_champion
+from tests.unit.monitor.factories import small_windows
 
 WORDS = "summarize the results of this study on battery life and screen brightness".split()
 ANSWER = "the study finds that battery life improves with a dimmer screen"
@@ -25,24 +24,11 @@ ANSWER = "the study finds that battery life improves with a dimmer screen"
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, list[str]]:
     """A champion of task generation (only its tokenizer is read) and small windows."""
-    settings = Settings(
-        home=tmp_path,
-        database_url=sqlite_url,
-        monitor=MonitorSettings(
-            window_size=100,
-            reference_size=100,
-            drift_checks=1,
-            min_labeled=20,
-            min_feedback=20,
-            cooldown_seconds=0,
-        ),
-    )
+    settings = small_windows(tmp_path, sqlite_url, 100)
     db = Database(sqlite_url)
-    registry = Registry(db, settings.artifacts)
-    staged = registry.staging_dir()
-    shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
-    version = registry.register(staged, task="generation", labels=[], base_model="tiny")
-    registry.promote(version.version)
+    registry = register_champion(
+        db, settings.artifacts, base_artifact, base_model="tiny", task="generation", labels=()
+    )
     triggered: list[str] = []
     return Context(settings, db, registry, triggered.append), triggered
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.settings import MonitorSettings, Settings
 from core.store.db import Database
 from core.store.monitoring import get_check
 from core.store.predictions import insert_predictions, submit_feedback
@@ -17,6 +16,7 @@ from core.store.runs import claim, create_run, fail, finish, owned_run
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
 from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row, register_champion
+from tests.unit.monitor.factories import small_windows
 from tuneloop.wiring import render_report
 
 FOREIGN = ["zorblax", "qq77", "fnord", "xylophonic", "blorptastic", "wug", "glorf", "snark"]
@@ -25,18 +25,7 @@ FOREIGN = ["zorblax", "qq77", "fnord", "xylophonic", "blorptastic", "wug", "glor
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, list[str]]:
     """A tiny champion, settings for small windows, and a trigger that records its calls."""
-    settings = Settings(
-        home=tmp_path,
-        database_url=sqlite_url,
-        monitor=MonitorSettings(
-            window_size=150,
-            reference_size=150,
-            drift_checks=1,
-            min_labeled=20,
-            min_feedback=20,
-            cooldown_seconds=0,
-        ),
-    )
+    settings = small_windows(tmp_path, sqlite_url, 150)
     db = Database(sqlite_url)
     registry = register_champion(db, settings.artifacts, base_artifact)
     triggered: list[str] = []

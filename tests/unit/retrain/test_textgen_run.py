@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from core.registry import Registry
 from core.settings import RetrainSettings, Settings
 from core.store.db import Database
 from core.store.predictions import insert_predictions, submit_feedback
@@ -16,6 +14,7 @@ from core.store.runs import create_run, get_run
 from retrain.context import Context
 from retrain.service import execute_run
 from retrain.textgen_run import champion_pairs
+from tests.factories import register_champion
 from tests.generators import tiny_llama
 
 # The number word decides the answer; the other word varies, so held-out prompts are new.
@@ -40,11 +39,9 @@ def ctx(tmp_path: Path, sqlite_url: str) -> Context:
         ),
     )
     db = Database(sqlite_url)
-    registry = Registry(db, settings.artifacts)
-    staged = registry.staging_dir()
-    shutil.copytree(tiny_llama(tmp_path / "llama"), staged, dirs_exist_ok=True)
-    registry.promote(
-        registry.register(staged, task="generation", labels=[], base_model="t").version
+    llama = tiny_llama(tmp_path / "llama")
+    registry = register_champion(
+        db, settings.artifacts, llama, base_model="t", task="generation", labels=()
     )
     return Context(settings=settings, db=db, registry=registry)
 

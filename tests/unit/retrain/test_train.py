@@ -206,7 +206,7 @@ def train_watching_dtypes(
 
     with (
         mock.patch("retrain.train.load_classifier", load),
-        mock.patch("retrain.train.Trainer", wraps=Trainer) as trainer,
+        mock.patch("retrain.trainer.Trainer", wraps=Trainer) as trainer,
     ):
         args = replace(FAST, method="full", precision=precision, epochs=1)  # type: ignore[arg-type]
         result = train(base=base, dataset=dataset, args=args, out=out)

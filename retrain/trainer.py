@@ -1,0 +1,78 @@
+"""The Hugging Face `Trainer` as both fine-tunes set it up (the classifier's in `retrain.train`,
+SFT in `retrain.sft`): the same logging, progress reports, precision, seeding and device."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import TrainOutput
+
+from core.settings import Precision
+from retrain.progress import ProgressCallback, ProgressFn
+
+
+class Hyper(Protocol):
+    """The hyper-parameters that `TrainArgs` and `SftArgs` both have."""
+
+    epochs: float
+    batch_size: int
+    weight_decay: float
+    seed: int
+    precision: Precision  # resolved by the caller: fp32, bf16 or fp16
+    group_by_length: bool
+
+    def lr(self) -> float: ...
+
+
+def training_arguments(args: Hyper, *, output_dir: Path, **extra: Any) -> TrainingArguments:
+    """`TrainingArguments` from `args`, with `extra` (evaluation, saving, steps) on top."""
+    # TrainingArguments hands its precision to accelerate through this variable and never
+    # clears it: without the reset an fp32 run after a bf16 one in the same process is bf16.
+    os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=args.lr(),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        data_seed=args.seed,
+        logging_strategy="steps",
+        logging_steps=0.05,  # a share of all steps: about 20 progress reports per run
+        report_to=[],
+        push_to_hub=False,
+        disable_tqdm=True,
+        bf16=args.precision == "bf16",
+        fp16=args.precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),  # the caller resolved precision for this device
+        group_by_length=args.group_by_length,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def build_trainer(
+    model: Any,
+    *,
+    progress: ProgressFn | None,
+    callbacks: Sequence[TrainerCallback] = (),
+    **kwargs: Any,
+) -> Trainer:
+    """A `Trainer` that reports to `progress` (when given) instead of printing its logs."""
+    reporters: list[TrainerCallback] = [ProgressCallback(progress)] if progress else []
+    built = Trainer(model=model, callbacks=[*reporters, *callbacks], **kwargs)
+    built.remove_callback(PrinterCallback)  # it prints every log line; the callback reports
+    return built
+
+
+def train_quietly(trainer: Trainer, **kwargs: Any) -> TrainOutput:
+    """`trainer.train(**kwargs)`, quiet about checkpoint rotation on filesystems without mtime."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="mtime may not be reliable")
+        return trainer.train(**kwargs)
