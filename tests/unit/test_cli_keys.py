@@ -65,3 +65,18 @@ def test_feedback_exclude_marks_a_keys_rows_and_says_how_many(db: Database) -> N
     excluded = run("feedback", "exclude", "--key", "bad")
     assert excluded.exit_code == 0 and "excluded 2 feedback rows of key bad" in excluded.output
     assert [r["prediction_id"] for r in feedback_rows(db)] == ["p0"]
+
+
+def test_serve_says_at_start_that_it_is_in_open_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tuneloop.server
+
+    served: list[str] = []
+    monkeypatch.setattr(tuneloop.server, "serve", lambda settings, **kw: served.append(kw["host"]))
+    monkeypatch.setenv("TUNELOOP_API_OPEN", "true")
+    local = run("serve", "--host", "127.0.0.1", "--port", "8123")
+    assert local.exit_code == 0 and served == ["127.0.0.1"]
+    assert "open mode" in local.stderr and "http://127.0.0.1:8123" in local.stderr
+    assert "not a loopback" not in local.stderr
+    assert "not a loopback" in run("serve", "--host", "0.0.0.0").stderr
+    monkeypatch.setenv("TUNELOOP_API_OPEN", "false")
+    assert "open mode" not in run("serve").stderr
