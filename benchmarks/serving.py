@@ -238,9 +238,12 @@ def busy_cpu_seconds() -> float:
 
 
 def bench_env(home: Path) -> dict[str, str]:
-    """The servers' environment: the user's, with all shared state pointed at `home`."""
+    """The servers' environment: the user's, with all shared state pointed at `home`, in open mode
+    on 127.0.0.1 (the load generators send no key)."""
     env = {k: v for k, v in os.environ.items() if k not in _ISOLATED}
     env.update(
+        TUNELOOP_API_HOST="127.0.0.1",
+        TUNELOOP_API_OPEN="true",
         TUNELOOP_HOME=str(home),
         TUNELOOP_DATABASE_URL=_sqlite_url(home),
         TUNELOOP_ARTIFACT_DIR=str(home / "artifacts"),

@@ -25,7 +25,10 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 class ComponentSettings(BaseSettings):
     """Base of every component's settings: env prefix set per class, unknown variables ignored."""
 
-    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+    # Errors never echo their input: a refused setting must not print a secret beside it.
+    model_config = SettingsConfigDict(
+        extra="ignore", validate_default=True, hide_input_in_errors=True
+    )
 
 
 class ApiSettings(ComponentSettings):
@@ -75,6 +78,16 @@ class ApiSettings(ComponentSettings):
         2.0, gt=0.0, description="How often the api checks the store for a new champion."
     )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a 503.")
+    open: bool = Field(
+        False,
+        description="Local development: predict, generation and feedback take no key and ignore "
+        "`Authorization`; admin routes still need one. Production refuses it.",
+    )
+    # Rule: every replica sees a new or revoked key within 5 s; the table is read from the store
+    # this often (never per request: predict is the hot path).
+    key_refresh_seconds: float = Field(
+        2.0, gt=0.0, le=5.0, description="How often the api rereads the API key table."
+    )
 
 
 class RetrainSettings(ComponentSettings):
@@ -281,7 +294,8 @@ class Settings(ComponentSettings):
     model_config = SettingsConfigDict(env_prefix="TUNELOOP_")
 
     env: Literal["development", "production"] = Field(
-        "development", description="`production` refuses a missing or placeholder admin token."
+        "development",
+        description="`production` refuses a missing or placeholder admin token and open mode.",
     )
     home: Path = Field(Path.home() / ".tuneloop", description="All local state.")
     database_url: str = Field(
@@ -291,7 +305,9 @@ class Settings(ComponentSettings):
         "", description="Celery broker; empty: a file transport under `$TUNELOOP_HOME/broker`."
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the admin routes; unset: they answer 401."
+        None,
+        description="Bearer token with every scope, beside the keys of `tuneloop keys`; unset: "
+        "only those keys.",
     )
     model: str = Field(DEFAULT_MODEL, description="Base model: Hugging Face id or local path.")
     artifact_dir: Path | None = Field(
@@ -317,6 +333,8 @@ class Settings(ComponentSettings):
             token = self.admin_token.get_secret_value() if self.admin_token else ""
             if len(token) < 16 or token.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("TUNELOOP_ADMIN_TOKEN must be a real secret in production")
+            if self.api.open:
+                raise ValueError("TUNELOOP_API_OPEN is for local development, not production")
         return self
 
     @property

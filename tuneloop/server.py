@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
 import os
 import shutil
@@ -21,6 +22,24 @@ def configure(settings: Settings) -> None:
         import torch
 
         torch.set_num_threads(settings.api.torch_threads)
+
+
+def open_mode_notice(host: str, port: int) -> str:
+    """What `tuneloop serve` says at start in open mode; louder off the loopback address."""
+    notice = (
+        f"open mode (TUNELOOP_API_OPEN): predict, generation and feedback on "
+        f"http://{host}:{port} take no key; admin routes still need one"
+    )
+    if not _loopback(host):
+        notice += f". {host} is not a loopback address: anyone who reaches it can teach the model"
+    return notice
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def app_from_env() -> FastAPI:

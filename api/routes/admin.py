@@ -1,4 +1,4 @@
-"""Admin routes of the loop: retrain runs, promotion and rollback (bearer token)."""
+"""Admin routes of the loop: retrain runs, promotion and rollback (a key with the admin scope)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api.auth import RESPONSES
 from api.deps import Admin, DbDep, RegistryDep, ServingDep
 from api.responses import JSON
 from core.promotion import ArtifactBroken, promote_checked
@@ -15,7 +16,7 @@ from core.registry import NoChampion, VersionNotFound
 from core.states import RunTrigger
 from core.store.runs import RunNotFound, get_run, list_runs
 
-router = APIRouter(dependencies=[Admin], tags=["admin"])
+router = APIRouter(dependencies=[Admin], tags=["admin"], responses=RESPONSES)
 
 
 @router.post(

@@ -13,7 +13,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from api.deps import get_serving, get_settings
+from api.auth import RESPONSES
+from api.deps import Predicting, get_serving, get_settings
 from api.errors import parse_body, unprocessable
 from api.generation import CANCELLED, Handle
 from api.genschemas import OPENAI_ROLES, ChatCompletion, ChatCompletionRequest
@@ -21,7 +22,7 @@ from api.responses import JSON
 from api.routes.generate import event_stream, sampling_of, sse, start, wait_all
 from core.runtime.generator import Message
 
-router = APIRouter(tags=["generate"])
+router = APIRouter(tags=["generate"], dependencies=[Predicting], responses=RESPONSES)
 BODY = {
     "requestBody": {
         "required": True,

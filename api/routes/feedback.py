@@ -8,7 +8,8 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
-from api.deps import DbDep, ServingDep, SettingsDep
+from api.auth import RESPONSES
+from api.deps import DbDep, FeedbackCaller, ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
 from api.responses import JSON
 from api.schemas import FeedbackRequest, FeedbackResponse
@@ -20,7 +21,7 @@ from core.store.predictions import (
     submit_feedback,
 )
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], responses=RESPONSES)
 BODY = {
     "requestBody": {
         "required": True,
@@ -35,6 +36,7 @@ async def feedback(
     db: DbDep,
     serving: ServingDep,
     settings: SettingsDep,
+    caller: FeedbackCaller,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> JSON:
     """Rate a prediction (1-5); correct its label or give the preferred output; replays are safe."""
@@ -51,6 +53,7 @@ async def feedback(
             comment=body.comment,
             idempotency_key=idempotency_key,
             allow_new_labels=settings.retrain.allow_new_labels,
+            key_name=caller.name,
         )
     except PredictionNotFound:
         raise HTTPException(status_code=404, detail="unknown prediction_id") from None

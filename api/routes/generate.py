@@ -15,8 +15,9 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
+from api.auth import RESPONSES
 from api.batcher import NotServing, QueueFull
-from api.deps import get_serving, get_settings
+from api.deps import Predicting, get_serving, get_settings
 from api.errors import parse_body, unprocessable
 from api.generation import CANCELLED, Handle
 from api.genschemas import GenerateRequest, GenerateResponse
@@ -26,7 +27,7 @@ from core.runtime.engine import Sampling
 from core.runtime.generator import Message
 from core.settings import Settings
 
-router = APIRouter(tags=["generate"])
+router = APIRouter(tags=["generate"], dependencies=[Predicting], responses=RESPONSES)
 BODY = {
     "requestBody": {
         "required": True,

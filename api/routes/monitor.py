@@ -8,10 +8,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
+from api.auth import RESPONSES
 from api.deps import Admin, DbDep, SettingsDep
 from core.store.monitoring import get_check, recent_checks, report_path
 
-router = APIRouter(dependencies=[Admin], tags=["admin"])
+router = APIRouter(dependencies=[Admin], tags=["admin"], responses=RESPONSES)
 
 
 @router.post("/v1/monitor/check")

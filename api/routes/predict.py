@@ -14,17 +14,19 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from api.auth import RESPONSES, authorize
 from api.batcher import NotServing, QueueFull
-from api.deps import get_serving, get_settings
+from api.deps import Predicting, get_serving, get_settings
 from api.errors import clean_errors, unprocessable
 from api.responses import JSON
 from api.schemas import PredictRequest, PredictResponse
 from api.serving import Serving, WrongTask
+from core.keys import Scope as KeyScope
 from core.settings import Settings
 
 PATH = "/v1/predict"
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[Predicting], responses=RESPONSES)
 BODY = {
     "requestBody": {
         "required": True,
@@ -89,9 +91,10 @@ async def predict_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     """`POST /v1/predict` as a bare ASGI app: the route above, minus FastAPI's per-request work."""
     scope["route"] = ROUTE
     request = Request(scope, receive)
-    body = await request.body()
     state = scope["app"].state
     try:
+        authorize(state, request.headers.get("authorization"), KeyScope.PREDICT)
+        body = await request.body()
         answer = JSON(await classify(body, serving=state.serving, settings=state.settings))
     except HTTPException as exc:  # what FastAPI's handler answers
         answer = JSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)

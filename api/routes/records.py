@@ -1,4 +1,5 @@
-"""Read routes: stored predictions (admin) and model versions (open)."""
+"""Read routes: stored predictions (admin) and model versions (predict, as OpenAI's clients list
+models)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Admin, DbDep, RegistryDep, ServingDep
+from api.auth import RESPONSES
+from api.deps import Admin, DbDep, Predicting, RegistryDep, ServingDep
 from core.states import VersionStatus
 from core.store.predictions import get_prediction
 
-router = APIRouter()
+router = APIRouter(responses=RESPONSES)
 
 
 @router.get("/v1/predictions/{prediction_id}", dependencies=[Admin], tags=["admin"])
@@ -24,7 +26,7 @@ async def prediction(prediction_id: str, db: DbDep, serving: ServingDep) -> dict
     return found
 
 
-@router.get("/v1/models", tags=["models"])
+@router.get("/v1/models", dependencies=[Predicting], tags=["models"])
 async def models(registry: RegistryDep, serving: ServingDep) -> dict[str, Any]:
     """Registered versions, newest first, and the one this replica serves."""
     versions = await run_in_threadpool(registry.list)

@@ -57,7 +57,8 @@ def window_feedback(
     outputs: bool = False,
 ) -> list[dict[str, Any]]:
     """Feedback on a version's predictions (made since a time; rated since a time), with the
-    prediction's output; `outputs` adds the stored output and the preferred one (generation)."""
+    prediction's output, excluded feedback left out; `outputs` adds the stored output and the
+    preferred one (generation)."""
     extra = (Prediction.output, Feedback.preferred_output) if outputs else ()
     query = (
         select(
@@ -69,7 +70,7 @@ def window_feedback(
             *extra,
         )
         .join(Prediction, Prediction.id == Feedback.prediction_id)
-        .where(Prediction.model_version == version)
+        .where(Prediction.model_version == version, Feedback.excluded_at.is_(None))
         .order_by(Feedback.created_at)
     )
     if since is not None:

@@ -1,16 +1,20 @@
-"""Prediction and feedback records: bulk insert, lookup, feedback committed before any 2xx."""
+"""Prediction and feedback records: bulk insert, lookup, feedback committed before any 2xx.
+
+Feedback a key gave can be excluded: the rows stay, but no read that feeds training, the gate,
+the golden set or the monitor returns them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.store.db import Database
-from core.store.tables import Feedback, ModelVersion, Prediction, new_id
+from core.store.tables import Feedback, ModelVersion, Prediction, new_id, utcnow
 
 
 class PredictionNotFound(LookupError):
@@ -81,6 +85,8 @@ def feedback_dict(row: Feedback) -> dict[str, Any]:
         "label": row.label,
         "preferred_output": row.preferred_output,
         "comment": row.comment,
+        "key_name": row.key_name,
+        "excluded_at": _iso(row.excluded_at),
     }
 
 
@@ -94,6 +100,7 @@ def submit_feedback(
     comment: str | None = None,
     idempotency_key: str | None = None,
     allow_new_labels: bool = False,
+    key_name: str | None = None,
 ) -> FeedbackReceipt:
     """Validate feedback against its prediction and commit it; a replayed key gets the first id."""
     if idempotency_key:
@@ -119,6 +126,7 @@ def submit_feedback(
         preferred_output=preferred_output,
         comment=comment,
         idempotency_key=idempotency_key,
+        key_name=key_name,
     )
     try:
         with db.session() as session:
@@ -223,10 +231,22 @@ def generation_feedback(db: Database, *, since: datetime | None = None) -> list[
 
 
 def _joined(since: datetime | None, *columns: Any) -> Any:
-    """Feedback id, time and rating with `columns`, joined to its prediction, oldest first."""
+    """Feedback id, time and rating with `columns`, joined to its prediction, oldest first;
+    excluded feedback left out."""
     query = (
         select(Feedback.id, Feedback.created_at, Feedback.rating, *columns)
         .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .where(Feedback.excluded_at.is_(None))
         .order_by(Feedback.created_at, Feedback.id)
     )
     return query if since is None else query.where(Feedback.created_at > since)
+
+
+def exclude_feedback(db: Database, *, key_name: str, since: datetime | None = None) -> int:
+    """Exclude the feedback key `key_name` gave (at or after `since`); how many rows it marked."""
+    query = update(Feedback).where(Feedback.key_name == key_name, Feedback.excluded_at.is_(None))
+    if since is not None:
+        query = query.where(Feedback.created_at >= since)
+    with db.session() as session:
+        result = cast(CursorResult[Any], session.execute(query.values(excluded_at=utcnow())))
+        return result.rowcount

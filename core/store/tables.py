@@ -1,4 +1,4 @@
-"""The store's tables (SQLAlchemy 2): predictions, feedback, versions, retrain runs, checks."""
+"""The store's tables (SQLAlchemy 2): predictions, feedback, versions, runs, checks, API keys."""
 
 from __future__ import annotations
 
@@ -83,6 +83,10 @@ class Feedback(Base):
     preferred_output: Mapped[str | None] = mapped_column(Text)
     comment: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # The API key that gave it (NULL in open mode), so a poisoned batch can be found; excluded
+    # rows stay as evidence but no longer train, gate or count in the monitor.
+    key_name: Mapped[str | None] = mapped_column(String(64), index=True)
+    excluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_feedback_created", "created_at"),)
 
@@ -161,3 +165,18 @@ class MonitorCheck(Base):
     decision: Mapped[str] = mapped_column(String(16), default=CheckDecision.NONE)
     reason: Mapped[str] = mapped_column(Text, default="")
     duration_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is kept, and a short prefix to tell keys apart."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # Never reused, even after revocation: feedback names its key by it.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -18,13 +18,16 @@ TOKEN = "integration-test-admin-token"
 
 
 def tuneloop_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
-    """Environment for a tuneloop process isolated under `home`."""
+    """Environment for a tuneloop process isolated under `home`, in open mode on 127.0.0.1 (the
+    key tests create keys through `extra` or the CLI)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNELOOP_")}
     env.update(
         {
             "TUNELOOP_HOME": str(home),
             "TUNELOOP_DATABASE_URL": database_url,
             "TUNELOOP_ADMIN_TOKEN": TOKEN,
+            "TUNELOOP_API_HOST": "127.0.0.1",
+            "TUNELOOP_API_OPEN": "true",
             "HF_HUB_OFFLINE": "1",
             "TUNELOOP_API_TORCH_THREADS": "1",
             **extra,

@@ -23,7 +23,7 @@ def test_the_converted_default_answers_paris_and_stops(tmp_path: Path) -> None:
     settings = Settings(
         home=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'tuneloop.db'}",
-        api=ApiSettings(model_poll_seconds=0.1),
+        api=ApiSettings(model_poll_seconds=0.1, open=True),
     )
     with TestClient(create_app(settings)) as client:
         deadline = time.monotonic() + 120

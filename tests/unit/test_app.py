@@ -33,6 +33,8 @@ class SlowFake:
 
 
 def make_settings(tmp_path: Path, **api: object) -> Settings:
+    """Open mode: these tests are about serving, tests/unit/test_auth.py about keys."""
+    api = {"open": True, **api}
     return Settings(
         home=tmp_path,
         admin_token="t" * 20,

@@ -72,6 +72,7 @@ def test_the_environment_keeps_user_overrides_but_never_the_users_home(
     assert env["TUNELOOP_MONITOR_WINDOW_SIZE"] == "300"
     assert env["TUNELOOP_MONITOR_REFERENCE_SIZE"] == "200"
     assert len(env["TUNELOOP_ADMIN_TOKEN"]) >= 16
+    assert env["TUNELOOP_API_OPEN"] == "true" and env["TUNELOOP_API_HOST"] == "127.0.0.1"
 
 
 def test_blitzer_pseudo_xml_is_parsed_with_bare_ampersands_and_duplicates(tmp_path: Path) -> None:

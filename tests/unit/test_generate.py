@@ -1,4 +1,4 @@
-"""Generation served in process on a tiny random Llama: routes, streaming, limits, feedback."""
+"""Generation served in process on a tiny Llama: routes, streaming, limits, feedback, keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.keys import Scope
 from core.registry import Registry
 from core.runtime.textgen import load_generation
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
+from core.store.keys import create_key
 from core.store.predictions import get_prediction
 from tests.generators import tiny_llama
 
@@ -26,14 +29,21 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("gen") / "llama", context=128)
 
 
-@pytest.fixture
-def client(tmp_path: Path, sqlite_url: str, llama: Path) -> Iterator[TestClient]:
+@contextmanager
+def serve_llama(
+    tmp_path: Path, sqlite_url: str, llama: Path, *, open: bool
+) -> Iterator[TestClient]:
+    """The tiny Llama as champion of a running app, in open mode or not."""
     settings = Settings(
         home=tmp_path,
         database_url=sqlite_url,
         admin_token="t" * 20,
         api=ApiSettings(
-            model_poll_seconds=0.05, log_flush_seconds=0.05, max_new_tokens=64, max_stop=2
+            model_poll_seconds=0.05,
+            log_flush_seconds=0.05,
+            max_new_tokens=64,
+            max_stop=2,
+            open=open,
         ),
     )
     registry = Registry(Database(sqlite_url), settings.artifacts)
@@ -48,6 +58,24 @@ def client(tmp_path: Path, sqlite_url: str, llama: Path) -> Iterator[TestClient]
             assert time.monotonic() < deadline
             time.sleep(0.05)
         yield client
+
+
+@pytest.fixture
+def client(tmp_path: Path, sqlite_url: str, llama: Path) -> Iterator[TestClient]:
+    """Open mode, as `make run` serves."""
+    with serve_llama(tmp_path, sqlite_url, llama, open=True) as client:
+        yield client
+
+
+@pytest.fixture
+def keyed(
+    tmp_path: Path, sqlite_url: str, llama: Path
+) -> Iterator[tuple[TestClient, dict[Scope, dict[str, str]]]]:
+    """Keys required; the headers of a key with each one scope."""
+    db = Database(sqlite_url)
+    keys = {s: create_key(db, name=s, scopes=[s])[0] for s in Scope}
+    with serve_llama(tmp_path, sqlite_url, llama, open=False) as client:
+        yield client, {s: {"Authorization": f"Bearer {k}"} for s, k in keys.items()}
 
 
 def solo_greedy(llama: Path, prompt: str, n: int) -> str:
@@ -194,3 +222,39 @@ def test_chat_completions_answers_in_openai_shape_with_the_prediction_id(
         "/v1/chat/completions", json={"messages": [{"role": "tool", "content": "x"}]}
     )
     assert tool.status_code == 422 and "role" in tool.text
+
+
+def test_generation_routes_need_a_key_with_the_predict_scope(
+    keyed: tuple[TestClient, dict[Scope, dict[str, str]]],
+) -> None:
+    client, headers = keyed
+    chat = {"messages": [{"role": "user", "content": "one"}], "max_tokens": 3}
+    for path, body in (
+        ("/v1/generate", {"inputs": "one", "max_new_tokens": 3}),
+        ("/v1/chat/completions", chat),
+    ):
+        missing = client.post(path, json=body)
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        assert client.post(path, json=body, headers=headers[Scope.FEEDBACK]).status_code == 403
+        answer = client.post(path, json=body, headers=headers[Scope.PREDICT])
+        assert answer.status_code == 200, answer.text
+    pid = answer.json()["id"]
+    rating = {"prediction_id": pid, "rating": 5}
+    assert (
+        client.post("/v1/feedback", json=rating, headers=headers[Scope.PREDICT]).status_code == 403
+    )
+    assert (
+        client.post("/v1/feedback", json=rating, headers=headers[Scope.FEEDBACK]).status_code == 201
+    )
+    stored = get_prediction(client.app.state.db, pid)  # type: ignore[attr-defined]
+    assert stored is not None and stored["feedback"][0]["key_name"] == "feedback"
+
+
+def test_open_mode_ignores_the_key_openai_clients_always_send(client: TestClient) -> None:
+    bogus = {"Authorization": "Bearer sk-no-key-needed"}
+    chat = {"messages": [{"role": "user", "content": "one"}], "max_tokens": 3}
+    answer = client.post("/v1/chat/completions", json=chat, headers=bogus)
+    assert answer.status_code == 200, answer.text
+    rating = {"prediction_id": answer.json()["id"], "rating": 5}
+    assert client.post("/v1/feedback", json=rating, headers=bogus).status_code == 201
+    assert client.get("/v1/retrain", headers=bogus).status_code == 401

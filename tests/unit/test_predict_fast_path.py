@@ -1,4 +1,4 @@
-"""POST /v1/predict's bare ASGI twin answers exactly what the FastAPI route answers."""
+"""POST /v1/predict's bare ASGI twin answers exactly what the FastAPI route answers, keys too."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from fastapi.testclient import TestClient
 
 import api.middleware
 from api.app import create_app
+from core.keys import Scope
 from core.registry import Registry
 from core.runtime.predictor import Output
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
+from core.store.keys import create_key
 
 BODIES: list[Any] = [
     {"inputs": "fine"},
@@ -42,27 +44,37 @@ class Fake:
 
 def _answers(tmp_path: Path, sqlite_url: str) -> list[tuple[int, Any]]:
     settings = Settings(home=tmp_path, database_url=sqlite_url, api=ApiSettings(max_inputs=8))
-    registry = Registry(Database(sqlite_url), settings.artifacts)
+    db = Database(sqlite_url)
+    registry = Registry(db, settings.artifacts)
     registry.register(
         registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
     )
     registry.promote("v1")
+    keys = {s: create_key(db, name=f"{tmp_path.name}-{s}", scopes=[s])[0] for s in Scope}
+    keyed = {"Authorization": f"Bearer {keys[Scope.PREDICT]}"}
+    unauthorized = [
+        {},
+        {"Authorization": "Bearer tl_unknown"},
+        {"Authorization": keys[Scope.PREDICT]},
+    ]
+    refused = [{"Authorization": f"Bearer {keys[Scope.FEEDBACK]}"}]
+    calls = [(keyed, b) for b in BODIES] + [(h, BODIES[0]) for h in unauthorized + refused]
     answers = []
     with TestClient(create_app(settings, load=lambda v: Fake(v.version))) as client:
-        for body in BODIES:
+        for headers, body in calls:
             if isinstance(body, dict):
-                r = client.post("/v1/predict", json=body)
+                r = client.post("/v1/predict", json=body, headers=headers)
             else:
-                r = client.post(
-                    "/v1/predict", content=body.encode() if isinstance(body, str) else body
-                )
-            payload = r.json()
+                content = body.encode() if isinstance(body, str) else body
+                r = client.post("/v1/predict", content=content, headers=headers)
+            payload = {**r.json(), "www-authenticate": r.headers.get("www-authenticate")}
             for p in payload.get("predictions", []):
                 p["id"] = len(p.pop("id"))  # fresh uuids: compare their shape
             answers.append((r.status_code, payload))
         metrics = client.get("/metrics").text
     assert 'route="/v1/predict",status="200"' in metrics
     assert 'route="/v1/predict",status="422"' in metrics
+    assert 'route="/v1/predict",status="401"' in metrics
     return answers
 
 
@@ -73,7 +85,9 @@ def test_fast_path_and_fastapi_route_answer_alike(
     monkeypatch.setattr(api.middleware, "PREDICT_PATH", "/not-the-fast-path")
     routed = _answers(tmp_path / "routed", sqlite_url)
     assert fast == routed
-    assert [status for status, _ in fast] == [200, 200, 422, 422, 422, 422, 422, 422, 422]
+    statuses = [status for status, _ in fast]
+    assert statuses == [200, 200, 422, 422, 422, 422, 422, 422, 422, 401, 401, 401, 403]
+    assert fast[9][1] == {"detail": "API key required", "www-authenticate": "Bearer"}
     assert fast[1][1]["predictions"][1] == {
         "id": 36,
         "label": "positive",

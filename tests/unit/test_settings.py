@@ -31,6 +31,27 @@ def test_production_refuses_missing_or_placeholder_tokens(monkeypatch: pytest.Mo
     assert Settings().token == "a-long-random-secret-value"
 
 
+def test_refusals_never_print_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNELOOP_ENV", "production")
+    monkeypatch.setenv("TUNELOOP_ADMIN_TOKEN", "changeme")
+    with pytest.raises(ValueError) as weak:
+        Settings()
+    assert "changeme" not in str(weak.value)
+    monkeypatch.setenv("TUNELOOP_ADMIN_TOKEN", "a-long-random-secret-value")
+    monkeypatch.setenv("TUNELOOP_API_OPEN", "true")
+    with pytest.raises(ValueError, match="TUNELOOP_API_OPEN is for local development") as opened:
+        Settings()
+    assert "a-long-random-secret-value" not in str(opened.value)
+
+
+def test_open_mode_is_off_by_default_and_allowed_in_development(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().api.open is False
+    monkeypatch.setenv("TUNELOOP_API_OPEN", "true")
+    assert Settings().api.open is True
+
+
 def test_settings_doc_lists_every_setting_with_its_default() -> None:
     doc = (Path(__file__).parents[2] / SETTINGS_DOC).read_text()
     table = doc.split(BEGIN, 1)[1].split(END, 1)[0]

@@ -9,6 +9,7 @@ import click
 
 from core.settings import get_settings
 from tuneloop.cli import loop as loop_commands
+from tuneloop.cli.keys import keys as keys_group
 from tuneloop.drill.cli import drill as drill_group
 from tuneloop.wiring import registry_of
 
@@ -101,15 +102,14 @@ def init(
 @click.option("--workers", type=int, default=None, help="Worker processes.")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the champion over HTTP (predict, feedback, admin, /metrics, /docs)."""
+    from tuneloop.server import open_mode_notice
     from tuneloop.server import serve as run
 
     settings = get_settings()
-    run(
-        settings,
-        host=host or settings.api.host,
-        port=port or settings.api.port,
-        workers=workers or settings.api.workers,
-    )
+    host, port = host or settings.api.host, port or settings.api.port
+    if settings.api.open:
+        click.echo(open_mode_notice(host, port), err=True)
+    run(settings, host=host, port=port, workers=workers or settings.api.workers)
 
 
 @main.command()
@@ -159,6 +159,7 @@ def settings_table(write_readme: Path | None) -> None:
 
 for _command in loop_commands.COMMANDS:
     main.add_command(_command)
+main.add_command(keys_group)
 main.add_command(drill_group)
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""CLI commands of the loop: worker, beat, retrain, models, feedback export."""
+"""CLI commands of the loop: worker, beat, retrain, models, feedback export and exclusion."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -166,6 +167,31 @@ def feedback_export(fmt: str) -> None:
         return
     for row in rows:
         click.echo(json.dumps({k: row[k] for k in fields}, default=str, ensure_ascii=False))
+
+
+@feedback.command("exclude")
+@click.option("--key", "key_name", required=True, help="The key whose feedback is excluded.")
+@click.option("--since", default=None, help="Only feedback given at or after this ISO time (UTC).")
+def feedback_exclude(key_name: str, since: str | None) -> None:
+    """Keep a key's feedback (a poisoned batch) out of training, the gate and the monitor.
+
+    The rows stay in the store as evidence; nothing is deleted.
+    """
+    from core.keys import ADMIN_TOKEN_NAME
+    from core.store.keys import list_keys
+    from core.store.predictions import exclude_feedback
+
+    db = Database(get_settings().database_url)
+    if key_name != ADMIN_TOKEN_NAME and key_name not in {k.name for k in list_keys(db)}:
+        raise click.BadParameter(f"no key named {key_name!r}", param_hint="--key")
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise click.BadParameter(f"{since!r} is not an ISO time", param_hint="--since") from None
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    marked = exclude_feedback(db, key_name=key_name, since=start)
+    click.echo(f"excluded {marked} feedback rows of key {key_name}")
 
 
 @click.group()

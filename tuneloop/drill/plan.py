@@ -26,13 +26,15 @@ SHIFT_HELD_SHARE = 0.30
 # needs ~100 preferred outputs before its first run can be judged, which at 400 streamed rows and
 # half of the raters writing one takes 6 in 10.
 FEEDBACK_RATES = {"classification": 0.3, "generation": 0.6}
-# Variables of the drill's own: a fresh home, a private api port and token (never the user's).
+# Variables of the drill's own: a fresh home, a private api port and token (never the user's),
+# and open mode on 127.0.0.1: the drill's users send predictions and feedback without a key.
 OWN_VARIABLES = (
     "TUNELOOP_HOME",
     "TUNELOOP_ARTIFACT_DIR",
     "TUNELOOP_ADMIN_TOKEN",
     "TUNELOOP_API_HOST",
     "TUNELOOP_API_PORT",
+    "TUNELOOP_API_OPEN",
     "TUNELOOP_ENV",
 )
 
@@ -155,6 +157,8 @@ def child_env(home: Path, *, check_every: int) -> dict[str, str]:
             "TUNELOOP_HOME": str(home),
             "TUNELOOP_ADMIN_TOKEN": secrets.token_urlsafe(24),
             "TUNELOOP_ENV": "development",
+            "TUNELOOP_API_HOST": "127.0.0.1",
+            "TUNELOOP_API_OPEN": "true",
         }
     )
     return env
