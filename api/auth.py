@@ -10,7 +10,6 @@ openai always send; admin routes still need a key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from api import tasks
 from core.keys import ADMIN_TOKEN_NAME, Scope, key_hash
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,7 @@ class KeyTable:
 
     async def stop(self) -> None:
         """Stop refreshing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.cancel(self._task)
 
     async def _watch(self) -> None:
         while True:

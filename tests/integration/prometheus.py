@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import yaml
 
 from grafana.build import expressions
 from grafana.generate import DASHBOARDS
+from tests.integration.server import launch, stop
 from tuneloop.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,26 +117,6 @@ class Stack:
         result = self.query(expr)
         assert result, f"{where}: no data for {expr}"
         assert [s for s in result if s["value"][1] != "NaN"], f"{where}: only NaN for {expr}"
-
-
-def launch(
-    args: list[str], log: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start a process in its own session, its output in `log`."""
-    with log.open("w") as out:
-        return subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop a process and its children (the worker forks its pool)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _config(home: Path, api: str) -> Path:

@@ -28,13 +28,11 @@ from tests.integration.prometheus import (
     PANELS,
     RULES,
     Stack,
-    launch,
     of_generation,
     prometheus,
     rules_are_healthy,
-    stop,
 )
-from tests.integration.server import TOKEN, serving, tuneloop_env
+from tests.integration.server import TOKEN, launch, serving, stop, tuneloop_env
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 LABELS = ["negative", "positive"]

@@ -4,7 +4,6 @@ load answers every request."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from core.store.db import Database, upgrade
 from core.store.runs import get_run
 from tests.conftest import REDIS_URL, require_service
 from tests.factories import register_champion, seed_corrected_feedback
-from tests.integration.server import TOKEN, run_cli, serving, tuneloop_env
+from tests.integration.server import TOKEN, run_cli, serving, stop, tuneloop_env
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 FAST_TRAINING = {
@@ -99,17 +98,7 @@ def start(tmp_path: Path) -> Iterator[Any]:
 
     yield launch
     for proc in procs:
-        kill(proc, signal.SIGTERM)
-
-
-def kill(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal a process and every child of it (a Celery worker forks its pool)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
 
 
 def wait_for(
@@ -158,7 +147,7 @@ def test_a_killed_worker_run_is_taken_up_again_and_promotes_once(
     first = start(["worker"], slow)
     wait_for(slow, run_id, ("running",))
     time.sleep(1.0)
-    kill(first, signal.SIGKILL)  # the worker dies mid-training; its lease stops being renewed
+    stop(first, signal.SIGKILL)  # the worker dies mid-training; its lease stops being renewed
     start(["beat"], slow)
     start(["worker"], {**slow, "TUNELOOP_RETRAIN_EPOCHS": "4"})
     run = wait_for(slow, run_id, ("promoted", "rejected", "failed"), timeout=240)
