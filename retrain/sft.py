@@ -34,7 +34,7 @@ from core.runtime.generator import (
     Kind,
     end_ids,
     load_generator,
-    prompt_ids,
+    record_ids,
     save_generator,
 )
 from core.settings import Precision
@@ -176,7 +176,7 @@ def encode_pair(
     Causal: the templated prompt's ids then the completion's and `end`, labels IGNORE on the
     prompt. Seq2seq: the prompt is the encoder's input and the labels are the completion's ids.
     """
-    prompt = prompt_ids(tokenizer, text=pair["prompt"])
+    prompt = record_ids(tokenizer, pair)
     answer = [*tokenizer(pair["completion"], add_special_tokens=False)["input_ids"], end]
     if len(answer) > max_length // 2:
         return None

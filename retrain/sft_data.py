@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
+from core.runtime.generator import served_prompt
 from retrain.dataset import feedback_time
 
 # Rule: the gate's paired ROUGE-L test needs 60-100 rows to see a 5-point gain (per-row sd of the
@@ -44,8 +45,20 @@ _SOURCES: dict[str, Source] = {
 
 
 class Pair(TypedDict):
+    """A prompt and the completion to learn; `messages` or `raw` say how the prompt was served
+    (see `core.runtime.generator.served_prompt`), absent for a templated text."""
+
     prompt: str
     completion: str
+    messages: NotRequired[list[dict[str, str]]]
+    raw: NotRequired[bool]
+
+
+def make_pair(prompt: str, completion: str, served: Mapping[str, Any]) -> Pair:
+    """A pair whose prompt was served as `served` (a stored row or pair) says."""
+    pair = Pair(prompt=prompt, completion=completion)
+    pair.update(served_prompt(served))  # type: ignore[typeddict-item]
+    return pair
 
 
 @dataclass(frozen=True)
@@ -91,12 +104,12 @@ def feedback_pair(row: Mapping[str, Any]) -> tuple[Pair | None, str]:
         return None, "no_prompt"
     preferred = str(row.get("preferred_output") or "").strip()
     if preferred:
-        return Pair(prompt=prompt, completion=preferred), "preferred"
+        return make_pair(prompt, preferred, row), "preferred"
     rating, output = row.get("rating"), str(row.get("output") or "").strip()
     if rating is None:
         return None, "unrated"
     if rating >= GOOD_RATING and output:
-        return Pair(prompt=prompt, completion=output), "rated_good"
+        return make_pair(prompt, output, row), "rated_good"
     if rating <= BAD_RATING:
         return None, "rated_bad"
     return None, "neutral"
@@ -146,11 +159,17 @@ def prompt_key(prompt: str) -> str:
 def pairs_hash(train: Sequence[Pair], holdout: Sequence[Pair]) -> str:
     """SHA-256 of a canonical JSON of both splits (order of pairs does not count)."""
     canonical = {
-        "train": [[p["prompt"], p["completion"]] for p in sorted(train, key=_order)],
-        "holdout": [[p["prompt"], p["completion"]] for p in sorted(holdout, key=_order)],
+        "train": [_canonical(p) for p in sorted(train, key=_order)],
+        "holdout": [_canonical(p) for p in sorted(holdout, key=_order)],
     }
     payload = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _canonical(pair: Pair) -> list[Any]:
+    """A pair as the hash sees it; how its prompt was served only when not a templated text."""
+    served = served_prompt(pair)
+    return [pair["prompt"], pair["completion"], *([served] if served else [])]
 
 
 def _order(pair: Pair) -> tuple[str, str]:
@@ -165,7 +184,7 @@ def _champion(pairs: Iterable[Mapping[str, Any]], stats: Counter[str]) -> dict[s
         if not prompt.strip() or not completion.strip():
             stats["dropped_empty"] += 1
             continue
-        out[prompt_key(prompt)] = Pair(prompt=prompt, completion=completion)
+        out[prompt_key(prompt)] = make_pair(prompt, completion, row)
     return out
 
 
@@ -184,7 +203,7 @@ def _newest(feedback: Iterable[Mapping[str, Any]], stats: Counter[str]) -> dict[
         if source is None:
             continue
         prompt = str(row["prompt"]).strip()
-        pair = pair or Pair(prompt=prompt, completion=str(row.get("output") or ""))
+        pair = pair or make_pair(prompt, str(row.get("output") or ""), row)
         taught = _Taught(pair, source, feedback_time(row.get("created_at")))
         key = prompt_key(prompt)
         if key in best:

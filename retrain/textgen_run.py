@@ -17,6 +17,7 @@ from typing import Any
 
 from core.golden import Golden, read_golden, write_golden
 from core.registry import VersionInfo
+from core.runtime.generator import served_prompt
 from core.runtime.textgen import DEFAULT_NEW_TOKENS, load_generation
 from core.settings import Settings
 from core.states import RunState
@@ -82,16 +83,21 @@ def ensure_generation_golden(ctx: Context) -> Golden:
     first = preferred[: min(ctx.settings.retrain.golden_size, len(preferred) // 2)]
     return write_golden(
         ctx.settings.artifacts,
-        [{"prompt": r["prompt"], "reference": r["preferred_output"]} for r in first],
+        [
+            {"prompt": r["prompt"], "reference": r["preferred_output"], **served_prompt(r)}
+            for r in first
+        ],
         source="feedback",
         feedback_ids=[r["id"] for r in first],
     )
 
 
-def paired_rows(holdout: Sequence[Pair], golden: Golden) -> list[dict[str, str]]:
+def paired_rows(holdout: Sequence[Pair], golden: Golden) -> list[dict[str, Any]]:
     """The paired test's rows: the holdout, and a golden set taken from feedback (as new to the
     champion as the holdout); a golden set from `init --data` only guards regression."""
-    rows = [{"prompt": p["prompt"], "reference": p["completion"]} for p in holdout]
+    rows = [
+        {"prompt": p["prompt"], "reference": p["completion"], **served_prompt(p)} for p in holdout
+    ]
     return [*rows, *golden.rows] if golden.source == "feedback" else rows
 
 
@@ -165,8 +171,7 @@ def score_generators(
 def _score(generator: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not rows:
         return score_generations([], [])
-    prompts = [str(r["prompt"]) for r in rows]
-    answers = generator.generate_texts(prompts, max_new_tokens=DEFAULT_NEW_TOKENS)
+    answers = generator.generate_texts(rows, max_new_tokens=DEFAULT_NEW_TOKENS)
     return score_generations([a.text for a in answers], [str(r["reference"]) for r in rows])
 
 

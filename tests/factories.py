@@ -154,6 +154,8 @@ def generation_feedback(
     rating: int | None = 5,
     preferred: str | None = None,
     minutes: int = 0,
+    messages: list[dict[str, str]] | None = None,
+    raw: bool = False,
 ) -> dict[str, Any]:
     """One feedback row on a generation as the store hands it to the SFT set builder."""
     return {
@@ -162,4 +164,6 @@ def generation_feedback(
         "rating": rating,
         "preferred_output": preferred,
         "created_at": T0 + timedelta(minutes=minutes),
+        "messages": messages,
+        "raw": raw,
     }

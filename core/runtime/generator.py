@@ -9,6 +9,7 @@ applies it, so what was learned is what is served.
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -196,6 +197,27 @@ def prompt_ids(
     templated = bool(getattr(tokenizer, "chat_template", None)) and not raw
     prompt = prompt_text(tokenizer, messages, text=text, raw=not templated)
     return encode_prompt(tokenizer, prompt, templated=templated)
+
+
+def served_prompt(row: Mapping[str, Any]) -> dict[str, Any]:
+    """How a stored prompt was served, beyond its text: `{"messages": [...]}` when it came as a
+    conversation, `{"raw": True}` when it skipped the template, `{}` for a templated text.
+
+    Training and evaluation carry these keys with the prompt, so a conversation is learned and
+    judged through the same template turns it was served with, not as one user message."""
+    if row.get("messages"):
+        return {"messages": [{"role": m["role"], "content": m["content"]} for m in row["messages"]]}
+    return {"raw": True} if row.get("raw") else {}
+
+
+def record_ids(tokenizer: PreTrainedTokenizerBase, row: Mapping[str, Any]) -> list[int]:
+    """A stored prompt's token ids as it was served (see `served_prompt`); `row["prompt"]` is
+    its text."""
+    served = served_prompt(row)
+    if "messages" in served:
+        turns = [Message(m["role"], m["content"]) for m in served["messages"]]
+        return prompt_ids(tokenizer, messages=turns)
+    return prompt_ids(tokenizer, text=str(row["prompt"]), raw=bool(served.get("raw")))
 
 
 def end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:

@@ -7,6 +7,7 @@ cannot differ in templating, stopping or decoding.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +23,7 @@ from core.runtime.generator import (
     end_ids,
     load_generator,
     prompt_ids,
+    record_ids,
 )
 from core.runtime.predictor import Output
 
@@ -70,13 +72,18 @@ class Generator:
         )
 
     def generate_texts(
-        self, prompts: list[str], *, max_new_tokens: int = DEFAULT_NEW_TOKENS
+        self,
+        prompts: Iterable[str | Mapping[str, Any]],
+        *,
+        max_new_tokens: int = DEFAULT_NEW_TOKENS,
     ) -> list[Sequence]:
-        """Greedy answers to `prompts` (each one user message), in order."""
+        """Greedy answers, in order, to texts (each one user message) or stored prompts
+        (`{"prompt", "messages"?, "raw"?}`: encoded as they were served)."""
         budget = max(1, min(max_new_tokens, self.context - 1))
         seqs = []
         for i, prompt in enumerate(prompts):
-            ids = self.encode(text=prompt)[-(self.context - budget) :]  # keep the prompt's end
+            row = {"prompt": prompt} if isinstance(prompt, str) else prompt
+            ids = record_ids(self.tokenizer, row)[-(self.context - budget) :]  # the prompt's end
             seqs.append(Sequence(str(i), ids, Sampling(max_new_tokens=budget)))
         return generate(self.engine(), seqs)
 

@@ -203,7 +203,8 @@ def generation_feedback(db: Database, *, since: datetime | None = None) -> list[
     """Feedback on generations with the prompt and the served text, oldest first.
 
     Each row: id, prediction_id, created_at, rating, preferred_output, prompt, output (the served
-    text), messages (the turns when the prompt came as a conversation), model_version.
+    text), messages (the turns when the prompt came as a conversation), raw (whether it skipped
+    the chat template), model_version.
     """
     query = _joined(
         since,
@@ -224,6 +225,7 @@ def generation_feedback(db: Database, *, since: datetime | None = None) -> list[
                 "prompt": r.input_text,
                 "output": (r.output or {}).get("text") or "",
                 "messages": (r.output or {}).get("messages"),
+                "raw": bool((r.output or {}).get("raw")),
                 "model_version": r.model_version,
             }
             for r in session.execute(query)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from core.runtime.engine import CausalEngine, Sampling, Sequence, _partial_stop, generate
+from core.runtime.generator import Message
 from core.runtime.textgen import Generator, load_generation
 from tests.generators import tiny_llama, tiny_t5
 
@@ -118,3 +119,22 @@ def test_prefills_and_decoding_steps_take_turns_while_sequences_run(llama: Gener
     # a gains a token on every other step: the steps between are one newcomer's prefill each.
     assert tokens_of_a == [2, 2, 3, 3, 4, 4]
     assert [s.id for s in engine.running] == ["a", "b", "c", "d"]
+
+
+def test_evaluation_prompts_are_encoded_as_they_were_served(llama: Generator) -> None:
+    turns = [Message("system", "be brief"), Message("user", "one two")]
+    stored = [
+        {
+            "prompt": "be brief\none two",
+            "messages": [{"role": m.role, "content": m.content} for m in turns],
+        },
+        {"prompt": "one two", "raw": True},
+        "one two",
+    ]
+    seqs = llama.generate_texts(stored, max_new_tokens=3)
+    assert [s.prompt_ids for s in seqs] == [
+        llama.encode(messages=turns),
+        llama.encode(text="one two", raw=True),
+        llama.encode(text="one two"),
+    ]
+    assert len({tuple(s.prompt_ids) for s in seqs}) == 3

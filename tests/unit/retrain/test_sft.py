@@ -9,10 +9,12 @@ import pytest
 from core.runtime.engine import CausalEngine, Sampling, Sequence, StaticEngine, generate
 from core.runtime.generator import (
     END_OF_TURN,
+    Message,
     context_length,
     encode_prompt,
     end_ids,
     load_generator,
+    prompt_ids,
     prompt_text,
 )
 from core.textmetrics import rouge_l_rows
@@ -122,3 +124,24 @@ def test_training_stops_at_its_seconds_budget(llama: Path, tmp_path: Path) -> No
     args = SftArgs(method="full", max_steps=100_000, max_seconds=0.5, precision="fp32")
     result = sft(base=llama, pairs=PAIRS, args=args, out=tmp_path / "out")
     assert 1 <= result.steps < 100_000 and result.seconds < 30
+
+
+def test_a_conversation_and_a_raw_prompt_are_encoded_as_serving_encoded_them(llama: Path) -> None:
+    model, tokenizer, _ = load_generator(llama)
+    turns = [Message("system", "answer in colors"), Message("user", "red one")]
+    conversation = Pair(
+        prompt="answer in colors\nred one",
+        completion="red green blue",
+        messages=[{"role": m.role, "content": m.content} for m in turns],
+    )
+    raw = Pair(prompt="red one", completion="red green blue", raw=True)
+    end = end_token(model, tokenizer)
+    for pair, served in (
+        (conversation, prompt_ids(tokenizer, messages=turns)),
+        (raw, prompt_ids(tokenizer, text="red one", raw=True)),
+    ):
+        row = encode_pair(tokenizer, pair, kind="causal", end=end, max_length=256)
+        assert row is not None
+        assert row["input_ids"][: len(served)] == served
+        assert row["labels"][: len(served)] == [IGNORE] * len(served)
+        assert served != prompt_ids(tokenizer, text=pair["prompt"])  # not one user message

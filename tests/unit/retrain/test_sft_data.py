@@ -94,3 +94,31 @@ def test_golden_prompts_are_excluded() -> None:
 
 def test_a_row_without_its_prompt_teaches_nothing() -> None:
     assert feedback_pair(rated("", preferred="w")) == (None, "no_prompt")
+
+
+TURNS = [
+    {"role": "system", "content": "answer in one line"},
+    {"role": "user", "content": "the capital of france"},
+]
+
+
+def test_a_conversation_is_trained_on_with_its_turns_and_a_raw_prompt_stays_raw() -> None:
+    rows = [
+        rated("answer in one line\nthe capital of france", preferred="paris", messages=TURNS),
+        rated("<s>raw text", preferred="as is", raw=True, minutes=1),
+        rated("plain", preferred="templated", minutes=2),
+    ]
+    by_prompt = {p["prompt"]: p for p in build(rows).train}
+    assert by_prompt["answer in one line\nthe capital of france"]["messages"] == TURNS
+    assert (
+        by_prompt["<s>raw text"].get("raw") is True and "messages" not in by_prompt["<s>raw text"]
+    )
+    assert "raw" not in by_prompt["plain"] and "messages" not in by_prompt["plain"]
+
+
+def test_the_champion_pairs_keep_their_turns_and_the_hash_sees_them() -> None:
+    turned = Pair(prompt="a\nb", completion="c", messages=TURNS)
+    kept = build([], champion=[turned], options=SftOptions(holdout_share=0.0, replay_ratio=0.0))
+    assert kept.train == [turned]
+    flat = build([], champion=[Pair(prompt="a\nb", completion="c")])
+    assert kept.hash != flat.hash

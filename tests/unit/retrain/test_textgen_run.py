@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from core.golden import Golden
 from core.settings import RetrainSettings, Settings
 from core.store.db import Database
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import create_run, get_run
 from retrain.context import Context
 from retrain.service import execute_run
-from retrain.textgen_run import champion_pairs
+from retrain.sft_data import Pair
+from retrain.textgen_run import champion_pairs, paired_rows
 from tests.factories import register_champion
 from tests.generators import tiny_llama
 
@@ -96,3 +98,16 @@ def test_a_run_on_too_few_preferred_outputs_is_rejected_before_it_trains(ctx: Co
     done = get_run(ctx.db, run["run_id"])
     assert done["version"] is None
     assert "fewer than min_holdout 20" in done["verdict"]["reasons"][0]
+
+
+def test_the_gate_judges_a_conversation_with_its_turns() -> None:
+    turns = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    holdout = [Pair(prompt="be brief\nhi", completion="hello", messages=turns)]
+    golden = Golden(
+        rows=[{"prompt": "x", "reference": "y", "raw": True}], source="feedback", hash="h"
+    )
+    rows = paired_rows(holdout, golden)
+    assert rows == [
+        {"prompt": "be brief\nhi", "reference": "hello", "messages": turns},
+        {"prompt": "x", "reference": "y", "raw": True},
+    ]
