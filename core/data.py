@@ -6,20 +6,40 @@ import csv
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, Row]]:
+    """(line number, object) of each non-blank line; ValueError naming the first bad line."""
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {n} is not JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: line {n} is not a JSON object")
+            yield n, row
+
+
 def read_labeled(path: Path) -> list[Row]:
     """Read `text`/`label` rows from a .jsonl or .csv file; rows without both are refused."""
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
-            rows: list[Row] = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows: list[Row] = list(reader)
+            missing = {"text", "label"} - set(reader.fieldnames or [])
+        if missing:
+            columns = ", ".join(reader.fieldnames or []) or "none"
+            raise ValueError(f"{path}: needs columns text and label (it has {columns})")
     else:
-        with path.open(encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        rows = [row for _, row in json_lines(path)]
     for i, row in enumerate(rows):
         if not str(row.get("text") or "").strip() or row.get("label") in (None, ""):
             raise ValueError(f"{path}: row {i + 1} needs a non-empty text and label")
@@ -55,15 +75,11 @@ def split(rows: list[Row], share: float, *, seed: int = 0) -> tuple[list[Row], l
 def read_pairs(path: Path, *, max_chars: int | None = None) -> list[Row]:
     """`{"prompt", "reference"}` rows of a JSONL file (generation); prompts clipped to max_chars."""
     rows: list[Row] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            prompt, reference = row.get("prompt"), row.get("reference")
-            if not isinstance(prompt, str) or not prompt.strip() or not isinstance(reference, str):
-                raise ValueError(f"{path}: row {n} needs a non-empty prompt and a reference")
-            rows.append({"prompt": prompt[:max_chars], "reference": reference})
+    for n, row in json_lines(path):
+        prompt, reference = row.get("prompt"), row.get("reference")
+        if not isinstance(prompt, str) or not prompt.strip() or not isinstance(reference, str):
+            raise ValueError(f"{path}: row {n} needs a non-empty prompt and a reference")
+        rows.append({"prompt": prompt[:max_chars], "reference": reference})
     return rows
 
 

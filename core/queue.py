@@ -8,17 +8,22 @@ message when it is read, so `acks_late` cannot redeliver there: the lease in the
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.exceptions import KombuError
 
 from core.settings import Settings
 from core.states import RunTrigger
 from core.store.db import Database
 from core.store.runs import create_run
+
+log = logging.getLogger(__name__)
 
 TRAIN_QUEUE = "train"
 MONITOR_QUEUE = "monitor"
@@ -89,11 +94,39 @@ def make_celery(settings: Settings, *, monitor_interval: float | None = None) ->
     return app
 
 
-def request_retrain(
-    db: Database, app: Celery, *, trigger: RunTrigger | str
-) -> tuple[dict[str, Any], bool]:
-    """Queue a retrain run unless one is in flight; returns the run and whether it is new."""
+@dataclass(frozen=True)
+class Requested:
+    """A retrain request's outcome: the run, whether it is new, whether its task reached the
+    broker (a committed run the broker did not take is sent again by the reaper, beat's
+    `reap_stale`, once the broker answers)."""
+
+    run: dict[str, Any]
+    created: bool
+    sent: bool
+
+    @property
+    def detail(self) -> str:
+        """One sentence for whoever asked."""
+        run_id = self.run["run_id"]
+        if not self.created:
+            return f"run {run_id} is already in flight"
+        if self.sent:
+            return f"run {run_id} is queued"
+        return (
+            f"run {run_id} is committed and queued, but the broker does not answer: it will be "
+            f"sent when the broker returns (cancel it with `tuneloop retrain --cancel {run_id}`)"
+        )
+
+
+def request_retrain(db: Database, app: Celery, *, trigger: RunTrigger | str) -> Requested:
+    """Queue a retrain run unless one is in flight; a broker that does not answer leaves the run
+    committed and queued (see `Requested`)."""
     run, created = create_run(db, trigger=trigger)
-    if created:
+    if not created:
+        return Requested(run, created=False, sent=False)
+    try:
         app.send_task(RETRAIN_TASK, kwargs={"run_id": run["run_id"]})
-    return run, created
+    except (KombuError, OSError) as exc:
+        log.warning("retrain run %s not sent, the broker does not answer: %s", run["run_id"], exc)
+        return Requested(run, created=True, sent=False)
+    return Requested(run, created=True, sent=True)

@@ -323,6 +323,35 @@ class Settings(ComponentSettings):
     monitor: MonitorSettings = Field(default_factory=lambda: MonitorSettings())
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        if url:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(url)
+            except ArgumentError:
+                raise ValueError(
+                    "not a database URL; e.g. sqlite:////path/tuneloop.db or "
+                    "postgresql+psycopg://user@host:5432/db"
+                ) from None
+        return url
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, url: str) -> str:
+        from kombu.transport import TRANSPORT_ALIASES
+
+        scheme = url.partition("://")[0].partition("+")[0] if "://" in url else url
+        if url and scheme not in TRANSPORT_ALIASES:
+            raise ValueError(
+                f"unknown broker transport {scheme!r}; e.g. redis://host:6379/0, "
+                "amqp://user@host//, or empty for the embedded file transport"
+            )
+        return url
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         if not self.database_url:

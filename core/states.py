@@ -19,11 +19,12 @@ class RunState(StrEnum):
     PROMOTED = "promoted"
     REJECTED = "rejected"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # by an operator, while queued: it never ran
 
 
 # A run in flight holds the active slot; a final run has let it go.
 ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
-FINAL_STATES = (RunState.PROMOTED, RunState.REJECTED, RunState.FAILED)
+FINAL_STATES = (RunState.PROMOTED, RunState.REJECTED, RunState.FAILED, RunState.CANCELLED)
 
 
 class RunTrigger(StrEnum):

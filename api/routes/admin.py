@@ -25,11 +25,14 @@ router = APIRouter(dependencies=[Admin], tags=["admin"], responses=RESPONSES)
     responses={409: {"description": "A run is in flight; its run_id is returned."}},
 )
 async def start_retrain(request: Request, db: DbDep) -> JSON:
-    """Queue a manual retrain run; 409 with the run in flight when there is one."""
-    run, created = await run_in_threadpool(
+    """Queue a manual retrain run; 409 with the run in flight when there is one. A broker that
+    does not answer still gets 202: the run is committed and is sent when the broker returns
+    (`detail` says so)."""
+    asked = await run_in_threadpool(
         request_retrain, db, request.app.state.celery, trigger=RunTrigger.MANUAL
     )
-    return JSON({"run_id": run["run_id"]}, status_code=202 if created else 409)
+    body = {"run_id": asked.run["run_id"], "state": asked.run["state"], "detail": asked.detail}
+    return JSON(body, status_code=202 if asked.created else 409)
 
 
 @router.get("/v1/retrain")

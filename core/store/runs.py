@@ -150,6 +150,19 @@ def fail(db: Database, run_id: str, *, owner: str | None, error: str) -> bool:
         return True
 
 
+def cancel(db: Database, run_id: str) -> tuple[dict[str, Any], bool]:
+    """Cancel a queued run (a worker that gets its task later will not claim it); returns the
+    run and whether it was cancelled (False: it had started or finished). KeyError if unknown."""
+    with db.session() as session:
+        row = session.get(RetrainRun, run_id, with_for_update=True)
+        if row is None:
+            raise KeyError(run_id)
+        if row.state != RunState.QUEUED:
+            return run_dict(row), False
+        finish(session, row, state=RunState.CANCELLED, error="cancelled while queued")
+        return run_dict(row), True
+
+
 def stale_runs(db: Database, *, now: datetime, queued_grace_seconds: int) -> list[str]:
     """Runs to take up again: running with an expired lease, or queued and never claimed."""
     with db.session() as session:
@@ -218,8 +231,8 @@ def last_judged_run(db: Database) -> dict[str, Any] | None:
     and `version` (the challenger it trained, or promoted at a second look).
 
     A run rejected before it trained (too few rows for the gate's paired test, so no metrics)
-    saw no challenger: it does not count, or its rejection would make the next run wait for a
-    full batch of new labels when a few more rows would have let it train.
+    saw no challenger, nor did a cancelled one: neither counts, or it would make the next run
+    wait for a full batch of new labels when a few more rows would have let it train.
     """
     began = func.coalesce(RetrainRun.started_at, RetrainRun.created_at)
     with db.session() as session:
@@ -229,12 +242,15 @@ def last_judged_run(db: Database) -> dict[str, Any] | None:
             )
         )
         for start, state, version, metrics in rows:
-            if state != RunState.REJECTED or metrics:
+            if state not in (RunState.REJECTED, RunState.CANCELLED) or metrics:
                 return {"began": start, "state": state, "version": version}
     return None
 
 
 def last_finished_at(db: Database) -> datetime | None:
-    """When the most recent run finished (the policy's cooldown starts there)."""
+    """When the most recent run finished (the policy's cooldown starts there); a cancelled run
+    never ran, so it starts none."""
     with db.session() as session:
-        return session.scalar(select(func.max(RetrainRun.finished_at)))
+        return session.scalar(
+            select(func.max(RetrainRun.finished_at)).where(RetrainRun.state != RunState.CANCELLED)
+        )

@@ -119,15 +119,15 @@ def wait_for(
 
 def queued_run(env: dict[str, str]) -> str:
     out = run_cli("retrain", env=env)
-    assert "queued: run" in out, out
-    return out.split("run ", 1)[1].strip()
+    assert out.startswith("run ") and out.strip().endswith(" is queued"), out
+    return out.split()[1]
 
 
 def test_a_worker_trains_gates_and_promotes_and_two_triggers_make_one_run(
     loop_env: dict[str, str], start: Any
 ) -> None:
     run_id = queued_run(loop_env)
-    assert f"already in flight: run {run_id}" in run_cli("retrain", env=loop_env)
+    assert f"run {run_id} is already in flight" in run_cli("retrain", env=loop_env)
     start(["worker"], loop_env)
     run = wait_for(loop_env, run_id, ("promoted", "rejected", "failed"))
     assert run["state"] == "promoted", run

@@ -140,3 +140,22 @@ def test_a_champion_that_fails_to_load_is_retried_after_the_back_off_not_every_p
             assert time.monotonic() < deadline
             time.sleep(0.02)
     assert len(tries) == 2 and tries[1] - tries[0] >= 0.5
+
+
+def test_a_retrain_asked_for_with_the_broker_down_is_202_committed(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = make_settings(tmp_path)
+    settings.database_url, settings.broker_url = sqlite_url, "redis://127.0.0.1:1/0"
+    register(settings, sqlite_url)
+    admin = {"Authorization": "Bearer " + "t" * 20}
+    with TestClient(create_app(settings, load=lambda v: SlowFake(v.version))) as client:
+        asked = client.post("/v1/retrain", headers=admin)
+        assert asked.status_code == 202, asked.text
+        body = asked.json()
+        assert body["state"] == "queued" and "broker does not answer" in body["detail"]
+        again = client.post("/v1/retrain", headers=admin)
+        assert again.status_code == 409 and again.json()["run_id"] == body["run_id"]
+        assert (
+            client.get(f"/v1/retrain/{body['run_id']}", headers=admin).json()["state"] == "queued"
+        )

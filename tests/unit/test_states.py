@@ -23,7 +23,7 @@ from core.store.tables import ModelVersion, MonitorCheck, RetrainRun
 
 # The strings written to the database (and shown in JSON) before the enums existed.
 STORED: dict[type[StrEnum], set[str]] = {
-    RunState: {"queued", "running", "promoted", "rejected", "failed"},
+    RunState: {"queued", "running", "promoted", "rejected", "failed", "cancelled"},
     RunTrigger: {"manual", "drift", "quality", "improve"},
     VersionStatus: {"candidate", "champion", "pending", "rejected", "archived", "superseded"},
     CheckDecision: {"none", "retrain", "skipped"},

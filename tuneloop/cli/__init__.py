@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,14 +10,18 @@ import click
 
 from core.settings import get_settings
 from tuneloop.cli import loop as loop_commands
+from tuneloop.cli.errors import Cli
 from tuneloop.cli.keys import keys as keys_group
 from tuneloop.drill.cli import drill as drill_group
 from tuneloop.wiring import registry_of
 
 
-@click.group()
-def main() -> None:
+@click.group(cls=Cli)
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def main(debug: bool) -> None:
     """tuneloop: serve a model, watch it, retrain it on feedback, promote the better one."""
+    if debug:
+        os.environ["TUNELOOP_DEBUG"] = "1"  # the children `up` starts inherit it
 
 
 @main.group()
@@ -84,8 +89,13 @@ def init(
             raise click.BadParameter(str(exc), param_hint="--data") from None
         result = init_generator(settings, registry, model=model_name, golden=golden, force=force)
     elif data is not None:
+        from core.data import read_labeled
         from tuneloop.bootstrap_data import init_from_data
 
+        try:
+            read_labeled(data)  # refused here in one line, before any model is built
+        except (ValueError, KeyError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--data") from None
         result = init_from_data(settings, registry, data=data, force=force)
     else:
         try:

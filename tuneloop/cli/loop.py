@@ -65,15 +65,20 @@ def beat() -> None:
 
 @click.command()
 @click.option("--wait/--no-wait", default=False, help="Wait for the run to finish.")
-def retrain(wait: bool) -> None:
+@click.option("--cancel", "cancel_id", metavar="RUN", help="Cancel the queued run RUN instead.")
+def retrain(wait: bool, cancel_id: str | None) -> None:
     """Queue a manual retrain run (workers run it)."""
     from core.queue import make_celery, request_retrain
     from core.store.runs import get_run
 
     settings = get_settings()
     db = Database(settings.database_url)
-    run, created = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
-    click.echo(f"{'queued' if created else 'already in flight'}: run {run['run_id']}")
+    if cancel_id is not None:
+        _cancel(db, cancel_id)
+        return
+    asked = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
+    click.echo(asked.detail)
+    run = asked.run
     while wait:
         run = get_run(db, str(run["run_id"]))
         click.echo(f"  {run['state']} {run['progress']:.0%}", err=True)
@@ -81,6 +86,18 @@ def retrain(wait: bool) -> None:
             click.echo(json.dumps(run, indent=2, default=str))
             break
         time.sleep(2)
+
+
+def _cancel(db: Database, run_id: str) -> None:
+    from core.store.runs import cancel
+
+    try:
+        run, cancelled = cancel(db, run_id)
+    except KeyError:
+        raise click.BadParameter(f"no run {run_id}", param_hint="--cancel") from None
+    if not cancelled:
+        raise click.ClickException(f"run {run_id} is {run['state']}: only a queued run cancels")
+    click.echo(f"run {run_id} cancelled")
 
 
 @click.group()
