@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import KeyRows, KeyTable
-from core.keys import Scope, key_hash
+from core.keys import Limits, Scope, key_hash
 from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
@@ -173,7 +173,9 @@ def test_health_metrics_and_docs_stay_open_and_openapi_shows_the_scheme(serve: C
 
 
 def test_the_key_table_keeps_what_it_knew_while_the_store_fails() -> None:
-    rows: list[KeyRows | Exception] = [{key_hash("tl_a"): ("a", frozenset({"predict"}))}]
+    rows: list[KeyRows | Exception] = [
+        {key_hash("tl_a"): ("a", frozenset({"predict"}), Limits(requests=3))}
+    ]
 
     def read() -> KeyRows:
         last = rows[-1]
@@ -187,6 +189,7 @@ def test_the_key_table_keeps_what_it_knew_while_the_store_fails() -> None:
     asyncio.run(table.refresh())
     caller = table.caller("tl_a")
     assert caller is not None and caller.name == "a" and table.caller("tl_b") is None
+    assert caller.limits == Limits(requests=3)
     rows.append({})
     asyncio.run(table.refresh())
     assert table.caller("tl_a") is None

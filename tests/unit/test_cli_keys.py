@@ -7,7 +7,7 @@ import re
 import pytest
 from click.testing import CliRunner, Result
 
-from core.keys import key_hash
+from core.keys import NO_LIMITS, key_hash
 from core.store.db import Database
 from core.store.keys import active_keys
 from core.store.predictions import feedback_rows, insert_predictions, submit_feedback
@@ -29,7 +29,9 @@ def test_create_prints_the_key_once_alone_on_the_last_line(db: Database) -> None
     assert created.exit_code == 0, created.output
     key = created.stdout.splitlines()[-1]
     assert re.fullmatch(r"[A-Za-z0-9_-]{32,}", key)
-    assert active_keys(db) == {key_hash(key): ("app", frozenset({"predict", "feedback"}))}
+    assert active_keys(db) == {
+        key_hash(key): ("app", frozenset({"predict", "feedback"}), NO_LIMITS)
+    }
     listed = run("keys", "list")
     assert listed.exit_code == 0 and key not in listed.output
     assert re.search(rf"app\s+{re.escape(key[:8])}\s+predict,feedback\s.*\s-$", listed.output, re.M)
