@@ -4,59 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.auth import KeyRows, KeyTable
 from core.keys import Limits, Scope, key_hash
-from core.registry import Registry
-from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from core.store.keys import create_key, revoke_key
 from core.store.predictions import get_prediction
-from tests.unit.test_predict_fast_path import Fake
-
-ADMIN_TOKEN = "a-long-admin-token-for-tests"
-Client = Callable[..., TestClient]
+from tests.unit.conftest import ADMIN_TOKEN, Client
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def serve(tmp_path: Path, sqlite_url: str) -> Iterator[Callable[..., TestClient]]:
-    """Start the app on a fake classifier champion (keys reread every 50 ms); stop it after."""
-    registry = Registry(Database(sqlite_url), tmp_path / "artifacts")
-    registry.register(
-        registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
-    )
-    registry.promote("v1")
-    started: list[TestClient] = []
-
-    def start(**api: object) -> TestClient:
-        settings = Settings(
-            home=tmp_path,
-            database_url=sqlite_url,
-            admin_token=ADMIN_TOKEN,
-            api=ApiSettings(key_refresh_seconds=0.05, log_flush_seconds=0.05, **api),
-        )
-        client = TestClient(create_app(settings, load=lambda v: Fake(v.version)))
-        client.__enter__()
-        started.append(client)
-        deadline = time.monotonic() + 10
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        return client
-
-    yield start
-    for client in started:
-        client.__exit__(None, None, None)
 
 
 def predict_id(client: TestClient, headers: dict[str, str]) -> str:
