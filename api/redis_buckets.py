@@ -25,7 +25,8 @@ PREFIX = "tuneloop:ratelimit:"
 # A limiter that answers slower than this lets the request pass: predict takes a few ms.
 TIMEOUT_SECONDS = 0.25
 LOG_EVERY_SECONDS = 60.0
-# `api.ratelimit.take` in Lua. Numbers go back as a string: Redis truncates a Lua number.
+# `api.ratelimit.take` in Lua. Numbers go back as a string: Redis truncates a Lua number. A write
+# after TIME needs Redis 5 or later (scripts replicate their effects; compose runs 7).
 TAKE = """
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cost = math.min(tonumber(ARGV[3]), burst)
