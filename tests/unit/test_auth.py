@@ -128,6 +128,7 @@ def test_health_metrics_and_docs_stay_open_and_openapi_shows_the_scheme(serve: C
         operation = spec["paths"][path][method]
         assert operation["security"] == [{"apiKey": []}], path
         assert {"401", "403"} <= set(operation["responses"]), path
+        assert ("429" in operation["responses"]) == (path != "/v1/retrain"), path
     assert "security" not in spec["paths"]["/healthz"]["get"]
     assert "401" not in spec["paths"]["/metrics"]["get"]["responses"]
 
