@@ -16,6 +16,8 @@ from api.auth import KeyTable
 from api.errors import validation_handler
 from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
+from api.ratelimit import RateLimiter
+from api.redis_buckets import make_buckets
 from api.responses import JSON
 from api.routes import admin, chat, feedback, generate, health, predict, records
 from api.routes import monitor as monitor_routes
@@ -102,6 +104,9 @@ def create_app(
         )
         app.state.db, app.state.registry, app.state.serving = db, registry, serving
         app.state.keys = keys
+        app.state.limiter = RateLimiter(
+            make_buckets(settings.broker_url), max_inputs=settings.api.max_inputs
+        )
         app.state.celery = make_celery(settings)
         app.state.store_metrics = StoreCollector(
             db,
@@ -115,6 +120,7 @@ def create_app(
         finally:
             await serving.stop()
             await keys.stop()
+            await app.state.limiter.buckets.close()
             db.dispose()
 
     app = FastAPI(

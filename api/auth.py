@@ -19,11 +19,11 @@ from typing import Any
 from fastapi import HTTPException
 
 from api import tasks
-from core.keys import ADMIN_TOKEN_NAME, Scope, key_hash
+from core.keys import ADMIN_TOKEN_NAME, NO_LIMITS, Limits, Scope, key_hash
 
 log = logging.getLogger(__name__)
 
-KeyRows = dict[str, tuple[str, frozenset[str]]]  # key hash -> (name, scopes)
+KeyRows = dict[str, tuple[str, frozenset[str], Limits]]  # key hash -> (name, scopes, limits)
 OPEN_SCOPES = frozenset({Scope.PREDICT, Scope.FEEDBACK})
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)."},
@@ -33,10 +33,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a request comes from: the key's name (None in open mode) and what it may do."""
+    """Who a request comes from: the key's name (None in open mode), what it may do, how often."""
 
     name: str | None
     scopes: frozenset[str]
+    limits: Limits = NO_LIMITS
 
 
 OPEN = Caller(None, OPEN_SCOPES)

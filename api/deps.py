@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Caller, authorize
+from api.auth import Caller
+from api.ratelimit import RateLimiter, admit
 from api.serving import Serving
 from core.keys import Scope
 from core.registry import Registry
@@ -34,6 +35,12 @@ def get_db(request: Request) -> Database:
     return db
 
 
+def get_limiter(request: Request) -> RateLimiter:
+    """The per-key rate limits."""
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
 def get_registry(request: Request) -> Registry:
     """The model registry."""
     registry: Registry = request.app.state.registry
@@ -52,11 +59,12 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 def require(
     scope: Scope,
 ) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Caller]]:
-    """A dependency answering the caller allowed `scope`, else 401 or 403 (`api.auth`)."""
+    """A dependency answering the caller allowed `scope`, else 401 or 403 (`api.auth`), or 429
+    over its key's request limit (`api.ratelimit`); FastAPI runs it once per request."""
 
     async def dependency(request: Request, _credentials: Credentials) -> Caller:
         # async: FastAPI would run a sync dependency in its thread pool, two hops per request.
-        return authorize(request.app.state, request.headers.get("authorization"), scope)
+        return await admit(request.app.state, request.headers.get("authorization"), scope)
 
     return dependency
 
@@ -72,4 +80,5 @@ DbDep = Annotated[Database, Depends(get_db)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 Admin = Depends(require_admin)
 Predicting = Depends(require_predict)
+PredictCaller = Annotated[Caller, Depends(require_predict)]
 FeedbackCaller = Annotated[Caller, Depends(require_feedback)]

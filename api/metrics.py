@@ -84,6 +84,16 @@ LOG_WRITTEN = Counter(
     "tuneloop_api_log_written_total",
     "Prediction records written to the store.",
 )
+# Labelled by key name: as many series as keys that were ever over a limit, few by design.
+RATE_LIMITED = Counter(
+    "tuneloop_api_rate_limited_total",
+    "Requests refused with 429 by key name and the limit they passed (requests, texts).",
+    ["key", "limit"],
+)
+RATE_LIMIT_ERRORS = Counter(
+    "tuneloop_api_rate_limit_errors_total",
+    "Requests let through unlimited because the shared limiter (Redis) failed.",
+)
 TOKEN_BUCKETS = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 FIRST_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 INTER_TOKEN_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1.0)

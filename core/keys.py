@@ -1,10 +1,12 @@
-"""API keys: their scopes, how a key is made, and the only form of it the store keeps."""
+"""API keys: their scopes and limits, how a key is made, and the only form of it the store keeps."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -24,6 +26,24 @@ SHOWN_CHARS = 8
 # which no stored key may take.
 ADMIN_TOKEN_NAME = "admin-token"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A key's rate limits per second, each a token bucket in the api; None: no limit."""
+
+    requests: float | None = None  # every predict, generation and feedback request
+    texts: float | None = None  # predict inputs and generation prompts
+
+
+NO_LIMITS = Limits()
+
+
+def check_rate(rate: float | None) -> float | None:
+    """A rate limit, or ValueError: a finite number above 0 (None: no limit)."""
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise ValueError("a rate limit is a number above 0 per second")
+    return rate
 
 
 def new_key() -> str:

@@ -1,4 +1,4 @@
-"""The Serving dashboard: traffic, latency, batching, queue, shed load, GPU memory."""
+"""The Serving dashboard: traffic, latency, batching, queue, shed load, rate limits, GPU memory."""
 
 from __future__ import annotations
 
@@ -84,6 +84,23 @@ def serving() -> JSON:
                 ),
             ],
             description="Predictions refused because the queue was full (or no model was ready).",
+            unit="reqps",
+        ),
+        timeseries(
+            "Rate-limited answers/s by key (429)",
+            [
+                target(
+                    "sum by (key, limit) "
+                    f"(rate(tuneloop_api_rate_limited_total{{{API}}}{RATE})) or vector(0)",
+                    "{{key}} over {{limit}}",
+                ),
+                target(
+                    f"sum(rate(tuneloop_api_rate_limit_errors_total{{{API}}}{RATE}))",
+                    "let through: limiter failed",
+                ),
+            ],
+            description="Requests refused because their key passed its requests/s or texts/s "
+            "limit; and requests served unlimited because the shared limiter (Redis) failed.",
             unit="reqps",
         ),
         timeseries(

@@ -13,11 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from api.auth import RESPONSES
-from api.deps import Predicting, get_serving, get_settings
+from api.deps import PredictCaller, Predicting, get_limiter, get_serving, get_settings
 from api.errors import parse_body, unprocessable
 from api.generation import CANCELLED, Handle
 from api.genschemas import OPENAI_ROLES, ChatCompletion, ChatCompletionRequest
+from api.ratelimit import RESPONSES
 from api.responses import JSON
 from api.routes.generate import event_stream, sampling_of, sse, start, wait_all
 from core.runtime.generator import Message
@@ -106,7 +106,7 @@ async def _openai_events(
         503: {"description": "Queue full or no model loaded (Retry-After)."},
     },
 )
-async def chat_completions(request: Request) -> Any:
+async def chat_completions(request: Request, caller: PredictCaller) -> Any:
     """OpenAI's chat completion: non-streamed, or streamed as chunks ending in `[DONE]`."""
     serving, settings = get_serving(request), get_settings(request)
     body = await parse_body(request, ChatCompletionRequest)
@@ -123,7 +123,9 @@ async def chat_completions(request: Request) -> Any:
         seed=body.seed,
         default_temperature=OPENAI_TEMPERATURE,
     )
-    handle = start(serving, sampling=sampling, messages=_messages(body, settings.api.max_chars))
+    messages = _messages(body, settings.api.max_chars)
+    await get_limiter(request).texts(caller, 1)  # a conversation is one text
+    handle = start(serving, sampling=sampling, messages=messages)
     created = int(time.time())
     if body.stream:
         usage = bool((body.stream_options or {}).get("include_usage"))

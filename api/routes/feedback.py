@@ -8,9 +8,9 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
-from api.auth import RESPONSES
 from api.deps import DbDep, FeedbackCaller, ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
+from api.ratelimit import RESPONSES
 from api.responses import JSON
 from api.schemas import FeedbackRequest, FeedbackResponse
 from core.store.predictions import (

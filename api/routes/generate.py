@@ -15,12 +15,12 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from api.auth import RESPONSES
 from api.batcher import NotServing, QueueFull
-from api.deps import Predicting, get_serving, get_settings
+from api.deps import PredictCaller, Predicting, get_limiter, get_serving, get_settings
 from api.errors import parse_body, unprocessable
 from api.generation import CANCELLED, Handle
 from api.genschemas import GenerateRequest, GenerateResponse
+from api.ratelimit import RESPONSES
 from api.responses import JSON
 from api.serving import Serving, WrongTask
 from core.runtime.engine import Sampling
@@ -193,7 +193,7 @@ async def _tuneloop_events(handle: Handle) -> AsyncIterator[bytes]:
         503: {"description": "Queue full or no model loaded (Retry-After)."},
     },
 )
-async def generate(request: Request) -> Any:
+async def generate(request: Request, caller: PredictCaller) -> Any:
     """Generate from prompts or a conversation; `stream: true` answers Server-Sent Events."""
     serving, settings = get_serving(request), get_settings(request)
     body = await parse_body(request, GenerateRequest)
@@ -213,6 +213,7 @@ async def generate(request: Request) -> Any:
         seed=body.seed,
         default_temperature=0.0,
     )
+    await get_limiter(request).texts(caller, max(len(prompts), 1))  # a conversation is 1
     if body.messages is not None:
         messages = [Message(m.role, m.content) for m in body.messages]
         handles = [start(serving, sampling=sampling, messages=messages)]

@@ -14,10 +14,11 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from api.auth import RESPONSES, authorize
+from api.auth import Caller
 from api.batcher import NotServing, QueueFull
-from api.deps import Predicting, get_serving, get_settings
+from api.deps import PredictCaller, Predicting
 from api.errors import clean_errors, unprocessable
+from api.ratelimit import RESPONSES, RateLimiter, admit
 from api.responses import JSON
 from api.schemas import PredictRequest, PredictResponse
 from api.serving import Serving, WrongTask
@@ -48,14 +49,19 @@ def check_texts(texts: list[str], *, max_inputs: int, max_chars: int) -> None:
             raise unprocessable(f"inputs[{i}] is longer than {max_chars} characters")
 
 
-async def classify(body: bytes, *, serving: Serving, settings: Settings) -> dict[str, Any]:
-    """Validate a predict body, run it, and return the answer; HTTPException for 422 and 503."""
+async def classify(body: bytes, *, state: Any, caller: Caller) -> dict[str, Any]:
+    """Validate a predict body, charge its texts to the caller's limit, run it on an app (its
+    `state`), and return the answer; HTTPException for 422, 429 and 503."""
+    serving: Serving = state.serving
+    settings: Settings = state.settings
+    limiter: RateLimiter = state.limiter
     try:  # pydantic's own JSON parser: strict UTF-8, errors without the input echoed
         request = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
         raise unprocessable(clean_errors(exc.errors(include_input=False))) from None
     texts = request.texts()
     check_texts(texts, max_inputs=settings.api.max_inputs, max_chars=settings.api.max_chars)
+    await limiter.texts(caller, len(texts))
     try:
         result = await serving.predict(texts)
     except WrongTask as exc:
@@ -76,12 +82,11 @@ async def classify(body: bytes, *, serving: Serving, settings: Settings) -> dict
     openapi_extra=BODY,
     responses={503: {"description": "Queue full or no model loaded (Retry-After)."}},
 )
-async def predict(request: Request) -> JSON:
+async def predict(request: Request, caller: PredictCaller) -> JSON:
     """Classify one text or a list of texts; each prediction gets an id for feedback."""
-    # Not `Depends`: FastAPI runs sync dependencies in its thread pool (two thread hops per
-    # request), and `predict_asgi` has no dependency injection; these only read app state.
-    serving, settings = get_serving(request), get_settings(request)
-    return JSON(await classify(await request.body(), serving=serving, settings=settings))
+    # The app state, not `Depends`: FastAPI runs sync dependencies in its thread pool (two thread
+    # hops per request), and `predict_asgi` has no dependency injection.
+    return JSON(await classify(await request.body(), state=request.app.state, caller=caller))
 
 
 ROUTE = router.routes[-1]  # what `predict_asgi` puts in the scope, for the metrics' route label
@@ -92,10 +97,10 @@ async def predict_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     scope["route"] = ROUTE
     request = Request(scope, receive)
     state = scope["app"].state
-    try:
-        authorize(state, request.headers.get("authorization"), KeyScope.PREDICT)
+    try:  # the key and its request limit before the body is read, as the route's dependency
+        caller = await admit(state, request.headers.get("authorization"), KeyScope.PREDICT)
         body = await request.body()
-        answer = JSON(await classify(body, serving=state.serving, settings=state.settings))
+        answer = JSON(await classify(body, state=state, caller=caller))
     except HTTPException as exc:  # what FastAPI's handler answers
         answer = JSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     await answer(scope, receive, send)

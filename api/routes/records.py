@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import RESPONSES
 from api.deps import Admin, DbDep, Predicting, RegistryDep, ServingDep
+from api.ratelimit import RESPONSES as LIMITED
 from core.states import VersionStatus
 from core.store.predictions import get_prediction
 
@@ -26,7 +27,7 @@ async def prediction(prediction_id: str, db: DbDep, serving: ServingDep) -> dict
     return found
 
 
-@router.get("/v1/models", dependencies=[Predicting], tags=["models"])
+@router.get("/v1/models", dependencies=[Predicting], tags=["models"], responses=LIMITED)
 async def models(registry: RegistryDep, serving: ServingDep) -> dict[str, Any]:
     """Registered versions, newest first, and the one this replica serves."""
     versions = await run_in_threadpool(registry.list)

@@ -180,3 +180,6 @@ class ApiKey(Base):
     scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Rate limits per second (None: none); the api's key table carries them to every replica.
+    requests_per_second: Mapped[float | None] = mapped_column(Float)
+    texts_per_second: Mapped[float | None] = mapped_column(Float)

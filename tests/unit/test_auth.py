@@ -4,59 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.auth import KeyRows, KeyTable
-from core.keys import Scope, key_hash
-from core.registry import Registry
-from core.settings import ApiSettings, Settings
+from core.keys import Limits, Scope, key_hash
 from core.store.db import Database
 from core.store.keys import create_key, revoke_key
 from core.store.predictions import get_prediction
-from tests.unit.test_predict_fast_path import Fake
-
-ADMIN_TOKEN = "a-long-admin-token-for-tests"
-Client = Callable[..., TestClient]
+from tests.unit.conftest import ADMIN_TOKEN, Client
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def serve(tmp_path: Path, sqlite_url: str) -> Iterator[Callable[..., TestClient]]:
-    """Start the app on a fake classifier champion (keys reread every 50 ms); stop it after."""
-    registry = Registry(Database(sqlite_url), tmp_path / "artifacts")
-    registry.register(
-        registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
-    )
-    registry.promote("v1")
-    started: list[TestClient] = []
-
-    def start(**api: object) -> TestClient:
-        settings = Settings(
-            home=tmp_path,
-            database_url=sqlite_url,
-            admin_token=ADMIN_TOKEN,
-            api=ApiSettings(key_refresh_seconds=0.05, log_flush_seconds=0.05, **api),
-        )
-        client = TestClient(create_app(settings, load=lambda v: Fake(v.version)))
-        client.__enter__()
-        started.append(client)
-        deadline = time.monotonic() + 10
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        return client
-
-    yield start
-    for client in started:
-        client.__exit__(None, None, None)
 
 
 def predict_id(client: TestClient, headers: dict[str, str]) -> str:
@@ -168,12 +128,15 @@ def test_health_metrics_and_docs_stay_open_and_openapi_shows_the_scheme(serve: C
         operation = spec["paths"][path][method]
         assert operation["security"] == [{"apiKey": []}], path
         assert {"401", "403"} <= set(operation["responses"]), path
+        assert ("429" in operation["responses"]) == (path != "/v1/retrain"), path
     assert "security" not in spec["paths"]["/healthz"]["get"]
     assert "401" not in spec["paths"]["/metrics"]["get"]["responses"]
 
 
 def test_the_key_table_keeps_what_it_knew_while_the_store_fails() -> None:
-    rows: list[KeyRows | Exception] = [{key_hash("tl_a"): ("a", frozenset({"predict"}))}]
+    rows: list[KeyRows | Exception] = [
+        {key_hash("tl_a"): ("a", frozenset({"predict"}), Limits(requests=3))}
+    ]
 
     def read() -> KeyRows:
         last = rows[-1]
@@ -187,6 +150,7 @@ def test_the_key_table_keeps_what_it_knew_while_the_store_fails() -> None:
     asyncio.run(table.refresh())
     caller = table.caller("tl_a")
     assert caller is not None and caller.name == "a" and table.caller("tl_b") is None
+    assert caller.limits == Limits(requests=3)
     rows.append({})
     asyncio.run(table.refresh())
     assert table.caller("tl_a") is None

@@ -7,9 +7,9 @@ import re
 import pytest
 from click.testing import CliRunner, Result
 
-from core.keys import key_hash
+from core.keys import NO_LIMITS, Limits, key_hash
 from core.store.db import Database
-from core.store.keys import active_keys
+from core.store.keys import active_keys, list_keys
 from core.store.predictions import feedback_rows, insert_predictions, submit_feedback
 from tests.factories import prediction_row
 from tuneloop.cli import main
@@ -29,7 +29,9 @@ def test_create_prints_the_key_once_alone_on_the_last_line(db: Database) -> None
     assert created.exit_code == 0, created.output
     key = created.stdout.splitlines()[-1]
     assert re.fullmatch(r"[A-Za-z0-9_-]{32,}", key)
-    assert active_keys(db) == {key_hash(key): ("app", frozenset({"predict", "feedback"}))}
+    assert active_keys(db) == {
+        key_hash(key): ("app", frozenset({"predict", "feedback"}), NO_LIMITS)
+    }
     listed = run("keys", "list")
     assert listed.exit_code == 0 and key not in listed.output
     assert re.search(rf"app\s+{re.escape(key[:8])}\s+predict,feedback\s.*\s-$", listed.output, re.M)
@@ -52,6 +54,39 @@ def test_revoke_takes_a_key_out_of_the_active_table(db: Database) -> None:
     assert revoked.exit_code == 0 and "revoked app" in revoked.output
     assert key_hash(key) not in active_keys(db)
     assert re.search(r"^app\s.*\d\d:\d\d$", run("keys", "list").output, re.M)
+
+
+def test_limits_are_set_at_creation_changed_one_at_a_time_and_cleared(db: Database) -> None:
+    created = run(
+        "keys", "create", "--scopes", "predict", "--name", "app", "--rate", "20",
+        "--texts-rate", "500",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    assert "limits 20 requests/s, 500 texts/s" in created.output
+    key = created.stdout.splitlines()[-1]
+    assert active_keys(db)[key_hash(key)][2] == Limits(requests=20, texts=500)
+    assert re.search(r"^app\s.*\s20 requests/s, 500 texts/s\s", run("keys", "list").output, re.M)
+    changed = run("keys", "limit", "app", "--texts-rate", "0.5")
+    assert changed.exit_code == 0 and "limits: 20 requests/s, 0.5 texts/s" in changed.output
+    assert run("keys", "limit", "app", "--rate", "none").exit_code == 0
+    assert active_keys(db)[key_hash(key)][2] == Limits(texts=0.5)
+    cleared = run("keys", "limit", "app", "--none")
+    assert cleared.exit_code == 0 and "limits: none" in cleared.output
+    assert active_keys(db)[key_hash(key)][2] == NO_LIMITS
+
+
+def test_bad_limits_are_clear_errors_that_change_nothing(db: Database) -> None:
+    for rate in ("0", "-1", "fast", "inf"):
+        bad = run("keys", "create", "--scopes", "predict", "--name", "app", "--rate", rate)
+        assert bad.exit_code == 2 and "a number above 0, or none" in bad.output, rate
+    assert (
+        run("keys", "create", "--scopes", "predict", "--name", "app", "--rate", "2").exit_code == 0
+    )
+    assert run("keys", "limit", "app").exit_code == 2
+    assert run("keys", "limit", "app", "--none", "--rate", "3").exit_code == 2
+    assert run("keys", "limit", "app", "--texts-rate", "0").exit_code == 2
+    assert run("keys", "limit", "nobody", "--rate", "1").exit_code == 1
+    assert [k.limits for k in list_keys(db)] == [Limits(requests=2)]
 
 
 def test_feedback_exclude_marks_a_keys_rows_and_says_how_many(db: Database) -> None:

@@ -14,7 +14,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core.keys import Scope
+from core.keys import Limits, Scope
 from core.registry import Registry
 from core.runtime.textgen import load_generation
 from core.settings import ApiSettings, Settings
@@ -258,3 +258,20 @@ def test_open_mode_ignores_the_key_openai_clients_always_send(client: TestClient
     rating = {"prediction_id": answer.json()["id"], "rating": 5}
     assert client.post("/v1/feedback", json=rating, headers=bogus).status_code == 201
     assert client.get("/v1/retrain", headers=bogus).status_code == 401
+
+
+def test_a_key_over_its_request_limit_gets_429_on_generation(
+    tmp_path: Path, sqlite_url: str, llama: Path
+) -> None:
+    limits = Limits(requests=0.5)  # one request each 2 s
+    key, _ = create_key(Database(sqlite_url), name="slow", scopes=[Scope.PREDICT], limits=limits)
+    headers = {"Authorization": f"Bearer {key}"}
+    chat = {"messages": [{"role": "user", "content": "one"}], "max_tokens": 3}
+    with serve_llama(tmp_path, sqlite_url, llama, open=False) as client:
+        answer = client.post(
+            "/v1/generate", json={"inputs": "one", "max_new_tokens": 3}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        refused = client.post("/v1/chat/completions", json=chat, headers=headers)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
+        assert refused.json() == {"detail": "API key slow is over its limit of 0.5 requests/s"}

@@ -1,16 +1,18 @@
-"""POST /v1/predict's bare ASGI twin answers exactly what the FastAPI route answers, keys too."""
+"""POST /v1/predict's bare ASGI twin answers exactly what the FastAPI route answers, keys and
+rate limits too."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 import api.middleware
 from api.app import create_app
-from core.keys import Scope
+from core.keys import Limits, Scope
 from core.registry import Registry
 from core.runtime.predictor import Output
 from core.settings import ApiSettings, Settings
@@ -59,6 +61,13 @@ def _answers(tmp_path: Path, sqlite_url: str) -> list[tuple[int, Any]]:
     ]
     refused = [{"Authorization": f"Bearer {keys[Scope.FEEDBACK]}"}]
     calls = [(keyed, b) for b in BODIES] + [(h, BODIES[0]) for h in unauthorized + refused]
+    # One request per 4 s, then 8 texts per 4 s (the burst: max_inputs): the second is a 429.
+    for kind, body in (("requests", BODIES[0]), ("texts", {"inputs": ["a"] * 5})):
+        limits = Limits(requests=0.25) if kind == "requests" else Limits(texts=2)
+        key, _ = create_key(
+            db, name=f"{tmp_path.name}-{kind}", scopes=[Scope.PREDICT], limits=limits
+        )
+        calls += [({"Authorization": f"Bearer {key}"}, body)] * 2
     answers = []
     with TestClient(create_app(settings, load=lambda v: Fake(v.version))) as client:
         for headers, body in calls:
@@ -67,7 +76,9 @@ def _answers(tmp_path: Path, sqlite_url: str) -> list[tuple[int, Any]]:
             else:
                 content = body.encode() if isinstance(body, str) else body
                 r = client.post("/v1/predict", content=content, headers=headers)
-            payload = {**r.json(), "www-authenticate": r.headers.get("www-authenticate")}
+            headers = {h: r.headers.get(h) for h in ("www-authenticate", "retry-after")}
+            # each run names its keys by its folder: the two runs share one store
+            payload = {**orjson.loads(r.text.replace(tmp_path.name, "run")), **headers}
             for p in payload.get("predictions", []):
                 p["id"] = len(p.pop("id"))  # fresh uuids: compare their shape
             answers.append((r.status_code, payload))
@@ -75,6 +86,7 @@ def _answers(tmp_path: Path, sqlite_url: str) -> list[tuple[int, Any]]:
     assert 'route="/v1/predict",status="200"' in metrics
     assert 'route="/v1/predict",status="422"' in metrics
     assert 'route="/v1/predict",status="401"' in metrics
+    assert 'route="/v1/predict",status="429"' in metrics
     return answers
 
 
@@ -86,8 +98,26 @@ def test_fast_path_and_fastapi_route_answer_alike(
     routed = _answers(tmp_path / "routed", sqlite_url)
     assert fast == routed
     statuses = [status for status, _ in fast]
-    assert statuses == [200, 200, 422, 422, 422, 422, 422, 422, 422, 401, 401, 401, 403]
-    assert fast[9][1] == {"detail": "API key required", "www-authenticate": "Bearer"}
+    assert (
+        statuses
+        == [200, 200, 422, 422, 422, 422, 422, 422, 422, 401, 401, 401, 403]
+        + [
+            200,
+            429,
+        ]
+        * 2
+    )
+    assert fast[9][1] == {
+        "detail": "API key required",
+        "www-authenticate": "Bearer",
+        "retry-after": None,
+    }
+    assert fast[14][1] == {
+        "detail": "API key run-requests is over its limit of 0.25 requests/s",
+        "www-authenticate": None,
+        "retry-after": "4",
+    }
+    assert fast[16][1]["retry-after"] == "1"
     assert fast[1][1]["predictions"][1] == {
         "id": 36,
         "label": "positive",
