@@ -81,26 +81,50 @@ class Run:
                 raise LeaseLost(self.id)
             yield session, row
 
-    def mark(self, version: str, status: VersionStatus, **params: Any) -> None:
-        """Set `version`'s status and add `params` to the run's record."""
+    def mark(
+        self,
+        version: str,
+        status: VersionStatus | None = None,
+        *,
+        figures: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        """Set `version`'s status and its gate `figures` (`version_figures`), either or both,
+        and add `params` to the run's record."""
         with self.owned() as (session, row):
-            self.ctx.registry.mark(session, version, status=status)
+            if status is not None:
+                self.ctx.registry.mark(session, version, status=status)
+            if figures:
+                self.ctx.registry.update_metrics(session, version, figures)
             row.params = {**(row.params or {}), **params}
 
     def conclude(
-        self, candidate: VersionInfo | None, metrics: dict[str, Any], verdict: Verdict
+        self,
+        candidate: VersionInfo | None,
+        metrics: dict[str, Any],
+        verdict: Verdict,
+        *,
+        tested: VersionInfo | None = None,
     ) -> RunState:
         """Promote or reject `candidate`, in one transaction with the run's final state.
 
-        `candidate` is None for a run rejected before it trained.
+        `candidate` is None for a run rejected before it trained. The gate's figures go on the
+        record of the version `metrics` scored: `tested`, where a refit is concluded in its
+        place, else `candidate`.
         """
         state = RunState.PROMOTED if verdict.promote else RunState.REJECTED
         status = PENDING if verdict.pending else VersionStatus.REJECTED
+        scored = tested or candidate
         with self.owned() as (session, row):
             if candidate is not None and verdict.promote:
                 flip_champion(session, candidate.version)
             elif candidate is not None:
                 self.ctx.registry.mark(session, candidate.version, status=status)
+            if scored is not None:
+                figures = version_figures(
+                    metrics, run_id=self.id, champion=row.champion_version, **brief(verdict)
+                )
+                self.ctx.registry.update_metrics(session, scored.version, figures)
             finish(
                 session,
                 row,
@@ -118,3 +142,26 @@ class Run:
     def fail(self, error: str) -> bool:
         """Mark the run failed, unless the lease is another worker's now (then False)."""
         return fail(self.ctx.db, self.id, owner=self.owner, error=error)
+
+
+def version_figures(
+    metrics: dict[str, Any], *, run_id: str, champion: str | None, **gate: Any
+) -> dict[str, Any]:
+    """What a version's record keeps of the gate that judged it.
+
+    `metrics` are the gate's `{"champion": sets, "challenger": sets}`; the version keeps its
+    own evaluations (`golden`, and `feedback`: the gate's holdout), the champion's on the same
+    rows, and under `gate` the run, the champion's version and `gate` (the verdict in brief).
+    A later verdict on the same version (its second look) replaces them.
+    """
+    sets = compact(metrics)
+    return {
+        **sets.get("challenger", {}),
+        "champion": sets.get("champion", {}),
+        "gate": {"run_id": run_id, "champion_version": champion, **gate},
+    }
+
+
+def brief(verdict: Verdict) -> dict[str, Any]:
+    """The verdict without its reasons: what a version's record needs of it."""
+    return {k: v for k, v in verdict.to_dict().items() if k != "reasons"}

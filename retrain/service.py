@@ -40,7 +40,7 @@ from retrain.context import Context, LeaseLost, RunData, compact
 from retrain.dataset import Dataset, feedback_label
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
-from retrain.run import Run
+from retrain.run import Run, brief, version_figures
 from retrain.textgen_run import execute_generation
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,10 @@ def holdout_run(run: Run, data: RunData) -> RunState:
         run.ctx, data.champion, candidate, golden=data.golden, holdout=dataset.holdout
     )
     verdict = gate(run.settings, metrics, second_look=True)
+    tested = candidate
     if verdict.promote and refits:
-        candidate, verdict = _refit(run, data, candidate, verdict, metrics, (1, 2))
-    return run.conclude(candidate, metrics, verdict)
+        candidate, verdict = _refit(run, data, tested, verdict, metrics, (1, 2))
+    return run.conclude(candidate, metrics, verdict, tested=tested)
 
 
 def crossfit_run(run: Run, data: RunData) -> RunState:
@@ -154,9 +155,10 @@ def _second_look(run: Run, data: RunData) -> RunState | None:
         candidate = pending
         if ctx.settings.retrain.refit:
             candidate, verdict = _refit(run, data, pending, verdict, metrics, (0, 1))
-        return run.conclude(candidate, metrics, verdict)
+        return run.conclude(candidate, metrics, verdict, tested=pending)
     look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
-    run.mark(pending.version, VersionStatus.REJECTED, second_look=look)
+    figures = version_figures(metrics, run_id=run.id, champion=champion.version, **brief(verdict))
+    run.mark(pending.version, VersionStatus.REJECTED, figures=figures, second_look=look)
     log.info("run %s: %s rejected at its second look: %s", run.id, pending.version, verdict.reasons)
     return None
 
@@ -215,6 +217,7 @@ def _refit(
     record: dict[str, Any] = {"version": refit.version, "tested": tested.version, "held": held}
     record |= {"rows": len(dataset.train), "golden": scored["accuracy"]}
     record |= {"dataset_hash": dataset.hash, "dataset_path": str(snapshot)}
+    run.mark(refit.version, figures=_refit_figures(run, data, tested, metrics, scored))
     run.mark(loser.version, status, refit=record)
     line = (
         f"refit {refit.version} on every label ({len(dataset.train)} training rows): {check}: "
@@ -222,6 +225,18 @@ def _refit(
     )
     log.info("run %s: %s", run.id, line)
     return chosen, replace(verdict, reasons=[*verdict.reasons, line])
+
+
+def _refit_figures(
+    run: Run, data: RunData, tested: VersionInfo, metrics: dict[str, Any], scored: dict[str, Any]
+) -> dict[str, Any]:
+    """A refit's figures: its golden set beside the champion's (it trained on the holdout)."""
+    golden = {
+        "champion": {"golden": metrics["champion"]["golden"]},
+        "challenger": {"golden": scored},
+    }
+    champion = data.champion.version
+    return version_figures(golden, run_id=run.id, champion=champion, refit_of=tested.version)
 
 
 def gate(
