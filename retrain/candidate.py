@@ -14,9 +14,10 @@ from core.registry import VersionInfo
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
 from retrain.context import Context, RunData
-from retrain.crossfit import Progress, cross_fit
+from retrain.crossfit import cross_fit
 from retrain.dataset import Dataset, build_dataset
 from retrain.evaluate import Scorable, evaluate
+from retrain.progress import Progress
 from retrain.run import Run
 from retrain.train import TrainArgs, train
 

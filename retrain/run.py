@@ -22,8 +22,8 @@ from core.states import RunState, VersionStatus
 from core.store.runs import fail, finish, heartbeat, owned_run, update_run
 from core.store.tables import RetrainRun
 from retrain.context import Context, LeaseLost, compact
-from retrain.crossfit import Progress
 from retrain.gate import Verdict
+from retrain.progress import Progress
 
 log = logging.getLogger(__name__)
 
