@@ -6,14 +6,24 @@ import csv
 import hashlib
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-Row = dict[str, Any]
+from typing import Any, TypedDict, TypeVar
 
 
-def json_lines(path: Path) -> Iterator[tuple[int, Row]]:
+class Row(TypedDict):
+    """A labeled text: what a classifier trains on and is scored on."""
+
+    text: str
+    label: str
+
+
+# Any line of a data file: a `Row`, a prompt/reference pair, a golden row of either task.
+Record = dict[str, Any]
+R = TypeVar("R", bound=Mapping[str, Any])
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, Record]]:
     """(line number, object) of each non-blank line; ValueError naming the first bad line."""
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
@@ -33,7 +43,7 @@ def read_labeled(path: Path) -> list[Row]:
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            rows: list[Row] = list(reader)
+            rows: list[Record] = list(reader)
             missing = {"text", "label"} - set(reader.fieldnames or [])
         if missing:
             columns = ", ".join(reader.fieldnames or []) or "none"
@@ -43,10 +53,10 @@ def read_labeled(path: Path) -> list[Row]:
     for i, row in enumerate(rows):
         if not str(row.get("text") or "").strip() or row.get("label") in (None, ""):
             raise ValueError(f"{path}: row {i + 1} needs a non-empty text and label")
-    return [{"text": str(r["text"]), "label": str(r["label"])} for r in rows]
+    return [Row(text=str(r["text"]), label=str(r["label"])) for r in rows]
 
 
-def write_jsonl(path: Path, rows: list[Row]) -> str:
+def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> str:
     """Write rows as JSONL and return the SHA-256 of the content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     content = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
@@ -72,9 +82,9 @@ def split(rows: list[Row], share: float, *, seed: int = 0) -> tuple[list[Row], l
     return rest, held
 
 
-def read_pairs(path: Path, *, max_chars: int | None = None) -> list[Row]:
+def read_pairs(path: Path, *, max_chars: int | None = None) -> list[Record]:
     """`{"prompt", "reference"}` rows of a JSONL file (generation); prompts clipped to max_chars."""
-    rows: list[Row] = []
+    rows: list[Record] = []
     for n, row in json_lines(path):
         prompt, reference = row.get("prompt"), row.get("reference")
         if not isinstance(prompt, str) or not prompt.strip() or not isinstance(reference, str):
@@ -83,7 +93,7 @@ def read_pairs(path: Path, *, max_chars: int | None = None) -> list[Row]:
     return rows
 
 
-def shuffle_split(rows: list[Row], share: float, *, seed: int = 0) -> tuple[list[Row], list[Row]]:
+def shuffle_split(rows: list[R], share: float, *, seed: int = 0) -> tuple[list[R], list[R]]:
     """Shuffle and split off `share` of the rows (no labels to stratify by)."""
     shuffled = list(rows)
     random.Random(seed).shuffle(shuffled)

@@ -7,11 +7,12 @@ start it is the first labeled feedback, fixed by the first retrain (source `feed
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.data import Row, write_jsonl
+from core.data import Record, write_jsonl
 
 GOLDEN_FILE = "golden.jsonl"
 GOLDEN_META = "golden.json"
@@ -19,7 +20,9 @@ GOLDEN_META = "golden.json"
 
 @dataclass(frozen=True)
 class Golden:
-    rows: list[Row]
+    """The golden rows (`Row`s for classification, prompt/reference pairs for generation)."""
+
+    rows: list[Record]
     source: str  # "data" or "feedback"
     hash: str
     feedback_ids: list[str] = field(default_factory=list)
@@ -47,7 +50,11 @@ def read_golden(artifacts: Path) -> Golden | None:
 
 
 def write_golden(
-    artifacts: Path, rows: list[Row], *, source: str, feedback_ids: list[str] | None = None
+    artifacts: Path,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    feedback_ids: list[str] | None = None,
 ) -> Golden:
     """Fix the golden set (rows first, then the metadata that makes it exist)."""
     digest = write_jsonl(golden_path(artifacts), rows)
@@ -55,4 +62,6 @@ def write_golden(
     tmp = artifacts / (GOLDEN_META + ".tmp")
     tmp.write_text(json.dumps(meta))
     tmp.replace(artifacts / GOLDEN_META)
-    return Golden(rows=rows, source=source, hash=digest, feedback_ids=feedback_ids or [])
+    return Golden(
+        rows=[dict(r) for r in rows], source=source, hash=digest, feedback_ids=feedback_ids or []
+    )

@@ -168,13 +168,12 @@ class Registry:
             row = session.get(ModelVersion, alias.version)
             return _info(row) if row else None
 
-    def update_metrics(self, version: str, metrics: dict[str, Any]) -> None:
-        """Merge evaluation metrics into a version's record."""
-        with self.db.session() as session:
-            row = session.get(ModelVersion, version)
-            if row is None:
-                raise VersionNotFound(version)
-            row.metrics = {**(row.metrics or {}), **metrics}
+    def update_metrics(self, session: Session, version: str, metrics: dict[str, Any]) -> None:
+        """Merge evaluation metrics into a version's record inside the caller's transaction."""
+        row = session.get(ModelVersion, version)
+        if row is None:
+            raise VersionNotFound(version)
+        row.metrics = {**(row.metrics or {}), **metrics}
 
     def mark(self, session: Session, version: str, *, status: VersionStatus) -> None:
         """Set a version's status (rejected, …) inside the caller's transaction."""

@@ -13,10 +13,12 @@ from core.golden import Golden
 from core.registry import VersionInfo
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
-from retrain.context import Context, RunData, progress_reporter
-from retrain.crossfit import Progress, cross_fit
+from retrain.context import Context, RunData
+from retrain.crossfit import cross_fit
 from retrain.dataset import Dataset, build_dataset
 from retrain.evaluate import Scorable, evaluate
+from retrain.progress import Progress
+from retrain.run import Run
 from retrain.train import TrainArgs, train
 
 TRAIN_FILE = "train.jsonl"
@@ -26,17 +28,6 @@ def train_args(settings: Settings) -> TrainArgs:
     """Training hyper-parameters from settings."""
     rs = settings.retrain
     return options_from(TrainArgs, rs, learning_rate=rs.learning_rate or None)
-
-
-def make_datasets(ctx: Context, data: RunData) -> tuple[Dataset, list[Dataset]]:
-    """The run's set (champion's rows replayed + the new labels) and its folds'.
-
-    Cross-fitted, the run's own set holds nothing out and each fold's set holds out that fold;
-    otherwise there are no folds.
-    """
-    k = ctx.settings.retrain.cross_fit_folds
-    share = 0.0 if k else ctx.settings.retrain.holdout_share
-    return run_dataset(ctx, data, share), [run_dataset(ctx, data, 0.0, (i, k)) for i in range(k)]
 
 
 def run_dataset(
@@ -56,9 +47,9 @@ def run_dataset(
     )
 
 
-def write_snapshot(ctx: Context, run_id: str, dataset: Dataset, name: str) -> Path:
+def write_snapshot(run: Run, dataset: Dataset, name: str) -> Path:
     """Write a run's data set beside its other snapshots (provenance); returns the path."""
-    path = ctx.settings.artifacts / "runs" / run_id / name
+    path = run.folder / name
     dataset.write_jsonl(path)
     return path
 
@@ -78,15 +69,10 @@ def untrained_rows(
 
 
 def train_candidate(
-    ctx: Context,
-    run_id: str,
-    owner: str,
-    champion: VersionInfo,
-    dataset: Dataset,
-    *,
-    part: tuple[int, int],
+    run: Run, champion: VersionInfo, dataset: Dataset, *, part: tuple[int, int]
 ) -> VersionInfo:
-    """Train the challenger on `dataset` and register it."""
+    """Train the challenger on `dataset` and register it (training `part` of the run's)."""
+    ctx = run.ctx
     staged = ctx.registry.staging_dir()
     try:
         result = train(
@@ -94,7 +80,7 @@ def train_candidate(
             dataset=dataset,
             args=train_args(ctx.settings),
             out=staged,
-            progress=progress_reporter(ctx, run_id, owner, part=part),
+            progress=run.progress(part=part),
         )
         write_training_rows(staged, dataset)
         return ctx.registry.register(
@@ -106,7 +92,7 @@ def train_candidate(
             dataset_hash=dataset.hash,
             params={
                 **result.params,
-                "run_id": run_id,
+                "run_id": run.id,
                 "train_seconds": result.seconds,
                 "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,
             },
@@ -115,15 +101,11 @@ def train_candidate(
         shutil.rmtree(staged, ignore_errors=True)
 
 
-def cross_fit_run(
-    ctx: Context,
-    run_id: str,
-    owner: str,
-    champion: VersionInfo,
-    fold_sets: list[Dataset],
-    rows: list[Mapping[str, Any]],
+def fold_scores(
+    run: Run, champion: VersionInfo, fold_sets: list[Dataset], rows: list[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The champion and the fold models on every new label (see `retrain.crossfit`)."""
+    ctx = run.ctx
     base, args, device = Path(champion.artifact_path), train_args(ctx.settings), ctx.settings.device
     total = len(fold_sets) + 1
 
@@ -137,7 +119,7 @@ def cross_fit_run(
         fit=fit,
         load=lambda path: load_predictor(path, version=f"fold-{path.name}", device=device),
         staging=ctx.registry.staging_dir,
-        progress=lambda i: progress_reporter(ctx, run_id, owner, part=(i, total)),
+        progress=lambda i: run.progress(part=(i, total)),
     )
 
 

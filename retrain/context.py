@@ -1,4 +1,4 @@
-"""What every step of a retrain run shares: its context, its lease, its progress and record."""
+"""What every step of a retrain run is given: the worker's context and the data the run reads."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from core.golden import Golden
 from core.registry import Registry, VersionInfo
 from core.settings import Settings
 from core.store.db import Database
-from core.store.runs import heartbeat, update_run
-from retrain.crossfit import Progress
 
 
 class LeaseLost(Exception):
@@ -33,35 +31,6 @@ class RunData:
     champion: VersionInfo
     golden: Golden
     feedback: list[dict[str, Any]]
-
-
-def progress_reporter(
-    ctx: Context, run_id: str, owner: str, *, part: tuple[int, int] = (0, 1)
-) -> Progress:
-    """Heartbeat and progress of training `part` = (i, n): the i-th of n trainings in the run."""
-    lease = ctx.settings.retrain.lease_seconds
-    index, parts = part
-
-    def report(fraction: float, loss: float | None) -> None:
-        # Training is 90 % of a run; data and evaluation share the rest.
-        fraction = (index + fraction) / parts
-        if not heartbeat(
-            ctx.db,
-            run_id,
-            owner=owner,
-            lease_seconds=lease,
-            progress=0.05 + 0.85 * fraction,
-            loss=loss,
-        ):
-            raise LeaseLost(run_id)
-
-    return report
-
-
-def update_fields(ctx: Context, run_id: str, owner: str, **fields: Any) -> None:
-    """Write fields of the run this owner holds, or raise `LeaseLost`."""
-    if not update_run(ctx.db, run_id, owner=owner, **fields):
-        raise LeaseLost(run_id)
 
 
 def compact(metrics: dict[str, Any]) -> dict[str, Any]:

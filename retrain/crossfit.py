@@ -20,8 +20,7 @@ from typing import Any
 
 from retrain.dataset import Dataset, fold_of
 from retrain.evaluate import Scorable, evaluate
-
-Progress = Callable[[float, float | None], None]
+from retrain.progress import Progress
 
 
 class FoldRouter:

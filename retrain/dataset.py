@@ -17,17 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
+
+from core.data import Row
 
 DEFAULT_HOLDOUT_SHARE = 0.2
 _OLDEST = datetime.min.replace(tzinfo=UTC)  # the champion's examples carry no time: oldest votes
 _WHITESPACE = re.compile(r"\s+")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-class Row(TypedDict):
-    text: str
-    label: str
 
 
 @dataclass(frozen=True)

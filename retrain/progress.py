@@ -7,7 +7,9 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-ProgressFn = Callable[[float, float | None], None]
+# The one training-progress type: `report(fraction, loss)`, the share of steps done (rising to
+# 1.0) and the latest training loss. The run's reporter renews its lease with it (retrain.run).
+Progress = Callable[[float, float | None], None]
 
 
 class ProgressCallback(TrainerCallback):
@@ -17,7 +19,7 @@ class ProgressCallback(TrainerCallback):
     reporter may write to the store, which should not happen hundreds of times a minute.
     """
 
-    def __init__(self, report: ProgressFn) -> None:
+    def __init__(self, report: Progress) -> None:
         self.report = report
         self.loss: float | None = None
         self.last = 0.0

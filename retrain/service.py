@@ -20,15 +20,14 @@ from typing import Any
 
 from core.golden import Golden, read_golden, write_golden
 from core.queue import RETRAIN_TASK
-from core.registry import PENDING, SUPERSEDED, VersionInfo, flip_champion
+from core.registry import SUPERSEDED, VersionInfo
 from core.settings import Settings
 from core.states import RunState, VersionStatus
 from core.store.predictions import feedback_rows
-from core.store.runs import claim, fail, finish, owned_run, stale_runs
+from core.store.runs import claim, stale_runs
 from core.store.tables import utcnow
 from retrain.candidate import (
-    cross_fit_run,
-    make_datasets,
+    fold_scores,
     paired_rows,
     run_dataset,
     score_both,
@@ -37,10 +36,11 @@ from retrain.candidate import (
     version_predictor,
     write_snapshot,
 )
-from retrain.context import Context, LeaseLost, RunData, compact, update_fields
-from retrain.dataset import feedback_label
+from retrain.context import Context, LeaseLost, RunData, compact
+from retrain.dataset import Dataset, feedback_label
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
+from retrain.run import Run, brief, version_figures
 from retrain.textgen_run import execute_generation
 
 log = logging.getLogger(__name__)
@@ -52,77 +52,101 @@ def execute_run(ctx: Context, run_id: str, *, owner: str) -> RunState | None:
     if not claim(ctx.db, run_id, owner=owner, lease_seconds=rs.lease_seconds):
         log.info("run %s is finished or held by another worker; skipping", run_id)
         return None
+    run = Run(ctx, run_id, owner)
     try:
-        return _execute(ctx, run_id, owner=owner)
+        return _execute(run)
     except LeaseLost:
         log.warning("run %s: lease lost, leaving it to its new owner", run_id)
         return None
     except Exception as exc:
         log.exception("run %s failed", run_id)
-        fail(ctx.db, run_id, owner=owner, error=f"{exc}\n{traceback.format_exc(limit=5)}")
+        run.fail(f"{exc}\n{traceback.format_exc(limit=5)}")
         return RunState.FAILED
 
 
-def _execute(ctx: Context, run_id: str, *, owner: str) -> RunState:
-    rs = ctx.settings.retrain
-    champion = ctx.registry.champion()
+def _execute(run: Run) -> RunState:
+    champion = run.ctx.registry.champion()
     if champion is None:
         raise RuntimeError("no champion to retrain")
     if champion.task == "generation":
-        return execute_generation(ctx, run_id, owner=owner, champion=champion, conclude=conclude)
-    golden = ensure_golden(ctx, champion)
-    data = RunData(champion, golden, _new_feedback(ctx, golden))
-    if (state := _second_look(ctx, run_id, owner, data)) is not None:
+        return execute_generation(run, champion)
+    golden = ensure_golden(run.ctx, champion)
+    data = RunData(champion, golden, _new_feedback(run.ctx, golden))
+    if (state := _second_look(run, data)) is not None:
         return state
-    dataset, fold_sets = make_datasets(ctx, data)
-    snapshot = write_snapshot(ctx, run_id, dataset, "dataset.jsonl")
-    update_fields(
-        ctx,
-        run_id,
-        owner,
+    if run.settings.retrain.cross_fit_folds:
+        return crossfit_run(run, data)
+    return holdout_run(run, data)
+
+
+def holdout_run(run: Run, data: RunData) -> RunState:
+    """Train on all but the newest labels and gate the challenger on those it never saw.
+
+    With `refit`, a challenger that passes is trained again on every label (`_refit`)."""
+    rs = run.settings.retrain
+    dataset = run_dataset(run.ctx, data, rs.holdout_share)
+    _start(run, data.champion, dataset)
+    rows = paired_rows(dataset.holdout, data.golden)
+    if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
+        return run.conclude(None, {}, small)
+    refits = int(rs.refit)
+    candidate = train_candidate(run, data.champion, dataset, part=(0, 1 + refits))
+    metrics = score_both(
+        run.ctx, data.champion, candidate, golden=data.golden, holdout=dataset.holdout
+    )
+    verdict = gate(run.settings, metrics, second_look=True)
+    tested = candidate
+    if verdict.promote and refits:
+        candidate, verdict = _refit(run, data, tested, verdict, metrics, (1, 2))
+    return run.conclude(candidate, metrics, verdict, tested=tested)
+
+
+def crossfit_run(run: Run, data: RunData) -> RunState:
+    """Gate the recipe on every new label through k fold models (`retrain.crossfit`), then
+    train the challenger on all of them; folds that fail end the run before that training."""
+    rs = run.settings.retrain
+    folds = rs.cross_fit_folds
+    dataset = run_dataset(run.ctx, data, 0.0)
+    fold_sets = [run_dataset(run.ctx, data, 0.0, (i, folds)) for i in range(folds)]
+    _start(run, data.champion, dataset)
+    rows = paired_rows([row for d in fold_sets for row in d.holdout], data.golden)
+    if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
+        return run.conclude(None, {}, small)
+    fold_metrics = fold_scores(run, data.champion, fold_sets, rows)
+    verdict = _cross_fitted(gate(run.settings, fold_metrics), folds)
+    if not verdict.promote:  # the folds failed: the last training would not change that
+        return run.conclude(None, fold_metrics, verdict)
+    candidate = train_candidate(run, data.champion, dataset, part=(folds, folds + 1))
+    scored = score_both(
+        run.ctx, data.champion, candidate, golden=data.golden, holdout=dataset.holdout
+    )
+    metrics = {role: {**scored[role], **fold_metrics[role]} for role in scored}
+    return run.conclude(candidate, metrics, _cross_fitted(gate(run.settings, metrics), folds))
+
+
+def _start(run: Run, champion: VersionInfo, dataset: Dataset) -> None:
+    """Put the run's champion and data snapshot on its record."""
+    snapshot = write_snapshot(run, dataset, "dataset.jsonl")
+    run.update(
         champion_version=champion.version,
         dataset_hash=dataset.hash,
         dataset_path=str(snapshot),
         progress=0.01,
     )
-    folds = len(fold_sets)
-    held = [row for d in fold_sets for row in d.holdout] if folds else dataset.holdout
-    rows = paired_rows(held, golden)
-    if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
-        return conclude(ctx, run_id, owner=owner, candidate=None, metrics={}, verdict=small)
-    fold_metrics: dict[str, Any] = {}
-    if folds:
-        fold_metrics = cross_fit_run(ctx, run_id, owner, champion, fold_sets, rows)
-        verdict = _cross_fitted(gate(ctx.settings, fold_metrics), folds)
-        if not verdict.promote:  # the folds failed: the last training would not change that
-            return conclude(
-                ctx, run_id, owner=owner, candidate=None, metrics=fold_metrics, verdict=verdict
-            )
-    refits = 0 if folds else int(rs.refit)
-    part = (folds, folds + 1 + refits)
-    candidate = train_candidate(ctx, run_id, owner, champion, dataset, part=part)
-    metrics = score_both(ctx, champion, candidate, golden=golden, holdout=dataset.holdout)
-    if folds:
-        metrics = {role: {**metrics[role], **fold_metrics[role]} for role in metrics}
-    verdict = gate(ctx.settings, metrics, second_look=not folds)
-    verdict = _cross_fitted(verdict, folds) if folds else verdict
-    if verdict.promote and refits:
-        candidate, verdict = _refit(ctx, run_id, owner, data, candidate, verdict, metrics, (1, 2))
-    return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
 
 
-def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> RunState | None:
+def _second_look(run: Run, data: RunData) -> RunState | None:
     """Promote the champion's pending challenger if every label since it trained confirms it.
 
     Returns "promoted" (the challenger, or its refit on every label: `_refit`), or None when
     there is none or it failed (it is then rejected, the look is on the run's record, and the
     run goes on to train a challenger of its own).
     """
-    champion = data.champion
+    ctx, champion = run.ctx, data.champion
     pending = ctx.registry.pending(champion.version)
     if pending is None:
         return None
-    update_fields(ctx, run_id, owner, champion_version=champion.version, progress=0.01)
+    run.update(champion_version=champion.version, progress=0.01)
     rows = untrained_rows(ctx, pending, data)
     metrics = score_both(ctx, champion, pending, golden=data.golden, holdout=rows)
     verdict = gate(ctx.settings, metrics, confidence=ctx.settings.retrain.second_look_confidence)
@@ -130,13 +154,12 @@ def _second_look(ctx: Context, run_id: str, owner: str, data: RunData) -> RunSta
     if verdict.promote:
         candidate = pending
         if ctx.settings.retrain.refit:
-            candidate, verdict = _refit(ctx, run_id, owner, data, pending, verdict, metrics, (0, 1))
-        return conclude(
-            ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict
-        )
+            candidate, verdict = _refit(run, data, pending, verdict, metrics, (0, 1))
+        return run.conclude(candidate, metrics, verdict, tested=pending)
     look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
-    _mark_on_record(ctx, run_id, owner, pending.version, VersionStatus.REJECTED, second_look=look)
-    log.info("run %s: %s rejected at its second look: %s", run_id, pending.version, verdict.reasons)
+    figures = version_figures(metrics, run_id=run.id, champion=champion.version, **brief(verdict))
+    run.mark(pending.version, VersionStatus.REJECTED, figures=figures, second_look=look)
+    log.info("run %s: %s rejected at its second look: %s", run.id, pending.version, verdict.reasons)
     return None
 
 
@@ -168,9 +191,7 @@ def ensure_golden(ctx: Context, champion: VersionInfo) -> Golden:
 
 
 def _refit(
-    ctx: Context,
-    run_id: str,
-    owner: str,
+    run: Run,
     data: RunData,
     tested: VersionInfo,
     verdict: Verdict,
@@ -184,37 +205,38 @@ def _refit(
     hold the golden set as the gate demands of any challenger (else `tested` is promoted). The
     loser is marked (superseded or rejected); the refit and its data go on the run's record.
     """
-    dataset = run_dataset(ctx, data, 0.0)
-    snapshot = write_snapshot(ctx, run_id, dataset, "refit.jsonl")
-    refit = train_candidate(ctx, run_id, owner, data.champion, dataset, part=part)
-    scored = evaluate(version_predictor(ctx, refit), data.golden.rows)
+    dataset = run_dataset(run.ctx, data, 0.0)
+    snapshot = write_snapshot(run, dataset, "refit.jsonl")
+    refit = train_candidate(run, data.champion, dataset, part=part)
+    scored = evaluate(version_predictor(run.ctx, refit), data.golden.rows)
     held, check = golden_check(
-        metrics["champion"].get("golden"), scored, ctx.settings.retrain.max_regression
+        metrics["champion"].get("golden"), scored, run.settings.retrain.max_regression
     )
     rejected = VersionStatus.REJECTED
     chosen, loser, status = (refit, tested, SUPERSEDED) if held else (tested, refit, rejected)
     record: dict[str, Any] = {"version": refit.version, "tested": tested.version, "held": held}
     record |= {"rows": len(dataset.train), "golden": scored["accuracy"]}
     record |= {"dataset_hash": dataset.hash, "dataset_path": str(snapshot)}
-    _mark_on_record(ctx, run_id, owner, loser.version, status, refit=record)
+    run.mark(refit.version, figures=_refit_figures(run, data, tested, metrics, scored))
+    run.mark(loser.version, status, refit=record)
     line = (
         f"refit {refit.version} on every label ({len(dataset.train)} training rows): {check}: "
         f"{chosen.version} promoted"
     )
-    log.info("run %s: %s", run_id, line)
+    log.info("run %s: %s", run.id, line)
     return chosen, replace(verdict, reasons=[*verdict.reasons, line])
 
 
-def _mark_on_record(
-    ctx: Context, run_id: str, owner: str, version: str, status: VersionStatus, **params: Any
-) -> None:
-    """Set `version`'s status and add `params` to the run's record, fenced by the lease."""
-    with ctx.db.session() as session:
-        row = owned_run(session, run_id, owner=owner)
-        if row is None:
-            raise LeaseLost(run_id)
-        ctx.registry.mark(session, version, status=status)
-        row.params = {**(row.params or {}), **params}
+def _refit_figures(
+    run: Run, data: RunData, tested: VersionInfo, metrics: dict[str, Any], scored: dict[str, Any]
+) -> dict[str, Any]:
+    """A refit's figures: its golden set beside the champion's (it trained on the holdout)."""
+    golden = {
+        "champion": {"golden": metrics["champion"]["golden"]},
+        "challenger": {"golden": scored},
+    }
+    champion = data.champion.version
+    return version_figures(golden, run_id=run.id, champion=champion, refit_of=tested.version)
 
 
 def gate(
@@ -238,43 +260,6 @@ def gate(
         min_holdout=rs.min_holdout,
         second_look=second_look and rs.second_look_confidence < 1.0,
     )
-
-
-def conclude(
-    ctx: Context,
-    run_id: str,
-    *,
-    owner: str,
-    candidate: VersionInfo | None,
-    metrics: dict[str, Any],
-    verdict: Verdict,
-) -> RunState:
-    """Promote or reject, in one transaction with the run's final state, fenced by the lease.
-
-    `candidate` is None for a run rejected before it trained."""
-    state = RunState.PROMOTED if verdict.promote else RunState.REJECTED
-    status = PENDING if verdict.pending else VersionStatus.REJECTED
-    with ctx.db.session() as session:
-        row = owned_run(session, run_id, owner=owner)
-        if row is None:
-            raise LeaseLost(run_id)
-        if candidate is not None and verdict.promote:
-            flip_champion(session, candidate.version)
-        elif candidate is not None:
-            ctx.registry.mark(session, candidate.version, status=status)
-        finish(
-            session,
-            row,
-            state=state,
-            version=candidate.version if candidate else None,
-            metrics=compact(metrics),
-            verdict=verdict.to_dict(),
-        )
-    version = candidate.version if candidate else "(not trained)"
-    if candidate is not None and not verdict.promote:
-        version = f"{version} ({status})"
-    log.info("run %s %s %s: %s", run_id, state, version, "; ".join(verdict.reasons))
-    return state
 
 
 def _labeled(

@@ -39,7 +39,7 @@ from core.runtime.generator import (
 )
 from core.settings import Precision
 from retrain.lora import add_lora, merge_lora
-from retrain.progress import ProgressFn
+from retrain.progress import Progress
 from retrain.sft_data import Pair
 from retrain.train import resolve_precision, torch_threads
 from retrain.trainer import build_trainer, train_quietly, training_arguments
@@ -107,7 +107,7 @@ def sft(
     pairs: Sequence[Pair],
     args: SftArgs,
     out: Path,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
 ) -> SftResult:
     """Fine-tune the generation artifact at `base` on `pairs` and write the result into `out`."""
     started = time.perf_counter()
@@ -245,7 +245,7 @@ def _fit(
     rows: list[dict[str, list[int]]],
     *,
     args: SftArgs,
-    progress: ProgressFn | None,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     """Run the Trainer; its steps, final and mean loss."""
     side = tokenizer.padding_side

@@ -22,22 +22,20 @@ from core.runtime.textgen import DEFAULT_NEW_TOKENS, load_generation
 from core.settings import Settings
 from core.states import RunState
 from core.store.predictions import generation_feedback
-from retrain.context import Context, progress_reporter, update_fields
+from retrain.context import Context
 from retrain.gate import too_few_rows
 from retrain.gen_gate import TEST_NAME, decide_generation, score_generations
+from retrain.run import Run
 from retrain.sft import SftArgs, sft
 from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "train.jsonl"
-Conclude = Any  # retrain.service.conclude, handed in (this module is imported by it)
 
 
-def execute_generation(
-    ctx: Context, run_id: str, *, owner: str, champion: VersionInfo, conclude: Conclude
-) -> RunState:
+def execute_generation(run: Run, champion: VersionInfo) -> RunState:
     """Train, score and gate a challenger for a generation champion; the run's final state."""
-    rs = ctx.settings.retrain
+    ctx, rs = run.ctx, run.settings.retrain
     golden = ensure_generation_golden(ctx)
     taken = set(golden.feedback_ids)
     feedback = [r for r in generation_feedback(ctx.db) if r["prompt"] and r["id"] not in taken]
@@ -47,11 +45,8 @@ def execute_generation(
         options=SftOptions(replay_ratio=rs.replay_ratio),
         exclude=[r["prompt"] for r in golden.rows],
     )
-    snapshot = _snapshot(ctx, run_id, dataset)
-    update_fields(
-        ctx,
-        run_id,
-        owner,
+    snapshot = _snapshot(run, dataset)
+    run.update(
         champion_version=champion.version,
         dataset_hash=dataset.hash,
         dataset_path=str(snapshot),
@@ -60,8 +55,8 @@ def execute_generation(
     rows = paired_rows(dataset.holdout, golden)
     small = too_few_rows(len(rows), min_holdout=rs.rouge_min_holdout, test=TEST_NAME)
     if small is not None:
-        return conclude(ctx, run_id, owner=owner, candidate=None, metrics={}, verdict=small)
-    candidate = train_generator(ctx, run_id, owner, champion, dataset)
+        return run.conclude(None, {}, small)
+    candidate = train_generator(run, champion, dataset)
     metrics = score_generators(ctx.settings, champion, candidate, golden=golden, rows=rows)
     verdict = decide_generation(
         champion=metrics["champion"],
@@ -71,7 +66,7 @@ def execute_generation(
         max_regression=rs.rouge_max_regression,
         min_holdout=rs.rouge_min_holdout,
     )
-    return conclude(ctx, run_id, owner=owner, candidate=candidate, metrics=metrics, verdict=verdict)
+    return run.conclude(candidate, metrics, verdict)
 
 
 def ensure_generation_golden(ctx: Context) -> Golden:
@@ -113,10 +108,9 @@ def sft_args(settings: Settings) -> SftArgs:
     )
 
 
-def train_generator(
-    ctx: Context, run_id: str, owner: str, champion: VersionInfo, dataset: SftDataset
-) -> VersionInfo:
+def train_generator(run: Run, champion: VersionInfo, dataset: SftDataset) -> VersionInfo:
     """Fine-tune the champion on the run's pairs and register the challenger."""
+    ctx = run.ctx
     staged = ctx.registry.staging_dir()
     try:
         result = sft(
@@ -124,7 +118,7 @@ def train_generator(
             pairs=dataset.train,
             args=sft_args(ctx.settings),
             out=staged,
-            progress=progress_reporter(ctx, run_id, owner),
+            progress=run.progress(),
         )
         _write_pairs(staged / TRAIN_FILE, [*dataset.train, *dataset.unused])
         return ctx.registry.register(
@@ -136,7 +130,7 @@ def train_generator(
             dataset_hash=dataset.hash,
             params={
                 **result.params,
-                "run_id": run_id,
+                "run_id": run.id,
                 "train_seconds": result.seconds,
                 "steps": result.steps,
                 "rows": result.rows,
@@ -190,8 +184,8 @@ def _write_pairs(path: Path, pairs: Sequence[Pair]) -> None:
             f.write(json.dumps(dict(pair), ensure_ascii=False, sort_keys=True) + "\n")
 
 
-def _snapshot(ctx: Context, run_id: str, dataset: SftDataset) -> Path:
-    path = ctx.settings.artifacts / "runs" / run_id / "dataset.jsonl"
+def _snapshot(run: Run, dataset: SftDataset) -> Path:
+    path = run.folder / "dataset.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{**p, "split": "train"} for p in dataset.train]
     rows += [{**p, "split": "holdout"} for p in dataset.holdout]

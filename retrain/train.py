@@ -41,7 +41,7 @@ from core.settings import Precision
 from retrain.dataset import Dataset, Row
 from retrain.head import grow_head
 from retrain.lora import add_lora, merge_lora
-from retrain.progress import ProgressFn
+from retrain.progress import Progress
 from retrain.trainer import build_trainer, train_quietly, training_arguments
 
 # Rule: learning rates that work for sentence encoders of MiniLM/BERT size when none is given
@@ -169,7 +169,7 @@ def train(
     dataset: Dataset,
     args: TrainArgs,
     out: Path,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
 ) -> TrainResult:
     """Fine-tune the artifact at `base` on `dataset.train` and write the challenger into `out`."""
     started = time.perf_counter()
@@ -209,7 +209,7 @@ def _fit(
     *,
     dataset: Dataset,
     args: TrainArgs,
-    progress: ProgressFn | None,
+    progress: Progress | None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Run the Trainer (best weights restored when early stopping is on); metrics and params."""
     share = args.eval_share if args.early_stopping_patience > 0 else 0.0
@@ -301,7 +301,7 @@ def _trainer(
     eval_rows: list[dict[str, Any]],
     args: TrainArgs,
     output_dir: Path,
-    progress: ProgressFn | None,
+    progress: Progress | None,
 ) -> Trainer:
     stop_early = bool(eval_rows) and args.early_stopping_patience > 0
     patience = args.early_stopping_patience

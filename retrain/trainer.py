@@ -14,7 +14,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from transformers.trainer_utils import TrainOutput
 
 from core.settings import Precision
-from retrain.progress import ProgressCallback, ProgressFn
+from retrain.progress import Progress, ProgressCallback
 
 
 class Hyper(Protocol):
@@ -60,7 +60,7 @@ def training_arguments(args: Hyper, *, output_dir: Path, **extra: Any) -> Traini
 def build_trainer(
     model: Any,
     *,
-    progress: ProgressFn | None,
+    progress: Progress | None,
     callbacks: Sequence[TrainerCallback] = (),
     **kwargs: Any,
 ) -> Trainer:

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
+from core.data import Row
 from core.runtime.model import TextClassifier, save_classifier
-from retrain.dataset import Row
 
 POSITIVE = ["good", "great", "excellent", "love", "perfect", "nice", "happy", "best"]
 NEGATIVE = ["bad", "awful", "terrible", "hate", "broken", "poor", "sad", "worst"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from core.data import Row, write_jsonl
+from core.data import Record, write_jsonl
 from core.golden import write_golden
 from core.registry import Registry, VersionInfo
 from core.runtime.zeroshot import DEFAULT_LABELS, build_zero_shot
@@ -50,7 +50,7 @@ def init_generator(
     registry: Registry,
     *,
     model: str,
-    golden: list[Row] | None = None,
+    golden: list[Record] | None = None,
     force: bool = False,
 ) -> InitResult:
     """Convert a generation model once into a registry version (bf16 safetensors) and promote it.

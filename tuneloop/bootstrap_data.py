@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from core.data import read_labeled, split, write_jsonl
+from core.data import Row, read_labeled, split, write_jsonl
 from core.golden import write_golden
 from core.registry import Registry
 from core.runtime.model import REFERENCE_EMBEDDINGS, REFERENCE_FILE
@@ -17,7 +18,7 @@ from core.runtime.predictor import load_predictor
 from core.runtime.zeroshot import build_zero_shot
 from core.settings import Settings
 from retrain.candidate import TRAIN_FILE, train_args
-from retrain.dataset import Dataset, Row, dataset_hash
+from retrain.dataset import Dataset, dataset_hash
 from retrain.train import train
 from tuneloop.bootstrap import InitResult, keep_champion
 
@@ -74,7 +75,7 @@ def init_from_data(
     )
 
 
-def write_reference(artifact: Path, rows: list[dict[str, str]], *, device: str) -> None:
+def write_reference(artifact: Path, rows: Sequence[Row], *, device: str) -> None:
     """The validation split as this model predicts it: the monitor's reference window."""
     predictor = load_predictor(artifact, version="reference", device=device)
     outputs = [

@@ -7,6 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from setuptools import find_packages
 
@@ -64,3 +65,26 @@ def test_the_worker_registers_every_task_from_the_composition_root(tmp_path: Pat
         not (ROOT / "monitor" / "tasks.py").exists()
         and not (ROOT / "retrain" / "tasks.py").exists()
     )
+
+
+def test_plotting_is_an_extra_that_make_install_installs() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("matplotlib") for d in config["dependencies"])
+    assert any(d.startswith("matplotlib") for d in config["optional-dependencies"]["reports"])
+    assert "-e '.[dev,reports]'" in (ROOT / "Makefile").read_text()
+
+
+def test_without_matplotlib_the_drill_refuses_a_report_before_it_runs(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from tuneloop.drill import curve, plotting
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    argv = ["drill", "--reference", __file__, "--shifted", __file__]
+    result = CliRunner().invoke(main, [*argv, "--report", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and "pip install 'tuneloop[reports]'" in result.output
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error, before any training
+        curve.main([str(tmp_path), *argv[1:], "--plot", str(tmp_path / "c.png")])
+    assert exited.value.code == 2
+    with pytest.raises(plotting.PlottingMissing, match="tuneloop\\[reports\\]"):
+        plotting.pyplot()

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from celery import Celery
 
-from core.registry import NoChampion, VersionNotFound
+from core.registry import NoChampion, VersionInfo, VersionNotFound
 from core.settings import Settings, get_settings
 from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
@@ -109,11 +109,27 @@ def models() -> None:
 def models_list() -> None:
     """Every version, newest first."""
     for v in registry_of(get_settings()).list():
-        golden = v.metrics.get("golden", {}).get("accuracy")
         click.echo(
             f"{v.version:6} {v.status:10} {v.task:14} parent={v.parent or '-':5} "
-            f"golden_acc={golden if golden is not None else '-'} {v.created_at:%Y-%m-%d %H:%M}"
+            f"{v.created_at:%Y-%m-%d %H:%M} {gate_figures(v)}"
         )
+
+
+def gate_figures(version: VersionInfo) -> str:
+    """`accuracy holdout 0.84 vs 0.80, golden 0.91 vs 0.90`: the figures the gate judged the
+    version by (ROUGE-L for generation), beside its champion's on the same rows; `-` if none."""
+    metric, name = (
+        ("rougeL", "ROUGE-L") if version.task == "generation" else ("accuracy", "accuracy")
+    )
+    theirs = version.metrics.get("champion", {})
+    parts = []
+    for split, label in (("feedback", "holdout"), ("golden", "golden")):
+        ours = version.metrics.get(split, {}).get(metric)
+        if ours is None:
+            continue
+        against = theirs.get(split, {}).get(metric)
+        parts.append(f"{label} {ours:.2f}" + (f" vs {against:.2f}" if against is not None else ""))
+    return f"{name} {', '.join(parts)}" if parts else "-"
 
 
 @models.command("promote")

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from tuneloop.drill.plotting import missing
+
 _FORWARD = {"ignore_unknown_options": True, "allow_extra_args": True}
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -69,6 +71,8 @@ def drill(
     for name in required:
         if options[name] is None:
             raise click.UsageError(f"Missing option '--{name}'.", ctx=ctx)
+    if report_path is not None and (why := missing()):
+        raise click.UsageError(f"--report: {why}", ctx=ctx)
     from tuneloop.drill.console import run
 
     sys.exit(run(options, json_path=json_path, report_path=report_path))

@@ -33,6 +33,7 @@ from tuneloop.drill.plan import (
     load_data,
     phase_masks,
 )
+from tuneloop.drill.plotting import missing, pyplot
 from tuneloop.drill.summary import recovery
 from tuneloop.wiring import registry_of
 
@@ -95,11 +96,7 @@ def with_recovery(points: list[dict[str, Any]], drill: dict[str, Any]) -> list[d
 
 def curve_png(points: list[dict[str, Any]], drill: dict[str, Any] | None) -> bytes:
     """The curve as a PNG, with the drill's base, final and oracle accuracies where given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     xs = [p["labels"] for p in points]
     ax.plot(xs, [p["accuracy"] for p in points], "o-", label="fine-tuned on the first N labels")
@@ -141,6 +138,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--drill", type=Path, help="the drill's --json output")
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG")
     args = parser.parse_args(argv)
+    if args.plot and (why := missing()):
+        parser.error(why)
     config = DrillConfig(
         reference=args.reference,
         shifted=args.shifted,

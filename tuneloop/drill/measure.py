@@ -17,7 +17,6 @@ from core.runtime.predictor import load_predictor
 from core.settings import Settings
 from retrain.candidate import train_args
 from retrain.dataset import Dataset, dataset_hash
-from retrain.dataset import Row as TrainRow
 from retrain.evaluate import evaluate
 from retrain.train import train
 from tuneloop.drill.summary import Versions
@@ -80,7 +79,7 @@ def train_oracle(
 ) -> Oracle:
     """Fine-tune `start` the way retraining does on every labeled row, score it on `held`."""
     started = time.perf_counter()
-    examples = [TrainRow(text=r["text"], label=r["label"]) for r in rows]
+    examples = [Row(text=r["text"], label=r["label"]) for r in rows]
     dataset = Dataset(
         train=examples,
         holdout=[],

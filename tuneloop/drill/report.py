@@ -15,6 +15,7 @@ from typing import Any
 
 from core.states import RunState
 from tuneloop.drill.plan import DrillConfig
+from tuneloop.drill.plotting import pyplot
 from tuneloop.drill.run import DrillOutcome
 from tuneloop.drill.stream import Seen, Timeline
 from tuneloop.drill.summary import SHIFTED, window_accuracy
@@ -57,11 +58,7 @@ def write_report(path: Path, *, config: DrillConfig, outcome: DrillOutcome) -> N
 
 def timeline_png(outcome: DrillOutcome, check_every: int) -> str:
     """The timeline figure as base64 PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     timeline = outcome.timeline
     fig, axes = plt.subplots(3, 1, figsize=(13, 9), sharex=True, height_ratios=[3, 2, 1.5])
     if outcome.summary.get("metric") == "rougeL":

@@ -14,13 +14,12 @@ keeps the figures a property of the loop, the same on a laptop and on a GPU host
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
 
-from core.data import Row
 from core.states import FINAL_STATES, CheckDecision, RunState
 
 # The stream waits this long for a run in flight (one retrain on CPU is minutes).
@@ -128,7 +127,7 @@ class Player:
         self.health = health  # raises when a process of the system died
         self.timeline = Timeline()
 
-    def play(self, phase: str, rows: list[Row], rated: list[bool]) -> None:
+    def play(self, phase: str, rows: Sequence[Mapping[str, Any]], rated: list[bool]) -> None:
         """Stream `rows` in batches; rate the marked ones; check every `check_every`."""
         self.timeline.phase_starts[phase] = self.timeline.position
         done = 0
@@ -143,7 +142,7 @@ class Player:
             self.poll_runs()
             self.tick(len(batch), self._status(phase))
 
-    def _serve(self, phase: str, rows: list[Row], rated: list[bool]) -> None:
+    def _serve(self, phase: str, rows: Sequence[Mapping[str, Any]], rated: list[bool]) -> None:
         answer = self._post("/v1/predict", {"inputs": [r["text"] for r in rows]})
         version = str(answer["model_version"])
         if self.timeline.served and version != self.timeline.served[-1].version:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ class PairPlayer(Player):
         self.preferred_rate = preferred_rate
         self._rng = random.Random(f"preferred-{seed}")
 
-    def _serve(self, phase: str, rows: list[Any], rated: list[bool]) -> None:
+    def _serve(self, phase: str, rows: Sequence[Mapping[str, Any]], rated: list[bool]) -> None:
         body = {"inputs": [r["prompt"] for r in rows], "max_new_tokens": self.max_new_tokens}
         answer = self._post("/v1/generate", body)
         version = str(answer["model_version"])

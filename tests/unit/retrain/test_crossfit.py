@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.data import Row
 from retrain.crossfit import FoldRouter, cross_fit
-from retrain.dataset import Dataset, Row, build_dataset, fold_of
+from retrain.dataset import Dataset, build_dataset, fold_of
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import update
 
 from api.store_metrics import StoreCollector
@@ -20,6 +21,7 @@ from retrain.context import Context
 from retrain.service import execute_run, reap_stale
 from retrain.train import TrainResult, train
 from tests.factories import register_champion, seed_corrected_feedback
+from tuneloop.cli import main
 
 
 @pytest.fixture
@@ -108,6 +110,37 @@ def test_a_refit_that_fails_the_golden_set_leaves_the_challenger_as_tested(
     assert ctx.registry.get("v3").status == "rejected"
     champion = ctx.registry.champion()
     assert champion is not None and champion.version == "v2"
+
+
+def test_the_gates_figures_land_on_the_versions_and_models_list_shows_them(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx.settings.retrain.refit = True
+    give_feedback(ctx, 240)
+    done = _run(ctx)
+    assert done["state"] == "promoted" and done["version"] == "v3"
+    ours, theirs = done["metrics"]["challenger"], done["metrics"]["champion"]
+    tested = ctx.registry.get("v2").metrics  # the version the gate scored: its figures
+    assert tested["feedback"]["accuracy"] == ours["feedback"]["accuracy"]
+    assert tested["golden"]["macro_f1"] == ours["golden"]["macro_f1"]
+    assert tested["champion"]["feedback"]["accuracy"] == theirs["feedback"]["accuracy"]
+    assert "correct" not in tested["feedback"]
+    assert tested["gate"]["promote"] and tested["gate"]["p_value"] == done["verdict"]["p_value"]
+    assert (tested["gate"]["run_id"], tested["gate"]["champion_version"]) == (done["run_id"], "v1")
+    refit = ctx.registry.get("v3").metrics  # the refit: only the golden set judged it
+    assert refit["golden"]["accuracy"] == done["refit"]["golden"] and "feedback" not in refit
+    assert refit["champion"]["golden"]["accuracy"] == theirs["golden"]["accuracy"]
+    assert refit["gate"]["refit_of"] == "v2"
+    monkeypatch.setenv("TUNELOOP_HOME", str(ctx.settings.home))
+    monkeypatch.setenv("TUNELOOP_DATABASE_URL", ctx.settings.database_url)
+    listed = CliRunner().invoke(main, ["models", "list"])
+    assert listed.exit_code == 0, listed.output
+    v3, v2, v1 = listed.output.splitlines()
+    a, b = ours["feedback"]["accuracy"], theirs["feedback"]["accuracy"]
+    g, h = ours["golden"]["accuracy"], theirs["golden"]["accuracy"]
+    assert v2.endswith(f"accuracy holdout {a:.2f} vs {b:.2f}, golden {g:.2f} vs {h:.2f}"), v2
+    assert v3.endswith(f"accuracy golden {done['refit']['golden']:.2f} vs {h:.2f}"), v3
+    assert v1.startswith("v1") and v1.endswith(" -")
 
 
 def test_a_redelivered_run_never_trains_twice(ctx: Context) -> None:
@@ -289,6 +322,9 @@ def test_a_pending_challenger_failing_its_second_look_is_rejected_and_the_run_tr
     assert second["second_look"]["version"] == "v2" and not second["second_look"]["promote"]
     assert second["second_look"]["metrics"]["challenger"]["feedback"]["n"] == 248
     assert ctx.registry.get("v2").status == "rejected"
+    look = ctx.registry.get("v2").metrics  # the second look's figures replace the first's
+    assert look["feedback"]["n"] == 248 and not look["gate"]["promote"]
+    assert look["gate"]["test"] == "mcnemar_midp, second look at v2"
     assert second["version"] == "v3" and ctx.registry.get("v3").status == "pending"
     assert ctx.registry.get("v3").parent == "v1"
 

@@ -18,6 +18,7 @@ from retrain.sft_data import Pair
 from retrain.textgen_run import champion_pairs, paired_rows
 from tests.factories import register_champion
 from tests.generators import tiny_llama
+from tuneloop.cli.loop import gate_figures
 
 # The number word decides the answer; the other word varies, so held-out prompts are new.
 ANSWERS = {"one": "red green blue", "two": "the quick brown fox", "three": "the lazy dog"}
@@ -89,6 +90,11 @@ def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Cont
     # The golden set came from the first preferred outputs and was not trained on.
     learned = {p["prompt"] for p in champion_pairs(Path(v2.artifact_path))}
     assert learned and not learned & {f"{w} {n}" for w in WORDS[:5] for n in ANSWERS}
+    # The gate's ROUGE-L figures are on v2's record, and `models list` shows them.
+    assert v2.metrics["feedback"]["rougeL"] == challenger["feedback"]["rougeL"]
+    assert v2.metrics["champion"]["golden"]["rougeL"] == champion["golden"]["rougeL"]
+    ours, theirs = challenger["feedback"]["rougeL"], champion["feedback"]["rougeL"]
+    assert gate_figures(v2).startswith(f"ROUGE-L holdout {ours:.2f} vs {theirs:.2f}, golden ")
 
 
 def test_a_run_on_too_few_preferred_outputs_is_rejected_before_it_trains(ctx: Context) -> None:

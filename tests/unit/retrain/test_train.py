@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from transformers import EvalPrediction, Trainer
 
+from core.data import Row
 from core.runtime.model import load_classifier
 from core.runtime.predictor import load_predictor
-from retrain.dataset import Row, build_dataset
+from retrain.dataset import build_dataset
 from retrain.evaluate import evaluate
 from retrain.head import embed_texts, grow_head
 from retrain.lora import attention_targets
