@@ -179,7 +179,8 @@ def test_hot_swap_under_load_answers_every_request(
             started = httpx.post(f"{api}/v1/retrain", headers=ADMIN)
             assert started.status_code == 202
             again = httpx.post(f"{api}/v1/retrain", headers=ADMIN)
-            assert again.status_code == 409 and again.json() == started.json()
+            assert again.status_code == 409 and again.json()["run_id"] == started.json()["run_id"]
+            assert again.json()["detail"].endswith("is already in flight")
             start(["worker"], loop_env)
             run = wait_for(loop_env, started.json()["run_id"], ("promoted", "rejected", "failed"))
             assert run["state"] == "promoted"
