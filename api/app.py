@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from api.auth import KeyTable
+from api.docs import serve_docs
 from api.errors import validation_handler
 from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
@@ -129,12 +130,15 @@ def create_app(
         lifespan=lifespan,
         default_response_class=JSON,
         description="Predictions, feedback and the loop that keeps the model good.",
+        docs_url=None,  # served by serve_docs, from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
     for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
         app.include_router(module.router)
+    serve_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(HttpMetrics)
     return app
