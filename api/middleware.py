@@ -1,5 +1,8 @@
 """Pure ASGI middleware: the request body limit (413) and HTTP metrics.
 
+A client that goes away before its body is read is recorded as status 499 (nginx's "client
+closed request") and answered nothing: it is no server error, so it must not feed the 5xx alert.
+
 Inside the body limit, `POST /v1/predict` goes straight to the route's bare ASGI twin
 (`api.routes.predict.predict_asgi`); every other request goes on through FastAPI.
 """
@@ -10,6 +13,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
@@ -75,6 +79,9 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+CLIENT_CLOSED = 499
+
+
 class HttpMetrics:
     """Count requests and time them by route template (low cardinality), method and status."""
 
@@ -97,6 +104,8 @@ class HttpMetrics:
 
         try:
             await self.app(scope, receive, send_status)
+        except ClientDisconnect:  # nobody to answer; no traceback either
+            status = CLIENT_CLOSED
         finally:
             elapsed = time.perf_counter() - started
             key = (_route(scope), scope["method"], status)

@@ -1,0 +1,99 @@
+"""HTTP edge cases an attacker or a flaky network brings: each answered without a 5xx."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.registry import Registry
+from core.settings import ApiSettings, Settings
+from core.store.db import Database
+from tests.unit.test_predict_fast_path import Fake
+
+Serve = Callable[..., TestClient]
+
+
+@pytest.fixture
+def serve(tmp_path: Path, sqlite_url: str) -> Iterator[Serve]:
+    """Start the app in open mode on a fake classifier champion; stop it after."""
+    registry = Registry(Database(sqlite_url), tmp_path / "artifacts")
+    registry.register(
+        registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
+    )
+    registry.promote("v1")
+    started: list[TestClient] = []
+
+    def start(**api: Any) -> TestClient:
+        settings = Settings(
+            home=tmp_path,
+            database_url=sqlite_url,
+            api=ApiSettings(open=True, log_flush_seconds=0.05, **api),
+        )
+        client = TestClient(create_app(settings, load=lambda v: Fake(v.version)))
+        client.__enter__()
+        started.append(client)
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        return client
+
+    yield start
+    for client in started:
+        client.__exit__(None, None, None)
+
+
+async def _half_sent(app: FastAPI, path: str) -> list[dict[str, Any]]:
+    """POST a body's first bytes, then hang up; what the app sent back."""
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"inpu', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "app": app,
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/feedback", "/v1/generate"])
+def test_a_client_gone_mid_body_is_a_499_in_the_metrics_not_a_500(
+    serve: Serve, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = serve()
+    app = client.app
+    assert isinstance(app, FastAPI)
+    assert client.portal is not None
+    sent = client.portal.call(_half_sent, app, path)
+    assert sent == []  # nobody to answer
+    metrics = client.get("/metrics").text
+    assert f'route="{path}",status="499"' in metrics
+    assert f'route="{path}",status="500"' not in metrics
+    assert not [r for r in caplog.records if r.exc_info]
