@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from api.auth import KeyTable
-from api.errors import validation_handler
+from api.errors import STORE_UNAVAILABLE, store_unavailable_handler, validation_handler
 from api.middleware import BodyLimit, HttpMetrics
 from api.predlog import PredictionLog
 from api.ratelimit import RateLimiter
@@ -133,6 +133,8 @@ def create_app(
     app.state.settings = settings
     app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
+    for error in STORE_UNAVAILABLE:
+        app.add_exception_handler(error, store_unavailable_handler)
     for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.deps import get_db, get_registry
 from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
@@ -97,3 +99,40 @@ def test_a_client_gone_mid_body_is_a_499_in_the_metrics_not_a_500(
     assert f'route="{path}",status="499"' in metrics
     assert f'route="{path}",status="500"' not in metrics
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _down_store(kind: str, tmp_path: Path) -> Database:
+    """A store that cannot be reached: PostgreSQL on a closed port, or SQLite on a folder."""
+    if kind == "postgres":
+        return Database(f"postgresql+psycopg://tuneloop@127.0.0.1:{_closed_port()}/tuneloop")
+    folder = tmp_path / "not-a-database"
+    folder.mkdir()
+    return Database(f"sqlite:///{folder}")
+
+
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_feedback_and_models_answer_503_with_retry_after_while_the_store_is_down(
+    serve: Serve, tmp_path: Path, kind: str
+) -> None:
+    client = serve(retry_after_seconds=7)
+    app = client.app
+    assert isinstance(app, FastAPI)
+    down = _down_store(kind, tmp_path)
+    app.dependency_overrides[get_db] = lambda: down
+    app.dependency_overrides[get_registry] = lambda: Registry(down, tmp_path / "artifacts")
+    for method, path, body in [
+        ("POST", "/v1/feedback", {"prediction_id": "p1", "rating": 5}),
+        ("GET", "/v1/models", None),
+    ]:
+        answer = client.request(method, path, json=body)
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {"detail": "store unavailable"}
+        assert answer.headers["Retry-After"] == "7"
+    app.dependency_overrides.clear()
+    assert client.get("/v1/models").status_code == 200  # back by itself
