@@ -20,6 +20,7 @@ from core.store.db import Database
 from tests.unit.test_predict_fast_path import Fake
 
 Serve = Callable[..., TestClient]
+TOKEN = "an-admin-token-for-these-tests"
 
 
 @pytest.fixture
@@ -36,6 +37,7 @@ def serve(tmp_path: Path, sqlite_url: str) -> Iterator[Serve]:
         settings = Settings(
             home=tmp_path,
             database_url=sqlite_url,
+            admin_token=TOKEN,
             api=ApiSettings(open=True, log_flush_seconds=0.05, **api),
         )
         client = TestClient(create_app(settings, load=lambda v: Fake(v.version)))
@@ -136,3 +138,22 @@ def test_feedback_and_models_answer_503_with_retry_after_while_the_store_is_down
         assert answer.headers["Retry-After"] == "7"
     app.dependency_overrides.clear()
     assert client.get("/v1/models").status_code == 200  # back by itself
+
+
+def test_an_idempotency_key_reused_with_another_body_is_a_422_the_same_body_replays(
+    serve: Serve,
+) -> None:
+    client = serve()
+    pid = client.post("/v1/predict", json={"inputs": "fine"}).json()["predictions"][0]["id"]
+    key = {"Idempotency-Key": "once"}
+    body = {"prediction_id": pid, "rating": 5, "comment": "good"}
+    first = client.post("/v1/feedback", json=body, headers=key)
+    again = client.post("/v1/feedback", json=dict(reversed(body.items())), headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    for changed in ({"rating": 1}, {"comment": "bad"}, {"comment": None}, {"label": "negative"}):
+        refused = client.post("/v1/feedback", json={**body, **changed}, headers=key)
+        assert refused.status_code == 422, changed
+        assert "different body" in refused.json()["detail"]
+    stored = client.get(f"/v1/predictions/{pid}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert [f["rating"] for f in stored.json()["feedback"]] == [5]
