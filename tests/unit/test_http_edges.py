@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,46 +10,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.deps import get_db, get_registry
 from core.registry import Registry
-from core.settings import ApiSettings, Settings
 from core.store.db import Database
-from tests.unit.test_predict_fast_path import Fake
-
-Serve = Callable[..., TestClient]
-TOKEN = "an-admin-token-for-these-tests"
+from tests.unit.conftest import ADMIN_TOKEN, Client
 
 
-@pytest.fixture
-def serve(tmp_path: Path, sqlite_url: str) -> Iterator[Serve]:
-    """Start the app in open mode on a fake classifier champion; stop it after."""
-    registry = Registry(Database(sqlite_url), tmp_path / "artifacts")
-    registry.register(
-        registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
-    )
-    registry.promote("v1")
-    started: list[TestClient] = []
-
-    def start(**api: Any) -> TestClient:
-        settings = Settings(
-            home=tmp_path,
-            database_url=sqlite_url,
-            admin_token=TOKEN,
-            api=ApiSettings(open=True, log_flush_seconds=0.05, **api),
-        )
-        client = TestClient(create_app(settings, load=lambda v: Fake(v.version)))
-        client.__enter__()
-        started.append(client)
-        deadline = time.monotonic() + 10
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        return client
-
-    yield start
-    for client in started:
-        client.__exit__(None, None, None)
+def open_mode(serve: Client, **api: Any) -> TestClient:
+    """The app in open mode, as `make run` serves it."""
+    return serve(open=True, **api)
 
 
 async def _half_sent(app: FastAPI, path: str) -> list[dict[str, Any]]:
@@ -89,9 +56,9 @@ async def _half_sent(app: FastAPI, path: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("path", ["/v1/predict", "/v1/feedback", "/v1/generate"])
 def test_a_client_gone_mid_body_is_a_499_in_the_metrics_not_a_500(
-    serve: Serve, path: str, caplog: pytest.LogCaptureFixture
+    serve: Client, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = serve()
+    client = open_mode(serve)
     app = client.app
     assert isinstance(app, FastAPI)
     assert client.portal is not None
@@ -120,9 +87,9 @@ def _down_store(kind: str, tmp_path: Path) -> Database:
 
 @pytest.mark.parametrize("kind", ["postgres", "sqlite"])
 def test_feedback_and_models_answer_503_with_retry_after_while_the_store_is_down(
-    serve: Serve, tmp_path: Path, kind: str
+    serve: Client, tmp_path: Path, kind: str
 ) -> None:
-    client = serve(retry_after_seconds=7)
+    client = open_mode(serve, retry_after_seconds=7)
     app = client.app
     assert isinstance(app, FastAPI)
     down = _down_store(kind, tmp_path)
@@ -141,9 +108,9 @@ def test_feedback_and_models_answer_503_with_retry_after_while_the_store_is_down
 
 
 def test_an_idempotency_key_reused_with_another_body_is_a_422_the_same_body_replays(
-    serve: Serve,
+    serve: Client,
 ) -> None:
-    client = serve()
+    client = open_mode(serve)
     pid = client.post("/v1/predict", json={"inputs": "fine"}).json()["predictions"][0]["id"]
     key = {"Idempotency-Key": "once"}
     body = {"prediction_id": pid, "rating": 5, "comment": "good"}
@@ -155,5 +122,29 @@ def test_an_idempotency_key_reused_with_another_body_is_a_422_the_same_body_repl
         refused = client.post("/v1/feedback", json={**body, **changed}, headers=key)
         assert refused.status_code == 422, changed
         assert "different body" in refused.json()["detail"]
-    stored = client.get(f"/v1/predictions/{pid}", headers={"Authorization": f"Bearer {TOKEN}"})
+    stored = client.get(
+        f"/v1/predictions/{pid}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     assert [f["rating"] for f in stored.json()["feedback"]] == [5]
+
+
+BLANKS = ["", " \t\n", "\u200b", "\u200b\u200c\u200d\u2060\ufeff", "\x01\x7f", "\u2028", "\u3164"]
+
+
+def test_texts_of_only_zero_width_or_control_characters_are_blank_422_everywhere(
+    serve: Client,
+) -> None:
+    client = open_mode(serve)
+    assert client.post("/v1/predict", json={"inputs": "ok\u200b"}).status_code == 200
+    for blank in BLANKS:
+        for path, body in [
+            ("/v1/predict", {"inputs": blank}),
+            ("/v1/predict", {"inputs": ["fine", blank]}),
+            ("/v1/generate", {"inputs": blank}),
+            ("/v1/generate", {"messages": [{"role": "user", "content": blank}]}),
+            ("/v1/chat/completions", {"messages": [{"role": "user", "content": blank}]}),
+            ("/v1/feedback", {"prediction_id": "p", "rating": 5, "preferred_output": blank}),
+            ("/v1/feedback", {"prediction_id": "p", "rating": 5, "label": blank}),
+        ]:
+            answer = client.post(path, json=body)
+            assert answer.status_code == 422, (path, body, answer.text)
