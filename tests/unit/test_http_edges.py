@@ -148,3 +148,15 @@ def test_texts_of_only_zero_width_or_control_characters_are_blank_422_everywhere
         ]:
             answer = client.post(path, json=body)
             assert answer.status_code == 422, (path, body, answer.text)
+
+
+def test_head_answers_on_health_readiness_and_metrics_without_a_body(serve: Client) -> None:
+    client = open_mode(serve)
+    for path in ("/healthz", "/readyz", "/metrics"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+    operations = client.get("/openapi.json").json()["paths"]["/readyz"]
+    assert set(operations) == {"get", "head"}
+    assert operations["get"]["operationId"] != operations["head"]["operationId"]
