@@ -128,6 +128,9 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         default_response_class=JSON,
+        # Starlette's slash redirects build an absolute URL from the Host header, so a forged Host
+        # would send clients elsewhere; every path is exact instead (404 with a trailing slash).
+        redirect_slashes=False,
         description="Predictions, feedback and the loop that keeps the model good.",
     )
     app.state.settings = settings

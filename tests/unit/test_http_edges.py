@@ -160,3 +160,12 @@ def test_head_answers_on_health_readiness_and_metrics_without_a_body(serve: Clie
     operations = client.get("/openapi.json").json()["paths"]["/readyz"]
     assert set(operations) == {"get", "head"}
     assert operations["get"]["operationId"] != operations["head"]["operationId"]
+
+
+def test_no_redirect_takes_its_host_from_a_forged_host_header(serve: Client) -> None:
+    client = open_mode(serve)
+    forged = {"Host": "evil.example"}
+    for method, path in [("GET", "/healthz/"), ("GET", "/v1/models/"), ("POST", "/v1/predict/")]:
+        answer = client.request(method, path, headers=forged, follow_redirects=False)
+        assert answer.status_code == 404, (path, answer.status_code)
+        assert "location" not in answer.headers
