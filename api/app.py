@@ -13,8 +13,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from api.auth import KeyTable
-from api.errors import STORE_UNAVAILABLE, store_unavailable_handler, validation_handler
-from api.middleware import BodyLimit, HttpMetrics
+from api.errors import (
+    STORE_UNAVAILABLE,
+    internal_error_handler,
+    store_unavailable_handler,
+    validation_handler,
+)
+from api.middleware import BodyLimit, HttpMetrics, RequestId
 from api.predlog import PredictionLog
 from api.ratelimit import RateLimiter
 from api.redis_buckets import make_buckets
@@ -136,10 +141,12 @@ def create_app(
     app.state.settings = settings
     app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, store_unavailable_handler)
     for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(HttpMetrics)
+    app.add_middleware(RequestId)  # outermost: every answer and every log line has the id
     return app

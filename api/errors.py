@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.responses import JSON
+from core.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -62,3 +63,11 @@ async def store_unavailable_handler(request: Request, exc: Exception) -> JSON:
     log.warning("store unavailable (%s): %s", type(reason).__name__, str(reason).splitlines()[0])
     retry = str(request.app.state.settings.api.retry_after_seconds)
     return JSON({"detail": "store unavailable"}, status_code=503, headers={"Retry-After": retry})
+
+
+async def internal_error_handler(_request: Request, _exc: Exception) -> JSON:
+    """A bug's 500 as JSON, naming the request id (the server logs the traceback under it)."""
+    # Starlette answers it outside every middleware, so the id header is added here.
+    request_id = REQUEST_ID.get()
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return JSON({"detail": "internal server error"}, status_code=500, headers=headers)

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: the request body limit (413) and HTTP metrics.
+"""Pure ASGI middleware: request ids, the request body limit (413) and HTTP metrics.
 
 A client that goes away before its body is read is recorded as status 499 (nginx's "client
 closed request") and answered nothing: it is no server error, so it must not feed the 5xx alert.
@@ -9,7 +9,9 @@ Inside the body limit, `POST /v1/predict` goes straight to the route's bare ASGI
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -19,6 +21,45 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import metrics
 from api.routes.predict import PATH as PREDICT_PATH
 from api.routes.predict import predict_asgi
+from core.logs import REQUEST_ID
+
+REQUEST_ID_HEADER = b"x-request-id"
+# What a proxy or client may name a request by: a token that cannot break a log line or a header.
+SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestId:
+    """Give every request an id: the client's `X-Request-ID` if it is a sane token, else a new one.
+
+    The answer carries it in `X-Request-ID`, and `core.logs.REQUEST_ID` holds it for the logs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _given_id(scope["headers"]) or uuid.uuid4().hex
+        # Not reset on the way out: the server runs each request in a task of its own, whose
+        # context ends with it, and its error log for a failed request is written after we return.
+        REQUEST_ID.set(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _given_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            return value.decode() if SANE_REQUEST_ID.fullmatch(value) else None
+    return None
 
 
 class BodyTooLarge(Exception):

@@ -317,6 +317,12 @@ class Settings(ComponentSettings):
         "auto", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda:N`."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    # Rule: production logs go to a collector that parses JSON; a developer's terminal is read.
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="`json`: one object per line (time, level, logger, message, request_id); "
+        "`text`: plain lines; `auto`: json in production, text otherwise.",
+    )
 
     api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     retrain: RetrainSettings = Field(default_factory=lambda: RetrainSettings())
@@ -371,6 +377,11 @@ class Settings(ComponentSettings):
         """The artifact directory, derived from home when unset."""
         assert self.artifact_dir is not None
         return self.artifact_dir
+
+    @property
+    def log_json(self) -> bool:
+        """Whether logs are JSON lines (see `log_format`)."""
+        return self.log_format == "json" or (self.log_format == "auto" and self.env == "production")
 
     @property
     def token(self) -> str | None:

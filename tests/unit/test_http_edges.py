@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.deps import get_db, get_registry
+from core.logs import log_handler
 from core.registry import Registry
 from core.store.db import Database
 from tests.unit.conftest import ADMIN_TOKEN, Client
@@ -169,3 +173,59 @@ def test_no_redirect_takes_its_host_from_a_forged_host_header(serve: Client) -> 
         answer = client.request(method, path, headers=forged, follow_redirects=False)
         assert answer.status_code == 404, (path, answer.status_code)
         assert "location" not in answer.headers
+
+
+def test_every_answer_carries_a_request_id_the_clients_when_sane_else_a_new_one(
+    serve: Client,
+) -> None:
+    client = open_mode(serve, max_body_bytes=1024)
+    given = "req-1:abc.DEF_2/3=+@"
+    for method, path, body in [
+        ("GET", "/healthz", None),
+        ("POST", "/v1/predict", {"inputs": "fine"}),  # the fast path
+        ("POST", "/v1/predict", {"inputs": ""}),  # 422
+        ("POST", "/v1/feedback", {"prediction_id": "x" * 2000, "rating": 5}),  # 413
+        ("GET", "/nowhere", None),  # 404
+    ]:
+        echoed = client.request(method, path, json=body, headers={"X-Request-ID": given})
+        assert echoed.headers["X-Request-ID"] == given, path
+        made = {client.request(method, path, json=body).headers["X-Request-ID"] for _ in "ab"}
+        assert len(made) == 2 and all(len(m) == 32 for m in made), path
+    for insane in ("x" * 129, "two words", "a;b", "<script>"):
+        answer = client.get("/healthz", headers={"X-Request-ID": insane})
+        assert answer.headers["X-Request-ID"] != insane
+        assert len(answer.headers["X-Request-ID"]) == 32
+    app = client.app
+    assert isinstance(app, FastAPI)
+    app.dependency_overrides[get_db] = lambda: None  # a bug: the route fails with a 500
+    failing = TestClient(app, raise_server_exceptions=False)
+    answer = failing.post(
+        "/v1/feedback", json={"prediction_id": "p", "rating": 5}, headers={"X-Request-ID": given}
+    )
+    assert answer.status_code == 500 and answer.json() == {"detail": "internal server error"}
+    assert answer.headers["X-Request-ID"] == given
+
+
+def test_log_lines_are_json_objects_naming_the_request_they_were_written_in(
+    serve: Client, tmp_path: Path
+) -> None:
+    client = open_mode(serve)
+    app = client.app
+    assert isinstance(app, FastAPI)
+    app.dependency_overrides[get_db] = lambda: _down_store("sqlite", tmp_path)  # it logs why
+    lines = io.StringIO()
+    handler = log_handler(json_lines=True, stream=lines)
+    logger = logging.getLogger("api")
+    logger.addHandler(handler)
+    try:
+        client.post(
+            "/v1/feedback", json={"prediction_id": "p", "rating": 5}, headers={"X-Request-ID": "r1"}
+        )
+        logger.warning("outside any request")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in lines.getvalue().splitlines())
+    assert inside["request_id"] == "r1" and inside["logger"] == "api.errors"
+    assert inside["level"] == "WARNING" and "store unavailable" in inside["message"]
+    assert set(inside) == {"time", "level", "logger", "message", "request_id"}
+    assert "request_id" not in outside and outside["message"] == "outside any request"
