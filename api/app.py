@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.middleware.cors import CORSMiddleware
 
 from api.auth import KeyTable
 from api.errors import (
@@ -32,7 +33,7 @@ from core.queue import make_celery
 from core.registry import Registry, VersionInfo
 from core.runtime.predictor import Predictor, load_predictor
 from core.runtime.textgen import load_generation
-from core.settings import Settings
+from core.settings import Settings, split_list
 from core.store.db import Database
 from core.store.keys import active_keys
 from core.store.predictions import insert_predictions
@@ -71,6 +72,21 @@ def default_loader(settings: Settings) -> Loader:
         )
 
     return load
+
+
+def allow_cors(app: FastAPI, origins: list[str]) -> None:
+    """Let browser pages of `origins` call the api; none: no CORS middleware at all."""
+    if not origins:
+        return
+    # Keys travel in Authorization, never in cookies: no credentials mode is needed.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "HEAD", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
 
 
 def create_app(
@@ -147,6 +163,7 @@ def create_app(
     for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    allow_cors(app, split_list(settings.api.cors_origins))
     app.add_middleware(HttpMetrics)
     app.add_middleware(RequestId)  # outermost: every answer and every log line has the id
     return app

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from api.deps import get_db, get_registry
 from core.logs import log_handler
 from core.registry import Registry
+from core.settings import ApiSettings
 from core.store.db import Database
 from tests.unit.conftest import ADMIN_TOKEN, Client
 
@@ -229,3 +231,36 @@ def test_log_lines_are_json_objects_naming_the_request_they_were_written_in(
     assert inside["level"] == "WARNING" and "store unavailable" in inside["message"]
     assert set(inside) == {"time", "level", "logger", "message", "request_id"}
     assert "request_id" not in outside and outside["message"] == "outside any request"
+
+
+def test_cors_is_off_by_default_and_allows_exactly_the_origins_set(serve: Client) -> None:
+    app_origin, other = "https://app.example.com", "https://evil.example"
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+
+    def ask(client: TestClient, origin: str) -> tuple[Any, Any]:
+        options = client.options("/v1/predict", headers={"Origin": origin, **preflight})
+        simple = client.post("/v1/predict", json={"inputs": "fine"}, headers={"Origin": origin})
+        return options, simple
+
+    for answer in ask(open_mode(serve), app_origin):
+        assert "access-control-allow-origin" not in answer.headers
+    options, simple = ask(
+        open_mode(serve, cors_origins=f"{app_origin}, http://localhost:3000"), app_origin
+    )
+    assert options.status_code == 200
+    assert options.headers["access-control-allow-origin"] == app_origin
+    assert "authorization" in options.headers["access-control-allow-headers"].lower()
+    assert simple.status_code == 200 and simple.headers["access-control-allow-origin"] == app_origin
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    refused, simple = ask(open_mode(serve, cors_origins=app_origin), other)
+    assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+    assert "access-control-allow-origin" not in simple.headers
+
+
+@pytest.mark.parametrize("origin", ["https://app.example.com/", "app.example.com", "https://a/b"])
+def test_a_cors_origin_with_a_path_or_without_a_scheme_is_refused(origin: str) -> None:
+    with pytest.raises(ValidationError, match="scheme://host"):
+        ApiSettings(cors_origins=f"http://localhost:3000,{origin}")
