@@ -11,11 +11,17 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.middleware.cors import CORSMiddleware
 
 from api.auth import KeyTable
 from api.docs import serve_docs
-from api.errors import validation_handler
-from api.middleware import BodyLimit, HttpMetrics
+from api.errors import (
+    STORE_UNAVAILABLE,
+    internal_error_handler,
+    store_unavailable_handler,
+    validation_handler,
+)
+from api.middleware import BodyLimit, HttpMetrics, RequestId
 from api.predlog import PredictionLog
 from api.ratelimit import RateLimiter
 from api.redis_buckets import make_buckets
@@ -28,7 +34,7 @@ from core.queue import make_celery
 from core.registry import Registry, VersionInfo
 from core.runtime.predictor import Predictor, load_predictor
 from core.runtime.textgen import load_generation
-from core.settings import Settings
+from core.settings import Settings, split_list
 from core.store.db import Database
 from core.store.keys import active_keys
 from core.store.predictions import insert_predictions
@@ -67,6 +73,21 @@ def default_loader(settings: Settings) -> Loader:
         )
 
     return load
+
+
+def allow_cors(app: FastAPI, origins: list[str]) -> None:
+    """Let browser pages of `origins` call the api; none: no CORS middleware at all."""
+    if not origins:
+        return
+    # Keys travel in Authorization, never in cookies: no credentials mode is needed.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "HEAD", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
 
 
 def create_app(
@@ -129,6 +150,9 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         default_response_class=JSON,
+        # Starlette's slash redirects build an absolute URL from the Host header, so a forged Host
+        # would send clients elsewhere; every path is exact instead (404 with a trailing slash).
+        redirect_slashes=False,
         description="Predictions, feedback and the loop that keeps the model good.",
         docs_url=None,  # served by serve_docs, from local assets
         redoc_url=None,
@@ -136,9 +160,14 @@ def create_app(
     app.state.settings = settings
     app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
+    for error in STORE_UNAVAILABLE:
+        app.add_exception_handler(error, store_unavailable_handler)
     for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
         app.include_router(module.router)
     serve_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    allow_cors(app, split_list(settings.api.cors_origins))
     app.add_middleware(HttpMetrics)
+    app.add_middleware(RequestId)  # outermost: every answer and every log line has the id
     return app

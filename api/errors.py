@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.responses import JSON
+from core.logs import REQUEST_ID
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+# The store cannot be reached or used right now (refused, dropped, locked, unreadable, pool
+# exhausted): a retry later may work, so it is a 503, not a 500. Other database errors are bugs.
+STORE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def clean_errors(errors: list[Any]) -> list[dict[str, Any]]:
@@ -46,3 +54,20 @@ async def validation_handler(_request: Request, exc: Exception) -> JSON:
     """FastAPI's own validation errors (path, query, header), without the input echoed."""
     assert isinstance(exc, RequestValidationError)
     return JSON({"detail": clean_errors(list(exc.errors()))}, status_code=422)
+
+
+async def store_unavailable_handler(request: Request, exc: Exception) -> JSON:
+    """503 with Retry-After while the store is down; a normal answer keeps the connection open."""
+    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    # The driver's message, not SQLAlchemy's: that one quotes the statement and its parameters.
+    log.warning("store unavailable (%s): %s", type(reason).__name__, str(reason).splitlines()[0])
+    retry = str(request.app.state.settings.api.retry_after_seconds)
+    return JSON({"detail": "store unavailable"}, status_code=503, headers={"Retry-After": retry})
+
+
+async def internal_error_handler(_request: Request, _exc: Exception) -> JSON:
+    """A bug's 500 as JSON, naming the request id (the server logs the traceback under it)."""
+    # Starlette answers it outside every middleware, so the id header is added here.
+    request_id = REQUEST_ID.get()
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return JSON({"detail": "internal server error"}, status_code=500, headers=headers)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from api.schemas import Text
+from api.schemas import NonBlank, Text
 
 Role = Literal["system", "user", "assistant"]
 # OpenAI's newer name for the system role; tool and function messages have no meaning here.
@@ -17,7 +17,7 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    content: Text = Field(min_length=1, max_length=100_000)
+    content: NonBlank = Field(min_length=1, max_length=100_000)
 
 
 class Sampled(BaseModel):

@@ -1,4 +1,7 @@
-"""Pure ASGI middleware: the request body limit (413) and HTTP metrics.
+"""Pure ASGI middleware: request ids, the request body limit (413) and HTTP metrics.
+
+A client that goes away before its body is read is recorded as status 499 (nginx's "client
+closed request") and answered nothing: it is no server error, so it must not feed the 5xx alert.
 
 Inside the body limit, `POST /v1/predict` goes straight to the route's bare ASGI twin
 (`api.routes.predict.predict_asgi`); every other request goes on through FastAPI.
@@ -6,15 +9,57 @@ Inside the body limit, `POST /v1/predict` goes straight to the route's bare ASGI
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
 from api.routes.predict import PATH as PREDICT_PATH
 from api.routes.predict import predict_asgi
+from core.logs import REQUEST_ID
+
+REQUEST_ID_HEADER = b"x-request-id"
+# What a proxy or client may name a request by: a token that cannot break a log line or a header.
+SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestId:
+    """Give every request an id: the client's `X-Request-ID` if it is a sane token, else a new one.
+
+    The answer carries it in `X-Request-ID`, and `core.logs.REQUEST_ID` holds it for the logs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _given_id(scope["headers"]) or uuid.uuid4().hex
+        # Not reset on the way out: the server runs each request in a task of its own, whose
+        # context ends with it, and its error log for a failed request is written after we return.
+        REQUEST_ID.set(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _given_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            return value.decode() if SANE_REQUEST_ID.fullmatch(value) else None
+    return None
 
 
 class BodyTooLarge(Exception):
@@ -75,6 +120,9 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+CLIENT_CLOSED = 499
+
+
 class HttpMetrics:
     """Count requests and time them by route template (low cardinality), method and status."""
 
@@ -97,6 +145,8 @@ class HttpMetrics:
 
         try:
             await self.app(scope, receive, send_status)
+        except ClientDisconnect:  # nobody to answer; no traceback either
+            status = CLIENT_CLOSED
         finally:
             elapsed = time.perf_counter() - started
             key = (_route(scope), scope["method"], status)

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+# What shows nothing: controls (Cc), format characters (Cf: zero-width space and joiners, BOM,
+# bidi marks, soft hyphen), separators (Z*), and the fillers and selectors Unicode marks as
+# default-ignorable although their category is a letter or a mark.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+FILLERS = frozenset("\u034f\u115f\u1160\u3164\uffa0" + "".join(map(chr, range(0xFE00, 0xFE10))))
+
+
+def is_blank(text: str) -> bool:
+    """True when a text shows nothing: only whitespace, control or zero-width characters."""
+    # all() stops at the first visible character: a normal text costs one lookup.
+    return all(
+        ch.isspace() or ch in FILLERS or unicodedata.category(ch) in INVISIBLE_CATEGORIES
+        for ch in text
+    )
 
 
 def _no_nul(value: str) -> str:
@@ -13,7 +29,14 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _not_blank(value: str) -> str:
+    if is_blank(value):
+        raise ValueError("text must not be empty or only invisible characters")
+    return value
+
+
 Text = Annotated[StrictStr, AfterValidator(_no_nul)]
+NonBlank = Annotated[Text, AfterValidator(_not_blank)]
 
 
 class PredictRequest(BaseModel):
@@ -47,10 +70,10 @@ class FeedbackRequest(BaseModel):
 
     prediction_id: Text = Field(min_length=1, max_length=64)
     rating: StrictInt = Field(ge=1, le=5, description="1-5; thumbs up = 5, thumbs down = 1.")
-    label: Text | None = Field(
+    label: NonBlank | None = Field(
         None, min_length=1, max_length=128, description="The corrected label."
     )
-    preferred_output: Text | None = Field(
+    preferred_output: NonBlank | None = Field(
         None, max_length=10_000, description="A better output (generation)."
     )
     comment: Text | None = Field(None, max_length=2_000)

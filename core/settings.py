@@ -5,6 +5,7 @@ Nothing here runs at import: `get_settings()` reads the environment when it is c
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -16,6 +17,14 @@ T = TypeVar("T")
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "admin", "password", "token"}
+
+
+ORIGIN = re.compile(r"https?://[^/\s,]+")
+
+
+def split_list(value: str) -> list[str]:
+    """A comma-separated setting's items, blanks left out."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 # Matrix-product precision in training (see RetrainSettings.precision).
@@ -88,6 +97,20 @@ class ApiSettings(ComponentSettings):
     key_refresh_seconds: float = Field(
         2.0, gt=0.0, le=5.0, description="How often the api rereads the API key table."
     )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins (`https://app.example.com`, or `*`) whose browser "
+        "pages may call the api (CORS); empty: no CORS, browsers allow only same-origin calls.",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in split_list(value):
+            # A browser's Origin header is scheme://host[:port] exactly: a path never matches.
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
+        return value
 
 
 class RetrainSettings(ComponentSettings):
@@ -317,6 +340,12 @@ class Settings(ComponentSettings):
         "auto", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda:N`."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    # Rule: production logs go to a collector that parses JSON; a developer's terminal is read.
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="`json`: one object per line (time, level, logger, message, request_id); "
+        "`text`: plain lines; `auto`: json in production, text otherwise.",
+    )
 
     api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     retrain: RetrainSettings = Field(default_factory=lambda: RetrainSettings())
@@ -371,6 +400,11 @@ class Settings(ComponentSettings):
         """The artifact directory, derived from home when unset."""
         assert self.artifact_dir is not None
         return self.artifact_dir
+
+    @property
+    def log_json(self) -> bool:
+        """Whether logs are JSON lines (see `log_format`)."""
+        return self.log_format == "json" or (self.log_format == "auto" and self.env == "production")
 
     @property
     def token(self) -> str | None:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import gc
 import ipaddress
-import logging
 import os
 import shutil
 
 from fastapi import FastAPI
 
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 
 def configure(settings: Settings) -> None:
     """Process-wide set-up for serving: logging and the torch thread budget."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, json_lines=settings.log_json)
     if settings.api.torch_threads:
         import torch
 
@@ -61,6 +59,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     """Serve until interrupted; several workers share metrics through a multiprocess dir."""
     import uvicorn
 
+    # uvicorn's own lines in this process in our format (without `configure`'s torch import)
+    configure_logging(settings.log_level, json_lines=settings.log_json)
     if workers > 1:
         metrics_dir = settings.home / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -75,6 +75,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=None,  # keep `configure`'s handler: uvicorn's config would replace it
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )

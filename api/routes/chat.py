@@ -20,6 +20,7 @@ from api.genschemas import OPENAI_ROLES, ChatCompletion, ChatCompletionRequest
 from api.ratelimit import RESPONSES
 from api.responses import JSON
 from api.routes.generate import event_stream, sampling_of, sse, start, wait_all
+from api.schemas import is_blank
 from core.runtime.generator import Message
 
 router = APIRouter(tags=["generate"], dependencies=[Predicting], responses=RESPONSES)
@@ -40,7 +41,7 @@ def _messages(body: ChatCompletionRequest, max_chars: int) -> list[Message]:
         if role is None:
             raise unprocessable(f"messages[{i}].role {m.role!r} is not one of {list(OPENAI_ROLES)}")
         content = m.text()
-        if not content.strip():
+        if is_blank(content):
             raise unprocessable(f"messages[{i}].content is empty")
         if len(content) > max_chars:
             raise unprocessable(f"messages[{i}].content is longer than {max_chars} characters")

@@ -57,10 +57,8 @@ async def feedback(
         )
     except PredictionNotFound:
         raise HTTPException(status_code=404, detail="unknown prediction_id") from None
-    except (InvalidLabel, WrongFeedbackKind) as exc:
+    except (InvalidLabel, WrongFeedbackKind, IdempotencyConflict) as exc:
         raise unprocessable(str(exc)) from None
-    except IdempotencyConflict as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
     if not receipt.replayed:
         metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
         metrics.FEEDBACK_RATING.labels(model_version=receipt.model_version).observe(body.rating)

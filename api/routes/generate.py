@@ -22,6 +22,7 @@ from api.generation import CANCELLED, Handle
 from api.genschemas import GenerateRequest, GenerateResponse
 from api.ratelimit import RESPONSES
 from api.responses import JSON
+from api.schemas import is_blank
 from api.serving import Serving, WrongTask
 from core.runtime.engine import Sampling
 from core.runtime.generator import Message
@@ -202,7 +203,7 @@ async def generate(request: Request, caller: PredictCaller) -> Any:
         raise unprocessable(f"at most {settings.api.max_inputs} inputs per request")
     if body.stream and len(prompts) > 1:
         raise unprocessable("stream takes one prompt")
-    if any(len(p) > settings.api.max_chars or not p.strip() for p in prompts):
+    if any(len(p) > settings.api.max_chars or is_blank(p) for p in prompts):
         raise unprocessable(f"inputs must be non-blank and at most {settings.api.max_chars} chars")
     sampling = sampling_of(
         settings,

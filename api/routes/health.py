@@ -1,4 +1,8 @@
-"""Health, readiness and metrics."""
+"""Health, readiness and metrics; each answers HEAD too (load balancers and uptime checks use it).
+
+A second decorator, not `methods=["GET", "HEAD"]`: one route per method keeps OpenAPI's
+operation ids distinct.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
+@router.head("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
+@router.head("/readyz")
 async def readyz(serving: ServingDep) -> JSON:
     """200 once a model is loaded, else 503."""
     if not serving.ready:
@@ -27,6 +33,7 @@ async def readyz(serving: ServingDep) -> JSON:
 
 
 @router.get("/metrics")
+@router.head("/metrics")
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus exposition: this process's metrics and those read from the store."""
     body, content_type = await run_in_threadpool(metrics.render, request.app.state.store_metrics)

@@ -20,7 +20,7 @@ from api.deps import PredictCaller, Predicting
 from api.errors import clean_errors, unprocessable
 from api.ratelimit import RESPONSES, RateLimiter, admit
 from api.responses import JSON
-from api.schemas import PredictRequest, PredictResponse
+from api.schemas import PredictRequest, PredictResponse, is_blank
 from api.serving import Serving, WrongTask
 from core.keys import Scope as KeyScope
 from core.settings import Settings
@@ -43,8 +43,8 @@ def check_texts(texts: list[str], *, max_inputs: int, max_chars: int) -> None:
     if len(texts) > max_inputs:
         raise unprocessable(f"at most {max_inputs} inputs per request")
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise unprocessable(f"inputs[{i}] is empty or whitespace")
+        if is_blank(text):
+            raise unprocessable(f"inputs[{i}] is empty or only invisible characters")
         if len(text) > max_chars:
             raise unprocessable(f"inputs[{i}] is longer than {max_chars} characters")
 

@@ -30,7 +30,7 @@ class WrongFeedbackKind(ValueError):
 
 
 class IdempotencyConflict(ValueError):
-    """The idempotency key was used before for another feedback."""
+    """The idempotency key was used before with another body."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,19 @@ def submit_feedback(
     allow_new_labels: bool = False,
     key_name: str | None = None,
 ) -> FeedbackReceipt:
-    """Validate feedback against its prediction and commit it; a replayed key gets the first id."""
+    """Validate feedback against its prediction and commit it; a replayed key gets the first id.
+
+    A key given again with another body raises IdempotencyConflict: the second body would be lost.
+    """
+    given = {
+        "prediction_id": prediction_id,
+        "rating": rating,
+        "label": label,
+        "preferred_output": preferred_output,
+        "comment": comment,
+    }
     if idempotency_key:
-        replay = _replay(db, idempotency_key, prediction_id)
+        replay = _replay(db, idempotency_key, given)
         if replay is not None:
             return replay
     with db.session() as session:
@@ -133,7 +143,7 @@ def submit_feedback(
             session.add(row)
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its id.
-        replay = _replay(db, idempotency_key, prediction_id) if idempotency_key else None
+        replay = _replay(db, idempotency_key, given) if idempotency_key else None
         if replay is None:
             raise
         return replay
@@ -150,17 +160,23 @@ def _check_kind(task: str, *, label: str | None, preferred_output: str | None) -
         raise WrongFeedbackKind("a classification takes label, not preferred_output")
 
 
-def _replay(db: Database, key: str, prediction_id: str) -> FeedbackReceipt | None:
+def _replay(db: Database, key: str, given: dict[str, Any]) -> FeedbackReceipt | None:
+    """The feedback first stored under `key`, if its body was `given`.
+
+    The stored row holds every field of the body, so comparing them field by field is exact
+    (and needs no hash column): same body, same answer; any field different is a conflict.
+    """
+    columns = [getattr(Feedback, name) for name in given]
     with db.session() as session:
         found = session.execute(
-            select(Feedback.id, Feedback.prediction_id, Prediction.model_version)
+            select(Feedback.id, Prediction.model_version, *columns)
             .join(Prediction, Prediction.id == Feedback.prediction_id)
             .where(Feedback.idempotency_key == key)
         ).first()
     if found is None:
         return None
-    if found.prediction_id != prediction_id:
-        raise IdempotencyConflict("Idempotency-Key was already used for another prediction")
+    if any(getattr(found, name) != value for name, value in given.items()):
+        raise IdempotencyConflict("Idempotency-Key was already used with a different body")
     return FeedbackReceipt(
         id=found.id,
         prediction_id=found.prediction_id,

@@ -128,3 +128,5 @@ def test_idempotency_key_replays_the_same_id_and_refuses_reuse(
     assert stored is not None and len(stored["feedback"]) == 1
     with pytest.raises(IdempotencyConflict):
         submit_feedback(db, prediction_id="p2", rating=5, idempotency_key="k")
+    with pytest.raises(IdempotencyConflict):  # same prediction, another body
+        submit_feedback(db, prediction_id="p1", rating=1, idempotency_key="k")

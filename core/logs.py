@@ -1,0 +1,64 @@
+"""Process logging: one JSON object per line, or plain text, each naming its request when in one.
+
+The api sets `REQUEST_ID` for each request; a filter on the one handler copies it onto every
+record, so a line logged anywhere during that request (uvicorn's own included) names it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+NO_REQUEST = "-"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+# uvicorn gives these handlers of their own unless told otherwise; ours should take their lines.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request's id (or `-` outside a request) on every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get() or NO_REQUEST
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """A record as one JSON object: time, level, logger, message, request_id, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", NO_REQUEST)
+        if request_id != NO_REQUEST:
+            entry["request_id"] = request_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def log_handler(*, json_lines: bool, stream: IO[str] | None = None) -> logging.Handler:
+    """A handler (stderr by default) that writes JSON lines or text, with the request id."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def configure_logging(level: str, *, json_lines: bool) -> None:
+    """Send every logger, the server's too, through one handler on the root logger."""
+    root = logging.getLogger()
+    root.handlers[:] = [log_handler(json_lines=json_lines)]
+    root.setLevel(level.upper())
+    for name in SERVER_LOGGERS:
+        server = logging.getLogger(name)
+        server.handlers.clear()
+        server.propagate = True
