@@ -118,10 +118,12 @@ class Requested:
         )
 
 
-def request_retrain(db: Database, app: Celery, *, trigger: RunTrigger | str) -> Requested:
-    """Queue a retrain run unless one is in flight; a broker that does not answer leaves the run
-    committed and queued (see `Requested`)."""
-    run, created = create_run(db, trigger=trigger)
+def request_retrain(
+    db: Database, app: Celery, *, trigger: RunTrigger | str, check_id: str | None = None
+) -> Requested:
+    """Queue a retrain run unless one is in flight (`check_id`: the monitor check that asks);
+    a broker that does not answer leaves the run committed and queued (see `Requested`)."""
+    run, created = create_run(db, trigger=trigger, check_id=check_id)
     if not created:
         return Requested(run, created=False, sent=False)
     try:

@@ -13,8 +13,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.states import VersionStatus
+from core.states import EventKind, VersionStatus
 from core.store.db import Database
+from core.store.events import MANUAL, Cause, champion_history, record_event
 from core.store.tables import ModelAlias, ModelVersion, utcnow
 
 # The alias the api serves (an alias name, which happens to spell the champion's status).
@@ -106,8 +107,11 @@ class Registry:
         dataset_hash: str | None = None,
         params: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
+        cause: Cause = MANUAL,
     ) -> VersionInfo:
-        """Give the staged artifact the next version; the rename makes it appear atomically."""
+        """Give the staged artifact the next version; the rename makes it appear atomically.
+
+        The `registered` event commits with the row, naming `cause` (a run's, or the CLI's)."""
         for _ in range(10):
             with self.db.session() as session:
                 number = (session.scalar(select(func.max(ModelVersion.number))) or 0) + 1
@@ -131,6 +135,11 @@ class Registry:
                 with self.db.session() as session:
                     session.add(row)
                     session.flush()
+                    champion = session.get(ModelAlias, CHAMPION)
+                    previous = champion.version if champion else None
+                    record_event(
+                        session, EventKind.REGISTERED, version, previous=previous, cause=cause
+                    )
                     if final.exists():  # left by a crash between rename and commit
                         shutil.rmtree(final)
                     staged.rename(final)
@@ -182,18 +191,39 @@ class Registry:
             raise VersionNotFound(version)
         row.status = status
 
-    def promote(self, version: str) -> VersionInfo:
-        """Point the champion alias at `version`, in one transaction."""
+    def promote(self, version: str, *, cause: Cause = MANUAL) -> VersionInfo:
+        """Point the champion alias at `version`, in one transaction with its event."""
         with self.db.session() as session:
-            return flip_champion(session, version)
+            return flip_champion(session, version, cause=cause)
 
-    def rollback(self) -> VersionInfo:
-        """Point the champion alias back at the version it pointed at before."""
+    def rollback_target(self) -> str:
+        """The champion before the current one in the event history; NoChampion if none."""
         with self.db.session() as session:
-            alias = session.get(ModelAlias, CHAMPION)
-            if alias is None or alias.previous is None:
-                raise NoChampion("no earlier champion to roll back to")
-            return flip_champion(session, alias.previous)
+            return _rollback_target(session)
+
+    def rollback(self, *, cause: Cause = MANUAL, to: str | None = None) -> VersionInfo:
+        """Point the champion alias back at the champion before it in the event history.
+
+        `to`: the target the caller checked (it loads); NoChampion if the history moved since.
+        """
+        with self.db.session() as session:
+            session.get(ModelAlias, CHAMPION, with_for_update=True)  # one rollback at a time
+            target = _rollback_target(session)
+            if to is not None and to != target:
+                raise NoChampion(f"the champion changed meanwhile: {target} is now before it")
+            return flip_champion(session, target, cause=cause, kind=EventKind.ROLLED_BACK)
+
+
+def _rollback_target(session: Session) -> str:
+    alias = session.get(ModelAlias, CHAMPION)
+    if alias is None:
+        raise NoChampion("no champion yet: nothing to roll back")
+    history = champion_history(session)
+    if not history or history[-1] != alias.version:
+        history.append(alias.version)  # a champion flipped without an event (before 0004)
+    if len(history) < 2:
+        raise NoChampion(f"{alias.version} is the first champion: nothing to roll back to")
+    return history[-2]
 
 
 def pending_challenger(session: Session, parent: str) -> ModelVersion | None:
@@ -206,13 +236,21 @@ def pending_challenger(session: Session, parent: str) -> ModelVersion | None:
     ).first()
 
 
-def flip_champion(session: Session, version: str) -> VersionInfo:
-    """Point the champion alias at `version` inside the caller's transaction."""
+def flip_champion(
+    session: Session,
+    version: str,
+    *,
+    cause: Cause = MANUAL,
+    kind: EventKind = EventKind.PROMOTED,
+) -> VersionInfo:
+    """Point the champion alias at `version` inside the caller's transaction, with its event
+    (`kind`: a promotion, or a rollback)."""
     row = session.get(ModelVersion, version)
     if row is None:
         raise VersionNotFound(version)
     now = utcnow()
     alias = session.get(ModelAlias, CHAMPION, with_for_update=True)
+    record_event(session, kind, version, previous=alias.version if alias else None, cause=cause)
     if alias is None:
         session.add(ModelAlias(name=CHAMPION, version=version, previous=None, updated_at=now))
     elif alias.version != version:

@@ -56,3 +56,13 @@ class CheckDecision(StrEnum):
     NONE = "none"
     RETRAIN = "retrain"
     SKIPPED = "skipped"
+
+
+class EventKind(StrEnum):
+    """What happened to a model version (`model_event.kind`): the audit trail's verbs."""
+
+    REGISTERED = "registered"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    REJECTED = "rejected"  # by the gate of a retrain run
+    REFUSED = "refused"  # a promotion or rollback refused: the version's artifact does not load

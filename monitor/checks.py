@@ -24,9 +24,9 @@ from monitor.policy import Decision, PolicyOptions, decide
 from monitor.quality import Quality
 from monitor.report import save_snapshot
 
-# Starts a retrain by task name: (trigger) -> None. The composition root wires it to Celery.
-# Named apart from the policy's trigger kind (`RunTrigger`), which it is called with.
-StartRetrain = Callable[[RunTrigger], object]
+# Starts a retrain by task name: (trigger, check id) -> None. The composition root wires it to
+# Celery. Named apart from the policy's trigger kind (`RunTrigger`), which it is called with.
+StartRetrain = Callable[[RunTrigger, str], object]
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,9 @@ def store_check(
     decision: Decision,
     no_drift: str = "",
 ) -> dict[str, Any]:
-    """Store a check that judged a window; without `drift`, `no_drift` says why none was run."""
+    """Store a check that judged a window, then start the retrain its decision calls for (the
+    run records the check, so the check is stored first); without `drift`, `no_drift` says why
+    none was run."""
     check_id = str(uuid.uuid4())
     report = None
     if drift is not None:
@@ -137,6 +139,8 @@ def store_check(
         duration_seconds=time.perf_counter() - started,
     )
     _apply_retention(ctx)
+    if decision.decision == CheckDecision.RETRAIN and decision.trigger:
+        ctx.start_retrain(decision.trigger, check_id)
     return check
 
 

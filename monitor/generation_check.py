@@ -15,7 +15,6 @@ from typing import Any
 
 from core.registry import VersionInfo
 from core.settings import options_from
-from core.states import CheckDecision
 from core.store.monitoring import stream_window, window_feedback
 from monitor.checks import Context, decide_check, quality_dict, store_check, store_skipped
 from monitor.drift import DriftOptions, DriftResult, run_drift
@@ -69,8 +68,6 @@ def run(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any]:
         estimated=None,
         new_labeled=_new_preferred,
     )
-    if decision.decision == CheckDecision.RETRAIN and decision.trigger:
-        ctx.start_retrain(decision.trigger)
     outputs = output_figures(describe_outputs([output_of(r["output"]) for r in rows]))
     window = {
         "task": champion.task,

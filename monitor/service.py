@@ -15,7 +15,6 @@ import numpy as np
 
 from core.registry import VersionInfo
 from core.settings import options_from
-from core.states import CheckDecision
 from core.store.db import Database
 from core.store.monitoring import stream_window, window_feedback
 from monitor import generation_check
@@ -96,8 +95,6 @@ def run_check(ctx: Context) -> dict[str, Any]:
         estimated=estimated,
         new_labeled=_new_labeled,
     )
-    if decision.decision == CheckDecision.RETRAIN and decision.trigger:
-        ctx.start_retrain(decision.trigger)
     window = {
         "size": len(current_rows),
         "reference_size": reference.size,

@@ -96,6 +96,7 @@ def train_candidate(
                 "train_seconds": result.seconds,
                 "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,
             },
+            cause=run.cause(f"trained by run {run.id}"),
         )
     finally:
         shutil.rmtree(staged, ignore_errors=True)

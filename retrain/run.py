@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from core.registry import PENDING, VersionInfo, flip_champion
 from core.settings import Settings
-from core.states import RunState, VersionStatus
-from core.store.runs import fail, finish, heartbeat, owned_run, update_run
+from core.states import EventKind, RunState, VersionStatus
+from core.store.events import POLICY, Cause, record_event
+from core.store.runs import fail, finish, get_run, heartbeat, owned_run, update_run
 from core.store.tables import RetrainRun
 from retrain.context import Context, LeaseLost, compact
 from retrain.gate import Verdict
@@ -67,6 +68,11 @@ class Run:
 
         return report
 
+    def cause(self, reason: str) -> Cause:
+        """The cause of a change this run makes outside its own transaction (a registration)."""
+        check_id = get_run(self.ctx.db, self.id)["check_id"]
+        return Cause(POLICY, reason, run_id=self.id, check_id=check_id)
+
     def update(self, **fields: Any) -> None:
         """Write fields of the run record, or raise `LeaseLost`."""
         if not update_run(self.ctx.db, self.id, owner=self.owner, **fields):
@@ -87,13 +93,14 @@ class Run:
         status: VersionStatus | None = None,
         *,
         figures: dict[str, Any] | None = None,
+        reason: str = "",
         **params: Any,
     ) -> None:
-        """Set `version`'s status and its gate `figures` (`version_figures`), either or both,
-        and add `params` to the run's record."""
+        """Set `version`'s status (for `reason`) and its gate `figures` (`version_figures`),
+        either or both, and add `params` to the run's record."""
         with self.owned() as (session, row):
             if status is not None:
-                self.ctx.registry.mark(session, version, status=status)
+                _judge(self.ctx, session, row, version, status, reason)
             if figures:
                 self.ctx.registry.update_metrics(session, version, figures)
             row.params = {**(row.params or {}), **params}
@@ -115,11 +122,12 @@ class Run:
         state = RunState.PROMOTED if verdict.promote else RunState.REJECTED
         status = PENDING if verdict.pending else VersionStatus.REJECTED
         scored = tested or candidate
+        reasons = "; ".join(verdict.reasons)
         with self.owned() as (session, row):
             if candidate is not None and verdict.promote:
-                flip_champion(session, candidate.version)
+                flip_champion(session, candidate.version, cause=_policy(row, reasons))
             elif candidate is not None:
-                self.ctx.registry.mark(session, candidate.version, status=status)
+                _judge(self.ctx, session, row, candidate.version, status, reasons)
             if scored is not None:
                 figures = version_figures(
                     metrics, run_id=self.id, champion=row.champion_version, **brief(verdict)
@@ -136,12 +144,29 @@ class Run:
         version = candidate.version if candidate else "(not trained)"
         if candidate is not None and not verdict.promote:
             version = f"{version} ({status})"
-        log.info("run %s %s %s: %s", self.id, state, version, "; ".join(verdict.reasons))
+        log.info("run %s %s %s: %s", self.id, state, version, reasons)
         return state
 
     def fail(self, error: str) -> bool:
         """Mark the run failed, unless the lease is another worker's now (then False)."""
         return fail(self.ctx.db, self.id, owner=self.owner, error=error)
+
+
+def _policy(row: RetrainRun, reason: str) -> Cause:
+    """The cause of a change a run's verdict makes: the policy, with the run and its check."""
+    return Cause(POLICY, reason, run_id=row.id, check_id=row.check_id)
+
+
+def _judge(
+    ctx: Context, session: Session, row: RetrainRun, version: str, status: VersionStatus, why: str
+) -> None:
+    """Set a version's status; a rejection is an event of the audit trail, with its reasons."""
+    ctx.registry.mark(session, version, status=status)
+    if status == VersionStatus.REJECTED:
+        cause = _policy(row, why or "rejected by the gate")
+        record_event(
+            session, EventKind.REJECTED, version, previous=row.champion_version, cause=cause
+        )
 
 
 def version_figures(

@@ -158,7 +158,10 @@ def _second_look(run: Run, data: RunData) -> RunState | None:
         return run.conclude(candidate, metrics, verdict, tested=pending)
     look = {"version": pending.version, **verdict.to_dict(), "metrics": compact(metrics)}
     figures = version_figures(metrics, run_id=run.id, champion=champion.version, **brief(verdict))
-    run.mark(pending.version, VersionStatus.REJECTED, figures=figures, second_look=look)
+    reason = f"second look: {'; '.join(verdict.reasons)}"
+    run.mark(
+        pending.version, VersionStatus.REJECTED, figures=figures, reason=reason, second_look=look
+    )
     log.info("run %s: %s rejected at its second look: %s", run.id, pending.version, verdict.reasons)
     return None
 
@@ -218,11 +221,11 @@ def _refit(
     record |= {"rows": len(dataset.train), "golden": scored["accuracy"]}
     record |= {"dataset_hash": dataset.hash, "dataset_path": str(snapshot)}
     run.mark(refit.version, figures=_refit_figures(run, data, tested, metrics, scored))
-    run.mark(loser.version, status, refit=record)
     line = (
         f"refit {refit.version} on every label ({len(dataset.train)} training rows): {check}: "
         f"{chosen.version} promoted"
     )
+    run.mark(loser.version, status, reason=line, refit=record)
     log.info("run %s: %s", run.id, line)
     return chosen, replace(verdict, reasons=[*verdict.reasons, line])
 

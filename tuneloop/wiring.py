@@ -34,7 +34,9 @@ def monitor_context(
         settings=settings,
         db=db,
         registry=registry_of(settings, db),
-        start_retrain=lambda trigger: request_retrain(db, queue, trigger=trigger),
+        start_retrain=lambda trigger, check_id: request_retrain(
+            db, queue, trigger=trigger, check_id=check_id
+        ),
     )
 
 

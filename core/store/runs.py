@@ -28,11 +28,16 @@ class RunNotFound(LookupError):
 
 
 def create_run(
-    db: Database, *, trigger: RunTrigger | str, params: dict[str, Any] | None = None
+    db: Database,
+    *,
+    trigger: RunTrigger | str,
+    params: dict[str, Any] | None = None,
+    check_id: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """A new queued run, or the run already in flight and False.
 
-    `trigger` is a `RunTrigger` (a plain string of the same value is stored the same)."""
+    `trigger` is a `RunTrigger` (a plain string of the same value is stored the same);
+    `check_id` the monitor check whose policy starts it."""
     row = RetrainRun(
         id=new_id(),
         trigger=trigger,
@@ -40,6 +45,7 @@ def create_run(
         active_slot=1,
         params=params or {},
         created_at=utcnow(),
+        check_id=check_id,
     )
     try:
         with db.session() as session:
@@ -48,7 +54,7 @@ def create_run(
     except IntegrityError:
         active = active_run(db)
         if active is None:  # finished between our insert and this read: try once more
-            return create_run(db, trigger=trigger, params=params)
+            return create_run(db, trigger=trigger, params=params, check_id=check_id)
         return active, False
 
 
@@ -210,6 +216,7 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "progress": row.progress,
         "loss": row.loss,
         "trigger": row.trigger,
+        "check_id": row.check_id,
         "version": row.version,
         "champion_version": row.champion_version,
         "metrics": row.metrics or {},
@@ -220,6 +227,7 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "error": row.error,
         "attempts": row.attempts,
         "dataset_hash": row.dataset_hash,
+        "dataset_path": row.dataset_path,
         "created_at": iso(row.created_at),
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),

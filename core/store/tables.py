@@ -1,4 +1,5 @@
-"""The store's tables (SQLAlchemy 2): predictions, feedback, versions, runs, checks, API keys."""
+"""The store's tables (SQLAlchemy 2): predictions, feedback, versions and their events, runs,
+checks, API keys."""
 
 from __future__ import annotations
 
@@ -120,6 +121,25 @@ class ModelAlias(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ModelEvent(Base):
+    """One change to the registry (the audit trail), written in the change's own transaction."""
+
+    __tablename__ = "model_event"
+
+    # An integer key: events of the same instant keep the order they were written in.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(32), index=True)
+    # The champion when the event happened (for a promotion or rollback: the one replaced).
+    previous: Mapped[str | None] = mapped_column(String(32))
+    # An API key's name, `admin-token`, `cli`, or `policy` for a retrain run's own decision.
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    check_id: Mapped[str | None] = mapped_column(String(36))
+
+
 class RetrainRun(Base):
     __tablename__ = "retrain_run"
 
@@ -144,6 +164,8 @@ class RetrainRun(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     verdict: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # The monitor check whose policy started the run (NULL for a manual run).
+    check_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class MonitorCheck(Base):

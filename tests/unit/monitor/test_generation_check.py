@@ -30,7 +30,9 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, 
         db, settings.artifacts, base_artifact, base_model="tiny", task="generation", labels=()
     )
     triggered: list[str] = []
-    return Context(settings, db, registry, triggered.append), triggered
+    return Context(
+        settings, db, registry, lambda trigger, _check: triggered.append(trigger)
+    ), triggered
 
 
 def generation(

@@ -30,7 +30,10 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, 
     registry = register_champion(db, settings.artifacts, base_artifact)
     triggered: list[str] = []
     return Context(
-        settings=settings, db=db, registry=registry, start_retrain=triggered.append
+        settings=settings,
+        db=db,
+        registry=registry,
+        start_retrain=lambda trigger, _check_id: triggered.append(trigger),
     ), triggered
 
 
@@ -114,6 +117,22 @@ def test_a_quality_floor_triggers_without_drift(ctx: tuple[Context, list[str]]) 
     check = run_check(context)
     assert check["quality"]["mean_rating"] == 1.0
     assert check["decision"] == "retrain" and triggered == ["quality"]
+
+
+def test_the_run_a_check_starts_records_the_check(ctx: tuple[Context, list[str]]) -> None:
+    context, _ = ctx
+    started: list[dict[str, object]] = []
+
+    def start(trigger: str, check_id: str) -> None:
+        started.append(create_run(context.db, trigger=trigger, check_id=check_id)[0])
+
+    context = replace(context, start_retrain=start)
+    serve(context, 150, seed=6)
+    serve(context, 150, seed=7, start=10, rating=1)
+    check = run_check(context)
+    assert check["decision"] == "retrain" and len(started) == 1
+    assert started[0]["check_id"] == check["id"] and started[0]["trigger"] == "quality"
+    assert get_check(context.db, check["id"]) is not None  # stored before the run names it
 
 
 def test_never_two_runs_in_flight(ctx: tuple[Context, list[str]]) -> None:
