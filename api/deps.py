@@ -81,4 +81,5 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 Admin = Depends(require_admin)
 Predicting = Depends(require_predict)
 PredictCaller = Annotated[Caller, Depends(require_predict)]
+AdminCaller = Annotated[Caller, Depends(require_admin)]
 FeedbackCaller = Annotated[Caller, Depends(require_feedback)]

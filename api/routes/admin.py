@@ -7,13 +7,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import RESPONSES
-from api.deps import Admin, DbDep, RegistryDep, ServingDep
+from api.auth import RESPONSES, Caller
+from api.deps import Admin, AdminCaller, DbDep, RegistryDep, ServingDep
 from api.responses import JSON
-from core.promotion import ArtifactBroken, promote_checked
+from core.lineage import lineage
+from core.promotion import ArtifactBroken, promote_checked, rollback_checked
 from core.queue import request_retrain
 from core.registry import NoChampion, VersionNotFound
 from core.states import RunTrigger
+from core.store.events import Cause
 from core.store.runs import RunNotFound, get_run, list_runs
 
 router = APIRouter(dependencies=[Admin], tags=["admin"], responses=RESPONSES)
@@ -54,10 +56,14 @@ async def retrain_run(run_id: str, db: DbDep) -> dict[str, Any]:
     "/v1/models/{version}/promote",
     responses={409: {"description": "The version's artifact does not load; nothing changed."}},
 )
-async def promote(version: str, registry: RegistryDep, serving: ServingDep) -> dict[str, Any]:
+async def promote(
+    version: str, registry: RegistryDep, serving: ServingDep, caller: AdminCaller
+) -> dict[str, Any]:
     """Make `version` the champion once it loads here; every replica swaps to it between batches."""
     try:
-        info = await run_in_threadpool(promote_checked, registry, version, load=serving.load)
+        info = await run_in_threadpool(
+            promote_checked, registry, version, load=serving.load, cause=_manual(caller)
+        )
     except VersionNotFound:
         raise HTTPException(status_code=404, detail="unknown version") from None
     except ArtifactBroken as exc:
@@ -65,11 +71,36 @@ async def promote(version: str, registry: RegistryDep, serving: ServingDep) -> d
     return info.to_dict()
 
 
-@router.post("/v1/models/rollback")
-async def rollback(registry: RegistryDep) -> dict[str, Any]:
-    """Point the champion back at the version it replaced."""
+@router.get("/v1/models/{version}/lineage")
+async def version_lineage(version: str, registry: RegistryDep) -> dict[str, Any]:
+    """Why `version` serves, what it was trained on, who decided: its run (trigger, monitor
+    check, data set, verdict), its events, and its parents up to the first version."""
     try:
-        info = await run_in_threadpool(registry.rollback)
-    except NoChampion as exc:
+        return await run_in_threadpool(lineage, registry, version)
+    except VersionNotFound:
+        raise HTTPException(status_code=404, detail="unknown version") from None
+
+
+@router.post(
+    "/v1/models/rollback",
+    responses={
+        409: {"description": "No earlier champion, or its artifact does not load; nothing changed."}
+    },
+)
+async def rollback(
+    registry: RegistryDep, serving: ServingDep, caller: AdminCaller
+) -> dict[str, Any]:
+    """Point the champion back at the one before it in the event history (repeated rollbacks
+    walk back), once that version loads here."""
+    try:
+        info = await run_in_threadpool(
+            rollback_checked, registry, load=serving.load, cause=_manual(caller)
+        )
+    except (NoChampion, ArtifactBroken) as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     return info.to_dict()
+
+
+def _manual(caller: Caller) -> Cause:
+    """A change asked for over HTTP: the caller's key name decides it."""
+    return Cause(caller.name or "open", "manual")

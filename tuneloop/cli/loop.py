@@ -16,6 +16,7 @@ from core.registry import NoChampion, VersionInfo, VersionNotFound
 from core.settings import Settings, get_settings
 from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
+from core.store.events import CLI, Cause
 from tuneloop.server import configure
 from tuneloop.wiring import registry_of
 
@@ -102,7 +103,7 @@ def _cancel(db: Database, run_id: str) -> None:
 
 @click.group()
 def models() -> None:
-    """Model versions: list, promote, rollback, register."""
+    """Model versions: list, promote, rollback, register, history."""
 
 
 @models.command("list")
@@ -134,14 +135,16 @@ def gate_figures(version: VersionInfo) -> str:
 
 @models.command("promote")
 @click.argument("version")
-def models_promote(version: str) -> None:
+@click.option("--reason", default="manual", show_default=True, help="Why, for the event log.")
+def models_promote(version: str, reason: str) -> None:
     """Make VERSION the champion, once its artifact loads."""
     from api.app import default_loader
     from core.promotion import ArtifactBroken, promote_checked
 
     settings = get_settings()
+    registry, load = registry_of(settings), default_loader(settings)
     try:
-        info = promote_checked(registry_of(settings), version, load=default_loader(settings))
+        info = promote_checked(registry, version, load=load, cause=Cause(CLI, reason))
     except VersionNotFound:
         raise click.ClickException(f"unknown version {version}") from None
     except ArtifactBroken as exc:
@@ -150,12 +153,21 @@ def models_promote(version: str) -> None:
 
 
 @models.command("rollback")
-def models_rollback() -> None:
-    """Point the champion back at the version it replaced."""
+@click.option("--reason", default="manual", show_default=True, help="Why, for the event log.")
+def models_rollback(reason: str) -> None:
+    """Point the champion back at the one before it in the event history, once it loads."""
+    from api.app import default_loader
+    from core.promotion import ArtifactBroken, rollback_checked
+
+    settings = get_settings()
+    registry, load = registry_of(settings), default_loader(settings)
     try:
-        click.echo(f"champion is now {registry_of(get_settings()).rollback().version}")
+        info = rollback_checked(registry, load=load, cause=Cause(CLI, reason))
     except NoChampion as exc:
         raise click.ClickException(str(exc)) from None
+    except ArtifactBroken as exc:
+        raise click.ClickException(f"not rolled back: {exc}") from None
+    click.echo(f"champion is now {info.version}")
 
 
 @models.command("register")

@@ -1,0 +1,36 @@
+"""`tuneloop models history`: the audit trail, newest first, one line an event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from core.settings import get_settings
+from core.store.db import Database
+from core.store.events import list_events
+
+
+@click.command("history")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--version", default=None, help="Only the events about this version.")
+def history(limit: int, version: str | None) -> None:
+    """Every registration, promotion, rollback, rejection and refusal: who decided and why."""
+    db = Database(get_settings().database_url)
+    try:
+        events = list_events(db, limit=limit, version=version)
+    finally:
+        db.dispose()
+    if not events:
+        click.echo("no events yet")
+    for event in events:
+        click.echo(event_line(event))
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """`2026-12-03 16:20:01  rolled_back  v2  (was v3)  by ops  run - check -: bad answers`."""
+    links = f"run {event['run_id'] or '-'} check {event['check_id'] or '-'}"
+    return (
+        f"{event['time'][:19].replace('T', ' ')}  {event['kind']:11}  {event['version']:6} "
+        f"(was {event['previous'] or '-'})  by {event['actor']}  {links}: {event['reason']}"
+    )
