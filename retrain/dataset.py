@@ -48,6 +48,7 @@ class _Vote:
     label: str
     at: datetime
     from_feedback: bool
+    feedback_id: str | None = None
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Dataset:
     stay in the lineage: the challenger's training rows are `train` plus `unused`.
     `from_feedback` holds the texts of the `train` rows that feedback labeled (the others are the
     champion's examples, replayed); training may weigh them more (`TrainArgs.feedback_repeats`).
+    `feedback_ids` maps a text to the ids of the feedback rows that voted its label (lineage:
+    what a version was trained and judged on, so a poisoned or erased row can be traced).
     """
 
     train: list[Row]
@@ -67,12 +70,15 @@ class Dataset:
     stats: dict[str, int] = field(default_factory=dict)
     unused: list[Row] = field(default_factory=list)
     from_feedback: frozenset[str] = frozenset()
+    feedback_ids: dict[str, list[str]] = field(default_factory=dict)
 
     def write_jsonl(self, path: Path) -> None:
-        """Write the snapshot, one `{"split", "text", "label", "feedback"}` a line, atomically.
+        """Write the snapshot, one `{"split", "text", "label", "feedback", "feedback_ids"}` a
+        line, atomically.
 
         `feedback` marks the rows that feedback labeled (every holdout row; the training rows
-        in `from_feedback`).
+        in `from_feedback`); `feedback_ids` lists the feedback rows behind each (none for a
+        replayed example).
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -80,7 +86,8 @@ class Dataset:
             for split, rows in (("train", self.train), ("holdout", self.holdout)):
                 for row in rows:
                     taught = split == "holdout" or row["text"] in self.from_feedback
-                    line = {"split": split, **row, "feedback": taught}
+                    ids = self.feedback_ids.get(row["text"], [])
+                    line = {"split": split, **row, "feedback": taught, "feedback_ids": ids}
                     f.write(json.dumps(line, ensure_ascii=False) + "\n")
         tmp.replace(path)
 
@@ -89,6 +96,7 @@ class Dataset:
         """Read a snapshot written by `write_jsonl` (so a retried run trains on the same data)."""
         splits: dict[str, list[Row]] = {"train": [], "holdout": []}
         taught: set[str] = set()
+        ids: dict[str, list[str]] = {}
         with path.open(encoding="utf-8") as f:
             for line in f:
                 if line.strip():
@@ -96,9 +104,13 @@ class Dataset:
                     splits[item["split"]].append(Row(text=item["text"], label=item["label"]))
                     if item["split"] == "train" and item.get("feedback"):
                         taught.add(item["text"])
+                    if item.get("feedback_ids"):
+                        ids[item["text"]] = list(item["feedback_ids"])
         train, holdout = splits["train"], splits["holdout"]
         digest = dataset_hash(train=train, holdout=holdout, labels=labels)
-        return cls(train, holdout, list(labels), digest, from_feedback=frozenset(taught))
+        return cls(
+            train, holdout, list(labels), digest, from_feedback=frozenset(taught), feedback_ids=ids
+        )
 
 
 def normalise_text(text: str, *, options: CleanOptions = CleanOptions()) -> str:
@@ -195,7 +207,14 @@ def build_dataset(
     stats.update(train=len(train), holdout=len(holdout), new_labels=len(all_labels) - len(labels))
     stats.update(replayed=replayed, not_replayed=len(left_out))
     digest = dataset_hash(train=train, holdout=holdout, labels=all_labels)
-    return Dataset(train, holdout, all_labels, digest, dict(stats), left_out, taught)
+    ids = {t: _feedback_ids(votes[t]) for t in [*rest, *holdout_texts] if t not in unused}
+    sources = {t: found for t, found in ids.items() if found}
+    return Dataset(train, holdout, all_labels, digest, dict(stats), left_out, taught, sources)
+
+
+def _feedback_ids(votes: list[_Vote]) -> list[str]:
+    """The feedback rows that voted on a text, whichever label won (each weighed in)."""
+    return [v.feedback_id for v in votes if v.feedback_id is not None]
 
 
 def _replay(
@@ -256,7 +275,8 @@ def _collect_feedback(
         if not text:  # text logging off: only a hash was stored
             stats["dropped_empty"] += 1
             continue
-        vote = _Vote(label, feedback_time(row.get("created_at")), from_feedback=True)
+        at, feedback_id = feedback_time(row.get("created_at")), row.get("id")
+        vote = _Vote(label, at, True, str(feedback_id) if feedback_id else None)
         votes.setdefault(text, []).append(vote)
 
 

@@ -79,7 +79,9 @@ class SftDataset:
 
     `unused` holds the champion's pairs this run does not replay; they stay in the lineage (the
     challenger's pairs are `train` plus `unused`). `from_feedback` holds the prompts of the
-    `train` pairs that feedback taught (the others are the champion's, replayed).
+    `train` pairs that feedback taught (the others are the champion's, replayed);
+    `feedback_ids` maps a taught or held-out prompt (`prompt_key`) to the feedback row it came
+    from (lineage).
     """
 
     train: list[Pair]
@@ -88,6 +90,7 @@ class SftDataset:
     stats: dict[str, int] = field(default_factory=dict)
     unused: list[Pair] = field(default_factory=list)
     from_feedback: frozenset[str] = frozenset()
+    feedback_ids: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class _Taught:
     pair: Pair
     source: Source
     at: datetime
+    feedback_id: str | None = None
 
 
 def feedback_pair(row: Mapping[str, Any]) -> tuple[Pair | None, str]:
@@ -148,7 +152,9 @@ def build_sft_dataset(
     stats.update(train=len(train), holdout=len(holdout), replayed=len(replayed))
     stats.update(not_replayed=len(unused))
     taught = frozenset(p["prompt"] for p in fresh.values())
-    return SftDataset(train, holdout, pairs_hash(train, holdout), dict(stats), unused, taught)
+    ids = {k: t.feedback_id for k, t in new.items() if t.feedback_id is not None}
+    digest = pairs_hash(train, holdout)
+    return SftDataset(train, holdout, digest, dict(stats), unused, taught, ids)
 
 
 def prompt_key(prompt: str) -> str:
@@ -204,7 +210,8 @@ def _newest(feedback: Iterable[Mapping[str, Any]], stats: Counter[str]) -> dict[
             continue
         prompt = str(row["prompt"]).strip()
         pair = pair or make_pair(prompt, str(row.get("output") or ""), row)
-        taught = _Taught(pair, source, feedback_time(row.get("created_at")))
+        at, feedback_id = feedback_time(row.get("created_at")), row.get("id")
+        taught = _Taught(pair, source, at, str(feedback_id) if feedback_id else None)
         key = prompt_key(prompt)
         if key in best:
             stats["duplicates"] += 1

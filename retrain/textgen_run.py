@@ -27,7 +27,7 @@ from retrain.gate import too_few_rows
 from retrain.gen_gate import TEST_NAME, decide_generation, score_generations
 from retrain.run import Run
 from retrain.sft import SftArgs, sft
-from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset
+from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset, prompt_key
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "train.jsonl"
@@ -136,6 +136,7 @@ def train_generator(run: Run, champion: VersionInfo, dataset: SftDataset) -> Ver
                 "rows": result.rows,
                 "train_loss": result.train_loss,
             },
+            cause=run.cause(f"trained by run {run.id}"),
         )
     finally:
         shutil.rmtree(staged, ignore_errors=True)
@@ -187,7 +188,11 @@ def _write_pairs(path: Path, pairs: Sequence[Pair]) -> None:
 def _snapshot(run: Run, dataset: SftDataset) -> Path:
     path = run.folder / "dataset.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{**p, "split": "train"} for p in dataset.train]
-    rows += [{**p, "split": "holdout"} for p in dataset.holdout]
+
+    def row(pair: Pair, split: str) -> dict[str, Any]:
+        found = dataset.feedback_ids.get(prompt_key(pair["prompt"]))
+        return {**pair, "split": split, "feedback_ids": [found] if found else []}
+
+    rows = [row(p, "train") for p in dataset.train] + [row(p, "holdout") for p in dataset.holdout]
     _write_pairs(path, rows)  # type: ignore[arg-type]
     return path

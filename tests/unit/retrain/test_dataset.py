@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,28 @@ def test_training_rows_feedback_labeled_are_marked_and_survive_the_snapshot(tmp_
     dataset.write_jsonl(tmp_path / "dataset.jsonl")
     loaded = Dataset.read_jsonl(tmp_path / "dataset.jsonl", labels=BINARY)
     assert loaded.from_feedback == dataset.from_feedback and loaded.hash == dataset.hash
+
+
+def test_each_row_names_the_feedback_behind_it_and_the_snapshot_keeps_them(
+    tmp_path: Path,
+) -> None:
+    examples = [{"text": "old", "label": "negative"}]
+    rows = [{**feedback("new", rating=5), "id": "f1"}, {**feedback("new", rating=1), "id": "f2"}]
+    rows.append({**feedback("fresh", rating=5, minutes=3), "id": "f3"})
+    rows.append({**feedback("golden", rating=5), "id": "f4"})
+    dataset = build_dataset(
+        examples=examples, feedback=rows, labels=BINARY, holdout_share=0.5, exclude=["golden"]
+    )
+    assert dataset.feedback_ids == {"new": ["f1", "f2"], "fresh": ["f3"]}  # both votes weighed
+    dataset.write_jsonl(tmp_path / "dataset.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "dataset.jsonl").read_text().splitlines()]
+    assert {line["text"]: line["feedback_ids"] for line in lines} == {
+        "old": [],
+        "new": ["f1", "f2"],
+        "fresh": ["f3"],
+    }
+    loaded = Dataset.read_jsonl(tmp_path / "dataset.jsonl", labels=BINARY)
+    assert loaded.feedback_ids == dataset.feedback_ids and loaded.hash == dataset.hash
 
 
 def test_replay_ratio_samples_champion_examples_per_new_row_and_keeps_the_rest() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,11 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 from api.store_metrics import StoreCollector
+from core.golden import read_golden
 from core.runtime.model import HEAD_FILE
 from core.settings import MonitorSettings, RetrainSettings, Settings
 from core.store.db import Database
+from core.store.predictions import feedback_rows
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
 from retrain import gate
@@ -69,6 +72,14 @@ def test_a_run_trains_gates_and_promotes_a_better_challenger(ctx: Context) -> No
     assert champion is not None and champion.version == "v2" and champion.parent == "v1"
     assert (Path(champion.artifact_path) / "train.jsonl").read_text().count("\n") == 140 - 28
     assert done["dataset_hash"] and Path(ctx.settings.artifacts / "golden.jsonl").exists()
+    # The snapshot names the feedback rows behind each row: the store's ids, none of the golden.
+    snapshot = [json.loads(line) for line in Path(done["dataset_path"]).read_text().splitlines()]
+    ids = [i for row in snapshot for i in row["feedback_ids"]]
+    assert all(row["feedback_ids"] for row in snapshot if row["feedback"])
+    stored = {r["id"] for r in feedback_rows(ctx.db)}
+    assert len(ids) == 140 and set(ids) <= stored
+    golden = read_golden(ctx.settings.artifacts)
+    assert golden is not None and not set(ids) & set(golden.feedback_ids)
 
 
 def test_with_refit_the_model_promoted_is_the_recipe_refitted_on_every_label(

@@ -52,6 +52,16 @@ def test_duplicates_by_prompt_keep_the_newest() -> None:
     assert taught(dataset) == {"q": "new"} and dataset.stats["duplicates"] == 2
 
 
+def test_each_prompt_names_the_feedback_row_it_was_taught_by() -> None:
+    rows = [
+        {**rated("q", preferred="old", minutes=1), "id": "f1"},
+        {**rated("q", preferred="new", minutes=3), "id": "f2"},
+        {**rated("p", "served", rating=5), "id": "f3"},
+        {**rated("n", "bad", rating=1), "id": "f4"},  # teaches nothing, so names nothing
+    ]
+    assert build(rows).feedback_ids == {"q": "f2", "p": "f3"}
+
+
 def test_a_newer_thumbs_down_takes_back_a_thumbs_up() -> None:
     rows = [rated("q", "answer", rating=5, minutes=1), rated("q", "answer", rating=1, minutes=2)]
     assert build(rows).train == []

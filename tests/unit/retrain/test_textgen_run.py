@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from core.golden import Golden
 from core.settings import RetrainSettings, Settings
 from core.store.db import Database
-from core.store.predictions import insert_predictions, submit_feedback
+from core.store.predictions import generation_feedback, insert_predictions, submit_feedback
 from core.store.runs import create_run, get_run
 from retrain.context import Context
 from retrain.service import execute_run
@@ -90,6 +91,10 @@ def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Cont
     # The golden set came from the first preferred outputs and was not trained on.
     learned = {p["prompt"] for p in champion_pairs(Path(v2.artifact_path))}
     assert learned and not learned & {f"{w} {n}" for w in WORDS[:5] for n in ANSWERS}
+    snapshot = [json.loads(line) for line in Path(done["dataset_path"]).read_text().splitlines()]
+    stored = {r["id"] for r in generation_feedback(ctx.db)}
+    assert snapshot and all(len(row["feedback_ids"]) == 1 for row in snapshot)
+    assert {row["feedback_ids"][0] for row in snapshot} <= stored
     # The gate's ROUGE-L figures are on v2's record, and `models list` shows them.
     assert v2.metrics["feedback"]["rougeL"] == challenger["feedback"]["rougeL"]
     assert v2.metrics["champion"]["golden"]["rougeL"] == champion["golden"]["rougeL"]
