@@ -298,6 +298,16 @@ class MonitorSettings(ComponentSettings):
         "neither.",
     )
     report_retention: int = Field(200, ge=1, description="Newest checks whose report is kept.")
+    rollback_below: float = Field(
+        0.0,
+        ge=0.0,
+        le=5.0,
+        description="Roll a newly promoted champion back when its mean rating (judged once "
+        "min_feedback ratings exist) falls below this within rollback_seconds (0: off).",
+    )
+    rollback_seconds: float = Field(
+        3600.0, gt=0.0, description="How long after a promotion rollback_below applies."
+    )
 
 
 class WorkerSettings(ComponentSettings):

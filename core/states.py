@@ -56,6 +56,7 @@ class CheckDecision(StrEnum):
     NONE = "none"
     RETRAIN = "retrain"
     SKIPPED = "skipped"
+    ROLLBACK = "rollback"  # the champion was just promoted and users rate it too low
 
 
 class EventKind(StrEnum):

@@ -37,6 +37,7 @@ from monitor.quality import (
     labeled_confidences,
 )
 from monitor.reference import Reference, load_reference, served_window
+from monitor.rollback import auto_rollback
 from monitor.sampling import reservoir_sample
 from monitor.window import Window
 
@@ -51,6 +52,8 @@ def run_check(ctx: Context) -> dict[str, Any]:
     champion = ctx.registry.champion()
     if champion is None:
         return store_skipped(ctx, None, started, "no champion yet")
+    if (rolled_back := auto_rollback(ctx, champion, started)) is not None:
+        return rolled_back
     if champion.task == GENERATION:
         return generation_check.run(ctx, champion, started)
     ms = ctx.settings.monitor

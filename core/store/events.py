@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -89,6 +90,22 @@ def event_dict(row: ModelEvent) -> dict[str, Any]:
         "run_id": row.run_id,
         "check_id": row.check_id,
     }
+
+
+class Move(NamedTuple):
+    """The newest promotion or rollback: what it was, to which version, when."""
+
+    kind: str
+    version: str
+    at: datetime
+
+
+def last_move(db: Database) -> Move | None:
+    """The newest event that moved the champion alias, if any."""
+    query = select(ModelEvent).where(ModelEvent.kind.in_(_MOVES)).order_by(ModelEvent.id.desc())
+    with db.session() as session:
+        row = session.scalars(query.limit(1)).first()
+        return Move(row.kind, row.version, row.created_at) if row else None
 
 
 def champion_history(session: Session) -> list[str]:

@@ -12,6 +12,7 @@ from core.states import (
     ACTIVE_STATES,
     FINAL_STATES,
     CheckDecision,
+    EventKind,
     RunState,
     RunTrigger,
     VersionStatus,
@@ -26,13 +27,15 @@ STORED: dict[type[StrEnum], set[str]] = {
     RunState: {"queued", "running", "promoted", "rejected", "failed", "cancelled"},
     RunTrigger: {"manual", "drift", "quality", "improve"},
     VersionStatus: {"candidate", "champion", "pending", "rejected", "archived", "superseded"},
-    CheckDecision: {"none", "retrain", "skipped"},
+    CheckDecision: {"none", "retrain", "skipped", "rollback"},
+    EventKind: {"registered", "promoted", "rolled_back", "rejected", "refused"},
 }
 COLUMNS: dict[type[StrEnum], tuple[str, str]] = {
     RunState: ("retrain_run", "state"),
     RunTrigger: ("retrain_run", "trigger"),
     VersionStatus: ("model_version", "status"),
     CheckDecision: ("monitor_check", "decision"),
+    EventKind: ("model_event", "kind"),
 }
 
 
