@@ -71,7 +71,7 @@ async def promote(
     return info.to_dict()
 
 
-@router.get("/v1/models/{version}/lineage")
+@router.get("/v1/models/{version}/lineage", responses={404: {"description": "No such version."}})
 async def version_lineage(version: str, registry: RegistryDep) -> dict[str, Any]:
     """Why `version` serves, what it was trained on, who decided: its run (trigger, monitor
     check, data set, verdict), its events, and its parents up to the first version."""
@@ -98,6 +98,8 @@ async def rollback(
         )
     except (NoChampion, ArtifactBroken) as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
+    except VersionNotFound as exc:  # the history names a version deleted since
+        raise HTTPException(status_code=409, detail=f"{exc} is no longer registered") from None
     return info.to_dict()
 
 

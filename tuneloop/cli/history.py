@@ -28,9 +28,10 @@ def history(limit: int, version: str | None) -> None:
 
 
 def event_line(event: dict[str, Any]) -> str:
-    """`2026-12-03 16:20:01  rolled_back  v2  (was v3)  by ops  run - check -: bad answers`."""
-    links = f"run {event['run_id'] or '-'} check {event['check_id'] or '-'}"
+    """`2026-12-03 16:20:01  promoted  v3  (was v2)  by policy  run R check C: gain …`; the
+    run and check only where there are."""
+    links = "".join(f"  {k} {event[f'{k}_id']}" for k in ("run", "check") if event[f"{k}_id"])
     return (
         f"{event['time'][:19].replace('T', ' ')}  {event['kind']:11}  {event['version']:6} "
-        f"(was {event['previous'] or '-'})  by {event['actor']}  {links}: {event['reason']}"
+        f"(was {event['previous'] or '-'})  by {event['actor']}{links}: {event['reason']}"
     )
