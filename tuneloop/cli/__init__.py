@@ -11,6 +11,7 @@ import click
 from core.settings import get_settings
 from tuneloop.cli import loop as loop_commands
 from tuneloop.cli.errors import Cli
+from tuneloop.cli.gc import gc as gc_command
 from tuneloop.cli.keys import keys as keys_group
 from tuneloop.drill.cli import drill as drill_group
 from tuneloop.wiring import registry_of
@@ -170,6 +171,7 @@ def settings_table(write_readme: Path | None) -> None:
 for _command in loop_commands.COMMANDS:
     main.add_command(_command)
 main.add_command(keys_group)
+main.add_command(gc_command)
 main.add_command(drill_group)
 
 if __name__ == "__main__":
