@@ -48,19 +48,27 @@ class GcResult:
 
 
 def collect(settings: Settings, db: Database, *, dry_run: bool = False) -> GcResult:
-    """Delete what retention allows, embeddings first; `dry_run` counts without deleting."""
+    """Delete what retention allows; `dry_run` counts without deleting."""
     rs, result = settings.retention, GcResult(dry_run=dry_run)
     champions, lineage = store.champions_and_lineage(db)
     batch = store.Batch(rs.batch_size, dry_run)
     if rs.embeddings_days or rs.predictions_days:
         kept = store.reference_bounds(db, champions, size=settings.monitor.reference_size)
-    for kind, days in (("embeddings", rs.embeddings_days), ("predictions", rs.predictions_days)):
-        if days:
-            only = kind == "embeddings"
-            swept = store.prediction_sweep(
-                db, before=_ago(days), kept_until=kept, embeddings_only=only, batch=batch
-            )
-            result.add(kind, swept)
+    # Old rows go first; embeddings are cleared on the rows they leave (the same count dry).
+    rows_before = _ago(rs.predictions_days) if rs.predictions_days else None
+    if rows_before is not None:
+        swept = store.prediction_sweep(db, before=rows_before, kept_until=kept, batch=batch)
+        result.add("predictions", swept)
+    if rs.embeddings_days:
+        swept = store.prediction_sweep(
+            db,
+            before=_ago(rs.embeddings_days),
+            kept_until=kept,
+            batch=batch,
+            since=rows_before,
+            embeddings=True,
+        )
+        result.add("embeddings", swept)
     if rs.feedback_days:
         golden = read_golden(settings.artifacts)
         keep = set(golden.feedback_ids) if golden else set()
