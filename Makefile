@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate drill drill-generation clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate bench-gc drill drill-generation clean
 
 install: $(STAMP)
 
@@ -64,6 +64,11 @@ bench-drift: install
 
 bench-gate: install
 	$(BIN)/python -m benchmarks.gate
+
+# 1,000,000 predictions by default (GC_ARGS="--n 50000" for a quick look); docs/measurements/retention.md.
+GC_ARGS ?=
+bench-gc: install
+	$(BIN)/python -m benchmarks.gc --json bench-gc.json $(GC_ARGS)
 
 bench-gate-generation: install
 	$(BIN)/python -m benchmarks.gate_generation --json bench-gate-generation.json

@@ -30,6 +30,7 @@ MONITOR_QUEUE = "monitor"
 RETRAIN_TASK = "retrain.run"
 REAP_TASK = "retrain.reap"
 MONITOR_TASK = "monitor.check"
+GC_TASK = "store.gc"
 # Redis redelivers an unacknowledged message after this; longer than any run, the lease is faster.
 REDIS_VISIBILITY_SECONDS = 6 * 3600
 
@@ -61,6 +62,7 @@ def make_celery(settings: Settings, *, monitor_interval: float | None = None) ->
             "task": REAP_TASK,
             "schedule": timedelta(seconds=settings.retrain.reap_interval),
         },
+        "gc": {"task": GC_TASK, "schedule": timedelta(seconds=settings.retention.interval)},
     }
     if monitor_interval:
         schedule["monitor-check"] = {
@@ -83,6 +85,7 @@ def make_celery(settings: Settings, *, monitor_interval: float | None = None) ->
         ],
         task_routes={
             REAP_TASK: {"queue": MONITOR_QUEUE},  # never stuck behind a training run
+            GC_TASK: {"queue": MONITOR_QUEUE},
             "retrain.*": {"queue": TRAIN_QUEUE},
             "monitor.*": {"queue": MONITOR_QUEUE},
         },

@@ -20,7 +20,7 @@ from core.registry import PENDING, VersionInfo, flip_champion
 from core.settings import Settings
 from core.states import EventKind, RunState, VersionStatus
 from core.store.events import POLICY, Cause, record_event
-from core.store.runs import fail, finish, get_run, heartbeat, owned_run, update_run
+from core.store.runs import fail, finish, get_run, heartbeat, owned_run, runs_folder, update_run
 from core.store.tables import RetrainRun
 from retrain.context import Context, LeaseLost, compact
 from retrain.gate import Verdict
@@ -45,7 +45,7 @@ class Run:
     @property
     def folder(self) -> Path:
         """Where the run's files go: its data snapshots (provenance)."""
-        return self.settings.artifacts / "runs" / self.id
+        return runs_folder(self.settings.artifacts) / self.id
 
     def progress(self, *, part: tuple[int, int] = (0, 1)) -> Progress:
         """A reporter that renews the lease as training `part` = (i of n) progresses."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import current_app, shared_task
 
-from core.queue import MONITOR_TASK, REAP_TASK, RETRAIN_TASK
+from core.queue import GC_TASK, MONITOR_TASK, REAP_TASK, RETRAIN_TASK
 from core.settings import get_settings
 from core.store.db import Database
 from tuneloop import wiring
@@ -67,3 +67,12 @@ def reap() -> list[str]:
     from retrain.service import reap_stale
 
     return reap_stale(retrain_context(), send=current_app.send_task)
+
+
+@shared_task(name=GC_TASK)
+def gc() -> dict[str, int]:
+    """Delete what retention allows (beat, every TUNELOOP_RETENTION_INTERVAL seconds)."""
+    from core.retention import collect
+
+    ctx = retrain_context()  # the worker's settings and store; the registry goes unused
+    return collect(ctx.settings, ctx.db).counts

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.scores import compact_output, full_output
 from core.store.db import Database
 from core.store.tables import Feedback, ModelVersion, Prediction, new_id, utcnow
 
@@ -42,11 +43,12 @@ class FeedbackReceipt:
 
 
 def insert_predictions(db: Database, records: list[dict[str, Any]]) -> None:
-    """Insert prediction records in one statement (executemany)."""
+    """Insert prediction records in one statement (executemany); many-class scores compacted."""
     if not records:
         return
+    stored = [{**r, "output": compact_output(r["output"])} for r in records]
     with db.session() as session:
-        session.execute(insert(Prediction), records)
+        session.execute(insert(Prediction), stored)
 
 
 def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:
@@ -55,6 +57,8 @@ def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:
         row = session.get(Prediction, prediction_id)
         if row is None:
             return None
+        version = session.get(ModelVersion, row.model_version)
+        labels = list(version.labels) if version else []
         feedback = session.scalars(
             select(Feedback)
             .where(Feedback.prediction_id == prediction_id)
@@ -67,7 +71,7 @@ def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:
             "task": row.task,
             "input": row.input_text,
             "input_hash": row.input_hash,
-            "output": row.output,
+            "output": full_output(row.output, labels),
             "confidence": row.confidence,
             "latency_ms": row.latency_ms,
             "truncated": row.truncated,

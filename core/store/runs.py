@@ -9,6 +9,7 @@ or for a run another worker holds, does nothing. So a run never trains or promot
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -21,6 +22,11 @@ from core.store.tables import RetrainRun, new_id, utcnow
 
 ACTIVE = ACTIVE_STATES
 FINAL = FINAL_STATES
+
+
+def runs_folder(artifacts: Path) -> Path:
+    """Where runs keep their files, one folder per run id (data snapshots: provenance)."""
+    return artifacts / "runs"
 
 
 class RunNotFound(LookupError):

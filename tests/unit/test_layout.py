@@ -55,12 +55,12 @@ def test_drill_needs_both_domains_but_its_tools_do_not() -> None:
 
 
 def test_the_worker_registers_every_task_from_the_composition_root(tmp_path: Path) -> None:
-    from core.queue import MONITOR_TASK, REAP_TASK, RETRAIN_TASK
+    from core.queue import GC_TASK, MONITOR_TASK, REAP_TASK, RETRAIN_TASK
     from core.settings import Settings
     from tuneloop.cli.loop import celery_app
 
     app = celery_app(Settings(home=tmp_path))
-    assert {MONITOR_TASK, RETRAIN_TASK, REAP_TASK} <= set(app.tasks)
+    assert {MONITOR_TASK, RETRAIN_TASK, REAP_TASK, GC_TASK} <= set(app.tasks)
     assert (
         not (ROOT / "monitor" / "tasks.py").exists()
         and not (ROOT / "retrain" / "tasks.py").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.queue import MONITOR_TASK, REAP_TASK, RETRAIN_TASK, make_celery
+from core.queue import GC_TASK, MONITOR_TASK, REAP_TASK, RETRAIN_TASK, make_celery
 from core.settings import Settings
 
 
@@ -18,6 +18,7 @@ def test_each_task_reaches_exactly_one_queue(tmp_path: Path) -> None:
     assert router.route({}, RETRAIN_TASK)["queue"].name == "train"
     assert router.route({}, MONITOR_TASK)["queue"].name == "monitor"
     assert router.route({}, REAP_TASK)["queue"].name == "monitor"  # never behind a training run
+    assert router.route({}, GC_TASK)["queue"].name == "monitor"
 
 
 def test_reliability_options_and_embedded_transport_under_home(tmp_path: Path) -> None:
@@ -26,4 +27,6 @@ def test_reliability_options_and_embedded_transport_under_home(tmp_path: Path) -
     assert app.conf.worker_prefetch_multiplier == 1
     options = app.conf.broker_transport_options
     assert all(str(tmp_path) in options[k] for k in ("data_folder_in", "control_folder"))
-    assert {e["task"] for e in app.conf.beat_schedule.values()} == {MONITOR_TASK, REAP_TASK}
+    schedule = {e["task"]: e["schedule"] for e in app.conf.beat_schedule.values()}
+    assert set(schedule) == {MONITOR_TASK, REAP_TASK, GC_TASK}
+    assert schedule[GC_TASK].total_seconds() == Settings().retention.interval

@@ -11,6 +11,7 @@ import click
 from core.settings import get_settings
 from tuneloop.cli import loop as loop_commands
 from tuneloop.cli.errors import Cli
+from tuneloop.cli.gc import gc as gc_command
 from tuneloop.cli.history import history as history_command
 from tuneloop.cli.keys import keys as keys_group
 from tuneloop.drill.cli import drill as drill_group
@@ -172,6 +173,7 @@ for _command in loop_commands.COMMANDS:
     main.add_command(_command)
 main.add_command(keys_group)
 loop_commands.models.add_command(history_command)
+main.add_command(gc_command)
 main.add_command(drill_group)
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from tuneloop.wiring import registry_of
 
 def celery_app(settings: Settings) -> Celery:
     """The Celery app with every task of ours registered (the composition root's job)."""
-    import tuneloop.tasks  # noqa: F401  (registers monitor.check, retrain.run, retrain.reap)
+    import tuneloop.tasks  # noqa: F401  (registers monitor.check, retrain.*, store.gc)
     from core.queue import make_celery
 
     return make_celery(settings, monitor_interval=settings.monitor.interval)
@@ -56,7 +56,7 @@ def worker(queues: str | None, concurrency: int | None) -> None:
 
 @click.command()
 def beat() -> None:
-    """Run Celery beat: monitor checks every interval, lease reaping."""
+    """Run Celery beat: monitor checks every interval, lease reaping, gc (retention)."""
     settings = get_settings()
     configure(settings)
     app = celery_app(settings)
