@@ -91,12 +91,14 @@ def init(
     elif data is not None:
         from core.data import read_labeled
         from tuneloop.bootstrap_data import init_from_data
+        from tuneloop.cli.progress import training_bar
 
         try:
             read_labeled(data)  # refused here in one line, before any model is built
         except (ValueError, KeyError) as exc:
             raise click.BadParameter(str(exc), param_hint="--data") from None
-        result = init_from_data(settings, registry, data=data, force=force)
+        with training_bar(f"fine-tuning on {data.name}") as report:
+            result = init_from_data(settings, registry, data=data, force=force, progress=report)
     else:
         try:
             labels = parse_labels(label_specs)

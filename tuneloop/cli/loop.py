@@ -6,8 +6,10 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from celery import Celery
@@ -16,6 +18,7 @@ from core.registry import NoChampion, VersionInfo, VersionNotFound
 from core.settings import Settings, get_settings
 from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
+from tuneloop.cli.progress import Bar, loss_status
 from tuneloop.server import configure
 from tuneloop.wiring import registry_of
 
@@ -78,14 +81,30 @@ def retrain(wait: bool, cancel_id: str | None) -> None:
         return
     asked = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
     click.echo(asked.detail)
-    run = asked.run
-    while wait:
-        run = get_run(db, str(run["run_id"]))
-        click.echo(f"  {run['state']} {run['progress']:.0%}", err=True)
-        if run["state"] in FINAL_STATES:
-            click.echo(json.dumps(run, indent=2, default=str))
-            break
-        time.sleep(2)
+    if not wait:
+        return
+    run_id = str(asked.run["run_id"])
+    run = watch_run(lambda: get_run(db, run_id), desc=f"run {run_id[:8]}")
+    click.echo(json.dumps(run, indent=2, default=str))
+    click.echo(f"run {run_id}: {run['state']}", err=True)
+
+
+def watch_run(
+    fetch: Callable[[], dict[str, Any]], *, desc: str, poll: float = 2.0
+) -> dict[str, Any]:
+    """Poll a run until it is final, drawing its state, share done and loss as one bar."""
+    bar = Bar(desc, total=100, share=True)
+    try:
+        while (run := fetch())["state"] not in FINAL_STATES:
+            loss = loss_status(run["loss"])
+            bar.update_to(
+                100 * (run["progress"] or 0.0), run["state"] + (f", {loss}" if loss else "")
+            )
+            time.sleep(poll)
+        bar.update_to(100 * (run["progress"] or 0.0), run["state"])
+    finally:
+        bar.close()
+    return run
 
 
 def _cancel(db: Database, run_id: str) -> None:
