@@ -56,3 +56,11 @@ class CheckDecision(StrEnum):
     NONE = "none"
     RETRAIN = "retrain"
     SKIPPED = "skipped"
+
+
+def run_summary(state: str, verdict: dict[str, object] | None) -> str:
+    """A run's state in words: a rejected run whose challenger is kept for a second look says
+    so (its state stays `rejected`: the run is over, and the next run gives the look)."""
+    if state == RunState.REJECTED and (verdict or {}).get("pending"):
+        return f"{state} — challenger pending a second look"
+    return str(state)

@@ -86,7 +86,7 @@ def retrain(wait: bool, cancel_id: str | None) -> None:
     run_id = str(asked.run["run_id"])
     run = watch_run(lambda: get_run(db, run_id), desc=f"run {run_id[:8]}")
     click.echo(json.dumps(run, indent=2, default=str))
-    click.echo(f"run {run_id}: {run['state']}", err=True)
+    click.echo(f"run {run_id}: {run['summary']}", err=True)
 
 
 def watch_run(

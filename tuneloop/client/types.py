@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 # A retrain run that has let its slot go: the state will not change again.
-FINAL_STATES = ("promoted", "rejected", "failed")
+FINAL_STATES = ("promoted", "rejected", "failed", "cancelled")
 
 
 class Answer(BaseModel):
@@ -105,6 +105,7 @@ class Run(Answer):
     champion_version: str | None = None
     metrics: dict[str, Any] = {}
     verdict: dict[str, Any] = {}
+    summary: str | None = None  # the state in words: `rejected — challenger pending a second look`
     error: str | None = None
     attempts: int = 0
     created_at: datetime | None = None
@@ -113,7 +114,7 @@ class Run(Answer):
 
     @property
     def final(self) -> bool:
-        """Whether the run has ended (promoted, rejected or failed)."""
+        """Whether the run has ended (promoted, rejected, failed or cancelled)."""
         return self.state in FINAL_STATES
 
 
