@@ -112,15 +112,19 @@ def init(
 @click.option("--host", default=None, help="Bind address (default TUNELOOP_API_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default TUNELOOP_API_PORT).")
 @click.option("--workers", type=int, default=None, help="Worker processes.")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@loop_commands.NO_BANNER
+def serve(host: str | None, port: int | None, workers: int | None, no_banner: bool) -> None:
     """Serve the champion over HTTP (predict, feedback, admin, /metrics, /docs)."""
-    from tuneloop.server import open_mode_notice
+    from tuneloop.cli.startup import summary
     from tuneloop.server import serve as run
 
     settings = get_settings()
     host, port = host or settings.api.host, port or settings.api.port
-    if settings.api.open:
-        click.echo(open_mode_notice(host, port), err=True)
+    if not no_banner:
+        champion = registry_of(settings).champion()
+        click.echo(
+            summary(settings, host=host, port=port, champion=champion, processes="api"), err=True
+        )
     run(settings, host=host, port=port, workers=workers or settings.api.workers)
 
 
@@ -131,12 +135,19 @@ def up(host: str | None, port: int | None) -> None:
     """Everything on one machine: migrate, init if needed, then api + worker + beat."""
     from core.store.db import upgrade
     from tuneloop.bootstrap import init_zero_shot, parse_labels
+    from tuneloop.cli.startup import summary
     from tuneloop.up import run_all
 
     settings = get_settings()
     upgrade(settings.database_url)
-    click.echo(init_zero_shot(settings, registry_of(settings), labels=parse_labels(())).message)
-    sys.exit(run_all(host=host or settings.api.host, port=port or settings.api.port))
+    registry = registry_of(settings)
+    click.echo(init_zero_shot(settings, registry, labels=parse_labels(())).message)
+    host, port = host or settings.api.host, port or settings.api.port
+    lines = summary(
+        settings, host=host, port=port, champion=registry.champion(), processes="worker, beat"
+    )
+    click.echo(lines, err=True)
+    sys.exit(run_all(host=host, port=port))
 
 
 @main.command(

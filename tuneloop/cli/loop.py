@@ -19,6 +19,7 @@ from core.settings import Settings, get_settings
 from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
 from tuneloop.cli.progress import Bar, loss_status
+from tuneloop.cli.startup import quiet_worker_notices
 from tuneloop.server import configure
 from tuneloop.wiring import registry_of
 
@@ -31,16 +32,25 @@ def celery_app(settings: Settings) -> Celery:
     return make_celery(settings, monitor_interval=settings.monitor.interval)
 
 
+# `tuneloop up` prints one start-up block for its three processes, so theirs are left out.
+NO_BANNER = click.option(
+    "--no-banner", is_flag=True, help="Leave out the start-up banner (`tuneloop up` prints one)."
+)
+
+
 @click.command()
 @click.option("--queues", default=None, help="Queues to consume (default train,monitor).")
 @click.option("--concurrency", type=int, default=None, help="Worker processes.")
-def worker(queues: str | None, concurrency: int | None) -> None:
+@NO_BANNER
+def worker(queues: str | None, concurrency: int | None, no_banner: bool) -> None:
     """Run a Celery worker: retrain runs (queue `train`) and monitor checks (queue `monitor`)."""
     settings = get_settings()
     configure(settings)
+    quiet_worker_notices()
     app = celery_app(settings)
     app.worker_main(
         [
+            *(["--quiet"] if no_banner else []),
             "worker",
             "-Q",
             queues or settings.worker.queues,
@@ -57,13 +67,15 @@ def worker(queues: str | None, concurrency: int | None) -> None:
 
 
 @click.command()
-def beat() -> None:
+@NO_BANNER
+def beat(no_banner: bool) -> None:
     """Run Celery beat: monitor checks every interval, lease reaping."""
     settings = get_settings()
     configure(settings)
     app = celery_app(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    app.Beat(schedule=str(settings.home / "beat-schedule"), loglevel=settings.log_level).run()
+    schedule = str(settings.home / "beat-schedule")
+    app.Beat(schedule=schedule, loglevel=settings.log_level, quiet=no_banner).run()
 
 
 @click.command()
