@@ -9,14 +9,16 @@ from pathlib import Path
 import click
 
 from core.settings import get_settings
+from tuneloop.cli import checks, use
 from tuneloop.cli import loop as loop_commands
-from tuneloop.cli.errors import Cli
 from tuneloop.cli.keys import keys as keys_group
+from tuneloop.cli.sections import SectionedCli
 from tuneloop.drill.cli import drill as drill_group
 from tuneloop.wiring import registry_of
 
 
-@click.group(cls=Cli)
+@click.group(cls=SectionedCli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tuneloop", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def main(debug: bool) -> None:
     """tuneloop: serve a model, watch it, retrain it on feedback, promote the better one."""
@@ -184,6 +186,10 @@ for _command in loop_commands.COMMANDS:
     main.add_command(_command)
 main.add_command(keys_group)
 main.add_command(drill_group)
+main.add_command(use.predict)
+loop_commands.feedback.add_command(use.give)
+for _command in checks.COMMANDS:
+    loop_commands.monitor.add_command(_command)
 
 if __name__ == "__main__":
     sys.exit(main())
