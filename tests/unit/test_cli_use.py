@@ -105,3 +105,28 @@ def test_help_sections_short_help_and_version() -> None:
     assert "  predict " in text[text.index("Use it:") : text.index("Developer tools:")]
     assert run("--version").stdout.strip().endswith("0.1.0")
     assert run("monitor", "-h").exit_code == 0
+
+
+@pytest.mark.usefixtures("api")
+def test_feedback_import_sends_a_file_and_a_second_import_commits_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    ids = [run("predict", "good", "bad").stdout.splitlines()[i].split()[0] for i in (0, 1)]
+    jsonl = tmp_path / "labels.jsonl"
+    jsonl.write_text(
+        f'{{"prediction_id": "{ids[0]}", "rating": 5}}\n\n'
+        f'{{"prediction_id": "{ids[1]}", "rating": 1, "label": "negative"}}\n'
+        '{"prediction_id": "nope", "rating": 1}\n'
+    )
+    first = run("feedback", "import", str(jsonl))
+    assert first.exit_code == 1 and "row 3: unknown prediction_id" in first.stderr
+    assert first.stdout.strip() == "2 committed, 0 replayed, 1 refused of labels.jsonl"
+    again = run("feedback", "import", str(jsonl))
+    assert again.stdout.startswith("0 committed, 2 replayed") and len(feedback_rows(db)) == 2
+    table = tmp_path / "labels.csv"
+    table.write_text(f"prediction_id,rating,label,comment\n{ids[1]},2,,from a sheet\n")
+    from_csv = run("feedback", "import", str(table))
+    assert from_csv.exit_code == 0 and from_csv.stdout.startswith("1 committed")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    assert run("feedback", "import", str(broken)).exit_code == 2

@@ -188,6 +188,7 @@ main.add_command(keys_group)
 main.add_command(drill_group)
 main.add_command(use.predict)
 loop_commands.feedback.add_command(use.give)
+loop_commands.feedback.add_command(use.import_feedback)
 for _command in checks.COMMANDS:
     loop_commands.monitor.add_command(_command)
 

@@ -1,4 +1,4 @@
-"""`tuneloop predict` and `tuneloop feedback give`: a running api, called as a client would.
+"""`tuneloop predict`, `feedback give` and `feedback import`: a running api, called as a client.
 
 They go through the api (with `tuneloop.client`), not the store, because that is what they
 exercise: the served champion, its keys and scopes, and feedback validated against the stored
@@ -7,8 +7,11 @@ prediction. A key comes from `--key` only: every `TUNELOOP_*` variable is a serv
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -102,3 +105,52 @@ def give(
             prediction_id, rating, label=label, preferred_output=preferred, comment=comment
         )
     click.echo(f"feedback {receipt.id} on {receipt.prediction_id} committed")
+
+
+# Items per request: the api's most (api.feedback_batch.MAX_ITEMS; the client imports no server).
+BATCH = 500
+FEEDBACK_FIELDS = ("prediction_id", "rating", "label", "preferred_output", "comment")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@api_options
+def import_feedback(file: Path, url: str | None, key: str | None) -> None:
+    """Send the feedback in FILE (JSONL or CSV: prediction_id, rating, label, preferred_output,
+    comment, idempotency_key) through the api in batches; importing it again commits nothing
+    twice. Exit 1 if any row was refused (each is named with its reason)."""
+    rows = read_feedback(file)
+    totals = {"committed": 0, "replayed": 0, "refused": 0}
+    with connected(url, key) as api:
+        for start in range(0, len(rows), BATCH):
+            receipt = api.feedback_batch(rows[start : start + BATCH])
+            for item in receipt.items:
+                if item.status == "refused":
+                    click.echo(f"row {start + item.index + 1}: {item.reason}", err=True)
+            for status in totals:
+                totals[status] += getattr(receipt, status)
+    click.echo(", ".join(f"{n} {status}" for status, n in totals.items()) + f" of {file.name}")
+    if totals["refused"]:
+        raise click.exceptions.Exit(1)
+
+
+def read_feedback(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL or CSV feedback file (blank CSV cells left out, ratings as numbers)."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows: list[dict[str, Any]] = [
+                {k: v for k, v in row.items() if k and v not in ("", None)}
+                for row in csv.DictReader(f)
+            ]
+        for row in rows:
+            if str(row.get("rating", "")).isdigit():
+                row["rating"] = int(row["rating"])
+        return rows
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(f"line {number} is not JSON ({exc.msg})") from None
+    return rows

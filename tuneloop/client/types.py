@@ -86,6 +86,26 @@ class FeedbackReceipt(Answer):
     prediction_id: str
 
 
+class BatchOutcome(Answer):
+    """What became of one item of `feedback_batch`: committed, replayed (committed before, by
+    the same idempotency key or the same fields), or refused with its `reason`."""
+
+    index: int
+    status: Literal["committed", "replayed", "refused"]
+    id: str | None = None
+    prediction_id: str | None = None
+    reason: str | None = None
+
+
+class BatchReceipt(Answer):
+    """A feedback batch's outcome: counts, and each item's outcome in the order sent."""
+
+    committed: int
+    replayed: int
+    refused: int
+    items: list[BatchOutcome]
+
+
 class RunQueued(Answer):
     """What `retrain` started: a new run, or the run already in flight (`created` False)."""
 
