@@ -26,7 +26,7 @@ from api.predlog import PredictionLog
 from api.ratelimit import RateLimiter
 from api.redis_buckets import make_buckets
 from api.responses import JSON
-from api.routes import admin, chat, feedback, generate, health, predict, records
+from api.routes import admin, chat, feedback, feedback_batch, generate, health, predict, records
 from api.routes import monitor as monitor_routes
 from api.serving import Loader, Serving
 from api.store_metrics import StoreCollector
@@ -163,7 +163,8 @@ def create_app(
     app.add_exception_handler(Exception, internal_error_handler)
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, store_unavailable_handler)
-    for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
+    routes = (predict, generate, chat, feedback, feedback_batch, records, admin, monitor_routes)
+    for module in (*routes, health):
         app.include_router(module.router)
     serve_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)

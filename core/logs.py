@@ -17,6 +17,10 @@ NO_REQUEST = "-"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 # uvicorn gives these handlers of their own unless told otherwise; ours should take their lines.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+# Library notices no one can act on, by logger and message start: kombu warns at every connection
+# that a URL without a host means localhost, and the default broker (the file transport,
+# `filesystem://`) has no host to give. Anything else these loggers say still shows.
+QUIETED = {"kombu.connection": ("No hostname was supplied",)}
 
 
 class RequestIdFilter(logging.Filter):
@@ -45,6 +49,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class DropNotices(logging.Filter):
+    """Drop records whose message starts with one of `prefixes` (see QUIETED)."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
 def log_handler(*, json_lines: bool, stream: IO[str] | None = None) -> logging.Handler:
     """A handler (stderr by default) that writes JSON lines or text, with the request id."""
     handler = logging.StreamHandler(stream)
@@ -62,3 +77,7 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
         server = logging.getLogger(name)
         server.handlers.clear()
         server.propagate = True
+    for name, prefixes in QUIETED.items():
+        quieted = logging.getLogger(name)
+        quieted.filters[:] = [f for f in quieted.filters if not isinstance(f, DropNotices)]
+        quieted.addFilter(DropNotices(prefixes))

@@ -67,3 +67,11 @@ class EventKind(StrEnum):
     ROLLED_BACK = "rolled_back"
     REJECTED = "rejected"  # by the gate of a retrain run
     REFUSED = "refused"  # a promotion or rollback refused: the version's artifact does not load
+
+
+def run_summary(state: str, verdict: dict[str, object] | None) -> str:
+    """A run's state in words: a rejected run whose challenger is kept for a second look says
+    so (its state stays `rejected`: the run is over, and the next run gives the look)."""
+    if state == RunState.REJECTED and (verdict or {}).get("pending"):
+        return f"{state} — challenger pending a second look"
+    return str(state)

@@ -19,6 +19,7 @@ from core.runtime.zeroshot import build_zero_shot
 from core.settings import Settings
 from retrain.candidate import TRAIN_FILE, train_args
 from retrain.dataset import Dataset, dataset_hash
+from retrain.progress import Progress
 from retrain.train import train
 from tuneloop.bootstrap import InitResult, keep_champion
 
@@ -28,9 +29,15 @@ GOLDEN_SHARE = 0.2
 
 
 def init_from_data(
-    settings: Settings, registry: Registry, *, data: Path, force: bool = False
+    settings: Settings,
+    registry: Registry,
+    *,
+    data: Path,
+    force: bool = False,
+    progress: Progress | None = None,
 ) -> InitResult:
-    """Fine-tune the base model on `data` (full fine-tune), register v-next, promote it."""
+    """Fine-tune the base model on `data` (full fine-tune), register v-next, promote it;
+    `progress` hears the fine-tune's share done and loss."""
     champion = registry.champion()
     if (kept := keep_champion(champion, force=force)) is not None:
         return kept
@@ -53,6 +60,7 @@ def init_from_data(
             dataset=dataset,
             args=replace(train_args(settings), method="full"),
             out=staged,
+            progress=progress,
         )
     write_jsonl(staged / TRAIN_FILE, train_rows)
     write_reference(staged, golden_rows, device=settings.device)

@@ -13,10 +13,11 @@ from tuneloop.processes import spawn, stop, tuneloop_command
 
 def run_all(*, host: str, port: int) -> int:
     """Start the three processes; when one exits or we are signalled, stop the others."""
+    quiet = ["--no-banner"]  # `up` printed the start-up block for all three
     children = {
-        "worker": spawn(tuneloop_command(["worker"])),
-        "beat": spawn(tuneloop_command(["beat"])),
-        "api": spawn(tuneloop_command(["serve", "--host", host, "--port", str(port)])),
+        "worker": spawn(tuneloop_command(["worker", *quiet])),
+        "beat": spawn(tuneloop_command(["beat", *quiet])),
+        "api": spawn(tuneloop_command(["serve", "--host", host, "--port", str(port), *quiet])),
     }
     stopping = False
 
@@ -26,7 +27,6 @@ def run_all(*, host: str, port: int) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    click.echo(f"tuneloop up: api on http://{host}:{port} (docs at /docs), worker, beat", err=True)
     while not stopping:
         exited = [name for name, p in children.items() if p.poll() is not None]
         if exited:

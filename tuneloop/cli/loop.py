@@ -6,8 +6,10 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from celery import Celery
@@ -17,6 +19,8 @@ from core.settings import Settings, get_settings
 from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
 from core.store.events import CLI, Cause
+from tuneloop.cli.progress import Bar, loss_status
+from tuneloop.cli.startup import quiet_worker_notices
 from tuneloop.server import configure
 from tuneloop.wiring import registry_of
 
@@ -29,16 +33,25 @@ def celery_app(settings: Settings) -> Celery:
     return make_celery(settings, monitor_interval=settings.monitor.interval)
 
 
+# `tuneloop up` prints one start-up block for its three processes, so theirs are left out.
+NO_BANNER = click.option(
+    "--no-banner", is_flag=True, help="Leave out the start-up banner (`tuneloop up` prints one)."
+)
+
+
 @click.command()
 @click.option("--queues", default=None, help="Queues to consume (default train,monitor).")
 @click.option("--concurrency", type=int, default=None, help="Worker processes.")
-def worker(queues: str | None, concurrency: int | None) -> None:
+@NO_BANNER
+def worker(queues: str | None, concurrency: int | None, no_banner: bool) -> None:
     """Run a Celery worker: retrain runs (queue `train`) and monitor checks (queue `monitor`)."""
     settings = get_settings()
     configure(settings)
+    quiet_worker_notices()
     app = celery_app(settings)
     app.worker_main(
         [
+            *(["--quiet"] if no_banner else []),
             "worker",
             "-Q",
             queues or settings.worker.queues,
@@ -55,13 +68,15 @@ def worker(queues: str | None, concurrency: int | None) -> None:
 
 
 @click.command()
-def beat() -> None:
+@NO_BANNER
+def beat(no_banner: bool) -> None:
     """Run Celery beat: monitor checks every interval, lease reaping, gc (retention)."""
     settings = get_settings()
     configure(settings)
     app = celery_app(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    app.Beat(schedule=str(settings.home / "beat-schedule"), loglevel=settings.log_level).run()
+    schedule = str(settings.home / "beat-schedule")
+    app.Beat(schedule=schedule, loglevel=settings.log_level, quiet=no_banner).run()
 
 
 @click.command()
@@ -79,14 +94,30 @@ def retrain(wait: bool, cancel_id: str | None) -> None:
         return
     asked = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
     click.echo(asked.detail)
-    run = asked.run
-    while wait:
-        run = get_run(db, str(run["run_id"]))
-        click.echo(f"  {run['state']} {run['progress']:.0%}", err=True)
-        if run["state"] in FINAL_STATES:
-            click.echo(json.dumps(run, indent=2, default=str))
-            break
-        time.sleep(2)
+    if not wait:
+        return
+    run_id = str(asked.run["run_id"])
+    run = watch_run(lambda: get_run(db, run_id), desc=f"run {run_id[:8]}")
+    click.echo(json.dumps(run, indent=2, default=str))
+    click.echo(f"run {run_id}: {run['summary']}", err=True)
+
+
+def watch_run(
+    fetch: Callable[[], dict[str, Any]], *, desc: str, poll: float = 2.0
+) -> dict[str, Any]:
+    """Poll a run until it is final, drawing its state, share done and loss as one bar."""
+    bar = Bar(desc, total=100, share=True)
+    try:
+        while (run := fetch())["state"] not in FINAL_STATES:
+            loss = loss_status(run["loss"])
+            bar.update_to(
+                100 * (run["progress"] or 0.0), run["state"] + (f", {loss}" if loss else "")
+            )
+            time.sleep(poll)
+        bar.update_to(100 * (run["progress"] or 0.0), run["state"])
+    finally:
+        bar.close()
+    return run
 
 
 def _cancel(db: Database, run_id: str) -> None:

@@ -21,6 +21,8 @@ from tuneloop.client.errors import (
     Unprocessable,
 )
 from tuneloop.client.types import (
+    BatchOutcome,
+    BatchReceipt,
     Check,
     Decoding,
     FeedbackFields,
@@ -37,6 +39,8 @@ from tuneloop.client.types import (
 
 __all__ = [
     "AsyncClient",
+    "BatchOutcome",
+    "BatchReceipt",
     "Check",
     "Client",
     "Conflict",

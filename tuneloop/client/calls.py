@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 from tuneloop.client.errors import NoAnswer, Unavailable, error_of
 from tuneloop.client.sse import SseParser
 from tuneloop.client.types import (
+    BatchReceipt,
     Check,
     Decoding,
     FeedbackFields,
@@ -222,6 +223,12 @@ def feedback(prediction_id: str, rating: int, given: FeedbackFields) -> Call[Fee
     key = given.get("idempotency_key") or uuid.uuid4().hex
     read = _adapted(FeedbackReceipt)
     return Call("POST", "/v1/feedback", read, json=body, headers={"Idempotency-Key": key})
+
+
+def feedback_batch(items: Sequence[dict[str, Any]]) -> Call[BatchReceipt]:
+    """`POST /v1/feedback/batch`; safe to resend: the api keys each item (its own key, else one
+    derived from its fields), so a replayed item is committed once."""
+    return Call("POST", "/v1/feedback/batch", _adapted(BatchReceipt), json={"items": list(items)})
 
 
 def retrain() -> Call[RunQueued]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TypeVar, Unpack
+from typing import Any, TypeVar, Unpack
 
 import httpx
 
 from tuneloop.client import calls
 from tuneloop.client.types import (
+    BatchReceipt,
     Check,
     Decoding,
     FeedbackFields,
@@ -127,6 +128,10 @@ class Client:
         """Rate a prediction 1-5; correct its label or give the preferred output."""
         return self._call(calls.feedback(prediction_id, rating, given))
 
+    def feedback_batch(self, items: Sequence[dict[str, Any]]) -> BatchReceipt:
+        """Many feedback items in one call (fields as `feedback`'s); each committed or refused."""
+        return self._call(calls.feedback_batch(items))
+
     def retrain(self) -> RunQueued:
         """Queue a retrain run, or get the one in flight (admin)."""
         return self._call(calls.retrain())
@@ -241,6 +246,10 @@ class AsyncClient:
     ) -> FeedbackReceipt:
         """Rate a prediction 1-5; correct its label or give the preferred output."""
         return await self._call(calls.feedback(prediction_id, rating, given))
+
+    async def feedback_batch(self, items: Sequence[dict[str, Any]]) -> BatchReceipt:
+        """Many feedback items in one call (fields as `feedback`'s); each committed or refused."""
+        return await self._call(calls.feedback_batch(items))
 
     async def retrain(self) -> RunQueued:
         """Queue a retrain run, or get the one in flight (admin)."""

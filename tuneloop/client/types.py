@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 # A retrain run that has let its slot go: the state will not change again.
-FINAL_STATES = ("promoted", "rejected", "failed")
+FINAL_STATES = ("promoted", "rejected", "failed", "cancelled")
 
 
 class Answer(BaseModel):
@@ -86,6 +86,26 @@ class FeedbackReceipt(Answer):
     prediction_id: str
 
 
+class BatchOutcome(Answer):
+    """What became of one item of `feedback_batch`: committed, replayed (committed before, by
+    the same idempotency key or the same fields), or refused with its `reason`."""
+
+    index: int
+    status: Literal["committed", "replayed", "refused"]
+    id: str | None = None
+    prediction_id: str | None = None
+    reason: str | None = None
+
+
+class BatchReceipt(Answer):
+    """A feedback batch's outcome: counts, and each item's outcome in the order sent."""
+
+    committed: int
+    replayed: int
+    refused: int
+    items: list[BatchOutcome]
+
+
 class RunQueued(Answer):
     """What `retrain` started: a new run, or the run already in flight (`created` False)."""
 
@@ -105,6 +125,7 @@ class Run(Answer):
     champion_version: str | None = None
     metrics: dict[str, Any] = {}
     verdict: dict[str, Any] = {}
+    summary: str | None = None  # the state in words: `rejected — challenger pending a second look`
     error: str | None = None
     attempts: int = 0
     created_at: datetime | None = None
@@ -113,7 +134,7 @@ class Run(Answer):
 
     @property
     def final(self) -> bool:
-        """Whether the run has ended (promoted, rejected or failed)."""
+        """Whether the run has ended (promoted, rejected, failed or cancelled)."""
         return self.state in FINAL_STATES
 
 

@@ -8,37 +8,36 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tuneloop.cli.progress import Bar
 from tuneloop.drill.plan import DrillConfig
 from tuneloop.drill.run import run_drill
 from tuneloop.drill.system import DrillFailed
 
 
 class ConsoleProgress:
-    """Notes and a progress bar over the streamed predictions, on stderr."""
+    """Notes and a progress bar over the streamed predictions, on stderr (a line every few
+    seconds when stderr is a log: see `tuneloop.cli.progress`)."""
 
     def __init__(self) -> None:
-        self._bar: Any = None
+        self._bar: Bar | None = None
         self._started = time.monotonic()
 
     def note(self, message: str) -> None:
         """A line above the bar, with the seconds since the start."""
         line = f"[drill {time.monotonic() - self._started:6.0f}s] {message}"
         if self._bar is not None:
-            self._bar.write(line, file=sys.stderr)
+            self._bar.write(line)
         else:
             print(line, file=sys.stderr)
 
     def start(self, total: int) -> None:
         """Open the bar."""
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, unit="pred", file=sys.stderr, dynamic_ncols=True)
+        self._bar = Bar("drill", total=total, unit="pred", stream=sys.stderr)
 
     def tick(self, n: int, status: str) -> None:
         """Advance the bar by `n` and show the status."""
         if self._bar is not None:
-            self._bar.update(n)
-            self._bar.set_postfix_str(status, refresh=True)
+            self._bar.advance(n, status)
 
     def close(self) -> None:
         """Close the bar."""

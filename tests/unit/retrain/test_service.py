@@ -291,11 +291,12 @@ def test_with_refit_a_pending_challenger_is_promoted_at_its_second_look_as_its_r
         _not_significant(patch)
         first = _run(ctx)
     assert first["state"] == "rejected" and first["verdict"]["pending"]
+    assert first["summary"] == "rejected — challenger pending a second look"
     assert ctx.registry.get("v2").status == "pending"
     assert _pending_gauge(ctx) == 2
     give_feedback(ctx, 120, seed=1)
     second = _run(ctx)
-    assert second["state"] == "promoted"
+    assert second["state"] == "promoted" and second["summary"] == "promoted"
     assert second["verdict"]["test"] == "mcnemar_midp, second look at v2"
     # Every label v2 did not train on: its 28-row holdout, the 120 since, the 100 golden rows.
     assert second["metrics"]["challenger"]["feedback"]["n"] == 28 + 120 + 100

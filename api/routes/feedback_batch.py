@@ -1,0 +1,52 @@
+"""POST /v1/feedback/batch: many feedback items in one request, each committed or refused."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api import metrics
+from api.deps import DbDep, FeedbackCaller, ServingDep, SettingsDep
+from api.errors import parse_body
+from api.feedback_batch import MAX_ITEMS, BatchAnswer, FeedbackBatch, submit_batch
+from api.ratelimit import RESPONSES
+
+router = APIRouter(tags=["feedback"], responses=RESPONSES)
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": FeedbackBatch.model_json_schema()}},
+    }
+}
+
+
+@router.post(
+    "/v1/feedback/batch",
+    response_model=BatchAnswer,
+    openapi_extra=BODY,
+    description=f"Up to {MAX_ITEMS} items `{{prediction_id, rating, label?, preferred_output?, "
+    "comment?, idempotency_key?}}`; each is committed, replayed (committed before: same key, "
+    "or the same fields from the same caller) or refused with its reason.",
+)
+async def feedback_batch(
+    request: Request,
+    db: DbDep,
+    serving: ServingDep,
+    settings: SettingsDep,
+    caller: FeedbackCaller,
+) -> BatchAnswer:
+    """Rate many predictions at once; a 200 lists what became of each item."""
+    body = await parse_body(request, FeedbackBatch)
+    for item in body.items:  # predictions still in the log's buffer are written first
+        if isinstance(pid := item.get("prediction_id"), str):
+            await serving.predlog.flush_if_pending(pid)
+    answer, fresh = await run_in_threadpool(
+        submit_batch,
+        db,
+        body.items,
+        key_name=caller.name,
+        allow_new_labels=settings.retrain.allow_new_labels,
+    )
+    for receipt in fresh:
+        metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
+    return answer

@@ -1,0 +1,131 @@
+"""One progress display for the CLI's long work (init --data, retrain --wait, the drill).
+
+On a terminal it is a tqdm bar redrawn in place. Anywhere else (a log file, a pipe, CI) a bar's
+carriage-return redraws pile up as thousands of fragments in one line, so it prints a whole
+line every `LINE_EVERY` seconds instead, formatted by tqdm the same way, and one at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from tqdm import tqdm
+
+# Seconds between lines in a non-interactive stream: a 10-minute fine-tune logs ~60 lines.
+LINE_EVERY = 10.0
+# Seconds before a bar first shows: work that ends sooner (a no-op init) leaves no bar behind.
+SHOW_AFTER = 1.0
+# A share-of-work bar (training, a run): a count of 100ths means nothing, so none is shown.
+SHARE_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+SHARE_LINE = "{desc}: {percentage:3.0f}% [elapsed {elapsed}, eta {remaining}{postfix}]"
+
+
+class Bar:
+    """A progress bar on a terminal, or a line every `every` seconds on any other stream."""
+
+    def __init__(
+        self,
+        desc: str,
+        *,
+        total: float,
+        unit: str = "it",
+        share: bool = False,
+        stream: IO[str] | None = None,
+        every: float = LINE_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.desc, self.total, self.unit, self.every, self.clock = desc, total, unit, every, clock
+        self.n: float = 0  # an int while counts are added: tqdm shows 300/300, not 300.0
+        self.status = ""
+        self._format = SHARE_LINE if share else None
+        self._started = clock()
+        self._printed: float | None = None  # when the last line went out
+        self._shown: tuple[float, str] | None = None  # and what it said
+        self._bar: Any = None
+        if _interactive(self.stream):
+            self._bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                file=self.stream,
+                dynamic_ncols=True,
+                bar_format=SHARE_FORMAT if share else None,
+                delay=SHOW_AFTER,
+            )
+
+    def update_to(self, n: float, status: str | None = None) -> None:
+        """Set the work done to `n` (of `total`) and, when given, the status after it."""
+        self.advance(n - self.n, status)
+
+    def advance(self, n: float, status: str | None = None) -> None:
+        """Add `n` to the work done; `status` (the loss, the phase) replaces the last one."""
+        self.n += n
+        if status is not None:
+            self.status = status
+        if self._bar is not None:
+            self._bar.update(n)
+            if status is not None:
+                self._bar.set_postfix_str(status, refresh=True)
+            return
+        now = self.clock()
+        if self._printed is None or now - self._printed >= self.every:
+            self._print_line(now)
+
+    def write(self, line: str) -> None:
+        """A line of its own, above the bar on a terminal."""
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """End the bar; on a log, print the last state unless it was just printed (or nothing
+        was ever done)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self._printed is not None and self._shown != (self.n, self.status):
+            self._print_line(self.clock())
+
+    def _print_line(self, now: float) -> None:
+        self._printed, self._shown = now, (self.n, self.status)
+        line = tqdm.format_meter(
+            min(self.n, self.total),
+            self.total,
+            now - self._started,
+            prefix=self.desc,
+            unit=self.unit,
+            postfix=self.status or None,
+            bar_format=self._format,
+            ascii=True,
+        )
+        print(line, file=self.stream, flush=True)
+
+
+@contextmanager
+def training_bar(desc: str, **options: Any) -> Iterator[Callable[[float, float | None], None]]:
+    """A `retrain.progress.Progress` reporter (share done, latest loss) drawn as a bar."""
+    bar = Bar(desc, total=100, share=True, **options)
+
+    def report(fraction: float, loss: float | None) -> None:
+        bar.update_to(100 * fraction, loss_status(loss))
+
+    try:
+        yield report
+    finally:
+        bar.close()
+
+
+def loss_status(loss: float | None) -> str | None:
+    """`loss 0.412`, or None while no loss has been logged."""
+    return None if loss is None else f"loss {loss:.3f}"
+
+
+def _interactive(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
