@@ -18,6 +18,7 @@ from api.docs import serve_docs
 from api.errors import (
     STORE_UNAVAILABLE,
     internal_error_handler,
+    method_not_allowed_handler,
     store_unavailable_handler,
     validation_handler,
 )
@@ -161,10 +162,13 @@ def create_app(
     app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(Exception, internal_error_handler)
+    app.add_exception_handler(405, method_not_allowed_handler)
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, store_unavailable_handler)
-    for module in (predict, generate, chat, feedback, records, admin, monitor_routes, health):
+    modules = (predict, generate, chat, feedback, records, admin, monitor_routes, health)
+    for module in modules:
         app.include_router(module.router)
+    app.state.routes = [route for module in modules for route in module.router.routes]
     serve_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     allow_cors(app, split_list(settings.api.cors_origins))
