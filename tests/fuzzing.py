@@ -63,10 +63,8 @@ def _hooks() -> MonitorHooks:
     return MonitorHooks(check=check, render=lambda _path: "<html></html>", features=tuple)
 
 
-@contextmanager
-def served(home: Path, *, generator: Path | None = None) -> Iterator[FastAPI]:
-    """An app whose champion is the fake classifier, or `generator`; its lifespan started the
-    way schemathesis starts it (one per app, kept until `shutdown_lifespans`)."""
+def build(home: Path, *, generator: Path | None = None) -> FastAPI:
+    """An app (not started) whose champion is the fake classifier, or `generator`."""
     url = f"sqlite:///{home / 'store.db'}"
     upgrade(url)
     settings = _settings(home, url)
@@ -80,6 +78,14 @@ def served(home: Path, *, generator: Path | None = None) -> Iterator[FastAPI]:
         registry.register(staged, task="generation", labels=[], base_model="tiny")
         app = create_app(settings, monitor=_hooks())
     registry.promote("v1")
+    return app
+
+
+@contextmanager
+def served(home: Path, *, generator: Path | None = None) -> Iterator[FastAPI]:
+    """`build`'s app, its lifespan started the way schemathesis starts it (one per app, kept
+    until `shutdown_lifespans`, which its pytest plugin also calls after every test)."""
+    app = build(home, generator=generator)
     try:
         with asgi.get_client(app) as client:
             deadline = time.monotonic() + 60
@@ -122,7 +128,7 @@ def failures(app: FastAPI, *, examples: int, seed: int = 0, verbose: bool = Fals
                             line += f"\n    {failure.message}\n    {check.failure_info.code_sample}"
                         found.add(line)
         elif isinstance(event, events.NonFatalError):
-            found.add(f"{event.label}: error: {event.info.title}")
+            found.add(f"{event.label}: error: {event.info.title}: {event.info.message}")
         elif isinstance(event, events.FatalError):
             raise event.exception
     return sorted(found)
