@@ -36,11 +36,19 @@ BODY = {
         "content": {"application/json": {"schema": GenerateRequest.model_json_schema()}},
     }
 }
+# One Server-Sent Event (an event stream's `schema` describes each event before OpenAPI 3.2,
+# which FastAPI's 3.1 is): `start`, `delta`, `finish` or `error` with JSON data, or OpenAI's
+# unnamed chunks and the closing `[DONE]`.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
 # The answers of both generation routes: whole as JSON, or streamed (`stream: true`) as SSE.
 ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The generations; with `stream: true`, Server-Sent Events instead.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
     },
     **errors(413, 422),
     409: error("The served model is a classifier."),
