@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate bench-gc drill drill-generation clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate bench-gc drill drill-generation fuzz clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ test: lint
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
+
+# Schemathesis against the api's /openapi.json, every phase and check, in process (tests/fuzzing.py);
+# `make test` runs the same with a few examples per operation.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	$(BIN)/python -m tests.fuzzing --examples $(FUZZ_EXAMPLES)
 
 # Benchmarks live in benchmarks/ (not shipped in the wheel) and run from this checkout.
 bench: install

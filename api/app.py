@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from api.docs import serve_docs
 from api.errors import (
     STORE_UNAVAILABLE,
     internal_error_handler,
+    method_not_allowed_handler,
     store_unavailable_handler,
     validation_handler,
 )
@@ -161,11 +163,14 @@ def create_app(
     app.state.monitor = monitor
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(Exception, internal_error_handler)
+    app.add_exception_handler(405, method_not_allowed_handler)
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, store_unavailable_handler)
-    routes = (predict, generate, chat, feedback, feedback_batch, records, admin, monitor_routes)
-    for module in (*routes, health):
+    modules: tuple[ModuleType, ...] = (predict, generate, chat, feedback, feedback_batch)
+    modules += (records, admin, monitor_routes, health)
+    for module in modules:
         app.include_router(module.router)
+    app.state.routes = [route for module in modules for route in module.router.routes]
     serve_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     allow_cors(app, split_list(settings.api.cors_origins))

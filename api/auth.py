@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from api import tasks
+from api.answers import error
 from core.keys import ADMIN_TOKEN_NAME, NO_LIMITS, Limits, Scope, key_hash
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 KeyRows = dict[str, tuple[str, frozenset[str], Limits]]  # key hash -> (name, scopes, limits)
 OPEN_SCOPES = frozenset({Scope.PREDICT, Scope.FEEDBACK})
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)."},
-    403: {"description": "The API key lacks this route's scope."},
+    401: error("No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)."),
+    403: error("The API key lacks this route's scope."),
 }
 
 

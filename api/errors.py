@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.routing import Match, Route
 
 from api.responses import JSON
 from core.logs import REQUEST_ID
@@ -63,6 +64,20 @@ async def store_unavailable_handler(request: Request, exc: Exception) -> JSON:
     log.warning("store unavailable (%s): %s", type(reason).__name__, str(reason).splitlines()[0])
     retry = str(request.app.state.settings.api.retry_after_seconds)
     return JSON({"detail": "store unavailable"}, status_code=503, headers={"Retry-After": retry})
+
+
+async def method_not_allowed_handler(request: Request, exc: Exception) -> JSON:
+    """A 405 whose `Allow` names every method of the path: Starlette names only those of the
+    first route it matched, and GET and HEAD (or GET and POST) of one path are two routes here.
+    The app's routes are in `state.routes` (FastAPI nests included routers in its own)."""
+    methods = {
+        method
+        for route in request.app.state.routes
+        if isinstance(route, Route) and route.matches(request.scope)[0] == Match.PARTIAL
+        for method in route.methods or ()
+    }
+    headers = {"Allow": ", ".join(sorted(methods))} if methods else getattr(exc, "headers", None)
+    return JSON({"detail": "Method Not Allowed"}, status_code=405, headers=headers)
 
 
 async def internal_error_handler(_request: Request, _exc: Exception) -> JSON:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -32,7 +32,8 @@ class Sampled(BaseModel):
 class GenerateRequest(Sampled):
     model_config = ConfigDict(extra="forbid")
 
-    inputs: Text | list[Text] | None = Field(
+    # At least one prompt: an empty list once reached the route, which had nothing to answer (500).
+    inputs: Text | Annotated[list[Text], Field(min_length=1)] | None = Field(
         None,
         description="A prompt (one user message through the chat template), or a list.",
         examples=["Summarize: transformers process tokens in parallel with attention."],

@@ -25,13 +25,14 @@ from typing import Any, Protocol
 from fastapi import HTTPException
 
 from api import auth, metrics
+from api.answers import error
 from api.auth import Caller, authorize
 from core.keys import Scope
 
 # The answers of a limited route: those of `api.auth`, and the 429.
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **auth.RESPONSES,
-    429: {"description": "The API key is over its rate limit (`Retry-After`, in seconds)."},
+    429: error("The API key is over its rate limit (`Retry-After`, in seconds)."),
 }
 LIMITED_SCOPES = frozenset({Scope.PREDICT, Scope.FEEDBACK})
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api.answers import RetrainAsked, Run, Version, error, errors
 from api.auth import RESPONSES, Caller
 from api.deps import Admin, AdminCaller, DbDep, RegistryDep, ServingDep
 from api.responses import JSON
@@ -18,13 +19,17 @@ from core.states import RunTrigger
 from core.store.events import Cause
 from core.store.runs import RunNotFound, get_run, list_runs
 
-router = APIRouter(dependencies=[Admin], tags=["admin"], responses=RESPONSES)
+# Every admin route reads or writes the store: 503 while it is down (`api.errors`).
+router = APIRouter(dependencies=[Admin], tags=["admin"], responses={**RESPONSES, **errors(503)})
 
 
 @router.post(
     "/v1/retrain",
     status_code=202,
-    responses={409: {"description": "A run is in flight; its run_id is returned."}},
+    response_model=RetrainAsked,
+    responses={
+        409: {"model": RetrainAsked, "description": "A run is in flight; its run_id is returned."}
+    },
 )
 async def start_retrain(request: Request, db: DbDep) -> JSON:
     """Queue a manual retrain run; 409 with the run in flight when there is one. A broker that
@@ -37,13 +42,13 @@ async def start_retrain(request: Request, db: DbDep) -> JSON:
     return JSON(body, status_code=202 if asked.created else 409)
 
 
-@router.get("/v1/retrain")
+@router.get("/v1/retrain", response_model=list[Run])
 async def retrain_runs(db: DbDep) -> list[dict[str, Any]]:
     """Retrain runs, newest first."""
     return await run_in_threadpool(list_runs, db)
 
 
-@router.get("/v1/retrain/{run_id}")
+@router.get("/v1/retrain/{run_id}", response_model=Run, responses=errors(404, 422))
 async def retrain_run(run_id: str, db: DbDep) -> dict[str, Any]:
     """One run: state, progress, metrics of both models, the verdict."""
     try:
@@ -54,7 +59,11 @@ async def retrain_run(run_id: str, db: DbDep) -> dict[str, Any]:
 
 @router.post(
     "/v1/models/{version}/promote",
-    responses={409: {"description": "The version's artifact does not load; nothing changed."}},
+    response_model=Version,
+    responses={
+        **errors(404, 422),
+        409: error("The version's artifact does not load; nothing changed."),
+    },
 )
 async def promote(
     version: str, registry: RegistryDep, serving: ServingDep, caller: AdminCaller
@@ -71,7 +80,7 @@ async def promote(
     return info.to_dict()
 
 
-@router.get("/v1/models/{version}/lineage", responses={404: {"description": "No such version."}})
+@router.get("/v1/models/{version}/lineage", responses=errors(404))
 async def version_lineage(version: str, registry: RegistryDep) -> dict[str, Any]:
     """Why `version` serves, what it was trained on, who decided: its run (trigger, monitor
     check, data set, verdict), its events, and its parents up to the first version."""
@@ -83,9 +92,8 @@ async def version_lineage(version: str, registry: RegistryDep) -> dict[str, Any]
 
 @router.post(
     "/v1/models/rollback",
-    responses={
-        409: {"description": "No earlier champion, or its artifact does not load; nothing changed."}
-    },
+    response_model=Version,
+    responses={409: error("No earlier champion, or its artifact does not load; nothing changed.")},
 )
 async def rollback(
     registry: RegistryDep, serving: ServingDep, caller: AdminCaller

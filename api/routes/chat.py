@@ -19,7 +19,7 @@ from api.generation import CANCELLED, Handle
 from api.genschemas import OPENAI_ROLES, ChatCompletion, ChatCompletionRequest
 from api.ratelimit import RESPONSES
 from api.responses import JSON
-from api.routes.generate import event_stream, sampling_of, sse, start, wait_all
+from api.routes.generate import ANSWERS, event_stream, sampling_of, sse, start, wait_all
 from api.schemas import is_blank
 from core.runtime.generator import Message
 
@@ -102,10 +102,7 @@ async def _openai_events(
     "/v1/chat/completions",
     response_model=ChatCompletion,
     openapi_extra=BODY,
-    responses={
-        409: {"description": "The served model is a classifier."},
-        503: {"description": "Queue full or no model loaded (Retry-After)."},
-    },
+    responses=ANSWERS,
 )
 async def chat_completions(request: Request, caller: PredictCaller) -> Any:
     """OpenAI's chat completion: non-streamed, or streamed as chunks ending in `[DONE]`."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
+from api.answers import errors
 from api.deps import DbDep, FeedbackCaller, ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
 from api.ratelimit import RESPONSES
@@ -30,7 +31,13 @@ BODY = {
 }
 
 
-@router.post("/v1/feedback", status_code=201, response_model=FeedbackResponse, openapi_extra=BODY)
+@router.post(
+    "/v1/feedback",
+    status_code=201,
+    response_model=FeedbackResponse,
+    openapi_extra=BODY,
+    responses=errors(404, 413, 422, 503),
+)
 async def feedback(
     request: Request,
     db: DbDep,

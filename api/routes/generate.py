@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
+from api.answers import error, errors
 from api.batcher import NotServing, QueueFull
 from api.deps import PredictCaller, Predicting, get_limiter, get_serving, get_settings
 from api.errors import parse_body, unprocessable
@@ -34,6 +35,24 @@ BODY = {
         "required": True,
         "content": {"application/json": {"schema": GenerateRequest.model_json_schema()}},
     }
+}
+# One Server-Sent Event (an event stream's `schema` describes each event before OpenAPI 3.2,
+# which FastAPI's 3.1 is): `start`, `delta`, `finish` or `error` with JSON data, or OpenAI's
+# unnamed chunks and the closing `[DONE]`.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
+# The answers of both generation routes: whole as JSON, or streamed (`stream: true`) as SSE.
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The generations; with `stream: true`, Server-Sent Events instead.",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    },
+    **errors(413, 422),
+    409: error("The served model is a classifier."),
+    503: error("Queue full or no model loaded (Retry-After)."),
 }
 MAX_STOP_CHARS = 128
 DISCONNECT_POLL_SECONDS = 0.25
@@ -189,10 +208,7 @@ async def _tuneloop_events(handle: Handle) -> AsyncIterator[bytes]:
     "/v1/generate",
     response_model=GenerateResponse,
     openapi_extra=BODY,
-    responses={
-        409: {"description": "The served model is a classifier."},
-        503: {"description": "Queue full or no model loaded (Retry-After)."},
-    },
+    responses=ANSWERS,
 )
 async def generate(request: Request, caller: PredictCaller) -> Any:
     """Generate from prompts or a conversation; `stream: true` answers Server-Sent Events."""

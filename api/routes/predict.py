@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from api.answers import error, errors
 from api.auth import Caller
 from api.batcher import NotServing, QueueFull
 from api.deps import PredictCaller, Predicting
@@ -80,7 +81,11 @@ async def classify(body: bytes, *, state: Any, caller: Caller) -> dict[str, Any]
     PATH,
     response_model=PredictResponse,
     openapi_extra=BODY,
-    responses={503: {"description": "Queue full or no model loaded (Retry-After)."}},
+    responses={
+        **errors(413, 422),
+        409: error("The served model is a generator."),
+        503: error("Queue full or no model loaded (Retry-After)."),
+    },
 )
 async def predict(request: Request, caller: PredictCaller) -> JSON:
     """Classify one text or a list of texts; each prediction gets an id for feedback."""

@@ -8,16 +8,23 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
+from api.answers import Models, StoredPrediction, errors
 from api.auth import RESPONSES
 from api.deps import Admin, DbDep, Predicting, RegistryDep, ServingDep
 from api.ratelimit import RESPONSES as LIMITED
 from core.states import VersionStatus
 from core.store.predictions import get_prediction
 
-router = APIRouter(responses=RESPONSES)
+router = APIRouter(responses={**RESPONSES, **errors(503)})  # both read the store
 
 
-@router.get("/v1/predictions/{prediction_id}", dependencies=[Admin], tags=["admin"])
+@router.get(
+    "/v1/predictions/{prediction_id}",
+    dependencies=[Admin],
+    tags=["admin"],
+    response_model=StoredPrediction,
+    responses=errors(404, 422),
+)
 async def prediction(prediction_id: str, db: DbDep, serving: ServingDep) -> dict[str, Any]:
     """One stored prediction with its feedback."""
     await serving.predlog.flush_if_pending(prediction_id)
@@ -27,7 +34,13 @@ async def prediction(prediction_id: str, db: DbDep, serving: ServingDep) -> dict
     return found
 
 
-@router.get("/v1/models", dependencies=[Predicting], tags=["models"], responses=LIMITED)
+@router.get(
+    "/v1/models",
+    dependencies=[Predicting],
+    tags=["models"],
+    response_model=Models,
+    responses=LIMITED,
+)
 async def models(registry: RegistryDep, serving: ServingDep) -> dict[str, Any]:
     """Registered versions, newest first, and the one this replica serves."""
     versions = await run_in_threadpool(registry.list)

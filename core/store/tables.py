@@ -172,9 +172,7 @@ class MonitorCheck(Base):
     __tablename__ = "monitor_check"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     model_version: Mapped[str | None] = mapped_column(String(32))
     window: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     columns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -275,3 +275,8 @@ def test_a_key_over_its_request_limit_gets_429_on_generation(
         refused = client.post("/v1/chat/completions", json=chat, headers=headers)
         assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
         assert refused.json() == {"detail": "API key slow is over its limit of 0.5 requests/s"}
+
+
+def test_an_empty_list_of_prompts_is_a_422_not_a_server_error(client: TestClient) -> None:
+    answer = client.post("/v1/generate", json={"inputs": []})
+    assert answer.status_code == 422, answer.text

@@ -1,0 +1,153 @@
+"""Answers of the read, admin and health routes, and of every error, as OpenAPI shows them.
+
+The store's read functions already render each record as plain data; these models only say its
+shape, so `/openapi.json` and `/docs` are true and FastAPI checks every answer against them.
+Timestamps stay the strings the store writes (ISO 8601 with an offset) rather than `datetime`,
+which pydantic would render again in another spelling (`Z` for `+00:00`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from core.states import CheckDecision, RunState, RunTrigger, VersionStatus
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class Detail(BaseModel):
+    """Every error but a validation error: one sentence."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One invalid field, without the value sent (`api.errors.clean_errors`)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Unprocessable(BaseModel):
+    """A 422: FastAPI's validation shape (a list of field errors), or one sentence where the
+    body is well-formed but cannot be served (a blank text, a prompt past the context...)."""
+
+    detail: list[FieldError] | str
+
+
+def error(description: str | None = None, model: type[BaseModel] = Detail) -> dict[str, Any]:
+    """An error answer for OpenAPI's `responses`: JSON whatever the route's own class (an HTML
+    route's errors are JSON too), so the schema is written out rather than named by `model`."""
+    answer: dict[str, Any] = {
+        "content": {"application/json": {"schema": model.model_json_schema()}}
+    }
+    return answer if description is None else {**answer, "description": description}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of these error statuses, each with its body's schema."""
+    return {code: error(model=Unprocessable if code == 422 else Detail) for code in codes}
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Ready(BaseModel):
+    status: str = Field(description="`ready`, or `loading` (503) until a model is loaded.")
+    model_version: str | None = None
+
+
+class Version(BaseModel):
+    version: str
+    parent: str | None
+    task: str
+    labels: list[str]
+    base_model: str
+    dataset_hash: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    status: VersionStatus
+    created_at: Timestamp
+    promoted_at: Timestamp | None
+
+
+class Models(BaseModel):
+    champion: str | None = Field(description="The version the registry names champion.")
+    serving: str | None = Field(description="The version this replica serves.")
+    versions: list[Version]
+
+
+class RetrainAsked(BaseModel):
+    run_id: str
+    state: RunState
+    detail: str
+
+
+class Run(BaseModel):
+    run_id: str
+    state: RunState
+    progress: float | None
+    loss: float | None
+    trigger: RunTrigger
+    check_id: str | None = Field(None, description="The monitor check that started the run.")
+    version: str | None
+    champion_version: str | None
+    metrics: dict[str, Any]
+    verdict: dict[str, Any]
+    summary: str = Field(description="The state in words, e.g. a challenger pending a second look.")
+    second_look: Any = None
+    refit: Any = None
+    error: str | None
+    attempts: int
+    dataset_hash: str | None
+    dataset_path: str | None = None
+    created_at: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+
+
+class Check(BaseModel):
+    id: str
+    created_at: Timestamp
+    model_version: str | None
+    window: dict[str, Any]
+    drift_detected: bool
+    drift_share: float | None
+    columns: dict[str, Any]
+    embedding_drift: float | None
+    quality: dict[str, Any]
+    estimated_accuracy: float | None
+    decision: CheckDecision
+    reason: str
+    duration_seconds: float | None
+    has_report: bool
+
+
+class StoredFeedback(BaseModel):
+    id: str
+    prediction_id: str
+    created_at: Timestamp | None
+    rating: int
+    label: str | None
+    preferred_output: str | None
+    comment: str | None
+    key_name: str | None
+    excluded_at: Timestamp | None
+
+
+class StoredPrediction(BaseModel):
+    id: str
+    created_at: Timestamp
+    model_version: str
+    task: str
+    input: str | None = Field(description="None when text logging is off.")
+    input_hash: str | None
+    output: dict[str, Any]
+    confidence: float | None
+    latency_ms: float | None
+    truncated: bool
+    feedback: list[StoredFeedback]
