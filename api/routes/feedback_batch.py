@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
+from api.answers import errors
 from api.deps import DbDep, FeedbackCaller, ServingDep, SettingsDep
 from api.errors import parse_body
 from api.feedback_batch import MAX_ITEMS, BatchAnswer, FeedbackBatch, submit_batch
@@ -24,6 +25,7 @@ BODY = {
     "/v1/feedback/batch",
     response_model=BatchAnswer,
     openapi_extra=BODY,
+    responses=errors(413, 422, 503),
     description=f"Up to {MAX_ITEMS} items `{{prediction_id, rating, label?, preferred_output?, "
     "comment?, idempotency_key?}}`; each is committed, replayed (committed before: same key, "
     "or the same fields from the same caller) or refused with its reason.",
