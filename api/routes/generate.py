@@ -221,6 +221,11 @@ async def generate(request: Request, caller: PredictCaller) -> Any:
         raise unprocessable("stream takes one prompt")
     if any(len(p) > settings.api.max_chars or is_blank(p) for p in prompts):
         raise unprocessable(f"inputs must be non-blank and at most {settings.api.max_chars} chars")
+    for i, m in enumerate(body.messages or []):  # the limit chat's messages have too
+        if len(m.content) > settings.api.max_chars:
+            raise unprocessable(
+                f"messages[{i}].content is longer than {settings.api.max_chars} chars"
+            )
     sampling = sampling_of(
         settings,
         max_new_tokens=body.max_new_tokens,

@@ -177,6 +177,7 @@ def test_stop_strings_cut_the_text_and_end_with_stop(client: TestClient) -> None
         ({"inputs": "x", "messages": [{"role": "user", "content": "hi"}]}, "exactly one"),
         ({"inputs": "word " * 2000, "max_new_tokens": 8}, "this model takes at most 120"),
         ({"inputs": ["a", "b"], "stream": True}, "stream takes one prompt"),
+        ({"messages": [{"role": "user", "content": "a" * 10_001}]}, "longer than 10000"),
     ],
 )
 def test_bad_generation_input_is_a_clear_422(
