@@ -38,7 +38,7 @@ def one(data: Path, rows: int, precision: str, group: bool) -> float:
     home = Path(tempfile.mkdtemp(prefix="tuneloop-bench-step-"))
     build_zero_shot("default", {label: label for label in labels}, home / "base")
     args = replace(
-        TrainArgs(epochs=1, batch_size=16, max_length=128, seed=0),
+        TrainArgs(epochs=1, batch_size=16, max_length=128, seed=0, min_steps=0),
         precision=precision,  # type: ignore[arg-type]
         group_by_length=group,
     )

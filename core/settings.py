@@ -206,6 +206,25 @@ class RetrainSettings(ComponentSettings):
     rouge_min_holdout: int = Field(
         40, ge=1, description="Generation: fewer holdout rows reject the run before it trains."
     )
+    # The generation recipe (retrain.sft, retrain.sft_data): its own sizes, since a summary row
+    # is ~300 tokens where a classification text is ~30. Rules in retrain.sft's SftArgs.
+    sft_batch_size: int = Field(8, ge=1, description="Generation: SFT batch size.")
+    sft_weight_decay: float = Field(0.0, ge=0.0, description="Generation: AdamW weight decay.")
+    sft_lora_r: int = Field(16, ge=1, description="Generation: LoRA rank.")
+    sft_lora_alpha: int = Field(32, ge=1, description="Generation: LoRA alpha.")
+    sft_lora_targets: str = Field(
+        "all-linear",
+        description="Generation: LoRA target modules (PEFT's all-linear, or names separated by "
+        "commas).",
+    )
+    sft_max_length: int = Field(
+        1024, ge=16, description="Generation: token limit of a prompt with its completion."
+    )
+    # Rule in retrain.sft_data: 40 % of scarce preferred outputs give the paired ROUGE-L test
+    # its 60-100 rows at 150-250 of them.
+    sft_holdout_share: float = Field(
+        0.4, gt=0.0, lt=1.0, description="Generation: newest preferred outputs held out."
+    )
     # Rule: a CPU LoRA step of SmolLM2 on 8 rows is ~10 s; a budget bounds a run's time where a
     # step count cannot (0: none, the epochs decide).
     generation_max_seconds: float = Field(

@@ -68,9 +68,8 @@ class SftOptions:
     holdout_share: float = DEFAULT_HOLDOUT_SHARE  # newest preferred outputs held out for the gate
     max_holdout: int = DEFAULT_MAX_HOLDOUT  # 0: no cap
     # Champion pairs replayed per new training row, a fixed prompt-hashed sample; 0 replays all.
-    # The classification rule (decision 0004: new rows a quarter of each batch) is 3.0; the
-    # wiring passes the retrain setting.
-    replay_ratio: float = 0.0
+    # The classification rule (decision 0004: new rows a quarter of each batch).
+    replay_ratio: float = 3.0
 
 
 @dataclass

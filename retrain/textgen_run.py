@@ -42,7 +42,7 @@ def execute_generation(run: Run, champion: VersionInfo) -> RunState:
     dataset = build_sft_dataset(
         champion_pairs=champion_pairs(Path(champion.artifact_path)),
         feedback=feedback,
-        options=SftOptions(replay_ratio=rs.replay_ratio),
+        options=SftOptions(holdout_share=rs.sft_holdout_share, replay_ratio=rs.replay_ratio),
         exclude=[r["prompt"] for r in golden.rows],
     )
     snapshot = _snapshot(run, dataset)
@@ -100,11 +100,18 @@ def sft_args(settings: Settings) -> SftArgs:
     """SFT hyper-parameters from settings (LoRA unless `method` says full)."""
     rs = settings.retrain
     return SftArgs(
-        method="full" if rs.method == "full" else "lora",
+        method="full" if rs.method == "full" else "lora",  # auto: LoRA for generation
         learning_rate=rs.learning_rate or None,
         epochs=rs.epochs,
         max_seconds=rs.generation_max_seconds,
         precision=rs.precision,
+        batch_size=rs.sft_batch_size,
+        weight_decay=rs.sft_weight_decay,
+        lora_r=rs.sft_lora_r,
+        lora_alpha=rs.sft_lora_alpha,
+        lora_targets=rs.sft_lora_targets,
+        max_length=rs.sft_max_length,
+        seed=rs.seed,
     )
 
 

@@ -63,14 +63,14 @@ class TrainArgs:
     method: Literal["auto", "full", "lora"] = "auto"  # auto: see FULL_UP_TO_PARAMETERS
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[method]
     epochs: float = 3.0
-    min_steps: int = 0  # more epochs when `epochs` would be fewer optimizer steps (see epochs_for)
+    min_steps: int = 100  # more epochs when `epochs` would be fewer optimizer steps (epochs_for)
     batch_size: int = 16
     weight_decay: float = 0.01
     dropout: float = 0.1
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    feedback_repeats: int = 1  # most times a row feedback labeled trains an epoch (see weigh)
+    feedback_repeats: int = 3  # most times a row feedback labeled trains an epoch (see weigh)
     early_stopping_patience: int = 0  # 0: no early stopping, no eval split (every row trains)
     eval_share: float = 0.1  # of the training rows, held out for early stopping when it is on
     max_length: int = 128

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
-from core.settings import Settings
+from core.settings import MonitorSettings, RetrainSettings, Settings
+from monitor.drift import DriftOptions
+from monitor.policy import PolicyOptions
+from retrain.sft import SftArgs
+from retrain.sft_data import SftOptions
+from retrain.train import TrainArgs
 from tuneloop.settings_doc import BEGIN, END, SETTINGS_DOC, rows
 
 
@@ -57,3 +64,46 @@ def test_settings_doc_lists_every_setting_with_its_default() -> None:
     table = doc.split(BEGIN, 1)[1].split(END, 1)[0]
     for variable, default, _ in rows():
         assert f"| `{variable}` | `{default}` |" in table, variable
+
+
+# Option dataclasses whose defaults tests and tools use, and the settings that fill them in
+# production: (dataclass, settings class, {dataclass field: settings field} where names differ).
+# Not compared: fields with no setting, and `learning_rate` (the settings' 0 is the options' None:
+# the method's default) and SftArgs' `method` (the settings' auto is LoRA for generation).
+OPTION_DEFAULTS = [
+    (TrainArgs, RetrainSettings, {}),
+    (
+        SftArgs,
+        RetrainSettings,
+        {
+            "batch_size": "sft_batch_size",
+            "weight_decay": "sft_weight_decay",
+            "lora_r": "sft_lora_r",
+            "lora_alpha": "sft_lora_alpha",
+            "lora_targets": "sft_lora_targets",
+            "max_length": "sft_max_length",
+            "max_seconds": "generation_max_seconds",
+        },
+    ),
+    (SftOptions, RetrainSettings, {"holdout_share": "sft_holdout_share"}),
+    (DriftOptions, MonitorSettings, {}),
+    (PolicyOptions, MonitorSettings, {}),
+]
+NOT_COMPARED = {"learning_rate", "method"}
+
+
+@pytest.mark.parametrize(
+    ("options", "settings", "renamed"), OPTION_DEFAULTS, ids=lambda o: getattr(o, "__name__", "")
+)
+def test_option_defaults_are_the_settings_defaults(
+    options: type, settings: type[BaseSettings], renamed: dict[str, str]
+) -> None:
+    defaults = {f.name: f.default for f in fields(options) if f.default is not MISSING}
+    compared = 0
+    for name, default in defaults.items():
+        setting = renamed.get(name, name)
+        if name in NOT_COMPARED or setting not in settings.model_fields:
+            continue
+        compared += 1
+        assert default == settings.model_fields[setting].default, (options.__name__, name)
+    assert compared, options.__name__

@@ -7,7 +7,7 @@ from typing import Any
 from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset, feedback_pair
 from tests.factories import generation_feedback as rated
 
-NO_HOLDOUT = SftOptions(holdout_share=0.0)
+NO_HOLDOUT = SftOptions(holdout_share=0.0, replay_ratio=0.0)  # every champion pair replayed
 
 
 def build(rows: list[dict[str, Any]], **kwargs: Any) -> SftDataset:
@@ -70,7 +70,7 @@ def test_a_newer_thumbs_down_takes_back_a_thumbs_up() -> None:
 def test_holdout_is_the_newest_share_of_preferred_outputs() -> None:
     rows = [rated(f"p{i}", preferred=f"w{i}", minutes=i) for i in range(10)]
     rows += [rated(f"r{i}", "served", rating=5, minutes=100 + i) for i in range(5)]  # newer
-    dataset = build(rows, options=SftOptions(holdout_share=0.3))
+    dataset = build(rows, options=SftOptions(holdout_share=0.3, replay_ratio=0.0))
     assert [p["prompt"] for p in dataset.holdout] == ["p9", "p8", "p7"]
     assert not {p["prompt"] for p in dataset.holdout} & set(taught(dataset))
     assert len(dataset.train) == 12
@@ -79,7 +79,11 @@ def test_holdout_is_the_newest_share_of_preferred_outputs() -> None:
 def test_holdout_is_capped_and_skips_prompts_the_champion_trained_on() -> None:
     rows = [rated(f"p{i}", preferred=f"w{i}", minutes=i) for i in range(10)]
     champion = [Pair(prompt="p9", completion="old")]
-    dataset = build(rows, champion=champion, options=SftOptions(holdout_share=1.0, max_holdout=2))
+    dataset = build(
+        rows,
+        champion=champion,
+        options=SftOptions(holdout_share=1.0, max_holdout=2, replay_ratio=0.0),
+    )
     assert [p["prompt"] for p in dataset.holdout] == ["p8", "p7"]
     assert taught(dataset)["p9"] == "w9"  # feedback replaces the champion's pair
 

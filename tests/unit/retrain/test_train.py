@@ -35,7 +35,9 @@ from retrain.train import (
 from tests.factories import feedback, rows
 
 BINARY = ["negative", "positive"]
-FAST = TrainArgs(epochs=3, batch_size=16, max_length=32, seed=0, torch_threads=1)
+FAST = TrainArgs(
+    epochs=3, batch_size=16, max_length=32, seed=0, torch_threads=1, min_steps=0, feedback_repeats=1
+)
 
 
 def accuracy(path: Path, test_rows: list[Row]) -> float:
@@ -165,7 +167,7 @@ def test_small_data_sets_get_epochs_enough_for_min_steps() -> None:
     assert args.epochs_for(120) == pytest.approx(100 / 8)  # 8 steps an epoch
     assert args.epochs_for(1000) == 3  # 63 steps an epoch: three epochs are enough
     assert args.epochs_for(5) == 20  # capped
-    assert TrainArgs(epochs=3).epochs_for(5) == 3  # min_steps 0: as asked
+    assert TrainArgs(epochs=3, min_steps=0).epochs_for(5) == 3  # min_steps 0: as asked
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it() -> None:
