@@ -19,10 +19,15 @@ from typing import Any
 from core.golden import read_golden, write_golden
 from core.store import erasure as store
 from core.store.db import Database
-from core.store.runs import runs_folder
+from core.store.runs import active_run, runs_folder
 
 TEXT_FIELDS = ("text", "prompt", "completion", "reference")
 TRAIN_FILE = "train.jsonl"
+
+
+class RunInFlight(RuntimeError):
+    """A retrain run is queued or running: it may have read the texts, and a retried run reads
+    its snapshot again, so erasing now could leave a copy or train on `[erased]` rows."""
 
 
 @dataclass
@@ -43,7 +48,10 @@ def erase(
     dry_run: bool = False,
 ) -> ErasureResult:
     """Erase `prediction_ids`, or every prediction `key_name`'s feedback touched; `dry_run`
-    counts without changing anything."""
+    counts without changing anything. RunInFlight while a retrain run is queued or running."""
+    running = None if dry_run else active_run(db)
+    if running is not None:
+        raise RunInFlight(running["run_id"])
     ids = list(prediction_ids) + (store.predictions_of_key(db, key_name) if key_name else [])
     plan = store.plan_erasure(db, ids)
     touches = _matcher(set(plan.feedback_ids), plan.texts)

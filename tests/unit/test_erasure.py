@@ -21,7 +21,7 @@ from core.store.predictions import (
     insert_predictions,
     submit_feedback,
 )
-from core.store.runs import runs_folder
+from core.store.runs import create_run, runs_folder
 from core.store.tables import ModelVersion
 from retrain.dataset import build_dataset
 from tests.factories import prediction_row
@@ -192,3 +192,13 @@ def test_wrong_usage_and_unknown_ids_are_said(db: Database, artifacts: Path) -> 
     assert run("--key", "nobody").exit_code == 2
     missing = run("--prediction", "nope")
     assert missing.exit_code == 0 and "not in the store: nope" in missing.stderr
+
+
+def test_a_run_in_flight_stops_the_erasure_but_not_a_dry_run(db: Database, artifacts: Path) -> None:
+    seed(db, artifacts)
+    create_run(db, trigger="manual")
+    refused = run("--prediction", "p0")
+    assert refused.exit_code == 1 and "in flight" in refused.output
+    stored = get_prediction(db, "p0")
+    assert stored is not None and stored["input"] == "text of p0"
+    assert run("--prediction", "p0", "--dry-run").exit_code == 0

@@ -33,6 +33,7 @@ def erase(prediction_ids: tuple[str, ...], key_name: str | None, dry_run: bool) 
     (an erased feedback id reads as erased). The next retrain does not train on them; a model
     already trained on them keeps what it learned until a retrain replaces it.
     """
+    from core.erasure import RunInFlight
     from core.erasure import erase as run
 
     if bool(prediction_ids) == bool(key_name):
@@ -49,6 +50,11 @@ def erase(prediction_ids: tuple[str, ...], key_name: str | None, dry_run: bool) 
             key_name=key_name,
             dry_run=dry_run,
         )
+    except RunInFlight as exc:
+        raise click.ClickException(
+            f"retrain run {exc} is in flight and may have read these texts: wait for it to end "
+            f"(or `tuneloop retrain --cancel {exc}`), then erase"
+        ) from None
     finally:
         db.dispose()
     if result.missing:
