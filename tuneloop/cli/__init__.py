@@ -11,6 +11,7 @@ import click
 from core.settings import get_settings
 from tuneloop.cli import checks, use
 from tuneloop.cli import loop as loop_commands
+from tuneloop.cli.erase import erase as erase_command
 from tuneloop.cli.gc import gc as gc_command
 from tuneloop.cli.history import history as history_command
 from tuneloop.cli.keys import keys as keys_group
@@ -193,6 +194,7 @@ main.add_command(drill_group)
 main.add_command(use.predict)
 loop_commands.feedback.add_command(use.give)
 loop_commands.feedback.add_command(use.import_feedback)
+loop_commands.feedback.add_command(erase_command)
 for _command in checks.COMMANDS:
     loop_commands.monitor.add_command(_command)
 

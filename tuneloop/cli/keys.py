@@ -23,6 +23,14 @@ def _db() -> Database:
     return Database(get_settings().database_url)
 
 
+def require_key(db: Database, name: str) -> None:
+    """A key that exists (or the admin token's name): a typo must not read as 'nothing to do'."""
+    from core.keys import ADMIN_TOKEN_NAME
+
+    if name != ADMIN_TOKEN_NAME and name not in {k.name for k in list_keys(db)}:
+        raise click.BadParameter(f"no key named {name!r}", param_hint="--key")
+
+
 def _per_second(value: str, option: str) -> float | None:
     if value.strip().lower() == "none":
         return None

@@ -253,13 +253,11 @@ def feedback_exclude(key_name: str, since: str | None) -> None:
 
     The rows stay in the store as evidence; nothing is deleted.
     """
-    from core.keys import ADMIN_TOKEN_NAME
-    from core.store.keys import list_keys
     from core.store.predictions import exclude_feedback
+    from tuneloop.cli.keys import require_key
 
     db = Database(get_settings().database_url)
-    if key_name != ADMIN_TOKEN_NAME and key_name not in {k.name for k in list_keys(db)}:
-        raise click.BadParameter(f"no key named {key_name!r}", param_hint="--key")
+    require_key(db, key_name)
     try:
         start = datetime.fromisoformat(since) if since else None
     except ValueError:
