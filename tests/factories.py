@@ -167,3 +167,34 @@ def generation_feedback(
         "messages": messages,
         "raw": raw,
     }
+
+
+def release_0001_store(url: str, artifact_path: str = "/a/models/v1") -> None:
+    """A store at revision 0001 (the first release's schema) with one row of each kind, raw SQL."""
+    from sqlalchemy import create_engine, text
+
+    from core.store.db import upgrade
+
+    upgrade(url, "0001")
+    engine = create_engine(url)
+    rows = [
+        "INSERT INTO model_version (version, number, task, labels, artifact_path, base_model, "
+        "params, metrics, status, created_at, promoted_at) VALUES ('v1', 1, 'classification', "
+        "'[\"negative\", \"positive\"]', :artifact, 't', '{}', '{\"accuracy\": 0.8}', "
+        "'champion', '2026-01-01 09:00:00', '2026-01-01 10:00:00')",
+        "INSERT INTO model_alias (name, version, updated_at) "
+        "VALUES ('champion', 'v1', '2026-01-01 10:00:00')",
+        "INSERT INTO prediction (id, created_at, model_version, task, input_text, input_hash, "
+        "output, label, confidence, latency_ms, truncated) VALUES ('p1', '2026-01-02 09:00:00', "
+        "'v1', 'classification', 'great product', 'h1', '{\"label\": \"positive\"}', "
+        "'positive', 0.9, 3.5, 0)",
+        "INSERT INTO feedback (id, prediction_id, created_at, rating, label) "
+        "VALUES ('f1', 'p1', '2026-01-02 09:05:00', 1, 'negative')",
+        "INSERT INTO retrain_run (id, trigger, state, created_at, attempts, progress, params, "
+        "metrics, verdict) VALUES ('r1', 'manual', 'rejected', '2026-01-03 09:00:00', 1, 1.0, "
+        "'{}', '{}', '{\"promote\": false}')",
+    ]
+    with engine.begin() as conn:
+        for sql in rows:
+            conn.execute(text(sql), {"artifact": artifact_path})
+    engine.dispose()

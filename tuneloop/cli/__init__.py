@@ -11,6 +11,8 @@ import click
 from core.settings import get_settings
 from tuneloop.cli import checks, use
 from tuneloop.cli import loop as loop_commands
+from tuneloop.cli.backup import backup as backup_command
+from tuneloop.cli.backup import restore as restore_command
 from tuneloop.cli.erase import erase as erase_command
 from tuneloop.cli.gc import gc as gc_command
 from tuneloop.cli.history import history as history_command
@@ -190,6 +192,8 @@ for _command in loop_commands.COMMANDS:
 main.add_command(keys_group)
 loop_commands.models.add_command(history_command)
 main.add_command(gc_command)
+main.add_command(backup_command)
+main.add_command(restore_command)
 main.add_command(drill_group)
 main.add_command(use.predict)
 loop_commands.feedback.add_command(use.give)

@@ -8,7 +8,7 @@ from tuneloop.cli.errors import Cli
 
 # Each command's section; one not named here is listed under the second (what a user runs).
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "Run the loop": ("up", "serve", "worker", "beat", "init", "db", "gc"),
+    "Run the loop": ("up", "serve", "worker", "beat", "init", "db", "gc", "backup", "restore"),
     "Use it": (),
     "Developer tools": ("bench", "drill", "settings"),
 }
