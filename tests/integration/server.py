@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 
-from tuneloop.processes import free_port
+from tuneloop import processes
+from tuneloop.processes import free_port, spawn, tuneloop_command, wait_ready
 
 TOKEN = "integration-test-admin-token"
 
@@ -40,7 +39,7 @@ def tuneloop_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
 def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
     """Run `tuneloop ARGS`, fail loudly with its output."""
     done = subprocess.run(
-        [sys.executable, "-m", "tuneloop.cli", *args],
+        tuneloop_command(args),
         env=env,
         capture_output=True,
         text=True,
@@ -54,49 +53,40 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
 def serving(env: dict[str, str], log_path: Path, timeout: float = 120) -> Iterator[str]:
     """A running api; yields its base URL, stops it on exit."""
     port = free_port()
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tuneloop.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = spawn(tuneloop_command(["serve", "--port", str(port)]), env=env, log=log_path)
     base = f"http://127.0.0.1:{port}"
+
+    def alive() -> None:
+        assert proc.poll() is None, log_path.read_text()
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "api not ready:\n" + log_path.read_text()
-            time.sleep(0.2)
+        assert wait_ready(ready, alive=alive, timeout=timeout), (
+            "api not ready:\n" + log_path.read_text()
+        )
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        processes.stop([proc])
 
 
 def launch(
     args: list[str], log: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start a process in its own session, its output in `log`."""
-    with log.open("w") as out:
-        return subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    """Start a process in its own session (a process group), its output in `log`."""
+    return spawn(args, env=env, log=log, own_group=True)
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop a process and its children (the worker forks its pool)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
+    """Stop a process and its children (the worker forks its pool); SIGKILL kills the whole
+    group at once, as a crash would."""
+    if sig == signal.SIGKILL:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    else:
+        processes.stop([proc], groups=True)
