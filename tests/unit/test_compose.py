@@ -30,6 +30,7 @@ def test_every_service_of_the_deployment_is_there() -> None:
 
 DEPLOYMENT_FILES = [
     "docker-compose.yml",
+    "docker-compose.cpu.yml",
     "Dockerfile",
     "README.md",
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("*.md"))),
@@ -222,3 +223,69 @@ def test_dockerfile_builds_on_cuda_and_copies_every_package() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert not set(copied) & set(ignored)
     assert ".venv" in ignored and ".git" in ignored
+
+
+# The CPU override, merged as Compose merges files (compose-spec's merge rules, the part these
+# files use): mappings merge key by key, `!reset` drops the base's value, a short `build: PATH`
+# is `{context: PATH}`, and command-like sequences are replaced rather than appended.
+class _ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+RESET = object()
+_ComposeLoader.add_constructor("!reset", lambda loader, node: RESET)
+REPLACED = {"command", "entrypoint", "test"}
+
+
+def _load(path: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load((ROOT / path).read_text(), Loader=_ComposeLoader)
+    return loaded
+
+
+def _merge(base: Any, override: Any, key: str = "") -> Any:
+    if key == "build":
+        base = {"context": base} if isinstance(base, str) else base
+        override = {"context": override} if isinstance(override, str) else override
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for k, value in override.items():
+            if value is RESET:
+                merged.pop(k, None)
+            else:
+                merged[k] = _merge(base[k], value, k) if k in base else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in REPLACED:
+        return base + [v for v in override if v not in base]
+    return override
+
+
+CPU: dict[str, Any] = _merge(_load("docker-compose.yml"), _load("docker-compose.cpu.yml"))
+
+
+def test_the_cpu_override_names_only_services_of_the_deployment() -> None:
+    assert set(_load("docker-compose.cpu.yml")["services"]) == set(TUNELOOP)
+    assert set(CPU["services"]) == set(SERVICES)
+
+
+def test_the_cpu_deployment_reserves_no_gpu() -> None:
+    reserved = [s for s, spec in CPU["services"].items() if "deploy" in spec]
+    assert reserved == []
+
+
+@pytest.mark.parametrize("service", TUNELOOP)
+def test_the_cpu_deployment_builds_one_cpu_image_and_keeps_the_rest(service: str) -> None:
+    spec, base = CPU["services"][service], SERVICES[service]
+    build = spec["build"]
+    assert build["context"] == "."
+    assert "cuda" not in build["args"]["CUDA_IMAGE"]
+    assert build["args"]["TORCH_INDEX_URL"].endswith("/whl/cpu")
+    assert spec["image"] == CPU["services"]["api"]["image"] != base["image"]
+    assert spec["environment"] == {**base["environment"], "TUNELOOP_DEVICE": "cpu"}
+    unchanged = set(base) - {"build", "image", "environment", "deploy"}
+    assert {k: spec[k] for k in unchanged} == {k: base[k] for k in unchanged}
+
+
+def test_the_cpu_build_arguments_are_the_dockerfiles() -> None:
+    args = set(re.findall(r"^ARG (\w+)=", (ROOT / "Dockerfile").read_text(), re.M))
+    for service in TUNELOOP:
+        assert set(CPU["services"][service]["build"]["args"]) <= args
