@@ -107,7 +107,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.token:
-            log.warning("TUNELOOP_ADMIN_TOKEN is not set: only stored API keys are accepted")
+            # A valid set-up, said once in the start-up block: not a warning an operator acts on.
+            log.info("TUNELOOP_ADMIN_TOKEN is not set: only stored API keys are accepted")
         db = db_factory(settings.database_url)
         keys = KeyTable(
             partial(active_keys, db),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO
@@ -21,6 +22,8 @@ SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 # that a URL without a host means localhost, and the default broker (the file transport,
 # `filesystem://`) has no host to give. Anything else these loggers say still shows.
 QUIETED = {"kombu.connection": ("No hostname was supplied",)}
+# Celery's line per task (beat sends it, the worker receives it, it succeeded), by logger.
+TASK_LIFECYCLE_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 
 
 class RequestIdFilter(logging.Filter):
@@ -60,6 +63,32 @@ class DropNotices(logging.Filter):
         return not str(record.msg).startswith(self.prefixes)
 
 
+class DemoteRoutine(logging.Filter):
+    """Celery's INFO lines about routine tasks at DEBUG: beat's lease reaper and retention run every
+    few seconds and succeed, which is nothing an operator acts on (a failure keeps its level, and
+    what a task finds, a reaped run say, it logs itself)."""
+
+    def __init__(self, tasks: Iterable[str]) -> None:
+        super().__init__()
+        self.tasks = frozenset(tasks)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or _task_name(record) not in self.tasks:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _task_name(record: logging.LogRecord) -> object:
+    """The task a Celery lifecycle line is about: the worker passes a mapping with its `name`,
+    beat the schedule entry and then the task."""
+    if isinstance(record.args, Mapping):
+        return record.args.get("name")
+    if isinstance(record.args, tuple) and len(record.args) == 2:
+        return record.args[1]
+    return None
+
+
 def log_handler(*, json_lines: bool, stream: IO[str] | None = None) -> logging.Handler:
     """A handler (stderr by default) that writes JSON lines or text, with the request id."""
     handler = logging.StreamHandler(stream)
@@ -68,8 +97,9 @@ def log_handler(*, json_lines: bool, stream: IO[str] | None = None) -> logging.H
     return handler
 
 
-def configure_logging(level: str, *, json_lines: bool) -> None:
-    """Send every logger, the server's too, through one handler on the root logger."""
+def configure_logging(level: str, *, json_lines: bool, routine_tasks: Iterable[str] = ()) -> None:
+    """Send every logger, the server's too, through one handler on the root logger; Celery's
+    lines about `routine_tasks` go to DEBUG."""
     root = logging.getLogger()
     root.handlers[:] = [log_handler(json_lines=json_lines)]
     root.setLevel(level.upper())
@@ -81,3 +111,7 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
         quieted = logging.getLogger(name)
         quieted.filters[:] = [f for f in quieted.filters if not isinstance(f, DropNotices)]
         quieted.addFilter(DropNotices(prefixes))
+    for name in TASK_LIFECYCLE_LOGGERS:
+        lifecycle = logging.getLogger(name)
+        lifecycle.filters[:] = [f for f in lifecycle.filters if not isinstance(f, DemoteRoutine)]
+        lifecycle.addFilter(DemoteRoutine(routine_tasks))

@@ -31,6 +31,8 @@ RETRAIN_TASK = "retrain.run"
 REAP_TASK = "retrain.reap"
 MONITOR_TASK = "monitor.check"
 GC_TASK = "store.gc"
+# Beat's housekeeping: frequent, and quiet when nothing is found (core.logs.DemoteRoutine).
+ROUTINE_TASKS = (REAP_TASK, GC_TASK)
 # Redis redelivers an unacknowledged message after this; longer than any run, the lease is faster.
 REDIS_VISIBILITY_SECONDS = 6 * 3600
 

@@ -10,12 +10,13 @@ import shutil
 from fastapi import FastAPI
 
 from core.logs import configure_logging
+from core.queue import ROUTINE_TASKS
 from core.settings import Settings, get_settings
 
 
 def configure(settings: Settings) -> None:
     """Process-wide set-up for serving: logging and the torch thread budget."""
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(settings.log_level, json_lines=settings.log_json, routine_tasks=ROUTINE_TASKS)
     if settings.api.torch_threads:
         import torch
 

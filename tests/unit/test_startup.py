@@ -44,6 +44,15 @@ def test_the_block_hides_passwords_and_says_when_keys_are_needed(tmp_path: Path)
     assert "secret1" not in block and "secret2" not in block
     assert "db:5432/tl" in block and "redis:6379/0" in block
     assert "every route takes a key" in block
+    assert "no admin token" in block
+    with_token = summary(
+        Settings(home=tmp_path, admin_token="t" * 24),
+        host="0.0.0.0",
+        port=8000,
+        champion=None,
+        processes="api",
+    )
+    assert "every route takes a key" in with_token and "no admin token" not in with_token
 
 
 def test_kombus_no_hostname_notice_is_dropped_and_its_other_warnings_kept() -> None:

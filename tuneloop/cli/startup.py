@@ -23,6 +23,8 @@ def summary(
         mode = open_mode_notice(host, port)
     else:
         mode = f"{settings.env}: every route takes a key (`tuneloop keys create`)"
+        if not settings.token:
+            mode += "; no admin token (TUNELOOP_ADMIN_TOKEN), so stored keys only"
     lines = {
         "api": f"http://{host}:{port} (docs at /docs); {processes}",
         "mode": mode,
