@@ -14,6 +14,12 @@ lanes: a single-threaded forward gains little from bigger batches, and small one
 that just missed a batch wait a short one, not a long one (the latency tail under load). Token
 budgets are the predictor's business: it sorts by length and splits a batch into padded chunks
 under `max_batch_tokens`.
+
+Admission is by time as well as by count: from the texts per second the device has been serving,
+a request whose texts would wait longer than `deadline_seconds` is refused at once (503), so under
+overload the queue holds about a deadline of work, admitted requests finish within it, and the
+rest are told to come back instead of timing out in line. Texts whose client has gone (its future
+cancelled) are dropped before their forward pass.
 """
 
 from __future__ import annotations
@@ -32,10 +38,16 @@ from core.runtime.predictor import Output, Predictor
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 0.004  # longest wait for company while other lanes compute
 LANE_BATCH = 16  # most texts in one batch when the device has several lanes
+RATE_SMOOTHING = 0.2  # weight of the newest batch in the served-rate estimate (about 5 batches)
 
 
 class QueueFull(Exception):
-    """More texts are waiting than `max_queue` allows."""
+    """More texts are waiting than `max_queue` allows, or they would wait past the deadline;
+    `wait` is the expected wait in seconds when that is why."""
+
+    def __init__(self, message: str = "queue full", *, wait: float = 0.0) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 class NotServing(Exception):
@@ -60,8 +72,10 @@ class Batcher:
         lanes: int = 1,
         threads_per_lane: int = 1,
         set_threads: Callable[[int], None] | None = None,
+        deadline_seconds: float = 0.0,
     ) -> None:
         self.predictor = predictor
+        self.deadline = deadline_seconds  # 0: admission by count only
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
         self.lanes = lanes
@@ -76,11 +90,27 @@ class Batcher:
         self._running: set[asyncio.Task[None]] = set()
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="forward")
+        self._rate = 0.0  # texts/s the device serves, from recent batches (0: none measured)
 
     @property
     def depth(self) -> int:
         """Texts waiting."""
         return self._queue.qsize()
+
+    def expected_wait(self, n: int = 1) -> float:
+        """Seconds `n` more texts would wait for the ones ahead of them and their own forward
+        pass, at the measured rate (0 before any batch has run)."""
+        return (self._queue.qsize() + n) / self._rate if self._rate else 0.0
+
+    def admit(self, n: int = 1) -> None:
+        """QueueFull unless `n` more texts fit the queue and its deadline."""
+        waiting = self._queue.qsize()
+        if waiting + n > self.max_queue:
+            raise QueueFull("queue full")
+        if self.deadline and (wait := self.expected_wait(n)) > self.deadline:
+            raise QueueFull(
+                f"overloaded: {wait:.2f} s expected wait, deadline {self.deadline:g} s", wait=wait
+            )
 
     async def start(self) -> None:
         """Start the consumer task."""
@@ -104,8 +134,7 @@ class Batcher:
         """Predict texts; returns, in order, each output with the version that produced it."""
         if self._task is None:
             raise NotServing("not started")
-        if self._queue.qsize() + len(texts) > self.max_queue:
-            raise QueueFull
+        self.admit(len(texts))
         loop = asyncio.get_running_loop()
         items = [_Item(t, loop.create_future()) for t in texts]
         for item in items:
@@ -121,6 +150,8 @@ class Batcher:
                 self._freed.clear()
                 await self._freed.wait()
             batch = [await self._queue.get()]
+            if batch[0].future.done():  # its client has gone: nothing to compute
+                continue
             try:
                 if self._busy:  # the device is busy: let requests still arriving join
                     await self._settle()
@@ -143,8 +174,10 @@ class Batcher:
         """Take this lane's share of what waits and start its forward pass."""
         free = self.lanes - self._busy
         share = min(self._cap, -(-(self._queue.qsize() + 1) // free))
-        while len(batch) < share:
-            batch.append(self._queue.get_nowait())
+        while len(batch) < share and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                batch.append(item)
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
         width = self.lanes if self._busy == 0 and self._queue.empty() else 1
         self._busy += width
@@ -171,12 +204,18 @@ class Batcher:
         finally:
             self._busy -= width
             self._freed.set()
-        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._measured(len(batch) / max(elapsed, 1e-6) * self.lanes / width)
+        metrics.INFERENCE_SECONDS.observe(elapsed)
         metrics.BATCH_SIZE.observe(len(batch))
         version = predictor.version
         for item, output in zip(batch, outputs, strict=True):
             if not item.future.done():  # the client may have gone
                 item.future.set_result((output, version))
+
+    def _measured(self, rate: float) -> None:
+        """Fold one batch's rate, scaled to the whole device, into the estimate."""
+        self._rate = rate if not self._rate else self._rate + RATE_SMOOTHING * (rate - self._rate)
 
     def _forward(self, predictor: Predictor, texts: list[str], threads: int) -> list[Output]:
         """In a lane thread: set its torch thread count when it changes, then predict."""

@@ -259,6 +259,12 @@ class Serving:
             await asyncio.sleep(self.settings.model_poll_seconds)
             await self._refresh_or_keep()
 
+    def admit(self, n: int = 1) -> None:
+        """QueueFull when `n` more texts would not fit the classifier's queue or its deadline
+        (nothing to refuse while no classifier is loaded: `predict` says why)."""
+        if self.batcher is not None:
+            self.batcher.admit(n)
+
     async def predict(self, texts: list[str]) -> PredictResult:
         """Run texts through the batcher and log each prediction."""
         if self.batcher is None:
@@ -297,6 +303,7 @@ def _batcher(predictor: Predictor, settings: ApiSettings) -> Batcher:
         lanes=lanes,
         threads_per_lane=threads,
         set_threads=set_torch_threads,
+        deadline_seconds=settings.queue_deadline_seconds,
     )
 
 

@@ -53,6 +53,14 @@ class ApiSettings(ComponentSettings):
         8192, ge=16, description="Most padded tokens in one forward pass (memory bound)."
     )
     max_queue: int = Field(1024, ge=1, description="Texts waiting; beyond it predict answers 503.")
+    # Rule: equal to Retry-After, so a client that honours it comes back to at most a deadline's
+    # work ahead of it; a longer queue adds latency and no throughput (the device is already busy).
+    queue_deadline_seconds: float = Field(
+        1.0,
+        ge=0.0,
+        description="Predict answers 503 when a request's texts would wait longer than this at "
+        "the measured batch rate (0: by `max_queue` only).",
+    )
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Request body limit (413 above).")
     max_inputs: int = Field(64, ge=1, description="Most texts in one predict request.")
     max_chars: int = Field(10_000, ge=1, description="Most characters in one text.")

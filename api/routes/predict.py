@@ -8,10 +8,14 @@ exception middleware, which cost more CPU per request than everything else the a
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import math
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from api.answers import error, errors
@@ -27,6 +31,7 @@ from core.keys import Scope as KeyScope
 from core.settings import Settings
 
 PATH = "/v1/predict"
+T = TypeVar("T")
 
 router = APIRouter(tags=["predict"], dependencies=[Predicting], responses=RESPONSES)
 BODY = {
@@ -68,13 +73,18 @@ async def classify(body: bytes, *, state: Any, caller: Caller) -> dict[str, Any]
     except WrongTask as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     except (QueueFull, NotServing) as exc:
-        reason = "queue full" if isinstance(exc, QueueFull) else "model not ready"
-        raise HTTPException(
-            status_code=503,
-            detail=reason,
-            headers={"Retry-After": str(settings.api.retry_after_seconds)},
-        ) from None
+        raise unavailable(exc, settings) from None
     return {"model_version": result.model_version, "predictions": result.predictions}
+
+
+def unavailable(exc: QueueFull | NotServing, settings: Settings) -> HTTPException:
+    """The 503 for a full or overloaded queue (Retry-After: when the excess wait has drained, at
+    least the setting) or a model not loaded yet."""
+    retry = settings.api.retry_after_seconds
+    if isinstance(exc, QueueFull):
+        retry = max(retry, math.ceil(exc.wait - settings.api.queue_deadline_seconds))
+    detail = str(exc) if isinstance(exc, QueueFull) else "model not ready"
+    return HTTPException(status_code=503, detail=detail, headers={"Retry-After": str(retry)})
 
 
 @router.post(
@@ -102,10 +112,38 @@ async def predict_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     scope["route"] = ROUTE
     request = Request(scope, receive)
     state = scope["app"].state
-    try:  # the key and its request limit before the body is read, as the route's dependency
+    try:
+        try:  # overload first: a refusal costs no key lookup and no parsing
+            state.serving.admit(1)
+        except QueueFull as exc:
+            raise unavailable(exc, state.settings) from None
+        # the key and its request limit before the body is read, as the route's dependency
         caller = await admit(state, request.headers.get("authorization"), KeyScope.PREDICT)
         body = await request.body()
-        answer = JSON(await classify(body, state=state, caller=caller))
+        answer = JSON(await _unless_gone(receive, classify(body, state=state, caller=caller)))
     except HTTPException as exc:  # what FastAPI's handler answers
         answer = JSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     await answer(scope, receive, send)
+
+
+async def _unless_gone(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
+    """Await `work`, cancelled if the client disconnects first, so its texts leave the queue
+    before their forward pass; ClientDisconnect then (counted 499, nobody to answer)."""
+    current = asyncio.current_task()
+    assert current is not None
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        current.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():
+            raise  # cancelled from outside (shutdown), not by the client's going
+        current.uncancel()
+        raise ClientDisconnect from None
+    finally:
+        watcher.cancel()

@@ -179,3 +179,40 @@ async def test_with_several_lanes_a_batch_holds_at_most_a_lane_batch() -> None:
     assert sorted(sizes)[-2:] == [LANE_BATCH, LANE_BATCH]  # a full lane batch on each lane
     assert max(sizes) == LANE_BATCH and sum(sizes) == 40
     await batcher.stop()
+
+
+async def test_admission_by_time_refuses_what_would_wait_past_the_deadline() -> None:
+    fake = FakePredictor(delay=0.05)  # batches of one: at most 20 texts/s
+    batcher = Batcher(fake, max_batch_size=1, max_queue=100, deadline_seconds=1.0)
+    await batcher.start()
+    assert batcher.expected_wait(50) == 0.0  # nothing measured yet: by count only
+    await batcher.submit(["warm"])  # one batch measures the rate
+    fake.gate.clear()
+    held = asyncio.create_task(batcher.submit(["held"]))
+    await asyncio.sleep(0.02)
+    queued = [asyncio.create_task(batcher.submit([f"q{i}"])) for i in range(4)]
+    await asyncio.sleep(0.02)
+    with pytest.raises(QueueFull, match="overloaded") as refused:
+        await batcher.submit(["t"] * 40)  # 44 texts ahead at <= 20/s: over 2 s, and under max_queue
+    assert refused.value.wait > 1.0
+    batcher.admit(1)  # one more still fits the deadline
+    fake.gate.set()
+    await asyncio.gather(held, *queued)
+    await batcher.stop()
+
+
+async def test_texts_whose_client_has_gone_are_not_computed() -> None:
+    fake = FakePredictor()
+    fake.gate.clear()
+    batcher = await started(fake)
+    first = asyncio.create_task(batcher.submit(["first"]))
+    await asyncio.sleep(0.05)
+    gone = [asyncio.create_task(batcher.submit([f"gone{i}"])) for i in range(3)]
+    kept = asyncio.create_task(batcher.submit(["kept"]))
+    await asyncio.sleep(0.02)
+    for task in gone:
+        task.cancel()
+    fake.gate.set()
+    await asyncio.gather(first, kept)
+    assert fake.batches == [["first"], ["kept"]]
+    await batcher.stop()
