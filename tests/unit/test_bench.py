@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from typing import Any
 
@@ -9,6 +11,7 @@ import orjson
 import pytest
 
 from benchmarks.loadgen import build_request, parse_response, percentile, review_texts, summarize
+from benchmarks.overload import drive
 from benchmarks.serving import BenchConfig
 from benchmarks.serving_report import assemble
 
@@ -104,3 +107,44 @@ def test_assemble_computes_headline_ratios_and_target_checks() -> None:
     assert not missed["idle_p50<=naive+2ms"] and not missed["p99_at_max<=500ms"]
     assert not missed["api_rss<=1200MB"] and missed["served_over_naive>=3.5"]
     assert len(result["warnings"]) == 1 and result["warnings"][0].startswith("api c=64")
+
+
+class _Refuser:
+    """An HTTP server that answers a body it has not seen before 503 (Retry-After 0.1 s) and a
+    repeated one 200, noting the gap between a 503 and the next request on its connection."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.gaps: list[float] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        refused_at = None
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            if refused_at is not None:
+                self.gaps.append(time.perf_counter() - refused_at)
+                refused_at = None
+            if body not in self.seen:
+                self.seen.add(body)
+                refused_at = time.perf_counter()
+                writer.write(b"HTTP/1.1 503 X\r\nRetry-After: 0.1\r\nContent-Length: 0\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        writer.close()
+
+
+@pytest.mark.parametrize("honour", [True, False])
+async def test_the_overload_clients_retry_a_503_as_their_kind_does(honour: bool) -> None:
+    refuser = _Refuser()
+    server = await asyncio.start_server(refuser.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await drive(port, 20, honour=honour, warmup=0.0, duration=0.5, give_up=5)
+    assert result["statuses"]["200"] == result["statuses"]["503"] > 0
+    assert result["goodput_per_s"] == result["statuses"]["200"] / 0.5
+    assert refuser.gaps and all((gap >= 0.09) == honour for gap in refuser.gaps)
