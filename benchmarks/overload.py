@@ -7,9 +7,8 @@ each kind of client, open-loop arrivals at `--factor` times the peak, from a sep
 each arrival takes an idle keep-alive connection (or opens one) and sends its text until
 it is answered 2xx, retrying a 503 after Retry-After (`honour`) or after 5 ms (`impatient`), and
 giving up after `--give-up` seconds. Reported per kind: goodput (arrivals of the measured window
-answered 2xx, per second of it) beside the
-peak, the p99 of a rejection's answer time and of an admitted request's, statuses, and the api's
-resident memory before and after.
+answered 2xx, per second of it) beside the peak, the p99 of a rejection's answer time and of an
+admitted request's, statuses, and the api's resident memory before and after.
 """
 
 from __future__ import annotations
