@@ -62,6 +62,20 @@ class ApiSettings(ComponentSettings):
         "the measured batch rate (0: by `max_queue` only).",
     )
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Request body limit (413 above).")
+    # Rule: nginx's default for request heads (4 buffers of 8 KiB); a key and the usual headers
+    # take under 2 KiB.
+    max_head_bytes: int = Field(
+        32 * 1024, ge=4096, description="Request line and headers limit (431 above)."
+    )
+    # Rule: as long as uvicorn keeps an idle keep-alive connection open (5 s): a client that has
+    # begun a request sends its head at once.
+    head_timeout_seconds: float = Field(
+        5.0, gt=0.0, description="A request head must arrive whole within this (408 after)."
+    )
+    # Rule: twice the head's: a body of `max_body_bytes` comes in many chunks, each promptly.
+    body_timeout_seconds: float = Field(
+        10.0, gt=0.0, description="Longest gap between a request body's chunks (408 after)."
+    )
     max_inputs: int = Field(64, ge=1, description="Most texts in one predict request.")
     max_chars: int = Field(10_000, ge=1, description="Most characters in one text.")
     max_tokens: int = Field(

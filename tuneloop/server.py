@@ -60,6 +60,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     """Serve until interrupted; several workers share metrics through a multiprocess dir."""
     import uvicorn
 
+    from api.protocol import GuardedHttpTools
+
     # uvicorn's own lines in this process in our format (without `configure`'s torch import)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     if workers > 1:
@@ -74,7 +76,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpTools,  # httptools with bounded heads and slow clients cut
         access_log=False,
         log_config=None,  # keep `configure`'s handler: uvicorn's config would replace it
         log_level=settings.log_level.lower(),

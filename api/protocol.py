@@ -1,0 +1,117 @@
+"""uvicorn's httptools protocol with the limits it lacks: bounded request heads, slow clients cut.
+
+uvicorn reads a request head of any size and waits forever for one that never ends: a 20 MiB
+header is served, 40 connections each sending 5 MiB of unfinished header hold ~200 MiB, and a
+connection that sends half a request (or nothing) stays open until the client gives up. Here:
+
+- a head (request line and headers) over `max_head_bytes` is answered 431 and the connection
+  closed, counted on the raw bytes while the head is unfinished, so an endless one is cut too;
+- a head must arrive whole within `head_timeout_seconds` of the connection or of the previous
+  response (the idle time uvicorn allows a keep-alive connection), else 408 and close;
+- a body must keep coming: a gap over `body_timeout_seconds` between its chunks is a 408.
+
+The limits come from the settings of the process (`TUNELOOP_API_*`), read once: uvicorn builds
+the protocol from a class, which every worker process imports by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from asyncio import TimerHandle
+from functools import cache
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from core.settings import ApiSettings, get_settings
+
+
+@cache
+def _limits() -> ApiSettings:
+    return get_settings().api
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """HttpToolsProtocol that refuses over-long request heads and cuts slow clients."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._in_body = False  # the head of the current request is complete
+        self._head_bytes = 0  # bytes received for the current head (an upper bound)
+        self._refused = False
+        self._timer: TimerHandle | None = None
+        self._arm(_limits().head_timeout_seconds)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_body:
+            self._arm(_limits().body_timeout_seconds)
+        else:
+            self._head_bytes += len(data)
+            if self._timer is None:  # the first bytes after an idle keep-alive
+                self._arm(_limits().head_timeout_seconds)
+        super().data_received(data)
+        if not self._in_body and self._head_bytes > _limits().max_head_bytes:
+            self._refuse(431, "request head too large")
+
+    def on_headers_complete(self) -> None:
+        # The count so far may include body bytes that came in the same chunk as the head, so the
+        # complete head is measured by what it holds.
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if size > _limits().max_head_bytes:
+            self._refuse(431, "request head too large")
+            return
+        self._in_body = True
+        self._arm(_limits().body_timeout_seconds)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._disarm()  # the app has the whole request; the keep-alive timer takes over after
+        self._in_body, self._head_bytes = False, 0
+        super().on_message_complete()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._in_body or self._head_bytes:
+            self._refuse(408, "request not received in time")
+        elif not self.transport.is_closing():
+            self.transport.close()  # nothing sent: close as an idle keep-alive would
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` with a one-line JSON detail and close, unless the app already answers."""
+        if self._refused or self.transport.is_closing():
+            return
+        self._refused = True
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete and self._in_body:
+            self.cycle.disconnected = True  # the app's request ends; it gets a disconnect
+            self.cycle.message_event.set()
+            if self.cycle.response_started:
+                self.transport.close()
+                return
+        body = b'{"detail":"' + message.encode() + b'"}'
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        self.transport.close()
