@@ -205,13 +205,15 @@ def models_rollback(reason: str) -> None:
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def models_register(path: Path) -> None:
     """Register a model trained elsewhere; it is scored on the golden set before promotion."""
-    from tuneloop.register import register_external
+    from tuneloop.register import NotRegistrable, register_external
 
-    version = register_external(get_settings(), path)
-    click.echo(
-        f"registered {version.version} (candidate): golden "
-        f"{json.dumps(version.metrics.get('golden', {}).get('accuracy'))}"
-    )
+    try:
+        version = register_external(get_settings(), path)
+    except NotRegistrable as exc:
+        raise click.BadParameter(str(exc), param_hint="PATH") from None
+    golden = version.metrics.get("golden", {}).get("accuracy")
+    scored = f": golden {json.dumps(golden)}" if golden is not None else ""
+    click.echo(f"registered {version.version} ({version.task} candidate){scored}")
 
 
 @click.group()
