@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate bench-gc bench-overload drill drill-generation fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate bench-gc bench-overload soak drill drill-generation fuzz clean
 
 install: $(STAMP)
 
@@ -78,6 +78,9 @@ bench-gc: install
 
 bench-overload: install
 	$(BIN)/python -m benchmarks.overload --json bench-overload.json $(OVERLOAD_ARGS)
+
+soak: install
+	$(BIN)/python -m benchmarks.soak --json soak.json $(SOAK_ARGS)
 
 bench-gate-generation: install
 	$(BIN)/python -m benchmarks.gate_generation --json bench-gate-generation.json
