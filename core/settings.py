@@ -413,6 +413,29 @@ class WorkerSettings(ComponentSettings):
     queues: str = Field("train,monitor", description="Queues this worker consumes.")
 
 
+class ReviewSettings(ComponentSettings):
+    """The review queue (`GET /v1/review/queue`, `/review`): which predictions reviewers label."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_REVIEW_")
+
+    # Rule: a reviewer reads a short review and picks a label in under half a minute; a batch
+    # of 20 takes ten minutes, so a lease of ten minutes frees what they walk away from soon.
+    lease_seconds: float = Field(
+        600.0, ge=10.0, description="How long an item offered to a reviewer is theirs alone."
+    )
+    # Rule: benchmarks.review on books -> electronics (docs/measurements/review.md).
+    rule: Literal["margin", "kcenter", "kcenter_drift"] = Field(
+        "kcenter_drift",
+        description="Acquisition rule: `margin` (least top-two margin), `kcenter` (spread over "
+        "the embedding space), `kcenter_drift` (and weighted toward what is unlike the reference).",
+    )
+    # Rule: k-center among the 4k least certain keeps every pick in the window's least certain
+    # fifth at k=25 of 500 while leaving it room to spread.
+    pool_factor: int = Field(
+        4, ge=1, le=20, description="k-center chooses k items among the pool_factor*k least sure."
+    )
+
+
 class Settings(ComponentSettings):
     """Shared settings, plus each component's own under its attribute."""
 
@@ -454,6 +477,7 @@ class Settings(ComponentSettings):
     monitor: MonitorSettings = Field(default_factory=lambda: MonitorSettings())
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
+    review: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
 
     @field_validator("database_url")
     @classmethod
