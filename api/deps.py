@@ -78,12 +78,16 @@ require_review = require(Scope.REVIEW)
 async def require_feedback_or_review(request: Request, _credentials: Credentials) -> Caller:
     """Feedback takes a `feedback` key, or a `review` key for a reviewer's labels (the route
     checks that the body's source matches the scope)."""
+    authorization = request.headers.get("authorization")
     try:
-        return await admit(request.app.state, request.headers.get("authorization"), Scope.FEEDBACK)
+        return await admit(request.app.state, authorization, Scope.FEEDBACK)
     except HTTPException as exc:
         if exc.status_code != 403:
             raise
-    return await admit(request.app.state, request.headers.get("authorization"), Scope.REVIEW)
+        try:
+            return await admit(request.app.state, authorization, Scope.REVIEW)
+        except HTTPException:
+            raise exc from None  # neither scope: the feedback scope is the one to ask for
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

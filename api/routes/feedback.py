@@ -52,7 +52,9 @@ async def feedback(
     needed = Scope.REVIEW if body.source == "review" else Scope.FEEDBACK
     if needed not in caller.scopes:
         raise HTTPException(
-            status_code=403, detail=f"source {body.source} needs the {needed} scope"
+            status_code=403,
+            detail=f"source {body.source} needs the {needed} scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
         )
     await serving.predlog.flush_if_pending(body.prediction_id)
     try:
