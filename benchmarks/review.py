@@ -170,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.review", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "tl-review")
-    parser.add_argument("--books", type=int, default=1000)
+    parser.add_argument("--books", type=int, default=600)
     parser.add_argument("--electronics", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--window", type=int, default=500)
-    parser.add_argument("--pool-factor", type=int, default=4)
+    parser.add_argument("--pool-factor", type=int, default=2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
@@ -202,31 +202,16 @@ def main(argv: list[str] | None = None) -> int:
         for rule in (BASELINE, *RULES)
     }
     summary = summarise(curves)
+    step = max(1, args.rounds // 5)
     for rule, s in summary.items():
-        shown = " ".join(f"{a:.3f}" for a in s["mean"][:: max(1, args.rounds // 5)])
-        print(
-            f"{rule:14s} area {s['area']:.4f}  at labels {s['labels'][:: max(1, args.rounds // 5)]}: {shown}"
-        )
+        shown = " ".join(f"{a:.3f}" for a in s["mean"][::step])
+        print(f"{rule:14s} area {s['area']:.4f}  at labels {s['labels'][::step]}: {shown}")
     took = time.perf_counter() - started
     print(f"embedding {embedded:.0f} s, total {took:.0f} s")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "args": vars(args)
-                    | {
-                        "data": str(args.data),
-                        "cache": str(args.cache),
-                        "json": str(args.json),
-                        "plot": str(args.plot),
-                    },
-                    "summary": summary,
-                    "curves": curves,
-                    "seconds": took,
-                },
-                indent=1,
-            )
-        )
+        shown_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        record = {"args": shown_args, "summary": summary, "curves": curves, "seconds": took}
+        args.json.write_text(json.dumps(record, indent=1))
     if args.plot:
         plot(summary, args.plot)
     return 0
