@@ -56,7 +56,10 @@ def seed(db: Database, n: int, labels: list[str], *, seed: int = 0) -> list[str]
             created_at=start + timedelta(seconds=i),
             embedding=rng.normal(size=8).astype("<f4").tobytes(),
         )
-        row["output"] = {"label": row["label"], "scores": dict(zip(labels, probs.tolist()))}
+        row["output"] = {
+            "label": row["label"],
+            "scores": dict(zip(labels, probs.tolist(), strict=True)),
+        }
         rows.append(row)
     insert_predictions(db, rows)
     return [r["id"] for r in rows]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from core.keys import Scope
 from core.registry import Registry
+from core.runtime.predictor import Output
+from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from core.store.keys import create_key
 from core.store.predictions import get_prediction
 from tests.unit.conftest import ADMIN_TOKEN, Client
+from tests.unit.test_predict_fast_path import Fake
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -95,3 +103,47 @@ def test_a_generation_champion_is_409(serve: Client, db: Database, registry: Reg
     registry.promote("v2")
     answer = client.get("/v1/review/queue", headers=bearer(ADMIN_TOKEN))
     assert answer.status_code == 409 and "classifiers" in answer.json()["detail"]
+
+
+class Embedding(Fake):
+    """The fake classifier with a pooled embedding: one direction per first word."""
+
+    seen: list[str]
+
+    def predict(self, texts: list[str]) -> list[Output]:
+        self.seen.extend(texts)
+        outputs = super().predict(texts)
+        for text, output in zip(texts, outputs, strict=True):
+            output.embedding = np.eye(4, dtype=np.float32)[["alpha", "beta"].index(text.split()[0])]
+        return outputs
+
+
+def test_rows_stored_without_an_embedding_are_embedded_by_the_served_model(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No embedding is stored (sample rate 0): the pool's texts go through the model, and
+    k-center spreads the batch over both kinds of text where margin order takes one kind."""
+    monkeypatch.setenv("TUNELOOP_REVIEW_RULE", "kcenter")
+    registry = Registry(Database(sqlite_url), tmp_path / "artifacts")
+    registry.register(
+        registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
+    )
+    registry.promote("v1")
+    model = Embedding("v1")
+    model.seen = []
+    settings = Settings(
+        home=tmp_path,
+        database_url=sqlite_url,
+        admin_token=ADMIN_TOKEN,
+        api=ApiSettings(embedding_sample_rate=0.0, log_flush_seconds=0.05),
+    )
+    with TestClient(create_app(settings, load=lambda v: model)) as client:
+        texts = ["alpha 0", "alpha 1", "alpha 2", "beta 3", "alpha 4", "alpha 5"]
+        for text in texts:  # one request each: the window's order is the texts' order
+            client.post("/v1/predict", json={"inputs": text}, headers=bearer(ADMIN_TOKEN))
+        model.seen.clear()
+        answer = client.get("/v1/review/queue?n=2", headers=bearer(ADMIN_TOKEN))
+        assert answer.status_code == 200, answer.text
+        picked = sorted(i["text"] for i in answer.json()["items"])
+    assert sorted(model.seen) == ["alpha 0", "alpha 1", "alpha 2", "beta 3"]  # the pool only
+    assert picked == ["alpha 0", "beta 3"]
