@@ -165,6 +165,23 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def embed_cost(data: Path, cache: Path, sizes: tuple[int, ...] = (20, 200)) -> dict[int, float]:
+    """Seconds the served model (the api's defaults: 256 tokens, traced on CPU) takes to embed
+    a queue's pool of `size` electronics reviews: what a request pays for rows stored without an
+    embedding (pool = pool_factor x n: 20 at n=10, 200 at n=100)."""
+    from core.runtime.predictor import load_predictor
+
+    rows = blitzer_rows(data / "blitzer_mds" / "electronics")
+    predictor = load_predictor(cache / "zero-shot", version="bench", device="cpu", max_length=256)
+    predictor.predict([r["text"] for r in rows[:8]])  # warm-up
+    took: dict[int, float] = {}
+    for size in sizes:
+        started = time.perf_counter()
+        predictor.predict([r["text"] for r in rows[100 : 100 + size]])
+        took[size] = round(time.perf_counter() - started, 2)
+    return took
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.review", description=__doc__)
@@ -179,10 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-factor", type=int, default=2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--embed-cost", action="store_true", help="only time embedding a pool")
     args = parser.parse_args(argv)
     if not (args.data / "blitzer_mds").is_dir():
         print(f"{args.data / 'blitzer_mds'} not found (set --data)", file=sys.stderr)
         return 2
+    if args.embed_cost:
+        for size, seconds in embed_cost(args.data, args.cache).items():
+            print(f"embedding a pool of {size} reviews: {seconds:.2f} s")
+        return 0
     started = time.perf_counter()
     domains = load(args.data, args.cache, books=args.books, electronics=args.electronics)
     embedded = time.perf_counter() - started
