@@ -20,6 +20,11 @@ from core.store.db import Database
 log = logging.getLogger(__name__)
 # A queue call waits this long at most for the served model to embed the pool's texts.
 EMBED_TIMEOUT_SECONDS = 30.0
+# Rule: embedding a pool of 20 electronics reviews took 5.5 s and 200 took 33 s on the shared
+# 2 cores (docs/measurements/review.md), time the forward lane is not serving predict; a pool
+# with more rows lacking an embedding than this stays unembedded (k-center spreads what has one,
+# the rest go in margin order). Only the k-center rules embed; the default, margin, never does.
+EMBED_MAX_TEXTS = 32
 
 
 class ReviewItem(BaseModel):
@@ -82,7 +87,7 @@ def _embedder(serving: Serving, version: str, loop: asyncio.AbstractEventLoop) -
 
     def embed(texts: list[str]) -> np.ndarray | None:
         batcher = serving.batcher
-        if batcher is None or serving.version != version:
+        if batcher is None or serving.version != version or len(texts) > EMBED_MAX_TEXTS:
             return None
         future = asyncio.run_coroutine_threadsafe(batcher.submit(texts), loop)
         try:
