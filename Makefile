@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-gate-generation bench-generate bench-gc bench-overload soak drill drill-generation fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload soak drill drill-generation fuzz clean
 
 install: $(STAMP)
 
@@ -70,6 +70,11 @@ bench-drift: install
 
 bench-gate: install
 	$(BIN)/python -m benchmarks.gate
+
+# The review queue's rules against random choice on books -> electronics; docs/measurements/review.md.
+bench-review: install
+	$(BIN)/python -m benchmarks.review --data $(DATA) --json bench-review.json \
+		--plot docs/measurements/review.png
 
 # 1,000,000 predictions by default (GC_ARGS="--n 50000" for a quick look); docs/measurements/retention.md.
 GC_ARGS ?=

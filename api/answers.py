@@ -137,6 +137,7 @@ class StoredFeedback(BaseModel):
     comment: str | None
     key_name: str | None
     excluded_at: Timestamp | None
+    source: str = Field("user", description="`user`, or `review` for a reviewer's label.")
 
 
 class StoredPrediction(BaseModel):

@@ -30,6 +30,8 @@ from api.redis_buckets import make_buckets
 from api.responses import JSON
 from api.routes import admin, chat, feedback, feedback_batch, generate, health, predict, records
 from api.routes import monitor as monitor_routes
+from api.routes import review as review_routes
+from api.routes import review_page as review_page_routes
 from api.serving import Loader, Serving
 from api.store_metrics import StoreCollector
 from core.queue import make_celery
@@ -168,7 +170,7 @@ def create_app(
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, store_unavailable_handler)
     modules: tuple[ModuleType, ...] = (predict, generate, chat, feedback, feedback_batch)
-    modules += (records, admin, monitor_routes, health)
+    modules += (records, admin, monitor_routes, review_routes, review_page_routes, health)
     for module in modules:
         app.include_router(module.router)
     app.state.routes = [route for module in modules for route in module.router.routes]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Caller
@@ -72,6 +72,22 @@ def require(
 require_predict = require(Scope.PREDICT)
 require_feedback = require(Scope.FEEDBACK)
 require_admin = require(Scope.ADMIN)
+require_review = require(Scope.REVIEW)
+
+
+async def require_feedback_or_review(request: Request, _credentials: Credentials) -> Caller:
+    """Feedback takes a `feedback` key, or a `review` key for a reviewer's labels (the route
+    checks that the body's source matches the scope)."""
+    authorization = request.headers.get("authorization")
+    try:
+        return await admit(request.app.state, authorization, Scope.FEEDBACK)
+    except HTTPException as exc:
+        if exc.status_code != 403:
+            raise
+        try:
+            return await admit(request.app.state, authorization, Scope.REVIEW)
+        except HTTPException:
+            raise exc from None  # neither scope: the feedback scope is the one to ask for
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -83,3 +99,5 @@ Predicting = Depends(require_predict)
 PredictCaller = Annotated[Caller, Depends(require_predict)]
 AdminCaller = Annotated[Caller, Depends(require_admin)]
 FeedbackCaller = Annotated[Caller, Depends(require_feedback)]
+FeedbackOrReviewCaller = Annotated[Caller, Depends(require_feedback_or_review)]
+ReviewCaller = Annotated[Caller, Depends(require_review)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -77,6 +77,9 @@ class FeedbackRequest(BaseModel):
         None, max_length=10_000, description="A better output (generation)."
     )
     comment: Text | None = Field(None, max_length=2_000)
+    source: Literal["user", "review"] = Field(
+        "user", description="`review` for a reviewer's label (needs the review scope)."
+    )
 
 
 class FeedbackResponse(BaseModel):

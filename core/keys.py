@@ -15,6 +15,7 @@ class Scope(StrEnum):
 
     PREDICT = "predict"  # classification and generation
     FEEDBACK = "feedback"
+    REVIEW = "review"  # the review queue, the /review page, and feedback tagged `review`
     ADMIN = "admin"
 
 

@@ -9,11 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
 from api.answers import errors
-from api.deps import DbDep, FeedbackCaller, ServingDep, SettingsDep
+from api.deps import DbDep, FeedbackOrReviewCaller, ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
 from api.ratelimit import RESPONSES
 from api.responses import JSON
 from api.schemas import FeedbackRequest, FeedbackResponse
+from core.keys import Scope
 from core.store.predictions import (
     IdempotencyConflict,
     InvalidLabel,
@@ -43,11 +44,18 @@ async def feedback(
     db: DbDep,
     serving: ServingDep,
     settings: SettingsDep,
-    caller: FeedbackCaller,
+    caller: FeedbackOrReviewCaller,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> JSON:
     """Rate a prediction (1-5); correct its label or give the preferred output; replays are safe."""
     body = await parse_body(request, FeedbackRequest)
+    needed = Scope.REVIEW if body.source == "review" else Scope.FEEDBACK
+    if needed not in caller.scopes:
+        raise HTTPException(
+            status_code=403,
+            detail=f"source {body.source} needs the {needed} scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
     await serving.predlog.flush_if_pending(body.prediction_id)
     try:
         receipt = await run_in_threadpool(
@@ -61,6 +69,7 @@ async def feedback(
             idempotency_key=idempotency_key,
             allow_new_labels=settings.retrain.allow_new_labels,
             key_name=caller.name,
+            source=body.source,
         )
     except PredictionNotFound:
         raise HTTPException(status_code=404, detail="unknown prediction_id") from None

@@ -91,6 +91,7 @@ def feedback_dict(row: Feedback) -> dict[str, Any]:
         "comment": row.comment,
         "key_name": row.key_name,
         "excluded_at": _iso(row.excluded_at),
+        "source": row.source or "user",
     }
 
 
@@ -105,6 +106,7 @@ def submit_feedback(
     idempotency_key: str | None = None,
     allow_new_labels: bool = False,
     key_name: str | None = None,
+    source: str = "user",
 ) -> FeedbackReceipt:
     """Validate feedback against its prediction and commit it; a replayed key gets the first id.
 
@@ -116,6 +118,7 @@ def submit_feedback(
         "label": label,
         "preferred_output": preferred_output,
         "comment": comment,
+        "source": source,
     }
     if idempotency_key:
         replay = _replay(db, idempotency_key, given)
@@ -141,6 +144,7 @@ def submit_feedback(
         comment=comment,
         idempotency_key=idempotency_key,
         key_name=key_name,
+        source=source,
     )
     try:
         with db.session() as session:
@@ -179,7 +183,9 @@ def _replay(db: Database, key: str, given: dict[str, Any]) -> FeedbackReceipt | 
         ).first()
     if found is None:
         return None
-    if any(getattr(found, name) != value for name, value in given.items()):
+    stored = {name: getattr(found, name) for name in given}
+    stored["source"] = stored["source"] or "user"  # rows from before migration 0005
+    if stored != given:
         raise IdempotencyConflict("Idempotency-Key was already used with a different body")
     return FeedbackReceipt(
         id=found.id,

@@ -1,5 +1,5 @@
-"""The store's tables (SQLAlchemy 2): predictions, feedback, versions and their events, runs,
-checks, API keys."""
+"""The store's tables (SQLAlchemy 2): predictions, feedback, review leases, versions and their
+events, runs, checks, API keys."""
 
 from __future__ import annotations
 
@@ -88,8 +88,24 @@ class Feedback(Base):
     # rows stay as evidence but no longer train, gate or count in the monitor.
     key_name: Mapped[str | None] = mapped_column(String(64), index=True)
     excluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # `user` (whoever rated a prediction they got) or `review` (a reviewer working the queue);
+    # NULL on rows from before migration 0005, which were all users'.
+    source: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_feedback_created", "created_at"),)
+
+
+class ReviewLease(Base):
+    """A prediction offered to one reviewer until `expires_at`; the primary key is the arbiter
+    between reviewers racing for it. No foreign key: retention deletes old predictions without
+    knowing of leases, and a lease on a deleted prediction is never read (no window holds it)."""
+
+    __tablename__ = "review_lease"
+
+    prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reviewer: Mapped[str] = mapped_column(String(64), index=True)
+    leased_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ModelVersion(Base):
