@@ -6,8 +6,8 @@ connection that sends half a request (or nothing) stays open until the client gi
 
 - a head (request line and headers) over `max_head_bytes` is answered 431 and the connection
   closed, counted on the raw bytes while the head is unfinished, so an endless one is cut too;
-- a head must arrive whole within `head_timeout_seconds` of the connection or of the previous
-  response (the idle time uvicorn allows a keep-alive connection), else 408 and close;
+- a head must arrive whole within `head_timeout_seconds` of its first byte, and a new connection
+  must begin one within it, else 408 (or, having sent nothing, a plain close);
 - a body must keep coming: a gap over `body_timeout_seconds` between its chunks is a 408.
 
 The limits come from the settings of the process (`TUNELOOP_API_*`), read once: uvicorn builds

@@ -67,8 +67,13 @@ class ApiSettings(ComponentSettings):
     max_head_bytes: int = Field(
         32 * 1024, ge=4096, description="Request line and headers limit (431 above)."
     )
-    # Rule: as long as uvicorn keeps an idle keep-alive connection open (5 s): a client that has
-    # begun a request sends its head at once.
+    # Rule: nginx's default, longer than clients keep idle connections for reuse (httpx 5 s, a
+    # cloud load balancer 60 s), so the api never closes one just as a client reuses it.
+    keep_alive_seconds: int = Field(
+        75, ge=1, description="How long an idle keep-alive connection stays open."
+    )
+    # Rule: a client that has begun a request sends its head at once; 5 s is uvicorn's own idle
+    # limit, and also how long a new connection may stay silent.
     head_timeout_seconds: float = Field(
         5.0, gt=0.0, description="A request head must arrive whole within this (408 after)."
     )

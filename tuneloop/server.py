@@ -81,4 +81,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         log_config=None,  # keep `configure`'s handler: uvicorn's config would replace it
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.api.keep_alive_seconds,
     )
