@@ -5,8 +5,6 @@ queue, and a second reviewer never receives what the first holds."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,28 +13,11 @@ import pytest
 
 from core.store.db import Database, upgrade
 from tests.factories import register_champion
+from tests.integration.browser import browser_binaries, chrome
 from tests.integration.server import TOKEN, run_cli, serving, tuneloop_env
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOT = Path("/tmp/tuneloop-review-page.png")
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def browser_binaries() -> tuple[str, str]:
-    """chromium and chromedriver; skip without them on a user's machine, fail under CI."""
-    found = [shutil.which(p) for p in (CHROMIUM, CHROMEDRIVER)]
-    if all(found):
-        return CHROMIUM, CHROMEDRIVER
-    if os.environ.get("CI") == "true":
-        pytest.fail(
-            "chromium or chromedriver is missing under CI (apt-get install chromium "
-            "chromium-driver)"
-        )
-    pytest.skip(
-        "chromium and chromium-driver are not installed (Debian: apt-get install "
-        "chromium chromium-driver)"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -69,23 +50,8 @@ def site(
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = browser_binaries()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1000,800",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(chromedriver), options=options)
-    yield browser
-    browser.quit()
+    with chrome() as browser:
+        yield browser
 
 
 def shown(driver: object) -> str:
