@@ -1,6 +1,7 @@
-"""The README's commands run: each `curl` and `tuneloop` line of its code blocks against a real
-server (the default classifier, and a tiny generator for the generation lines), with its
-placeholders filled in from the answers before it, the way a newcomer would paste them."""
+"""The README's commands run: each `curl` and `tuneloop` line of its code blocks against what
+`make run` starts, `tuneloop up` (api, worker and beat, the default classifier), and a served tiny
+generator for the generation lines, with placeholders filled in from the answers before them, the
+way a newcomer would paste them."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.generators import tiny_llama
 from tests.integration.server import run_cli, serving, tuneloop_env
+from tuneloop.processes import free_port, spawn, stop, tuneloop_command, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
-# Lines that need what these servers do not have, each covered elsewhere: a worker to finish a
-# run (test_retrain_loop), a trained v2 to promote and a previous champion to roll back to
-# (test_promotion), and the set-up a fixture does itself.
-NEEDS_MORE = ("retrain --wait", "models promote", "models rollback", "v2/promote", " init")
+# Lines that need what a first session does not have, each covered elsewhere: a trained v2 to
+# promote and a previous champion to roll back to (test_promotion, test_retrain_loop), and the
+# set-up a fixture does itself.
+NEEDS_MORE = ("models promote", "models rollback", "v2/promote", " init")
 
 
 def readme_commands() -> list[str]:
@@ -46,6 +49,32 @@ def shell(command: str, *, base: str, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """`tuneloop up` as `make run` starts it (open mode on 127.0.0.1), in a fresh home."""
+    home = tmp_path_factory.mktemp("readme-up")
+    env = tuneloop_env(home, f"sqlite:///{home / 'tuneloop.db'}")
+    port = free_port()
+    proc = spawn(tuneloop_command(["up", "--port", str(port)]), env=env, log=home / "up.log")
+    base = f"http://127.0.0.1:{port}"
+
+    def alive() -> None:
+        assert proc.poll() is None, (home / "up.log").read_text()
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        assert wait_ready(ready, alive=alive, timeout=300), (home / "up.log").read_text()
+        yield base, env
+    finally:
+        assert stop([proc]) == [0], (home / "up.log").read_text()  # Ctrl-C's path: a clean stop
+    assert "Traceback" not in (home / "up.log").read_text()
+
+
+@pytest.fixture(scope="module")
 def generator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A served tiny Llama and its environment."""
     home = tmp_path_factory.mktemp("readme-gen")
@@ -63,11 +92,10 @@ def test_the_readme_has_the_commands_it_is_tested_by() -> None:
     assert any("tuneloop monitor check" in c for c in COMMANDS)
 
 
-@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 def test_every_readme_command_runs_against_a_real_server(
-    api: str, api_home: Path, generator: tuple[str, dict[str, str]]
+    up: tuple[str, dict[str, str]], generator: tuple[str, dict[str, str]]
 ) -> None:
-    classifier_env = tuneloop_env(api_home, f"sqlite:///{api_home / 'tuneloop.db'}")
+    api, classifier_env = up
     filled: dict[str, str] = {}  # placeholder -> value, from the answers so far
     for command in COMMANDS:
         generation = "/v1/generate" in command or "preferred_output" in command
@@ -77,6 +105,8 @@ def test_every_readme_command_runs_against_a_real_server(
         out = shell(command, base=base, env=env)
         if "keys create" in command:
             filled["key"] = out.strip().splitlines()[-1]
+        elif "retrain --wait" in command:  # the worker of `up` ran it to a verdict
+            assert re.search(r"\b(promoted|rejected)\b", out), out
         elif '"stream": true' in command:
             assert "event: finish" in out, out
         elif command.startswith("curl"):
