@@ -247,6 +247,12 @@ class RetrainSettings(ComponentSettings):
         120, ge=10, description="A run whose heartbeat is older than this is taken up again."
     )
     reap_interval: int = Field(30, ge=5, description="Seconds between lease checks by beat.")
+    # Rule: a worker dies under a run for a passing reason (a deploy, a lost host) seldom twice
+    # in a row; a run that killed it three times (out of memory, a native crash) will again, so
+    # the reaper fails it instead of sending it forever.
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts of a run whose worker died before the run is failed."
+    )
     torch_threads: int = Field(0, ge=0, description="Torch threads for training (0: all cores).")
     seed: int = Field(42, description="Training seed.")
 
