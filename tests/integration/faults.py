@@ -100,9 +100,9 @@ class RedisServer:
         """Start it (again, on the same port) and wait until it answers PING."""
         log = (self.folder / "redis.log").open("a")
         # No persistence: a restarted Redis is empty, the harder case (every message is gone).
+        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.folder)],
+            [self.binary, "--port", str(self.port), *options, "--dir", str(self.folder)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -163,7 +163,7 @@ def server_errors(exposition: str) -> dict[str, float]:
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             status = sample.labels.get("status", "")
-            if sample.name == "tuneloop_api_requests_total" and status[:1] == "5":
-                if status != "503" and sample.value:
-                    errors[sample.labels["route"]] = sample.value
+            failed = status[:1] == "5" and status != "503" and sample.value
+            if sample.name == "tuneloop_api_requests_total" and failed:
+                errors[sample.labels["route"]] = sample.value
     return errors

@@ -51,12 +51,14 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
 
 
 @contextmanager
-def serving(env: dict[str, str], log_path: Path, timeout: float = 120) -> Iterator[str]:
-    """A running api; yields its base URL, stops it on exit."""
+def serving(
+    env: dict[str, str], log_path: Path, timeout: float = 120, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """A running api (`args`: more `serve` options); yields its base URL, stops it on exit."""
     port = free_port()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tuneloop.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "tuneloop.cli", "serve", "--port", str(port), *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

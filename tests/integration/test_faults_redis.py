@@ -119,4 +119,3 @@ def test_redis_killed_under_traffic_loses_nothing_and_the_retrain_is_sent_when_i
         stored = {row["id"] for row in feedback_rows(db)}
         assert traffic.feedback_ids and set(traffic.feedback_ids) <= stored
         db.dispose()
-
