@@ -52,9 +52,14 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
 
 @contextmanager
 def serving(
-    env: dict[str, str], log_path: Path, timeout: float = 120, args: tuple[str, ...] = ()
+    env: dict[str, str],
+    log_path: Path,
+    timeout: float = 120,
+    args: tuple[str, ...] = (),
+    until: str = "/readyz",
 ) -> Iterator[str]:
-    """A running api (`args`: more `serve` options); yields its base URL, stops it on exit."""
+    """A running api (`args`: more `serve` options) once `until` answers 200; yields its base
+    URL, stops it on exit."""
     port = free_port()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -69,7 +74,7 @@ def serving(
         while True:
             assert proc.poll() is None, log_path.read_text()
             try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{until}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
