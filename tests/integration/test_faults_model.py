@@ -64,4 +64,3 @@ def test_an_api_whose_champion_does_not_load_starts_says_why_and_heals_on_promot
     finally:
         db.dispose()
     assert "Exception in ASGI application" not in (tmp_path / "api.log").read_text()
-
