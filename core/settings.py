@@ -435,6 +435,12 @@ class Settings(ComponentSettings):
     broker_url: str = Field(
         "", description="Celery broker; empty: a file transport under `$TUNELOOP_HOME/broker`."
     )
+    # Rule: longer than any run. Redis hands an unacknowledged message out again after this; a
+    # dead worker's run is taken up sooner through its lease (TUNELOOP_RETRAIN_LEASE_SECONDS),
+    # and a copy delivered while the run trains finds the lease held and does nothing.
+    broker_visibility_seconds: int = Field(
+        6 * 3600, ge=1, description="Redis broker: seconds before an unacknowledged task is resent."
+    )
     admin_token: SecretStr | None = Field(
         None,
         description="Bearer token with every scope, beside the keys of `tuneloop keys`; unset: "
