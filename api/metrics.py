@@ -174,3 +174,10 @@ def set_model(version: str, task: str) -> None:
     MODEL_INFO.labels(version=version, task=task).set(1)
     _SERVED[:] = [(version, task)]
     MODEL_READY.set(1)
+
+
+def forget_this_process() -> None:
+    """As a worker process exits in multiprocess mode, drop its `live*` gauge values, so that a
+    worker uvicorn replaces leaves no stale queue depth or served version behind."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())
