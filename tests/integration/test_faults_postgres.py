@@ -102,6 +102,7 @@ def test_feedback_answers_503_while_postgres_is_cut_and_recovers_with_nothing_lo
             # The same keep-alive connection goes on: predictions do not need the store.
             assert len(_predicted(client, 3)) == 3
             assert client.get("/healthz").status_code == 200
+            wait_until(lambda: statuses.count(503) >= 3, timeout=30, what="traffic to see it")
             proxy.restore()
             wait_until(
                 lambda: _feedback(client, ids[2]).status_code == 201,
