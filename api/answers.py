@@ -57,8 +57,12 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    status: str = Field(description="`ready`, or `loading` (503) until a model is loaded.")
+    status: str = Field(
+        description="`ready`; `loading` (503) until a model is loaded; `broken` (503) while the "
+        "champion does not load and none serves."
+    )
     model_version: str | None = None
+    detail: str | None = Field(None, description="With `broken`: why the champion does not load.")
 
 
 class Version(BaseModel):

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
+from api import metrics
 from api.auth import KeyTable
 from api.docs import serve_docs
 from api.errors import (
@@ -149,6 +150,7 @@ def create_app(
             await keys.stop()
             await app.state.limiter.buckets.close()
             db.dispose()
+            metrics.forget_this_process()
 
     app = FastAPI(
         title="tuneloop",

@@ -159,8 +159,25 @@ def render(extra: Collector | None = None) -> tuple[bytes, str]:
     return body, CONTENT_TYPE_LATEST
 
 
+_SERVED: list[tuple[str, str]] = []  # the (version, task) this process marked served
+
+
 def set_model(version: str, task: str) -> None:
     """Point the model-info gauge at the served version."""
-    MODEL_INFO.clear()
+    # In multiprocess mode clear() is not implemented (the value stays in this process's file),
+    # so the version swapped out would stay 1: it is set to 0, and `livemax` gives 0 once no
+    # worker serves it. In one process the old series goes altogether.
+    for old in _SERVED:
+        MODEL_INFO.labels(*old).set(0)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MODEL_INFO.clear()
     MODEL_INFO.labels(version=version, task=task).set(1)
+    _SERVED[:] = [(version, task)]
     MODEL_READY.set(1)
+
+
+def forget_this_process() -> None:
+    """As a worker process exits in multiprocess mode, drop its `live*` gauge values, so that a
+    worker uvicorn replaces leaves no stale queue depth or served version behind."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())

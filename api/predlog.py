@@ -2,22 +2,55 @@
 
 Serving never waits for the store. If the store fails, the batch is dropped and counted; if the
 buffer is full, new records are dropped and counted. Feedback for an id still buffered calls
-`flush_if_pending` first, so an id this replica just issued is never answered 404.
+`flush_if_pending` first, so an id this replica just issued is never answered 404; an id that
+another replica (or worker process) issued is looked up once more after its flush
+(`after_other_flush`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
+
+from fastapi.concurrency import run_in_threadpool
 
 from api import metrics, tasks
+from core.store.predictions import PredictionNotFound
 
 log = logging.getLogger(__name__)
 
 Writer = Callable[[list[dict[str, Any]]], None]
+T = TypeVar("T")
+
+
+async def after_other_flush(
+    call: Callable[[], T], prediction_id: str, *, flush_seconds: float
+) -> T:
+    """`call()` in a thread; on PredictionNotFound, once more after two flush intervals when
+    another replica may still buffer the id.
+
+    Rule: a replica writes its buffer within one flush interval; the second gives its write as
+    long again. Only a UUID can be buffered (every id this api issues is one), so any other
+    unknown id is answered at once.
+    """
+    try:
+        return await run_in_threadpool(call)
+    except PredictionNotFound:
+        if not _issued_form(prediction_id):
+            raise
+    await asyncio.sleep(2 * flush_seconds)
+    return await run_in_threadpool(call)
+
+
+def _issued_form(prediction_id: str) -> bool:
+    try:
+        return str(uuid.UUID(prediction_id)) == prediction_id
+    except ValueError:
+        return False
 
 
 class PredictionLog:

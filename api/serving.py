@@ -118,6 +118,7 @@ class Serving:
         self.task: str | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._broken: tuple[str, float] | None = None  # version that failed, when to retry it
+        self.load_error: str | None = None  # why the champion does not load, while it does not
         self._rng = random.Random()
         self._counters: dict[tuple[str, str], Any] = {}  # PREDICTIONS children, labels() once
 
@@ -152,8 +153,11 @@ class Serving:
             return False
         try:
             predictor = await asyncio.to_thread(self.load, champion)
-        except Exception:  # a broken artifact must not take serving down
+        except Exception as exc:  # a broken artifact must not take serving down
             self._broken = (champion.version, time.monotonic() + RETRY_BROKEN_SECONDS)
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            self.load_error = f"champion {champion.version} does not load: {type(exc).__name__}"
+            self.load_error += f": {reason}" if reason else ""
             log.exception(
                 "could not load champion %s; still serving %s, next try in %.0f s",
                 champion.version,
@@ -161,7 +165,7 @@ class Serving:
                 RETRY_BROKEN_SECONDS,
             )
             return False
-        self._broken = None
+        self._broken = self.load_error = None
         if isinstance(predictor, Generator):
             await self._serve_generator(predictor)
         else:

@@ -33,8 +33,6 @@ MONITOR_TASK = "monitor.check"
 GC_TASK = "store.gc"
 # Beat's housekeeping: frequent, and quiet when nothing is found (core.logs.DemoteRoutine).
 ROUTINE_TASKS = (REAP_TASK, GC_TASK)
-# Redis redelivers an unacknowledged message after this; longer than any run, the lease is faster.
-REDIS_VISIBILITY_SECONDS = 6 * 3600
 
 
 def broker_folder(settings: Settings) -> Path:
@@ -58,7 +56,14 @@ def make_celery(settings: Settings, *, monitor_interval: float | None = None) ->
             "store_processed": False,
         }
     elif url.startswith("redis"):
-        options = {"visibility_timeout": REDIS_VISIBILITY_SECONDS}
+        visibility = settings.broker_visibility_seconds
+        # Rule: look for overdue messages every tenth of the timeout, at most once a second and
+        # at least every 10 s (kombu's default is a scan every ~100 s, longer than a short one).
+        options = {
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": min(10, max(1, visibility // 10)),
+            "unacked_restore_throttle": 1,
+        }
     schedule: dict[str, dict[str, object]] = {
         "reap-retrain-leases": {
             "task": REAP_TASK,

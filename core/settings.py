@@ -274,6 +274,12 @@ class RetrainSettings(ComponentSettings):
         120, ge=10, description="A run whose heartbeat is older than this is taken up again."
     )
     reap_interval: int = Field(30, ge=5, description="Seconds between lease checks by beat.")
+    # Rule: a worker dies under a run for a passing reason (a deploy, a lost host) seldom twice
+    # in a row; a run that killed it three times (out of memory, a native crash) will again, so
+    # the reaper fails it instead of sending it forever.
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts of a run whose worker died before the run is failed."
+    )
     torch_threads: int = Field(0, ge=0, description="Torch threads for training (0: all cores).")
     seed: int = Field(42, description="Training seed.")
 
@@ -481,6 +487,12 @@ class Settings(ComponentSettings):
     )
     broker_url: str = Field(
         "", description="Celery broker; empty: a file transport under `$TUNELOOP_HOME/broker`."
+    )
+    # Rule: longer than any run. Redis hands an unacknowledged message out again after this; a
+    # dead worker's run is taken up sooner through its lease (TUNELOOP_RETRAIN_LEASE_SECONDS),
+    # and a copy delivered while the run trains finds the lease held and does nothing.
+    broker_visibility_seconds: int = Field(
+        6 * 3600, ge=1, description="Redis broker: seconds before an unacknowledged task is resent."
     )
     admin_token: SecretStr | None = Field(
         None,

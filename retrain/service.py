@@ -24,7 +24,7 @@ from core.registry import SUPERSEDED, VersionInfo
 from core.settings import Settings
 from core.states import RunState, VersionStatus
 from core.store.predictions import feedback_rows
-from core.store.runs import claim, stale_runs
+from core.store.runs import claim, fail_exhausted, stale_runs
 from core.store.tables import utcnow
 from retrain.candidate import (
     fold_scores,
@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 def execute_run(ctx: Context, run_id: str, *, owner: str) -> RunState | None:
     """Run a retrain if this owner can claim it; returns its final state, or None if skipped."""
     rs = ctx.settings.retrain
-    if not claim(ctx.db, run_id, owner=owner, lease_seconds=rs.lease_seconds):
-        log.info("run %s is finished or held by another worker; skipping", run_id)
+    if not claim(
+        ctx.db, run_id, owner=owner, lease_seconds=rs.lease_seconds, max_attempts=rs.max_attempts
+    ):
+        log.info("run %s is finished, held by another worker or out of attempts", run_id)
         return None
     run = Run(ctx, run_id, owner)
     try:
@@ -277,9 +279,12 @@ def _labeled(
 
 
 def reap_stale(ctx: Context, *, send: Any) -> list[str]:
-    """Send stale runs to the train queue again; the lease decides who runs them."""
-    lease = ctx.settings.retrain.lease_seconds
-    stale = stale_runs(ctx.db, now=utcnow(), queued_grace_seconds=lease)
+    """Fail the runs out of attempts, send the other stale runs to the train queue again; the
+    lease decides who runs them."""
+    rs, now = ctx.settings.retrain, utcnow()
+    for run_id in fail_exhausted(ctx.db, now=now, max_attempts=rs.max_attempts):
+        log.error("run %s failed: its worker died on each of %d attempts", run_id, rs.max_attempts)
+    stale = stale_runs(ctx.db, now=now, queued_grace_seconds=rs.lease_seconds)
     for run_id in stale:
         log.warning("run %s: lease expired or never claimed; enqueueing it again", run_id)
         send(RETRAIN_TASK, kwargs={"run_id": run_id})

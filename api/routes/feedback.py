@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
 from api.answers import errors
 from api.deps import DbDep, FeedbackOrReviewCaller, ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
+from api.predlog import after_other_flush
 from api.ratelimit import RESPONSES
 from api.responses import JSON
 from api.schemas import FeedbackRequest, FeedbackResponse
@@ -57,19 +58,22 @@ async def feedback(
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
         )
     await serving.predlog.flush_if_pending(body.prediction_id)
+    submit = partial(
+        submit_feedback,
+        db,
+        prediction_id=body.prediction_id,
+        rating=body.rating,
+        label=body.label,
+        preferred_output=body.preferred_output,
+        comment=body.comment,
+        idempotency_key=idempotency_key,
+        allow_new_labels=settings.retrain.allow_new_labels,
+        key_name=caller.name,
+        source=body.source,
+    )
     try:
-        receipt = await run_in_threadpool(
-            submit_feedback,
-            db,
-            prediction_id=body.prediction_id,
-            rating=body.rating,
-            label=body.label,
-            preferred_output=body.preferred_output,
-            comment=body.comment,
-            idempotency_key=idempotency_key,
-            allow_new_labels=settings.retrain.allow_new_labels,
-            key_name=caller.name,
-            source=body.source,
+        receipt = await after_other_flush(
+            submit, body.prediction_id, flush_seconds=settings.api.log_flush_seconds
         )
     except PredictionNotFound:
         raise HTTPException(status_code=404, detail="unknown prediction_id") from None

@@ -29,15 +29,18 @@ async def healthz() -> dict[str, str]:
 
 READY: dict[str, Any] = {
     "response_model": Ready,
-    "responses": {503: {"model": Ready, "description": "Loading."}},
+    "responses": {503: {"model": Ready, "description": "Loading, or the champion does not load."}},
 }
 
 
 @router.get("/readyz", **READY)
 @router.head("/readyz", **READY)
 async def readyz(serving: ServingDep) -> JSON:
-    """200 once a model is loaded, else 503."""
+    """200 once a model is loaded, else 503: `loading`, or `broken` with why the champion does
+    not load (the process stays up and loads a champion promoted later)."""
     if not serving.ready:
+        if serving.load_error:
+            return JSON({"status": "broken", "detail": serving.load_error}, status_code=503)
         return JSON({"status": "loading"}, status_code=503)
     return JSON({"status": "ready", "model_version": serving.version})
 

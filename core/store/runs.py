@@ -71,14 +71,17 @@ def active_run(db: Database) -> dict[str, Any] | None:
         return run_dict(row) if row else None
 
 
-def claim(db: Database, run_id: str, *, owner: str, lease_seconds: int) -> bool:
-    """Take the run if it is queued or its lease expired; False when someone else has it."""
+def claim(
+    db: Database, run_id: str, *, owner: str, lease_seconds: int, max_attempts: int | None = None
+) -> bool:
+    """Take the run if it is queued or its lease expired (and it has had fewer than
+    `max_attempts`); False when someone else has it or it has had its attempts."""
     now = utcnow()
     with db.session() as session:
-        claimable = or_(
-            RetrainRun.state == RunState.QUEUED,
-            and_(RetrainRun.state == RunState.RUNNING, RetrainRun.lease_expires_at < now),
-        )
+        expired = and_(RetrainRun.state == RunState.RUNNING, RetrainRun.lease_expires_at < now)
+        if max_attempts is not None:
+            expired = and_(expired, RetrainRun.attempts < max_attempts)
+        claimable = or_(RetrainRun.state == RunState.QUEUED, expired)
         result = session.execute(
             update(RetrainRun)
             .where(RetrainRun.id == run_id, claimable)
@@ -175,8 +178,31 @@ def cancel(db: Database, run_id: str) -> tuple[dict[str, Any], bool]:
         return run_dict(row), True
 
 
+def fail_exhausted(db: Database, *, now: datetime, max_attempts: int) -> list[str]:
+    """Fail every run whose lease expired on its last allowed attempt: its worker died that
+    many times (a poison run: out of memory, a crash in native code), so it is not sent again."""
+    error = (
+        f"the worker running it died {max_attempts} time(s) (lease expired each time); "
+        "not retried: see the worker logs"
+    )
+    with db.session() as session:
+        rows = session.scalars(
+            select(RetrainRun)
+            .where(
+                RetrainRun.state == RunState.RUNNING,
+                RetrainRun.lease_expires_at < now,
+                RetrainRun.attempts >= max_attempts,
+            )
+            .with_for_update()
+        ).all()
+        for row in rows:
+            finish(session, row, state=RunState.FAILED, error=error)
+        return [row.id for row in rows]
+
+
 def stale_runs(db: Database, *, now: datetime, queued_grace_seconds: int) -> list[str]:
-    """Runs to take up again: running with an expired lease, or queued and never claimed."""
+    """Runs to take up again: running with an expired lease, or queued and never claimed
+    (after `fail_exhausted`, so the expired ones left have attempts to go)."""
     with db.session() as session:
         rows = session.scalars(
             select(RetrainRun.id).where(

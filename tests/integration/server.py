@@ -50,10 +50,17 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
 
 
 @contextmanager
-def serving(env: dict[str, str], log_path: Path, timeout: float = 120) -> Iterator[str]:
-    """A running api; yields its base URL, stops it on exit."""
+def serving(
+    env: dict[str, str],
+    log_path: Path,
+    timeout: float = 120,
+    args: tuple[str, ...] = (),
+    until: str = "/readyz",
+) -> Iterator[str]:
+    """A running api (`args`: more `serve` options) once `until` answers 200; yields its base
+    URL, stops it on exit."""
     port = free_port()
-    proc = spawn(tuneloop_command(["serve", "--port", str(port)]), env=env, log=log_path)
+    proc = spawn(tuneloop_command(["serve", "--port", str(port), *args]), env=env, log=log_path)
     base = f"http://127.0.0.1:{port}"
 
     def alive() -> None:
@@ -61,7 +68,7 @@ def serving(env: dict[str, str], log_path: Path, timeout: float = 120) -> Iterat
 
     def ready() -> bool:
         try:
-            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+            return httpx.get(f"{base}{until}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

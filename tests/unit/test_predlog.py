@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from typing import Any
 
+import pytest
+
 from api import metrics
-from api.predlog import PredictionLog
+from api.predlog import PredictionLog, after_other_flush
+from core.store.predictions import PredictionNotFound
 
 
 def record(i: int) -> dict[str, Any]:
@@ -57,3 +62,29 @@ async def test_flush_if_pending_writes_a_buffered_id_before_returning() -> None:
     assert written == ["p7"] and not log.pending("p7")
     await log.flush_if_pending("unknown")  # nothing buffered: no write
     assert written == ["p7"]
+
+
+async def test_an_id_another_replica_buffers_is_found_after_its_flush_others_at_once() -> None:
+    issued = str(uuid.uuid4())
+    stored: set[str] = set()
+    looked: list[float] = []
+
+    def lookup() -> str:
+        looked.append(time.monotonic())
+        if issued not in stored:
+            raise PredictionNotFound(issued)
+        return "found"
+
+    async def other_replica_flushes() -> None:
+        await asyncio.sleep(0.05)
+        stored.add(issued)
+
+    flushing = asyncio.create_task(other_replica_flushes())
+    assert await after_other_flush(lookup, issued, flush_seconds=0.05) == "found"
+    await flushing
+    assert len(looked) == 2 and looked[1] - looked[0] >= 0.09  # two flush intervals apart
+    stored.clear()
+    looked.clear()
+    with pytest.raises(PredictionNotFound):  # not an id the api issues: no wait, one look
+        await after_other_flush(lookup, "no-such-id", flush_seconds=10)
+    assert len(looked) == 1

@@ -183,6 +183,25 @@ def test_a_live_lease_keeps_others_out_and_an_expired_one_is_reaped(ctx: Context
     assert claim(ctx.db, run["run_id"], owner="w2", lease_seconds=60)
 
 
+def test_a_run_whose_worker_dies_on_every_attempt_is_failed_not_sent_forever(ctx: Context) -> None:
+    run, _ = create_run(ctx.db, trigger="manual")
+    sent: list[str] = []
+    attempts = ctx.settings.retrain.max_attempts
+    for owner in range(attempts):  # each worker claims it and dies: its lease runs out
+        assert claim(ctx.db, run["run_id"], owner=f"w{owner}", lease_seconds=60)
+        with ctx.db.session() as session:
+            session.execute(update(RetrainRun).values(lease_expires_at=utcnow() - timedelta(1)))
+        if owner < attempts - 1:
+            assert reap_stale(ctx, send=lambda name, kwargs: sent.append(kwargs["run_id"]))
+    # A late redelivery cannot take it past its attempts either.
+    assert not claim(ctx.db, run["run_id"], owner="late", lease_seconds=60, max_attempts=attempts)
+    assert reap_stale(ctx, send=lambda name, kwargs: sent.append(kwargs["run_id"])) == []
+    done = get_run(ctx.db, run["run_id"])
+    assert done["state"] == "failed" and done["attempts"] == attempts
+    assert f"died {attempts} time(s)" in done["error"]
+    assert len(sent) == attempts - 1
+
+
 def test_too_small_a_holdout_rejects_before_training_and_the_champion_stays(ctx: Context) -> None:
     give_feedback(ctx, 20)
     run, _ = create_run(ctx.db, trigger="quality")
