@@ -78,6 +78,13 @@ class DrillData:
         rows = self.ref_train + self.ref_stream + self.shift_stream + self.shift_held
         return sorted({r["label"] for r in rows})
 
+    @property
+    def new_labels(self) -> list[str]:
+        """Labels of SHIFT that REF lacks: classes the champion never met (CLINC150's new
+        domains)."""
+        known = {r["label"] for r in self.ref_train + self.ref_stream + self.ref_held}
+        return sorted({r["label"] for r in self.shift_stream + self.shift_held} - known)
+
 
 def load_data(config: DrillConfig, *, max_chars: int) -> DrillData:
     """Read and split REF and SHIFT (seeded); texts are clipped to the api's character limit."""

@@ -32,7 +32,15 @@ from tuneloop.bootstrap_data import init_from_data
 from tuneloop.drill.measure import Oracle, Scorer, train_oracle
 from tuneloop.drill.plan import DrillConfig, DrillData, child_env, load_data, phase_masks
 from tuneloop.drill.stream import RUN_WAIT_SECONDS, Player, Timeline
-from tuneloop.drill.summary import REFERENCE, SHIFTED, Versions, summarise, versions
+from tuneloop.drill.summary import (
+    NEW_HELD,
+    REFERENCE,
+    SHIFTED,
+    Versions,
+    new_label_figures,
+    summarise,
+    versions,
+)
 from tuneloop.drill.system import DrillFailed, System, running
 from tuneloop.wiring import registry_of
 
@@ -72,6 +80,11 @@ def run_drill(
         env = child_env(home, check_every=config.check_every)
         settings = settings_of(env)
         data = load_data(config, max_chars=settings.api.max_chars)
+        if data.new_labels:
+            # The drill is about learning them; a setting the user made still wins.
+            env.setdefault("TUNELOOP_RETRAIN_ALLOW_NEW_LABELS", "true")
+            settings = settings_of(env)
+            progress.note(f"SHIFT brings {len(data.new_labels)} labels REF lacks")
         progress.note(f"home {home}; {_sizes(data)}")
         v1 = bootstrap(config, data, settings=settings, progress=progress)
         timeline, final, reports = _play(config, data, env, home, progress, reports_to)
@@ -80,6 +93,7 @@ def run_drill(
         chosen = versions(timeline, final)
         progress.note(f"scoring {chosen} on held-out rows")
         sets = {"shift_held": data.shift_held, "ref_held": data.ref_held}
+        sets[NEW_HELD] = [r for r in data.shift_held if r["label"] in set(data.new_labels)]
         scorer = Scorer(settings, registry, sets)
         scorer.score_all(chosen)
         oracle_started = time.perf_counter()
@@ -91,7 +105,7 @@ def run_drill(
             scorer.accuracy,
             oracle_accuracy=oracle.accuracy if oracle else None,
             seconds=time.perf_counter() - started - oracle_seconds,
-        )
+        ) | new_label_figures(chosen, scorer.accuracy, data.new_labels)
         db.dispose()
         (home / "timeline.json").write_text(json.dumps(timeline.to_dict(), default=str))
         return DrillOutcome(summary, timeline, chosen, home, reports, oracle_seconds)
