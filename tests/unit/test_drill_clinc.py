@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.data import Row
 from tuneloop.drill.clinc import SHIFT_DOMAINS, main, read_clinc, scenarios
 from tuneloop.drill.plan import DrillConfig, DrillData, load_data
 from tuneloop.drill.summary import NEW_HELD, Versions, new_label_figures
@@ -37,7 +38,7 @@ def corpus(tmp_path: Path, per_intent: int = 50) -> Path:
     return tmp_path
 
 
-def domain_counts(rows: list[dict[str, str]], domain_of: dict[str, str]) -> Counter[str]:
+def domain_counts(rows: list[Row], domain_of: dict[str, str]) -> Counter[str]:
     return Counter(domain_of[r["label"]] for r in rows)
 
 
