@@ -100,8 +100,9 @@ def greedy_choice(pool: dict[str, np.ndarray], texts: np.ndarray, truth: np.ndar
                   for i in options]  # fmt: skip
         if not scored:
             return _pairs(chosen)
-        top, pick = max(scored)
-        if chosen and top - best < math.sqrt(best * (1 - best) / len(truth)):
+        top, pick = max(scored, key=lambda s: (s[0], -s[1]))  # ties: the earlier pair
+        gain = top - best
+        if chosen and (gain <= 0 or gain < math.sqrt(best * (1 - best) / len(truth))):
             return _pairs(chosen)
         chosen, best = [*chosen, pick], top
 
