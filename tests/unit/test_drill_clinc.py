@@ -10,7 +10,7 @@ import pytest
 
 from core.data import Row
 from tuneloop.drill.clinc import SHIFT_DOMAINS, main, read_clinc, scenarios
-from tuneloop.drill.plan import DrillConfig, DrillData, load_data
+from tuneloop.drill.plan import DrillConfig, DrillData, allow_new_labels, held_sets, load_data
 from tuneloop.drill.summary import NEW_HELD, Versions, new_label_figures
 
 DOMAINS = ("banking", "travel", "utility", "work", "home")
@@ -93,7 +93,15 @@ def test_the_converter_writes_both_scenarios_the_drill_then_reads(tmp_path: Path
 
     new = drill_data("clinc-new-classes")
     assert new.new_labels == sorted(i for d in SHIFT_DOMAINS for i in INTENTS[d])
-    assert drill_data("clinc-domains").new_labels == []  # every intent is in REF, if rarely
+    assert held_sets(new)[NEW_HELD] == new.shift_held  # every SHIFT intent is new
+    env: dict[str, str] = {}
+    assert allow_new_labels(env, new) and env == {"TUNELOOP_RETRAIN_ALLOW_NEW_LABELS": "true"}
+    user = {"TUNELOOP_RETRAIN_ALLOW_NEW_LABELS": "false"}
+    assert allow_new_labels(user, new) and user["TUNELOOP_RETRAIN_ALLOW_NEW_LABELS"] == "false"
+    mixed = drill_data("clinc-domains")
+    assert mixed.new_labels == [] and held_sets(mixed)[NEW_HELD] == []  # all in REF, if rarely
+    untouched: dict[str, str] = {}
+    assert not allow_new_labels(untouched, mixed) and untouched == {}
     with pytest.raises(SystemExit):
         main([str(src), str(out), "--per-intent", "5"])
 

@@ -30,10 +30,17 @@ from core.store.db import Database, upgrade
 from tuneloop.bootstrap import init_zero_shot, parse_labels
 from tuneloop.bootstrap_data import init_from_data
 from tuneloop.drill.measure import Oracle, Scorer, train_oracle
-from tuneloop.drill.plan import DrillConfig, DrillData, child_env, load_data, phase_masks
+from tuneloop.drill.plan import (
+    DrillConfig,
+    DrillData,
+    allow_new_labels,
+    child_env,
+    held_sets,
+    load_data,
+    phase_masks,
+)
 from tuneloop.drill.stream import RUN_WAIT_SECONDS, Player, Timeline
 from tuneloop.drill.summary import (
-    NEW_HELD,
     REFERENCE,
     SHIFTED,
     Versions,
@@ -80,9 +87,7 @@ def run_drill(
         env = child_env(home, check_every=config.check_every)
         settings = settings_of(env)
         data = load_data(config, max_chars=settings.api.max_chars)
-        if data.new_labels:
-            # The drill is about learning them; a setting the user made still wins.
-            env.setdefault("TUNELOOP_RETRAIN_ALLOW_NEW_LABELS", "true")
+        if allow_new_labels(env, data):
             settings = settings_of(env)
             progress.note(f"SHIFT brings {len(data.new_labels)} labels REF lacks")
         progress.note(f"home {home}; {_sizes(data)}")
@@ -92,9 +97,7 @@ def run_drill(
         registry = registry_of(settings, db)
         chosen = versions(timeline, final)
         progress.note(f"scoring {chosen} on held-out rows")
-        sets = {"shift_held": data.shift_held, "ref_held": data.ref_held}
-        sets[NEW_HELD] = [r for r in data.shift_held if r["label"] in set(data.new_labels)]
-        scorer = Scorer(settings, registry, sets)
+        scorer = Scorer(settings, registry, held_sets(data))
         scorer.score_all(chosen)
         oracle_started = time.perf_counter()
         oracle = _oracle(config, data, settings, v1, progress)
