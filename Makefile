@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload soak drill drill-generation fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot soak drill drill-generation drill-clinc fuzz clean
 
 install: $(STAMP)
 
@@ -68,6 +68,9 @@ bench-drift: install
 	@test -n "$(MODEL)" || { echo "make bench-drift MODEL=<a classifier's artifact folder>"; exit 2; }
 	$(BIN)/python -m benchmarks.drift --data $(DATA) --model $(MODEL)
 
+bench-zeroshot: install
+	$(BIN)/python -m benchmarks.zeroshot --data $(DATA) --json bench-zeroshot.json
+
 bench-gate: install
 	$(BIN)/python -m benchmarks.gate
 
@@ -105,6 +108,23 @@ drill: install
 	$(BIN)/tuneloop drill --reference $(DRILL_OUT)/data/books.jsonl \
 		--shifted $(DRILL_OUT)/data/electronics.jsonl --oracle --seed $(SEED) \
 		--json $(DRILL_OUT)/drill-$(SEED).json --report $(DRILL_OUT)/drill-$(SEED).html
+
+# The CLINC150 drills (tuneloop/drill/clinc.py): clinc-domains (the stream moves toward the
+# domains the champion saw least) and clinc-new-classes (3 domains the champion never met; the
+# drill allows new labels). CLINC_ARGS=--per-intent 20 runs them small.
+CLINC_ARGS ?=
+drill-clinc: install
+	@if [ ! -d "$(DATA)/clinc150" ]; then \
+		echo "make drill-clinc: $(DATA)/clinc150 not found; nothing to do (set DATA=...)"; \
+		exit 0; \
+	fi; \
+	set -e; \
+	$(BIN)/tuneloop drill data --clinc150 "$(DATA)/clinc150" $(DRILL_OUT)/clinc $(CLINC_ARGS); \
+	for s in clinc-domains clinc-new-classes; do \
+		$(BIN)/tuneloop drill --reference $(DRILL_OUT)/clinc/$$s/reference.jsonl \
+			--shifted $(DRILL_OUT)/clinc/$$s/shifted.jsonl --oracle --seed $(SEED) \
+			--json $(DRILL_OUT)/$$s-$(SEED).json --report $(DRILL_OUT)/$$s-$(SEED).html; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from core.data import Record, write_jsonl
 from core.golden import write_golden
 from core.registry import Registry, VersionInfo
-from core.runtime.zeroshot import DEFAULT_LABELS, build_zero_shot
+from core.runtime.zeroshot import (
+    DEFAULT_LABELS,
+    Descriptions,
+    build_zero_shot,
+    description_list,
+)
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,19 +35,20 @@ def keep_champion(champion: VersionInfo | None, *, force: bool) -> InitResult | 
     return InitResult(champion, False, message)
 
 
-def parse_labels(specs: tuple[str, ...]) -> dict[str, str]:
-    """`name=description` pairs (description optional); the default sentiment pair when empty."""
+def parse_labels(specs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """`name=description` pairs (description optional; a name repeated gathers several, averaged
+    into one prototype); the default sentiment ensemble when empty."""
     if not specs:
         return dict(DEFAULT_LABELS)
-    labels: dict[str, str] = {}
+    labels: dict[str, list[str]] = {}
     for spec in specs:
         name, _, description = spec.partition("=")
         if not name.strip():
             raise ValueError(f"bad label spec {spec!r}: expected name=description")
-        labels[name.strip()] = description.strip() or name.strip()
+        labels.setdefault(name.strip(), []).append(description.strip() or name.strip())
     if len(labels) < 2:
         raise ValueError("a classifier needs at least two labels")
-    return labels
+    return {name: tuple(described) for name, described in labels.items()}
 
 
 def init_generator(
@@ -91,7 +97,7 @@ def init_generator(
 
 
 def init_zero_shot(
-    settings: Settings, registry: Registry, *, labels: dict[str, str], force: bool = False
+    settings: Settings, registry: Registry, *, labels: Descriptions, force: bool = False
 ) -> InitResult:
     """Register a zero-shot classifier as v-next and promote it, unless a champion exists."""
     champion = registry.champion()
@@ -106,7 +112,10 @@ def init_zero_shot(
         labels=list(labels),
         base_model=settings.model,
         parent=champion.version if champion else None,
-        params={"method": "zero-shot", "descriptions": labels},
+        params={
+            "method": "zero-shot",
+            "descriptions": {n: description_list(n, d) for n, d in labels.items()},
+        },
     )
     return InitResult(
         registry.promote(version.version),

@@ -58,7 +58,8 @@ def db_upgrade() -> None:
     "label_specs",
     multiple=True,
     metavar="NAME=DESCRIPTION",
-    help="Zero-shot labels with descriptions (repeat); default negative/positive.",
+    help="Zero-shot labels with descriptions (repeat; a name repeated averages its "
+    "descriptions); default negative/positive.",
 )
 @click.option(
     "--task",

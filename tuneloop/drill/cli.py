@@ -99,11 +99,16 @@ def curve(ctx: click.Context) -> None:
 @drill.command(context_settings=_FORWARD, add_help_option=False)
 @click.pass_context
 def data(ctx: click.Context) -> None:
-    """Convert Blitzer reviews (SRC OUT [DOMAIN ...]) or SciTLDR (--scitldr SRC.jsonl OUT.jsonl)."""
+    """Convert Blitzer reviews (SRC OUT [DOMAIN ...]), SciTLDR (--scitldr SRC.jsonl OUT.jsonl)
+    or CLINC150 into its two drills (--clinc150 SRC OUT [--per-intent N])."""
     if ctx.args[:1] == ["--scitldr"]:
         from tuneloop.drill.textgen import convert_scitldr
 
         sys.exit(convert_scitldr(ctx.args[1:]))
+    if ctx.args[:1] == ["--clinc150"]:
+        from tuneloop.drill.clinc import main as convert_clinc
+
+        sys.exit(convert_clinc(ctx.args[1:]))
     from tuneloop.drill.data import main
 
     sys.exit(main(ctx.args))

@@ -80,6 +80,8 @@ def train_oracle(
     """Fine-tune `start` the way retraining does on every labeled row, score it on `held`."""
     started = time.perf_counter()
     examples = [Row(text=r["text"], label=r["label"]) for r in rows]
+    # Labels the start model lacks follow its own, as retraining lists them (the head grows).
+    labels = [*labels, *sorted({r["label"] for r in rows} - set(labels))]
     dataset = Dataset(
         train=examples,
         holdout=[],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data import Row, read_labeled, split
+from tuneloop.drill.summary import NEW_HELD
 
 # REF: 60 % trains v1, 25 % is streamed, 15 % is held out (zero-shot: 85 % streamed).
 REF_TRAIN_SHARE = 0.60
@@ -78,6 +79,13 @@ class DrillData:
         rows = self.ref_train + self.ref_stream + self.shift_stream + self.shift_held
         return sorted({r["label"] for r in rows})
 
+    @property
+    def new_labels(self) -> list[str]:
+        """Labels of SHIFT that REF lacks: classes the champion never met (CLINC150's new
+        domains)."""
+        known = {r["label"] for r in self.ref_train + self.ref_stream + self.ref_held}
+        return sorted({r["label"] for r in self.shift_stream + self.shift_held} - known)
+
 
 def load_data(config: DrillConfig, *, max_chars: int) -> DrillData:
     """Read and split REF and SHIFT (seeded); texts are clipped to the api's character limit."""
@@ -99,6 +107,25 @@ def load_data(config: DrillConfig, *, max_chars: int) -> DrillData:
         )
     shift_stream, shift_held = split(shifted, shift_held_share(len(shifted)), seed=config.seed)
     return DrillData(ref_train, ref_stream, ref_held, shift_stream, shift_held)
+
+
+def allow_new_labels(env: dict[str, str], data: DrillData) -> bool:
+    """Let retraining learn SHIFT's labels that REF lacks (the drill is about learning them);
+    a setting the user made still wins. Whether SHIFT has such labels."""
+    if data.new_labels:
+        env.setdefault("TUNELOOP_RETRAIN_ALLOW_NEW_LABELS", "true")
+    return bool(data.new_labels)
+
+
+def held_sets(data: DrillData) -> dict[str, list[Row]]:
+    """The held-out sets versions are scored on: SHIFT's, REF's, and SHIFT's rows whose label
+    REF lacks (NEW_HELD)."""
+    new = set(data.new_labels)
+    return {
+        "shift_held": data.shift_held,
+        "ref_held": data.ref_held,
+        NEW_HELD: [r for r in data.shift_held if r["label"] in new],
+    }
 
 
 def shift_held_share(n: int) -> float:

@@ -30,9 +30,24 @@ from core.store.db import Database, upgrade
 from tuneloop.bootstrap import init_zero_shot, parse_labels
 from tuneloop.bootstrap_data import init_from_data
 from tuneloop.drill.measure import Oracle, Scorer, train_oracle
-from tuneloop.drill.plan import DrillConfig, DrillData, child_env, load_data, phase_masks
+from tuneloop.drill.plan import (
+    DrillConfig,
+    DrillData,
+    allow_new_labels,
+    child_env,
+    held_sets,
+    load_data,
+    phase_masks,
+)
 from tuneloop.drill.stream import RUN_WAIT_SECONDS, Player, Timeline
-from tuneloop.drill.summary import REFERENCE, SHIFTED, Versions, summarise, versions
+from tuneloop.drill.summary import (
+    REFERENCE,
+    SHIFTED,
+    Versions,
+    new_label_figures,
+    summarise,
+    versions,
+)
 from tuneloop.drill.system import DrillFailed, System, running
 from tuneloop.wiring import registry_of
 
@@ -72,6 +87,9 @@ def run_drill(
         env = child_env(home, check_every=config.check_every)
         settings = settings_of(env)
         data = load_data(config, max_chars=settings.api.max_chars)
+        if allow_new_labels(env, data):
+            settings = settings_of(env)
+            progress.note(f"SHIFT brings {len(data.new_labels)} labels REF lacks")
         progress.note(f"home {home}; {_sizes(data)}")
         v1 = bootstrap(config, data, settings=settings, progress=progress)
         timeline, final, reports = _play(config, data, env, home, progress, reports_to)
@@ -79,8 +97,7 @@ def run_drill(
         registry = registry_of(settings, db)
         chosen = versions(timeline, final)
         progress.note(f"scoring {chosen} on held-out rows")
-        sets = {"shift_held": data.shift_held, "ref_held": data.ref_held}
-        scorer = Scorer(settings, registry, sets)
+        scorer = Scorer(settings, registry, held_sets(data))
         scorer.score_all(chosen)
         oracle_started = time.perf_counter()
         oracle = _oracle(config, data, settings, v1, progress)
@@ -91,7 +108,7 @@ def run_drill(
             scorer.accuracy,
             oracle_accuracy=oracle.accuracy if oracle else None,
             seconds=time.perf_counter() - started - oracle_seconds,
-        )
+        ) | new_label_figures(chosen, scorer.accuracy, data.new_labels)
         db.dispose()
         (home / "timeline.json").write_text(json.dumps(timeline.to_dict(), default=str))
         return DrillOutcome(summary, timeline, chosen, home, reports, oracle_seconds)

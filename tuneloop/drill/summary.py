@@ -13,6 +13,7 @@ from core.states import RunState
 from tuneloop.drill.stream import Seen, Served, Timeline
 
 REFERENCE, SHIFTED = "reference", "shifted"
+NEW_HELD = "shift_held_new"  # held-out SHIFT rows whose label REF lacks
 # Held-out accuracy of a version on a named set ("shift_held" or "ref_held"); None for None.
 Score = Callable[[str | None, str], float | None]
 
@@ -64,6 +65,22 @@ def summarise(
         "oracle_accuracy": _round(oracle_accuracy),
         "recovery": _round(recovery(base, final, oracle_accuracy)),
         "seconds": round(seconds, 1),
+    }
+
+
+def new_label_figures(chosen: Versions, score: Score, new_labels: list[str]) -> dict[str, Any]:
+    """Where SHIFT brings labels REF lacks: held-out accuracy on them (NEW_HELD) and on REF's
+    (ref_held), before and after. Empty otherwise, so such a drill's JSON is as it was."""
+    if not new_labels:
+        return {}
+    return {
+        "new_labels": {
+            "count": len(new_labels),
+            "new_base_accuracy": _round(score(chosen.base, NEW_HELD)),
+            "new_final_accuracy": _round(score(chosen.final, NEW_HELD)),
+            "old_base_accuracy": _round(score(chosen.base, "ref_held")),
+            "old_final_accuracy": _round(score(chosen.final, "ref_held")),
+        }
     }
 
 
