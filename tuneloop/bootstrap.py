@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.data import Record, write_jsonl
 from core.golden import write_golden
 from core.registry import Registry, VersionInfo
-from core.runtime.zeroshot import (
-    DEFAULT_LABELS,
-    Descriptions,
-    build_zero_shot,
-    description_list,
-)
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.runtime.zeroshot import Descriptions
+
+# The model code (torch, transformers: seconds to import) is imported where a model is built, so
+# a no-op `init` answers at once.
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "train.jsonl"
@@ -39,6 +40,8 @@ def parse_labels(specs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """`name=description` pairs (description optional; a name repeated gathers several, averaged
     into one prototype); the default sentiment ensemble when empty."""
     if not specs:
+        from core.runtime.zeroshot import DEFAULT_LABELS
+
         return dict(DEFAULT_LABELS)
     labels: dict[str, list[str]] = {}
     for spec in specs:
@@ -104,6 +107,8 @@ def init_zero_shot(
     if (kept := keep_champion(champion, force=force)) is not None:
         return kept
     staged = registry.staging_dir()
+    from core.runtime.zeroshot import build_zero_shot, description_list
+
     build_zero_shot(settings.model, labels, staged, max_length=settings.api.max_tokens)
     write_jsonl(staged / TRAIN_FILE, [])
     version = registry.register(

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -115,3 +118,27 @@ def test_up_prints_the_block_once_and_its_children_leave_theirs_out(
 
 class Kept:
     message = "v1 is the champion already"
+
+
+def test_a_no_op_init_imports_no_model_code(tmp_path: Path, sqlite_url: str) -> None:
+    # torch and transformers take seconds to import; a champion that exists needs neither.
+    from core.registry import Registry
+    from core.store.db import Database
+
+    registry = Registry(Database(sqlite_url), tmp_path / "artifacts")
+    registry.register(
+        registry.staging_dir(), task="classification", labels=["a", "b"], base_model="m"
+    )
+    registry.promote("v1")
+    script = (
+        "import sys; from tuneloop.cli import main; main(['init'], standalone_mode=False); "
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    env = {**os.environ, "TUNELOOP_HOME": str(tmp_path), "TUNELOOP_DATABASE_URL": sqlite_url}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "champion v1 exists; nothing to do (--force replaces it)",
+        "[]",
+    ]

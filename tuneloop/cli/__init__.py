@@ -81,11 +81,14 @@ def init(
 ) -> None:
     """Create the first model version and make it champion (no-op when one exists)."""
     from core.store.db import upgrade
-    from tuneloop.bootstrap import init_generator, init_zero_shot, parse_labels
+    from tuneloop.bootstrap import init_generator, init_zero_shot, keep_champion, parse_labels
 
     settings = get_settings()
     upgrade(settings.database_url)
     registry = registry_of(settings)
+    if (kept := keep_champion(registry.champion(), force=force)) is not None:
+        click.echo(kept.message)  # before any model code is imported: a no-op answers at once
+        return
     if task == "generation":
         if label_specs:
             raise click.UsageError("--labels is for classification")
