@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.errors import clean_errors
+from api.predlog import issued_form
 from api.schemas import FeedbackRequest
 from core.store.db import Database
 from core.store.predictions import (
@@ -40,6 +41,9 @@ class BatchItem(FeedbackRequest):
         max_length=128,
         description="Replays with this key commit once; default: derived from the item.",
     )
+
+
+UNKNOWN = "unknown prediction_id"
 
 
 class FeedbackBatch(BaseModel):
@@ -70,11 +74,21 @@ class BatchAnswer(BaseModel):
 
 
 def submit_batch(
-    db: Database, items: list[dict[str, Any]], *, key_name: str | None, allow_new_labels: bool
+    db: Database,
+    items: list[dict[str, Any]],
+    *,
+    key_name: str | None,
+    allow_new_labels: bool,
+    earlier: BatchAnswer | None = None,
 ) -> tuple[BatchAnswer, list[FeedbackReceipt]]:
-    """Commit or refuse each item; the answer, and the receipts of the newly committed ones."""
+    """Commit or refuse each item (with `earlier`: only the ones it refused as unknown, the rest
+    kept as it says); the answer, and the receipts of the newly committed ones."""
     outcomes, fresh = [], []
+    again = unknown_items(earlier) if earlier is not None else None
     for index, raw in enumerate(items):
+        if earlier is not None and again is not None and index not in again:
+            outcomes.append(earlier.items[index])
+            continue
         outcome, receipt = _submit_one(
             db, index, raw, key_name=key_name, allow_new_labels=allow_new_labels
         )
@@ -83,6 +97,15 @@ def submit_batch(
             fresh.append(receipt)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("committed", "replayed", "refused")}
     return BatchAnswer(**counts, items=outcomes), fresh
+
+
+def unknown_items(answer: BatchAnswer) -> set[int]:
+    """Items refused for an unknown id that another replica may still buffer (see predlog)."""
+    return {
+        o.index
+        for o in answer.items
+        if o.reason == UNKNOWN and o.prediction_id and issued_form(o.prediction_id)
+    }
 
 
 def _submit_one(
@@ -104,7 +127,7 @@ def _submit_one(
             key_name=key_name,
         )
     except PredictionNotFound:
-        return _refused(index, item, "unknown prediction_id"), None
+        return _refused(index, item, UNKNOWN), None
     except (InvalidLabel, WrongFeedbackKind, IdempotencyConflict) as exc:
         return _refused(index, item, str(exc)), None
     status: Literal["committed", "replayed"] = "replayed" if receipt.replayed else "committed"

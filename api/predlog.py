@@ -40,13 +40,14 @@ async def after_other_flush(
     try:
         return await run_in_threadpool(call)
     except PredictionNotFound:
-        if not _issued_form(prediction_id):
+        if not issued_form(prediction_id):
             raise
     await asyncio.sleep(2 * flush_seconds)
     return await run_in_threadpool(call)
 
 
-def _issued_form(prediction_id: str) -> bool:
+def issued_form(prediction_id: str) -> bool:
+    """Whether an id could be one this api issued (a UUID as text), so it may still be buffered."""
     try:
         return str(uuid.UUID(prediction_id)) == prediction_id
     except ValueError:

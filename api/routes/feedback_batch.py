@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -9,7 +12,7 @@ from api import metrics
 from api.answers import errors
 from api.deps import DbDep, FeedbackCaller, ServingDep, SettingsDep
 from api.errors import parse_body
-from api.feedback_batch import MAX_ITEMS, BatchAnswer, FeedbackBatch, submit_batch
+from api.feedback_batch import MAX_ITEMS, BatchAnswer, FeedbackBatch, submit_batch, unknown_items
 from api.ratelimit import RESPONSES
 
 router = APIRouter(tags=["feedback"], responses=RESPONSES)
@@ -42,13 +45,18 @@ async def feedback_batch(
     for item in body.items:  # predictions still in the log's buffer are written first
         if isinstance(pid := item.get("prediction_id"), str):
             await serving.predlog.flush_if_pending(pid)
-    answer, fresh = await run_in_threadpool(
+    submit = partial(
         submit_batch,
         db,
         body.items,
         key_name=caller.name,
         allow_new_labels=settings.retrain.allow_new_labels,
     )
+    answer, fresh = await run_in_threadpool(submit)
+    if unknown_items(answer):  # ids another replica may still buffer: once more after its flush
+        await asyncio.sleep(2 * settings.api.log_flush_seconds)
+        answer, later = await run_in_threadpool(partial(submit, earlier=answer))
+        fresh += later
     for receipt in fresh:
         metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
     return answer

@@ -3,13 +3,17 @@ sent again commits nothing twice; more than the stated number of items is refuse
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from api.feedback_batch import MAX_ITEMS
+import api.routes.feedback_batch
+from api.feedback_batch import MAX_ITEMS, BatchAnswer, unknown_items
 from core.store.db import Database
-from core.store.predictions import feedback_rows
+from core.store.predictions import feedback_rows, insert_predictions
+from tests.factories import prediction_row
 from tests.unit.conftest import Client
 
 
@@ -77,3 +81,20 @@ def test_outside_open_mode_the_batch_needs_a_feedback_key(serve: Client) -> None
         "/v1/feedback/batch", json={"items": [{"prediction_id": "p", "rating": 1}]}
     )
     assert denied.status_code == 401
+
+
+def test_an_id_another_replica_still_buffers_is_looked_up_again(
+    serve: Client, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = serve(open=True)
+    elsewhere = str(uuid.uuid4())  # issued by "another replica", written after our first look
+
+    def written_meanwhile(answer: BatchAnswer) -> set[int]:
+        insert_predictions(db, [prediction_row(elsewhere)])
+        return unknown_items(answer)
+
+    monkeypatch.setattr(api.routes.feedback_batch, "unknown_items", written_meanwhile)
+    items = [{"prediction_id": elsewhere, "rating": 5}, {"prediction_id": "x", "rating": 5}]
+    answer = batch(client, items)
+    assert [o["status"] for o in answer["items"]] == ["committed", "refused"]
+    assert [r["prediction_id"] for r in feedback_rows(db)] == [elsewhere]
