@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import Row
+from core.labels import canonical_label
 
 DEFAULT_HOLDOUT_SHARE = 0.2
 _OLDEST = datetime.min.replace(tzinfo=UTC)  # the champion's examples carry no time: oldest votes
@@ -127,7 +128,7 @@ def normalise_text(text: str, *, options: CleanOptions = CleanOptions()) -> str:
 def feedback_label(row: Mapping[str, Any], *, labels: Sequence[str]) -> tuple[str | None, str]:
     """The label one feedback row teaches (or None) and the name of the rule that decided it."""
     if row.get("label"):
-        return str(row["label"]), "corrected"
+        return canonical_label(str(row["label"]), labels), "corrected"
     rating, predicted = row.get("rating"), row.get("predicted_label")
     if rating is None or predicted is None:
         return None, "unrated"
