@@ -119,6 +119,7 @@ class Check(BaseModel):
     drift_share: float | None
     columns: dict[str, Any]
     embedding_drift: float | None
+    prediction_drift: dict[str, Any] | None = None
     quality: dict[str, Any]
     estimated_accuracy: float | None
     decision: CheckDecision

@@ -81,8 +81,17 @@ def window_feedback(
         return [dict(r._mapping) for r in session.execute(query)]
 
 
-def save_check(db: Database, **fields: Any) -> dict[str, Any]:
+# The prediction-drift test is kept in the check's `columns` JSON under this key (it judges two
+# of the columns, and a JSON field needs no migration); `check_dict` shows it on its own.
+PREDICTION_DRIFT_KEY = "_prediction_drift"
+
+
+def save_check(
+    db: Database, *, prediction_drift: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
     """Store a check and return it as the API shows it."""
+    if prediction_drift is not None:
+        fields["columns"] = {**fields.get("columns", {}), PREDICTION_DRIFT_KEY: prediction_drift}
     row = MonitorCheck(**fields)
     with db.session() as session:
         session.add(row)
@@ -137,8 +146,15 @@ def forget_reports(db: Database, paths: list[str]) -> None:
                 row.report_path = None
 
 
+def split_columns(stored: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A check's stored `columns` JSON as (per-column drift, the prediction-drift test or None)."""
+    columns = dict(stored or {})
+    return columns, columns.pop(PREDICTION_DRIFT_KEY, None)
+
+
 def check_dict(row: MonitorCheck) -> dict[str, Any]:
     """A check as the API shows it."""
+    columns, prediction = split_columns(row.columns)
     return {
         "id": row.id,
         "created_at": row.created_at.isoformat(),
@@ -146,8 +162,9 @@ def check_dict(row: MonitorCheck) -> dict[str, Any]:
         "window": row.window or {},
         "drift_detected": row.drift_detected,
         "drift_share": row.drift_share,
-        "columns": row.columns or {},
+        "columns": columns,
         "embedding_drift": row.embedding_drift,
+        "prediction_drift": prediction,
         "quality": row.quality or {},
         "estimated_accuracy": row.estimated_accuracy,
         "decision": row.decision,
