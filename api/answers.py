@@ -101,6 +101,7 @@ class Run(BaseModel):
     summary: str = Field(description="The state in words, e.g. a challenger pending a second look.")
     second_look: Any = None
     refit: Any = None
+    holdout: Any = None
     error: str | None
     attempts: int
     dataset_hash: str | None

@@ -117,6 +117,34 @@ def get_check(db: Database, check_id: str) -> dict[str, Any] | None:
         return check_dict(row) if row else None
 
 
+def drift_streak(db: Database, check_id: str) -> tuple[datetime, int] | None:
+    """When the run of consecutive drift-detected checks ending at `check_id` began (the first
+    such check's time) and how many checks it spans; None when that check detected no drift.
+
+    As the trigger policy counts them: the champion's checks, a check that judged no window
+    (no reference yet) neither extends nor ends the streak."""
+    with db.session() as session:
+        end = session.get(MonitorCheck, check_id)
+        if end is None or not end.drift_detected:
+            return None
+        query = (
+            select(MonitorCheck.created_at, MonitorCheck.drift_detected, MonitorCheck.window)
+            .where(
+                MonitorCheck.model_version == end.model_version,
+                MonitorCheck.created_at <= end.created_at,
+            )
+            .order_by(MonitorCheck.created_at.desc())
+        )
+        began, checks = end.created_at, 0
+        for created_at, detected, window in session.execute(query.execution_options(yield_per=100)):
+            if not window:
+                continue
+            if not detected:
+                break
+            began, checks = created_at, checks + 1
+        return began, checks
+
+
 def report_path(db: Database, check_id: str) -> str | None:
     """Where a check's snapshot is, if it was kept."""
     with db.session() as session:
