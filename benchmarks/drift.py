@@ -274,6 +274,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3, help="consecutive drifting checks to trigger")
     parser.add_argument("--timing-only", action="store_true", help="skip alarms and delays")
     parser.add_argument("--no-timing", action="store_true", help="skip the timed parts")
+    parser.add_argument("--delay-seeds", type=int, help="seeds of the delays (default: --seeds)")
     parser.add_argument(
         "--tilt", type=float, default=0.2, help="label-mix move of the output-only shifts"
     )
@@ -300,7 +301,7 @@ def main() -> None:
         delay(pools, a, b, size=size, step=args.step, k=args.k, seed=seed)
         for a, b in [*pairs, ("clinc_in", "clinc_oos")]
         for size in (500, 200)
-        for seed in range(args.seeds)
+        for seed in range(args.seeds if args.delay_seeds is None else args.delay_seeds)
     ]
     out["summary"] = summarize(out)
     print(json.dumps(out, indent=1))
