@@ -105,6 +105,7 @@ class Run(BaseModel):
     summary: str = Field(description="The state in words, e.g. a challenger pending a second look.")
     second_look: Any = None
     refit: Any = None
+    holdout: Any = None
     error: str | None
     attempts: int
     dataset_hash: str | None
@@ -123,6 +124,7 @@ class Check(BaseModel):
     drift_share: float | None
     columns: dict[str, Any]
     embedding_drift: float | None
+    prediction_drift: dict[str, Any] | None = None
     quality: dict[str, Any]
     estimated_accuracy: float | None
     decision: CheckDecision

@@ -19,11 +19,13 @@ from core.registry import CHAMPION, pending_challenger
 from core.settings import MonitorSettings
 from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
+from core.store.monitoring import split_columns
 from core.store.tables import ModelAlias, ModelVersion, MonitorCheck, RetrainRun
 
 TRIGGERS = tuple(RunTrigger)
 STATES = tuple(RunState)
 DECISIONS = tuple(CheckDecision)
+PREDICTION_OUTPUTS = ("label_mix", "confidence")  # the keys of monitor.prediction_drift's tests
 NAN = math.nan
 
 
@@ -195,11 +197,30 @@ class StoreCollector(Collector):
             "Drift score per feature in the last check.",
             labels=["feature"],
         )
-        columns = (check.columns or {}) if check else {}
+        columns, prediction = split_columns(check.columns if check else None)
         for feature in sorted(set(self.columns()) | set(columns)):
             score = columns.get(feature, {}).get("score")
             scores.add_metric([feature], NAN if score is None else float(score))
         yield scores
+        yield from _prediction_drift(prediction)
+
+
+def _prediction_drift(prediction: dict[str, Any] | None) -> Iterator[Metric]:
+    """The last check's prediction-drift verdict and each output's distance (NaN without one)."""
+    yield GaugeMetricFamily(
+        "tuneloop_monitor_prediction_drift_detected",
+        "1 when the last check found the label mix or the confidence drifted (its own test).",
+        value=NAN if prediction is None else float(prediction["detected"]),
+    )
+    distances = GaugeMetricFamily(
+        "tuneloop_monitor_prediction_drift_score",
+        "Distance of each output (label mix: Jensen-Shannon; confidence: normed Wasserstein).",
+        labels=["output"],
+    )
+    for output in PREDICTION_OUTPUTS:
+        test = (prediction or {}).get(output) or {}
+        distances.add_metric([output], float(test.get("distance", NAN)))
+    yield distances
 
 
 def _generation(quality: dict[str, Any]) -> dict[str, tuple[str, Any]]:

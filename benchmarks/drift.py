@@ -1,4 +1,4 @@
-"""Benchmark the drift check on real shift: false alarms, detection delay, timing.
+"""Benchmark the drift check on real shift: false alarms, output-only shifts, delays, timing.
 
     .venv/bin/python -m benchmarks.drift --data ../shared/data --model /tmp/zs_model
 
@@ -81,6 +81,30 @@ def false_alarms(pools: dict[str, Pool], seeds: int) -> list[dict[str, object]]:
     return rows
 
 
+def label_mix_shifts(pools: dict[str, Pool], seeds: int, tilt: float) -> list[dict[str, object]]:
+    """Shifts in the outputs: the current window drawn from the reference's own pool, with the
+    share of the first predicted label moved by `tilt` (what a change in which classes users
+    ask about does); reference and current rows are disjoint."""
+    rows = []
+    for name in ("books", "electronics", "clinc_in"):
+        labels = pools[name].predicted.label
+        first = sorted(set(labels))[0]
+        target = float(np.clip(np.mean(labels == first) + tilt, 0.05, 0.95))
+        for size in (500, 200):
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                idx = rng.permutation(len(labels))
+                ref, rest = idx[:size], idx[size:]
+                k = round(size * target)
+                cur = np.r_[
+                    rest[labels[rest] == first][:k], rest[labels[rest] != first][: size - k]
+                ]
+                pool = pools[name]
+                result = check(pool.take(ref), pool.take(cur), seed)
+                rows.append(_row(name, f"{name} ({first} {target:.0%})", size, seed, result))
+    return rows
+
+
 def _row(a: str, b: str, size: int, seed: int, r: DriftResult) -> dict[str, object]:
     return {
         "reference": a,
@@ -90,8 +114,17 @@ def _row(a: str, b: str, size: int, seed: int, r: DriftResult) -> dict[str, obje
         "drift_detected": r.drift_detected,
         "drift_share": round(r.drift_share, 3),
         "embedding_auc": round(r.embedding_drift or 0.0, 3),
+        "embedding_detected": bool(r.embedding and r.embedding.detected),
+        "prediction_detected": bool(r.prediction and r.prediction.detected),
+        "label_mix_js": _distance(r, "label_mix"),
+        "confidence_wasserstein": _distance(r, "confidence"),
         "drifted_columns": [c for c, d in r.columns.items() if d.detected],
     }
+
+
+def _distance(r: DriftResult, output: str) -> float | None:
+    test = getattr(r.prediction, output, None) if r.prediction else None
+    return round(test.distance, 3) if test else None
 
 
 def delay(
@@ -240,29 +273,42 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=50, help="predictions between checks")
     parser.add_argument("--k", type=int, default=3, help="consecutive drifting checks to trigger")
     parser.add_argument("--timing-only", action="store_true", help="skip alarms and delays")
+    parser.add_argument("--no-timing", action="store_true", help="skip the timed parts")
+    parser.add_argument("--delay-seeds", type=int, help="seeds of the delays (default: --seeds)")
+    parser.add_argument(
+        "--tilt", type=float, default=0.2, help="label-mix move of the output-only shifts"
+    )
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(args.model))
     pools = load_pools(args.data, args.model, args.cache, tokenizer)
-    out: dict[str, Any] = {"timing_2000": timing(pools, tokenizer)}
-    _log("timing", out["timing_2000"])
-    out["large_window"] = large_window(pools, tokenizer)
-    _log("large window", out["large_window"])
+    out: dict[str, Any] = {}
+    if not args.no_timing:
+        out["timing_2000"] = timing(pools, tokenizer)
+        _log("timing", out["timing_2000"])
+        out["large_window"] = large_window(pools, tokenizer)
+        _log("large window", out["large_window"])
     if args.timing_only:
         print(json.dumps(out, indent=1))
         return
     out["false_alarms"] = false_alarms(pools, args.seeds)
     _log("false alarms", [r["drift_detected"] for r in out["false_alarms"]])
+    out["label_mix_shifts"] = label_mix_shifts(pools, args.seeds, args.tilt)
+    _log("label-mix shifts", [r["drift_detected"] for r in out["label_mix_shifts"]])
     pairs = [("books", "electronics"), ("electronics", "kitchen"), ("kitchen", "electronics")]
     out["delays"] = [
         delay(pools, a, b, size=size, step=args.step, k=args.k, seed=seed)
         for a, b in [*pairs, ("clinc_in", "clinc_oos")]
         for size in (500, 200)
-        for seed in range(args.seeds)
+        for seed in range(args.seeds if args.delay_seeds is None else args.delay_seeds)
     ]
     out["summary"] = summarize(out)
     print(json.dumps(out, indent=1))
+
+
+def _count(rows: list[dict[str, Any]], key: str) -> str:
+    return f"{sum(bool(r[key]) for r in rows)}/{len(rows)}"
 
 
 def _log(what: str, value: object) -> None:
@@ -275,6 +321,10 @@ def summarize(out: dict[str, Any]) -> dict[str, Any]:
     for size in (500, 200):
         rows = [r for r in out["false_alarms"] if r["window"] == size]
         summary[f"false_alarms_{size}"] = f"{sum(r['drift_detected'] for r in rows)}/{len(rows)}"
+        summary[f"false_prediction_alarms_{size}"] = _count(rows, "prediction_detected")
+        shifted = [r for r in out["label_mix_shifts"] if r["window"] == size]
+        for signal in ("drift_detected", "prediction_detected", "embedding_detected"):
+            summary[f"label_mix_shift_{size}_{signal}"] = _count(shifted, signal)
     for d in out["delays"]:
         key = f"delay_{d['pair']}_{d['window']}"
         summary.setdefault(key, {"first": [], "k": []})

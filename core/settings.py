@@ -317,6 +317,16 @@ class MonitorSettings(ComponentSettings):
     embedding_min_auc: float = Field(
         0.55, gt=0.5, lt=1.0, description="Held-out AUC telling windows apart to call drift."
     )
+    # Rule: prediction drift raises an alarm on its own, so it is held to the embedding test's
+    # level, ten times stricter than the column tests'; its distance floor is the columns' own
+    # (a tenth of a standard deviation; about 14 points of a balanced label mix). See
+    # monitor.prediction_drift.
+    prediction_alpha: float = Field(
+        0.001, gt=0.0, lt=1.0, description="Significance level of the prediction drift tests."
+    )
+    prediction_min_distance: float = Field(
+        0.1, ge=0.0, description="Distance the label mix or the confidence must move to drift."
+    )
     drift_share: float = Field(
         0.5, gt=0.0, le=1.0, description="Share of drifted columns that means drift."
     )

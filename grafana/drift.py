@@ -6,7 +6,8 @@ from grafana.build import JSON, alert_list, dashboard, stat, target, timeseries,
 
 
 def drift() -> JSON:
-    """The last monitor check: drifted share, per-feature scores, embedding drift, its age."""
+    """The last monitor check: drifted share, per-feature scores, embedding and prediction drift,
+    its age."""
     detected = value_map({0: ("no drift", "green"), 1: ("DRIFT", "red")})
     panels = [
         stat(
@@ -53,6 +54,21 @@ def drift() -> JSON:
                 target("max(tuneloop_monitor_embedding_drift_score)", "embedding drift score"),
             ],
             description="The two summaries of each check.",
+        ),
+        timeseries(
+            "Prediction drift: label mix and confidence",
+            [
+                target(
+                    "max by (output) (tuneloop_monitor_prediction_drift_score)",
+                    "{{output}} distance",
+                ),
+                target("max(tuneloop_monitor_prediction_drift_detected)", "prediction drift"),
+            ],
+            description="What the model says, tested on its own at a stricter level "
+            "(monitor/prediction_drift.py): the label mix's Jensen-Shannon distance and the "
+            "confidence's normed Wasserstein distance; drift at 0.1 or more with p < 0.001. "
+            "1 while the last check found prediction drift.",
+            steps=[(None, "green"), (0.1, "red")],
         ),
         timeseries(
             "Drift detected",

@@ -130,6 +130,7 @@ def store_check(
         columns=columns,
         drift_share=drift.drift_share if drift else None,
         embedding_drift=drift.embedding_drift if drift else None,
+        prediction_drift=drift.prediction.to_dict() if drift and drift.prediction else None,
         drift_detected=drift.drift_detected if drift else False,
         quality=quality,
         estimated_accuracy=estimated,

@@ -18,10 +18,12 @@ Tests, and the rule behind each default threshold (none is fitted to one data se
 - Embeddings: a classifier two-sample test (`monitor.embedding_drift`): drift when the held-out
   ROC AUC is significant at 0.001 and at least 0.55 (Evidently's threshold for the same score).
   The stricter level because this one test can raise an alarm on its own.
-- Overall: `drift_detected` = embedding drift detected, or at least half of the columns drifted
-  (`drift_share` >= 0.5, Evidently's dataset-drift rule). Embeddings see the whole input; the
-  majority-of-columns rule covers checks without stored embeddings and shifts that only the
-  predictions show.
+- Predictions: the label mix and the confidence judged again at a stricter level, as a signal
+  of their own (`monitor.prediction_drift`, which states its rules): a shift that shows only in
+  what the model says moves 2 of 7 columns, never the share's majority.
+- Overall: `drift_detected` = embedding drift detected, prediction drift detected, or at least
+  half of the columns drifted (`drift_share` >= 0.5, Evidently's dataset-drift rule). Embeddings
+  see the whole input; the majority-of-columns rule covers checks without stored embeddings.
 
 Each side is sampled to at most `max_rows` rows (`embedding_max_rows` for embeddings), so the
 cost of a check is bounded whatever the window size.
@@ -38,7 +40,8 @@ import pandas as pd
 from monitor import report as rep
 from monitor.embedding_drift import EmbeddingDrift, classifier_drift
 from monitor.features import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS
-from monitor.stattests import CHI2_TWO_SAMPLE, drifted, register_stattests
+from monitor.prediction_drift import PredictionDrift, prediction_drift
+from monitor.stattests import CHI2_TWO_SAMPLE, ColumnDrift, drifted, register_stattests
 
 # Fewer embeddings than this on a side give a held-out half too small to say anything.
 MIN_EMBEDDINGS = 10
@@ -57,21 +60,12 @@ class DriftOptions:
     categorical_min_distance: float = 0.1
     embedding_alpha: float = 0.001
     embedding_min_auc: float = 0.55
+    prediction_alpha: float = 0.001
+    prediction_min_distance: float = 0.1
     drift_share: float = 0.5
     max_rows: int = 2000
     embedding_max_rows: int = 2000
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    """One column: effect-size `score` with its `test`, the significance test's p-value, verdict."""
-
-    score: float
-    detected: bool
-    test: str
-    p_value: float
-    p_test: str
 
 
 @dataclass
@@ -86,6 +80,7 @@ class DriftResult:
     n_reference: int
     n_current: int
     snapshot: dict[str, Any] = field(repr=False, default_factory=dict)
+    prediction: PredictionDrift | None = None
 
     @property
     def embedding_drift(self) -> float | None:
@@ -128,18 +123,24 @@ def run_drift(
     )
     columns = _read_columns(snapshot, metrics, numeric, categorical, options)
     share = sum(c.detected for c in columns.values()) / len(columns) if columns else 0.0
-    detected = bool(embedding and embedding.detected) or (
-        bool(columns) and share >= options.drift_share
+    prediction = prediction_drift(
+        columns, alpha=options.prediction_alpha, min_distance=options.prediction_min_distance
+    )
+    detected = (
+        bool(embedding and embedding.detected)
+        or bool(prediction and prediction.detected)
+        or (bool(columns) and share >= options.drift_share)
     )
     return DriftResult(
         columns=columns,
         drift_share=share,
         embedding=embedding,
         drift_detected=detected,
-        summary=_summary(columns, share, embedding, options),
+        summary=_summary(columns, share, embedding, prediction, options),
         n_reference=len(ref),
         n_current=len(cur),
         snapshot=rep.snapshot_dict(snapshot),
+        prediction=prediction,
     )
 
 
@@ -214,6 +215,7 @@ def _summary(
     columns: dict[str, ColumnDrift],
     share: float,
     embedding: EmbeddingDrift | None,
+    prediction: PredictionDrift | None,
     options: DriftOptions,
 ) -> str:
     """The verdict in words."""
@@ -232,4 +234,6 @@ def _summary(
             f"(alarm at >= {options.embedding_min_auc} with p < {options.embedding_alpha}), "
             f"p = {embedding.p_value:.2g}"
         )
+    if prediction is not None:
+        parts.append(prediction.summary())
     return "; ".join(parts)

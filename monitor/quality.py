@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import accuracy_score, f1_score
 
+from core.labels import canonical_label
+
 NEGATIVE_RATING = 2
 POSITIVE_RATING = 4
 # Isotonic regression fits a free-form monotone step function; with few points it follows noise.
@@ -55,7 +57,7 @@ class Quality:
 def resolved_label(row: FeedbackRow, labels: list[str]) -> str | None:
     """The true label the feedback implies, or None when it implies none."""
     if row.label:
-        return row.label
+        return canonical_label(row.label, labels)
     if row.rating >= POSITIVE_RATING:
         return row.predicted_label
     if row.rating <= NEGATIVE_RATING and len(labels) == 2 and row.predicted_label in labels:

@@ -9,6 +9,8 @@ test is registered here under its own name: Pearson's chi-square on the 2 x K co
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
@@ -20,6 +22,17 @@ CHI2_TWO_SAMPLE = "chi2_two_sample"
 # Score direction of each named test: a p-value drifts when small, a distance when large.
 P_VALUE_TESTS = {"ks", CHI2_TWO_SAMPLE}
 DISTANCE_TESTS = {"wasserstein", "jensenshannon"}
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column: effect-size `score` with its `test`, the significance test's p-value, verdict."""
+
+    score: float
+    detected: bool
+    test: str
+    p_value: float
+    p_test: str
 
 
 def drifted(test: str, score: float, threshold: float) -> bool:

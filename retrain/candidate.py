@@ -13,10 +13,13 @@ from core.golden import Golden
 from core.registry import VersionInfo
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
+from core.store.monitoring import drift_streak
+from core.store.runs import get_run
 from retrain.context import Context, RunData
 from retrain.crossfit import cross_fit
 from retrain.dataset import Dataset, build_dataset
 from retrain.evaluate import Scorable, evaluate
+from retrain.holdout import Shift
 from retrain.progress import Progress
 from retrain.run import Run
 from retrain.train import TrainArgs, train
@@ -31,9 +34,15 @@ def train_args(settings: Settings) -> TrainArgs:
 
 
 def run_dataset(
-    ctx: Context, data: RunData, share: float, fold: tuple[int, int] | None = None
+    ctx: Context,
+    data: RunData,
+    share: float,
+    fold: tuple[int, int] | None = None,
+    *,
+    shift: Shift | None = None,
 ) -> Dataset:
-    """The champion's rows replayed with the new labels, the newest `share` of them held out."""
+    """The champion's rows replayed with the new labels, the newest `share` of them held out
+    (of those since `shift`, when given: `retrain.holdout`)."""
     rs = ctx.settings.retrain
     return build_dataset(
         examples=training_rows(Path(data.champion.artifact_path)),
@@ -44,7 +53,29 @@ def run_dataset(
         exclude=[r["text"] for r in data.golden.rows],
         replay_ratio=rs.replay_ratio,
         fold=fold,
+        shift=shift,
+        min_holdout=rs.min_holdout,
     )
+
+
+def run_shift(ctx: Context, run_id: str) -> Shift | None:
+    """Where the drift streak ending at the run's check began; None where no streak is known
+    (a manual run, an improve run, a check without drift). A quality run whose check ends a
+    drift streak gets it too: quality wins the trigger when both fire, the shift is the same."""
+    check_id = get_run(ctx.db, run_id)["check_id"]
+    streak = drift_streak(ctx.db, check_id) if check_id else None
+    return Shift(*streak) if streak else None
+
+
+def holdout_note(dataset: Dataset, shift: Shift | None) -> dict[str, Any]:
+    """What the run records of its holdout: the rule that carved it, its size, the shift."""
+    return {
+        "rule": dataset.holdout_rule,
+        "size": len(dataset.holdout),
+        "labels_since_shift": dataset.since_shift,
+        "shift_since": shift.since.isoformat() if shift else None,
+        "streak_checks": shift.checks if shift else None,
+    }
 
 
 def write_snapshot(run: Run, dataset: Dataset, name: str) -> Path:

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from retrain.dataset import Dataset, fold_of
+from retrain.dataset import Dataset
 from retrain.evaluate import Scorable, evaluate
+from retrain.holdout import fold_of
 from retrain.progress import Progress
 
 

@@ -2,7 +2,7 @@
 
 Feedback rows are plain dicts `{"text", "predicted_label", "rating", "label", "created_at"}`
 (`label` is the user's correction or None). The most recent labeled feedback is held out for the
-gate and never trained on in the same run.
+gate (by the rules of `retrain.holdout`) and never trained on in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from core.data import Row
+from core.labels import canonical_label
+from retrain.holdout import NEWEST_SHARE, Carved, Shift, carve_holdout
 
 DEFAULT_HOLDOUT_SHARE = 0.2
 _OLDEST = datetime.min.replace(tzinfo=UTC)  # the champion's examples carry no time: oldest votes
@@ -71,6 +73,9 @@ class Dataset:
     unused: list[Row] = field(default_factory=list)
     from_feedback: frozenset[str] = frozenset()
     feedback_ids: dict[str, list[str]] = field(default_factory=dict)
+    # Which rule of `retrain.holdout` carved `holdout`, and the labels given since the shift.
+    holdout_rule: str = NEWEST_SHARE
+    since_shift: int | None = None
 
     def write_jsonl(self, path: Path) -> None:
         """Write the snapshot, one `{"split", "text", "label", "feedback", "feedback_ids"}` a
@@ -127,7 +132,7 @@ def normalise_text(text: str, *, options: CleanOptions = CleanOptions()) -> str:
 def feedback_label(row: Mapping[str, Any], *, labels: Sequence[str]) -> tuple[str | None, str]:
     """The label one feedback row teaches (or None) and the name of the rule that decided it."""
     if row.get("label"):
-        return str(row["label"]), "corrected"
+        return canonical_label(str(row["label"]), labels), "corrected"
     rating, predicted = row.get("rating"), row.get("predicted_label")
     if rating is None or predicted is None:
         return None, "unrated"
@@ -167,6 +172,8 @@ def build_dataset(
     exclude: Iterable[str] = (),
     replay_ratio: float = 0.0,
     fold: tuple[int, int] | None = None,
+    shift: Shift | None = None,
+    min_holdout: int = 0,
 ) -> Dataset:
     """Merge the champion's examples and feedback into train rows and a recent-feedback holdout.
 
@@ -185,6 +192,8 @@ def build_dataset(
             sample); 0 replays them all.
         fold: `(i, k)` holds out the new labeled texts in fold i of k (see `fold_of`) instead
             of the newest `holdout_share`: one fold of the cross-fitted gate.
+        shift: where the drift streak behind the run began: the holdout is then the newest
+            `holdout_share` of the labels since, at least `min_holdout` (`retrain.holdout`).
     """
     if not 0.0 <= holdout_share <= 1.0:
         raise ValueError("holdout_share must be in [0, 1]")
@@ -196,7 +205,16 @@ def build_dataset(
         stats["excluded"] += len(votes.pop(text))
     all_labels = _label_set(votes, labels=labels, allow_new=allow_new_labels, stats=stats)
     resolved = _resolve(votes, stats=stats)
-    holdout_texts = _holdout_texts(votes, resolved, example_texts, share=holdout_share, fold=fold)
+    carved = _holdout(
+        votes,
+        resolved,
+        example_texts,
+        share=holdout_share,
+        fold=fold,
+        shift=shift,
+        min_holdout=min_holdout,
+    )
+    holdout_texts = carved.texts
     held = set(holdout_texts)
     rest = [t for t in sorted(resolved) if t not in held]
     replayed, unused = _replay(rest, votes, ratio=replay_ratio)
@@ -209,7 +227,9 @@ def build_dataset(
     digest = dataset_hash(train=train, holdout=holdout, labels=all_labels)
     ids = {t: _feedback_ids(votes[t]) for t in [*rest, *holdout_texts] if t not in unused}
     sources = {t: found for t, found in ids.items() if found}
-    return Dataset(train, holdout, all_labels, digest, dict(stats), left_out, taught, sources)
+    dataset = Dataset(train, holdout, all_labels, digest, dict(stats), left_out, taught, sources)
+    dataset.holdout_rule, dataset.since_shift = carved.rule, carved.since_shift
+    return dataset
 
 
 def _feedback_ids(votes: list[_Vote]) -> list[str]:
@@ -314,31 +334,20 @@ def _resolve(votes: dict[str, list[_Vote]], *, stats: Counter[str]) -> dict[str,
     return resolved
 
 
-def _holdout_texts(
+def _holdout(
     votes: dict[str, list[_Vote]],
     resolved: dict[str, str],
     example_texts: set[str],
     *,
     share: float,
     fold: tuple[int, int] | None,
-) -> list[str]:
-    """The newest labeled feedback texts, newest first (or those of one fold).
-
-    Texts the champion was trained on are never held out: the champion would have seen them,
-    which would tilt the gate toward it.
-    """
+    shift: Shift | None,
+    min_holdout: int,
+) -> Carved:
+    """The gate's feedback holdout by the rule that fits (`retrain.holdout`)."""
     candidates = [t for t in resolved if t not in example_texts]
-    if fold is not None:
-        index, folds = fold
-        return sorted(t for t in candidates if fold_of(t, folds) == index)
     newest = {t: max(v.at for v in votes[t] if v.from_feedback) for t in candidates}
-    candidates.sort(key=lambda t: (newest[t], t), reverse=True)
-    return candidates[: int(share * len(candidates) + 0.5)]
-
-
-def fold_of(text: str, folds: int) -> int:
-    """The cross-fitting fold of a text: a hash, so the same text always lands in the same fold."""
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") % folds
+    return carve_holdout(newest, share=share, fold=fold, shift=shift, min_rows=min_holdout)
 
 
 def feedback_time(value: object) -> datetime:

@@ -28,8 +28,10 @@ from core.store.runs import claim, fail_exhausted, stale_runs
 from core.store.tables import utcnow
 from retrain.candidate import (
     fold_scores,
+    holdout_note,
     paired_rows,
     run_dataset,
+    run_shift,
     score_both,
     train_candidate,
     untrained_rows,
@@ -40,6 +42,7 @@ from retrain.context import Context, LeaseLost, RunData, compact
 from retrain.dataset import Dataset, feedback_label
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
+from retrain.holdout import FOLD
 from retrain.run import Run, brief, version_figures
 from retrain.textgen_run import execute_generation
 
@@ -86,8 +89,10 @@ def holdout_run(run: Run, data: RunData) -> RunState:
 
     With `refit`, a challenger that passes is trained again on every label (`_refit`)."""
     rs = run.settings.retrain
-    dataset = run_dataset(run.ctx, data, rs.holdout_share)
+    shift = run_shift(run.ctx, run.id)
+    dataset = run_dataset(run.ctx, data, rs.holdout_share, shift=shift)
     _start(run, data.champion, dataset)
+    run.note(holdout=holdout_note(dataset, shift))
     rows = paired_rows(dataset.holdout, data.golden)
     if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
         return run.conclude(None, {}, small)
@@ -111,6 +116,7 @@ def crossfit_run(run: Run, data: RunData) -> RunState:
     dataset = run_dataset(run.ctx, data, 0.0)
     fold_sets = [run_dataset(run.ctx, data, 0.0, (i, folds)) for i in range(folds)]
     _start(run, data.champion, dataset)
+    run.note(holdout={"rule": FOLD, "size": sum(len(d.holdout) for d in fold_sets)})
     rows = paired_rows([row for d in fold_sets for row in d.holdout], data.golden)
     if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
         return run.conclude(None, {}, small)

@@ -81,8 +81,17 @@ def window_feedback(
         return [dict(r._mapping) for r in session.execute(query)]
 
 
-def save_check(db: Database, **fields: Any) -> dict[str, Any]:
+# The prediction-drift test is kept in the check's `columns` JSON under this key (it judges two
+# of the columns, and a JSON field needs no migration); `check_dict` shows it on its own.
+PREDICTION_DRIFT_KEY = "_prediction_drift"
+
+
+def save_check(
+    db: Database, *, prediction_drift: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
     """Store a check and return it as the API shows it."""
+    if prediction_drift is not None:
+        fields["columns"] = {**fields.get("columns", {}), PREDICTION_DRIFT_KEY: prediction_drift}
     row = MonitorCheck(**fields)
     with db.session() as session:
         session.add(row)
@@ -106,6 +115,34 @@ def get_check(db: Database, check_id: str) -> dict[str, Any] | None:
     with db.session() as session:
         row = session.get(MonitorCheck, check_id)
         return check_dict(row) if row else None
+
+
+def drift_streak(db: Database, check_id: str) -> tuple[datetime, int] | None:
+    """When the run of consecutive drift-detected checks ending at `check_id` began (the first
+    such check's time) and how many checks it spans; None when that check detected no drift.
+
+    As the trigger policy counts them: the champion's checks, a check that judged no window
+    (no reference yet) neither extends nor ends the streak."""
+    with db.session() as session:
+        end = session.get(MonitorCheck, check_id)
+        if end is None or not end.drift_detected:
+            return None
+        query = (
+            select(MonitorCheck.created_at, MonitorCheck.drift_detected, MonitorCheck.window)
+            .where(
+                MonitorCheck.model_version == end.model_version,
+                MonitorCheck.created_at <= end.created_at,
+            )
+            .order_by(MonitorCheck.created_at.desc())
+        )
+        began, checks = end.created_at, 0
+        for created_at, detected, window in session.execute(query.execution_options(yield_per=100)):
+            if not window:
+                continue
+            if not detected:
+                break
+            began, checks = created_at, checks + 1
+        return began, checks
 
 
 def report_path(db: Database, check_id: str) -> str | None:
@@ -137,8 +174,15 @@ def forget_reports(db: Database, paths: list[str]) -> None:
                 row.report_path = None
 
 
+def split_columns(stored: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A check's stored `columns` JSON as (per-column drift, the prediction-drift test or None)."""
+    columns = dict(stored or {})
+    return columns, columns.pop(PREDICTION_DRIFT_KEY, None)
+
+
 def check_dict(row: MonitorCheck) -> dict[str, Any]:
     """A check as the API shows it."""
+    columns, prediction = split_columns(row.columns)
     return {
         "id": row.id,
         "created_at": row.created_at.isoformat(),
@@ -146,8 +190,9 @@ def check_dict(row: MonitorCheck) -> dict[str, Any]:
         "window": row.window or {},
         "drift_detected": row.drift_detected,
         "drift_share": row.drift_share,
-        "columns": row.columns or {},
+        "columns": columns,
         "embedding_drift": row.embedding_drift,
+        "prediction_drift": prediction,
         "quality": row.quality or {},
         "estimated_accuracy": row.estimated_accuracy,
         "decision": row.decision,

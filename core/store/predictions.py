@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.labels import canonical_label
 from core.scores import compact_output, full_output
 from core.store.db import Database
 from core.store.tables import Feedback, ModelVersion, Prediction, new_id, utcnow
@@ -111,7 +112,12 @@ def submit_feedback(
     """Validate feedback against its prediction and commit it; a replayed key gets the first id.
 
     A key given again with another body raises IdempotencyConflict: the second body would be lost.
+    A label is stored as the model's label it names (`core.labels.canonical_label`), so "Positive "
+    is the label "positive", not a new class.
     """
+    labels = _model_labels(db, prediction_id) if label is not None else []
+    if label is not None:
+        label = canonical_label(label, labels)
     given = {
         "prediction_id": prediction_id,
         "rating": rating,
@@ -130,11 +136,8 @@ def submit_feedback(
             raise PredictionNotFound(prediction_id)
         model_version = prediction.model_version
         _check_kind(prediction.task, label=label, preferred_output=preferred_output)
-        if label is not None and not allow_new_labels:
-            version = session.get(ModelVersion, prediction.model_version)
-            labels = list(version.labels) if version else []
-            if label not in labels:
-                raise InvalidLabel(f"label {label!r} is not one of {labels}")
+        if label is not None and not allow_new_labels and label not in labels:
+            raise InvalidLabel(f"label {label!r} is not one of {labels}")
     row = Feedback(
         id=new_id(),
         prediction_id=prediction_id,
@@ -158,6 +161,17 @@ def submit_feedback(
     return FeedbackReceipt(
         id=row.id, prediction_id=prediction_id, model_version=model_version, replayed=False
     )
+
+
+def _model_labels(db: Database, prediction_id: str) -> list[str]:
+    """The labels of the version that made a prediction (none for an unknown prediction)."""
+    with db.session() as session:
+        labels = session.scalar(
+            select(ModelVersion.labels)
+            .join(Prediction, Prediction.model_version == ModelVersion.version)
+            .where(Prediction.id == prediction_id)
+        )
+    return list(labels or [])
 
 
 def _check_kind(task: str, *, label: str | None, preferred_output: str | None) -> None:

@@ -257,6 +257,8 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         # A pending challenger's second look that failed at the start of this run (see retrain).
         "second_look": (row.params or {}).get("second_look"),
         "refit": (row.params or {}).get("refit"),
+        # The rule that carved the gate's holdout (retrain.holdout), its size and the shift.
+        "holdout": (row.params or {}).get("holdout"),
         "error": row.error,
         "attempts": row.attempts,
         "dataset_hash": row.dataset_hash,

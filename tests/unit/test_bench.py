@@ -148,3 +148,21 @@ async def test_the_overload_clients_retry_a_503_as_their_kind_does(honour: bool)
     assert result["statuses"]["200"] == result["statuses"]["503"] > 0
     assert result["goodput_per_s"] == result["statuses"]["200"] / 0.5
     assert refuser.gaps and all((gap >= 0.09) == honour for gap in refuser.gaps)
+
+
+def test_the_complementary_term_pushes_the_rejected_label_down() -> None:
+    import torch
+
+    from benchmarks.not_this import fit_head
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(60, 8, generator=generator), dim=1)
+    y = torch.randint(0, 3, (60,), generator=generator)
+    rejected_x = torch.nn.functional.normalize(torch.randn(20, 8, generator=generator), dim=1)
+    rejected = torch.zeros(20, dtype=torch.long)  # users said "not class 0"
+    plain = fit_head(x, y, 3, steps=100)
+    taught = fit_head(x, y, 3, not_x=rejected_x, not_y=rejected, weight=1.0, steps=100)
+    with torch.no_grad():
+        p_plain = torch.softmax(plain(rejected_x) * 20.0, dim=-1)[:, 0].mean()
+        p_taught = torch.softmax(taught(rejected_x) * 20.0, dim=-1)[:, 0].mean()
+    assert p_taught < p_plain / 2

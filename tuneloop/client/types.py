@@ -173,6 +173,7 @@ class Check(Answer):
     drift_share: float | None = None
     columns: dict[str, Any] = {}
     embedding_drift: float | None = None
+    prediction_drift: dict[str, Any] | None = None
     quality: dict[str, Any] = {}
     estimated_accuracy: float | None = None
     decision: str = "none"

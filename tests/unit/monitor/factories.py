@@ -50,15 +50,23 @@ def texts(n: int, rng: np.random.Generator, *, words: list[str], mean_len: float
 
 
 def window(
-    n: int, seed: int, *, shifted: bool = False, tokenizer: object | None = None
+    n: int,
+    seed: int,
+    *,
+    shifted: bool = False,
+    tokenizer: object | None = None,
+    positive: float = 0.6,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """A window of predictions: descriptors, confidence, label, and embeddings."""
+    """A window of predictions: descriptors, confidence, label (`positive` of them "positive"),
+    and embeddings."""
     rng = np.random.default_rng(seed)
     words, mean_len = (OTHER_WORDS, 40.0) if shifted else (REVIEW_WORDS, 12.0)
     frame = describe_texts(texts(n, rng, words=words, mean_len=mean_len), tokenizer)
     low, high = (0.5, 0.7) if shifted else (0.6, 1.0)
     frame["confidence"] = rng.uniform(low, high, size=n)
-    frame["predicted_label"] = rng.choice(["negative", "positive"], size=n, p=[0.4, 0.6])
+    frame["predicted_label"] = rng.choice(
+        ["negative", "positive"], size=n, p=[1 - positive, positive]
+    )
     embeddings = rng.normal(size=(n, DIM)).astype(np.float32)
     if shifted:
         embeddings[:, :4] += 0.8

@@ -45,8 +45,10 @@ def serve(
     shifted: bool = False,
     start: int = 0,
     rating: int | None = None,
+    positive: float | None = None,
 ) -> None:
-    """Log `n` predictions of v1 (and feedback on each when `rating` is given)."""
+    """Log `n` predictions of v1 (and feedback on each when `rating` is given); `positive`: the
+    share predicted "positive" (else half, drawn as before)."""
     rng = np.random.default_rng(seed)
     words = FOREIGN if shifted else POSITIVE + NEGATIVE + FILLER
     length = 25 if shifted else 6
@@ -59,7 +61,11 @@ def serve(
                 f"s{seed}-{i}",
                 created_at=base + timedelta(milliseconds=i),
                 text=" ".join(rng.choice(words, size=rng.poisson(length) + 1)),
-                label=str(rng.choice(["negative", "positive"])),
+                label=str(
+                    rng.choice(["negative", "positive"])
+                    if positive is None
+                    else rng.choice(["negative", "positive"], p=[1 - positive, positive])
+                ),
                 confidence=float(rng.uniform(0.5, 0.75) if shifted else rng.uniform(0.6, 1.0)),
                 embedding=embedding.astype("<f4").tobytes(),
             )
@@ -108,6 +114,21 @@ def test_a_clear_shift_drifts_and_triggers_once_feedback_exists(
     assert check["drift_detected"] is True
     assert check["decision"] == "retrain" and triggered == ["drift"]
     assert check["columns"]["length_chars"]["detected"] is True
+
+
+def test_a_shift_in_the_label_mix_alone_is_stored_as_prediction_drift(
+    ctx: tuple[Context, list[str]],
+) -> None:
+    context, _ = ctx
+    serve(context, 150, seed=6)
+    serve(context, 150, seed=7, start=10, positive=0.15)  # same words, the model says negative
+    check = run_check(context)
+    assert check["drift_detected"] is True and check["drift_share"] < 0.5
+    assert "embedding drift not detected" in check["reason"]  # prediction drift alone
+    assert check["prediction_drift"]["detected"] is True
+    assert check["prediction_drift"]["label_mix"]["detected"] is True
+    assert "prediction drift detected" in check["reason"]
+    assert "predicted_label" in check["columns"] and "_prediction_drift" not in check["columns"]
 
 
 def test_a_quality_floor_triggers_without_drift(ctx: tuple[Context, list[str]]) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from core.data import Row
 from retrain.crossfit import FoldRouter, cross_fit
-from retrain.dataset import Dataset, build_dataset, fold_of
+from retrain.dataset import Dataset, build_dataset
+from retrain.holdout import fold_of
 
 
 @dataclass

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from retrain.dataset import CleanOptions, Dataset, build_dataset, fold_of, normalise_text
+from retrain.dataset import CleanOptions, Dataset, build_dataset, normalise_text
+from retrain.holdout import fold_of
 from tests.factories import feedback
 
 BINARY = ["negative", "positive"]
