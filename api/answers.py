@@ -101,6 +101,9 @@ class Run(BaseModel):
     summary: str = Field(description="The state in words, e.g. a challenger pending a second look.")
     second_look: Any = None
     refit: Any = None
+    search: Any = Field(
+        None, description="The hyper-parameter search asked, then its trials and best trial."
+    )
     error: str | None
     attempts: int
     dataset_hash: str | None

@@ -78,6 +78,11 @@ class Run:
         if not update_run(self.ctx.db, self.id, owner=self.owner, **fields):
             raise LeaseLost(self.id)
 
+    def note(self, **params: Any) -> None:
+        """Add `params` to the run's record (its request, a search's trials), or `LeaseLost`."""
+        with self.owned() as (_, row):
+            row.params = {**(row.params or {}), **params}
+
     @contextmanager
     def owned(self) -> Iterator[tuple[Session, RetrainRun]]:
         """A transaction holding the run row locked, or `LeaseLost` before anything is written."""
