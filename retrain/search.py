@@ -179,7 +179,8 @@ def run_search(
     def trial_objective(trial: Trial) -> float:
         values = {p.name: p.suggest(trial) for p in params}
         try:
-            return objective(values, _reporter(trial, deadline), trial.number)
+            report = _reporter(trial, deadline, last=values["epochs"])
+            return objective(values, report, trial.number)
         except TRIAL_ERRORS as exc:
             trial.set_user_attr("error", str(exc)[:300])
             raise
@@ -197,11 +198,14 @@ def run_search(
     return Outcome(records, best)
 
 
-def _reporter(trial: Trial, deadline: float) -> EpochReport:
-    """Report each epoch's score; prune at the median pruner's word or past the deadline."""
+def _reporter(trial: Trial, deadline: float, *, last: int) -> EpochReport:
+    """Report each epoch's score; prune at the median pruner's word or past the deadline, but
+    never at the `last` epoch (the trial is done: its score is its objective)."""
 
     def report(epoch: int, score: float) -> None:
         trial.report(score, epoch)
+        if epoch >= last:
+            return
         if time.monotonic() > deadline:
             trial.set_user_attr("stopped", "budget")
             raise optuna.TrialPruned()

@@ -9,20 +9,23 @@ chance for a lucky challenger to pass, which inflates false promotions past the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from core.registry import VersionInfo
 from core.runtime.model import load_classifier
+from core.settings import Sampler
 from core.states import RunState
 from core.store.runs import get_run, previous_judged
 from retrain.candidate import train_args
 from retrain.dataset import Dataset
+from retrain.progress import Progress
 from retrain.run import Run
 from retrain.search import Outcome, plain_params, run_search, validation_split
 from retrain.train import TrainArgs, choose_method, weigh
-from retrain.trial import fit_trial
+from retrain.trial import EpochReport, fit_trial
 
 
 @dataclass(frozen=True)
@@ -71,40 +74,70 @@ def search_recipe(run: Run, champion: VersionInfo, dataset: Dataset, *, after: i
     want = wanted(run)
     if want is None:
         return Recipe(plain)
-    rs, base = run.settings.retrain, Path(champion.artifact_path)
+    rs = run.settings.retrain
+    n = int(want["n_trials"])
+    _, args = search_dataset(
+        base=Path(champion.artifact_path),
+        dataset=dataset,
+        plain=plain,
+        n_trials=n,
+        budget_seconds=float(want["budget_seconds"] or rs.search_budget_seconds),
+        sampler=rs.search_sampler,
+        progress=lambda number: run.progress(part=(number, n + after)),
+        on_record=lambda record: run.note(search={**want, **record}),
+    )
+    return Recipe(args, trials=n)
+
+
+def search_dataset(
+    *,
+    base: Path,
+    dataset: Dataset,
+    plain: TrainArgs,
+    n_trials: int,
+    budget_seconds: float,
+    sampler: Sampler,
+    progress: Callable[[int], Progress | None] = lambda _: None,
+    on_record: Callable[[dict[str, Any]], None] = lambda _: None,
+) -> tuple[dict[str, Any], TrainArgs]:
+    """Search recipes for fine-tuning `base` on `dataset.train`; the record and the recipe.
+
+    `progress(k)` reports trial k's training; `on_record(record)` gets the record at the start
+    and after every trial (a run stores it). The benchmark calls this the same way.
+    """
     method = choose_method(plain.method, load_classifier(base)[0].encoder)
     plain = replace(plain, method=method)
-    n, budget = int(want["n_trials"]), float(want["budget_seconds"] or rs.search_budget_seconds)
     fit_set, validation = validation_split(dataset, seed=plain.seed)
     rows = len(weigh(dataset.train, dataset.from_feedback, repeats=plain.feedback_repeats))
     start = plain_params(plain, rows=rows, lora=method == "lora")
-    record: dict[str, Any] = {**want, "budget_seconds": budget, "sampler": rs.search_sampler}
-    record |= {"fit_rows": len(fit_set.train), "validation_rows": len(validation)}
-    record |= {"plain": start, "trials": [], "best": None}
-    run.note(search=record)
+    record: dict[str, Any] = {"n_trials": n_trials, "budget_seconds": budget_seconds}
+    record |= {"sampler": sampler, "fit_rows": len(fit_set.train)}
+    record |= {"validation_rows": len(validation), "plain": start, "trials": [], "best": None}
+    on_record(record)
 
-    def objective(params: dict[str, Any], on_epoch: Any, number: int) -> float:
+    def objective(params: dict[str, Any], on_epoch: EpochReport, number: int) -> float:
         return fit_trial(
             base=base,
             dataset=fit_set,
             validation=validation,
             args=trial_args(plain, params),
             on_epoch=on_epoch,
-            progress=run.progress(part=(number, n + after)),
+            progress=progress(number),
         )
 
     started = time.monotonic()
     outcome = run_search(
         objective,
         plain=start,
-        n_trials=n,
-        budget_seconds=budget,
-        sampler=rs.search_sampler,
+        n_trials=n_trials,
+        budget_seconds=budget_seconds,
+        sampler=sampler,
         seed=plain.seed,
-        on_trial=lambda trials: run.note(search={**record, "trials": trials}),
+        on_trial=lambda trials: on_record({**record, "trials": trials}),
     )
-    run.note(search={**record, **_summary(outcome), "seconds": round(time.monotonic() - started)})
-    return Recipe(chosen_args(plain, outcome), trials=n)
+    record |= {**_summary(outcome), "seconds": round(time.monotonic() - started, 1)}
+    on_record(record)
+    return record, chosen_args(plain, outcome)
 
 
 def trial_args(plain: TrainArgs, params: dict[str, Any]) -> TrainArgs:
