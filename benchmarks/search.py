@@ -216,7 +216,12 @@ def cli(
     results = []
     for case in cases:
         results += run_case(
-            case, trials=list(trials), sampler=sampler, budget=budget_seconds, say=say
+            case,
+            trials=list(trials),
+            sampler=sampler,
+            budget=budget_seconds,
+            max_length=max_length,
+            say=say,
         )
         if out is not None:
             out.write_text(json.dumps(results, indent=2))

@@ -43,8 +43,9 @@ def test_the_space_holds_the_plain_recipe_and_lora_only_for_lora(plain: dict[str
 
 def test_plain_epochs_count_min_steps_as_the_plain_recipe_trains() -> None:
     # 400 rows at 16 a batch are 25 steps an epoch: 100 steps need 4 epochs.
-    assert plain_params(TrainArgs(method="full", epochs=3, min_steps=100), rows=400, lora=False)["epochs"] == 4
-    assert plain_params(TrainArgs(method="full", epochs=3, min_steps=0), rows=400, lora=False)["epochs"] == 3
+    full = TrainArgs(method="full", epochs=3, min_steps=100)
+    assert plain_params(full, rows=400, lora=False)["epochs"] == 4
+    assert plain_params(replace(full, min_steps=0), rows=400, lora=False)["epochs"] == 3
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])
@@ -77,9 +78,7 @@ def test_the_budget_stops_a_trial_at_its_next_epoch_and_starts_no_other() -> Non
             report(epoch, 0.5)
         return 0.5
 
-    started = time.monotonic()
     out = run_search(slow, plain=FULL, n_trials=5, budget_seconds=0.3, sampler="tpe", seed=0)
-    assert time.monotonic() - started < 2.0
     assert [(t["state"], t.get("stopped")) for t in out.trials] == [("pruned", "budget")]
     assert out.best is None  # nothing completed: the run trains the plain recipe
 
@@ -108,9 +107,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on() -> None:
 def test_validation_is_stratified_seeded_and_disjoint_from_the_gate_rows() -> None:
     golden = rows(BINARY, 20, seed=9)
     old = rows(BINARY, 60, seed=1)
-    new = [
-        feedback(r["text"], label=r["label"], minutes=i) for i, r in enumerate(rows(BINARY, 50))
-    ]
+    new = [feedback(r["text"], label=r["label"], minutes=i) for i, r in enumerate(rows(BINARY, 50))]
     dataset = build_dataset(
         examples=old,
         feedback=new,
