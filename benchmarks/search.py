@@ -133,8 +133,8 @@ def run_case(
                 {
                     "recipe": f"search {n} ({sampler})",
                     "seconds": round(time.perf_counter() - started),
-                    "search_seconds": record["seconds"],
-                    "chosen": record["chosen"],
+                    "search_seconds": record.get("seconds"),
+                    "chosen": record.get("chosen", record.get("skipped")),
                     "best": record["best"],
                     "states": _states(record["trials"]),
                     **scores(out, case),

@@ -31,6 +31,9 @@ from retrain.trial import EpochReport
 # Rule: a fifth of the training rows, as the gate's holdout takes a fifth of the new labels: at
 # a few hundred rows it is the fewest that still tell two recipes a few points apart.
 VALIDATION_SHARE = 0.2
+# Rule: fewer validation rows cannot rank recipes (one row is a tenth of the score): the run
+# trains the plain recipe instead and says why.
+MIN_VALIDATION = 10
 # Rule: at 10-30 trials Optuna's defaults (10 random starts for TPE, 5 finished trials before the
 # pruner acts) would leave TPE nothing to model and the pruner nothing to do; 3 finished trials
 # are the fewest whose median is not one trial's luck.
@@ -125,18 +128,21 @@ def validation_split(dataset: Dataset, *, seed: int) -> tuple[Dataset, list[Row]
     """The training rows less a seeded validation share, and that share.
 
     Stratified by label and by origin (feedback-labeled or replayed), so validation has the
-    training rows' mix of both; a label with one row of an origin keeps it for training.
+    training rows' mix of both: each group gives its share rounded down, and the rows still
+    short of the whole share come one each from randomly drawn groups (150 intents of 2 rows
+    each give 60 rows, not none); a group never gives its last row, which trains.
     """
     groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
     for i, row in enumerate(dataset.train):
         groups[(row["label"], row["text"] in dataset.from_feedback)].append(i)
     rng = random.Random(seed)
-    held: set[int] = set()
-    for key in sorted(groups):
-        members = groups[key]
-        held.update(
-            rng.sample(members, min(len(members) - 1, round(VALIDATION_SHARE * len(members))))
-        )
+    keys = sorted(groups)
+    take = {k: int(VALIDATION_SHARE * len(groups[k])) for k in keys}
+    short = round(VALIDATION_SHARE * len(dataset.train)) - sum(take.values())
+    spare = [k for k in keys if take[k] < len(groups[k]) - 1]
+    for k in rng.sample(spare, min(max(short, 0), len(spare))):
+        take[k] += 1
+    held = {i for k in keys for i in rng.sample(groups[k], min(take[k], len(groups[k]) - 1))}
     fit = [r for i, r in enumerate(dataset.train) if i not in held]
     validation = [r for i, r in enumerate(dataset.train) if i in held]
     return replace(dataset, train=fit, holdout=[]), validation

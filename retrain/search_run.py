@@ -23,7 +23,13 @@ from retrain.candidate import train_args
 from retrain.dataset import Dataset
 from retrain.progress import Progress
 from retrain.run import Run
-from retrain.search import Outcome, plain_params, run_search, validation_split
+from retrain.search import (
+    MIN_VALIDATION,
+    Outcome,
+    plain_params,
+    run_search,
+    validation_split,
+)
 from retrain.train import TrainArgs, choose_method, weigh
 from retrain.trial import EpochReport, fit_trial
 
@@ -113,6 +119,10 @@ def search_dataset(
     record: dict[str, Any] = {"n_trials": n_trials, "budget_seconds": budget_seconds}
     record |= {"sampler": sampler, "fit_rows": len(fit_set.train)}
     record |= {"validation_rows": len(validation), "plain": start, "trials": [], "best": None}
+    if len(validation) < MIN_VALIDATION:
+        why = f"{len(validation)} validation rows, fewer than {MIN_VALIDATION}: the plain recipe"
+        on_record({**record, "skipped": why})
+        return {**record, "skipped": why}, plain
     on_record(record)
 
     def objective(params: dict[str, Any], on_epoch: EpochReport, number: int) -> float:

@@ -8,7 +8,6 @@ import click
 
 from core.settings import SEARCH_MAX_SECONDS, SEARCH_MAX_TRIALS, Settings, get_settings
 from core.store.db import Database
-from tuneloop.cli.progress import search_status
 
 
 class SearchTrials(click.ParamType):
@@ -69,11 +68,11 @@ def runs_list(limit: int) -> None:
     from core.store.runs import list_runs
 
     for run in _read(lambda db: list_runs(db, limit=limit)):
-        search = search_status(run["search"])
+        trials = (run["search"] or {}).get("trials")
         click.echo(
             f"{run['run_id']}  {(run['created_at'] or '')[:19].replace('T', ' ')}  "
             f"{run['trigger']:7} {run['summary']}  {run['version'] or '-'}"
-            + (f"  ({search})" if search else "")
+            + (f"  ({len(trials)} trials searched)" if trials else "")
         )
 
 
