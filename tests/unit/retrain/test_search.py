@@ -73,12 +73,13 @@ def test_the_median_pruner_stops_trials_below_the_median_after_the_warmup() -> N
 
 def test_the_budget_stops_a_trial_at_its_next_epoch_and_starts_no_other() -> None:
     def slow(params: dict[str, Any], report: EpochReport, number: int) -> float:
-        for epoch in range(1, 50):
+        for epoch in range(1, params["epochs"] + 1):
             time.sleep(0.05)
             report(epoch, 0.5)
         return 0.5
 
-    out = run_search(slow, plain=FULL, n_trials=5, budget_seconds=0.3, sampler="tpe", seed=0)
+    long = {**FULL, "epochs": 20}  # a second of epochs against a budget of 0.3 s
+    out = run_search(slow, plain=long, n_trials=5, budget_seconds=0.3, sampler="tpe", seed=0)
     assert [(t["state"], t.get("stopped")) for t in out.trials] == [("pruned", "budget")]
     assert out.best is None  # nothing completed: the run trains the plain recipe
 
@@ -168,3 +169,11 @@ def test_a_trial_reports_every_epoch_and_returns_the_last(base_artifact: Path) -
             args=replace(args, epochs=5),
             on_epoch=stop,
         )
+
+
+def test_many_labels_of_two_rows_still_give_a_fifth_and_keep_every_label() -> None:
+    intents = [f"intent{i}" for i in range(150)]
+    pairs = [{"text": f"text {i}", "label": intents[i % 150]} for i in range(300)]
+    dataset = build_dataset(examples=pairs, feedback=[], labels=intents)
+    fit, validation = validation_split(dataset, seed=0)
+    assert len(validation) == 60 and {r["label"] for r in fit.train} == set(intents)
