@@ -250,7 +250,7 @@ class RetrainSettings(ComponentSettings):
         description="0: the gate tests on the holdout. k >= 2: on every new label, each scored by "
         "a model trained without its fold (k more trainings); the promoted model trains on all.",
     )
-    # Hyper-parameter search (retrain.search, docs/decisions/0020).
+    # Hyper-parameter search (retrain.search, docs/decisions/0022).
     # Rule: TPE chooses each trial from the finished ones; grid and random are there to compare.
     search_sampler: Sampler = Field(
         "tpe", description="Search sampler: tpe, random or grid (each seeded by `seed`)."

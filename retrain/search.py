@@ -1,4 +1,4 @@
-"""Hyper-parameter search for a classification challenger (Optuna), docs/decisions/0020.
+"""Hyper-parameter search for a classification challenger (Optuna), docs/decisions/0022.
 
 The study searches learning rate, epochs, weight decay, dropout and batch size (LoRA rank and
 alpha for a LoRA recipe) in a space around the plain recipe, which is always inside it and is

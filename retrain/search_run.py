@@ -1,5 +1,5 @@
 """A run's hyper-parameter search: whether it searches, the study on its training rows, and the
-recipe its challenger then trains with on all of them (retrain.search, docs/decisions/0020).
+recipe its challenger then trains with on all of them (retrain.search, docs/decisions/0022).
 
 The challenger the search chooses is judged by the gate once, like any other. The gate never
 scores the trials, nor two searched candidates: every extra look at the same holdout is another
