@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot soak drill drill-generation drill-clinc fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot soak drill drill-generation drill-clinc fuzz clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ bench: install
 
 bench-retrain: install
 	$(BIN)/python -m benchmarks.retrain --json bench-retrain.json
+
+# The plain recipe against a 10-trial search on ../shared/data (docs/measurements/search.md).
+bench-search: install
+	$(BIN)/python -m benchmarks.search --json bench-search.json $(SEARCH_ARGS)
 
 # Raw generate vs tuneloop served vs llama.cpp's server (the anchor) on the same GGUF and prompts.
 # llama-cpp-python builds from source (ten minutes or more), once, into its own virtualenv: it

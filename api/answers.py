@@ -106,6 +106,9 @@ class Run(BaseModel):
     second_look: Any = None
     refit: Any = None
     holdout: Any = None
+    search: Any = Field(
+        None, description="The hyper-parameter search asked, then its trials and best trial."
+    )
     error: str | None
     attempts: int
     dataset_hash: str | None

@@ -5,7 +5,17 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from core.settings import SEARCH_MAX_SECONDS, SEARCH_MAX_TRIALS
 
 # What shows nothing: controls (Cc), format characters (Cf: zero-width space and joiners, BOM,
 # bidi marks, soft hyphen), separators (Z*), and the fillers and selectors Unicode marks as
@@ -85,3 +95,31 @@ class FeedbackRequest(BaseModel):
 class FeedbackResponse(BaseModel):
     id: str
     prediction_id: str
+
+
+class RetrainRequest(BaseModel):
+    """What a manual run is asked beyond the settings: a hyper-parameter search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search: StrictInt | None = Field(
+        None,
+        ge=0,
+        le=SEARCH_MAX_TRIALS,
+        description="Trials of a hyper-parameter search (classification); 0: the plain recipe "
+        "even where the search-after-reject setting would search; none: the settings decide.",
+        examples=[10],
+    )
+    budget_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=SEARCH_MAX_SECONDS,
+        description="Seconds the search may take (default TUNELOOP_RETRAIN_SEARCH_BUDGET_SECONDS).",
+        examples=[1800],
+    )
+
+    @model_validator(mode="after")
+    def _budget_needs_trials(self) -> RetrainRequest:
+        if self.budget_seconds is not None and not self.search:
+            raise ValueError("budget_seconds is the budget of a search: give search > 0 with it")
+        return self

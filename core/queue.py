@@ -18,7 +18,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 from kombu.exceptions import KombuError
 
-from core.settings import Settings
+from core.settings import SEARCH_MAX_SECONDS, SEARCH_MAX_TRIALS, Settings
 from core.states import RunTrigger
 from core.store.db import Database
 from core.store.runs import create_run
@@ -129,11 +129,17 @@ class Requested:
 
 
 def request_retrain(
-    db: Database, app: Celery, *, trigger: RunTrigger | str, check_id: str | None = None
+    db: Database,
+    app: Celery,
+    *,
+    trigger: RunTrigger | str,
+    check_id: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Requested:
-    """Queue a retrain run unless one is in flight (`check_id`: the monitor check that asks);
-    a broker that does not answer leaves the run committed and queued (see `Requested`)."""
-    run, created = create_run(db, trigger=trigger, check_id=check_id)
+    """Queue a retrain run unless one is in flight (`check_id`: the monitor check that asks;
+    `params`: what the run is asked, e.g. `search_params`, carried on its record); a broker
+    that does not answer leaves the run committed and queued (see `Requested`)."""
+    run, created = create_run(db, trigger=trigger, check_id=check_id, params=params)
     if not created:
         return Requested(run, created=False, sent=False)
     try:
@@ -142,3 +148,14 @@ def request_retrain(
         log.warning("retrain run %s not sent, the broker does not answer: %s", run["run_id"], exc)
         return Requested(run, created=True, sent=False)
     return Requested(run, created=True, sent=True)
+
+
+def search_params(trials: int, budget_seconds: float | None = None) -> dict[str, Any]:
+    """A run's params asking for a hyper-parameter search of `trials` trials (0: the plain
+    recipe, even where the search-after-reject setting would search) within `budget_seconds`
+    (None: the worker's `TUNELOOP_RETRAIN_SEARCH_BUDGET_SECONDS`)."""
+    if not 0 <= trials <= SEARCH_MAX_TRIALS:
+        raise ValueError(f"search trials must be 0-{SEARCH_MAX_TRIALS}, not {trials}")
+    if budget_seconds is not None and not 0 < budget_seconds <= SEARCH_MAX_SECONDS:
+        raise ValueError(f"budget seconds must be in (0, {SEARCH_MAX_SECONDS:.0f}]")
+    return {"search": {"n_trials": trials, "budget_seconds": budget_seconds}}

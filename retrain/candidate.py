@@ -100,16 +100,22 @@ def untrained_rows(
 
 
 def train_candidate(
-    run: Run, champion: VersionInfo, dataset: Dataset, *, part: tuple[int, int]
+    run: Run,
+    champion: VersionInfo,
+    dataset: Dataset,
+    *,
+    part: tuple[int, int],
+    args: TrainArgs | None = None,
 ) -> VersionInfo:
-    """Train the challenger on `dataset` and register it (training `part` of the run's)."""
+    """Train the challenger on `dataset` and register it (training `part` of the run's) with
+    `args` (None: the plain recipe of the settings)."""
     ctx = run.ctx
     staged = ctx.registry.staging_dir()
     try:
         result = train(
             base=Path(champion.artifact_path),
             dataset=dataset,
-            args=train_args(ctx.settings),
+            args=args or train_args(ctx.settings),
             out=staged,
             progress=run.progress(part=part),
         )

@@ -79,7 +79,8 @@ class Run:
             raise LeaseLost(self.id)
 
     def note(self, **params: Any) -> None:
-        """Add `params` to the run's record (what it decided on the way: its holdout's rule)."""
+        """Add `params` to the run's record (its request, a search's trials, its holdout's rule),
+        or `LeaseLost`."""
         with self.owned() as (_, row):
             row.params = {**(row.params or {}), **params}
 

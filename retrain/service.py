@@ -44,7 +44,9 @@ from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
 from retrain.holdout import FOLD
 from retrain.run import Run, brief, version_figures
+from retrain.search_run import search_recipe, skip_search
 from retrain.textgen_run import execute_generation
+from retrain.train import TrainArgs
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ def _execute(run: Run) -> RunState:
     if champion is None:
         raise RuntimeError("no champion to retrain")
     if champion.task == "generation":
+        skip_search(run, "a search is for classification")
         return execute_generation(run, champion)
     golden = ensure_golden(run.ctx, champion)
     data = RunData(champion, golden, _new_feedback(run.ctx, golden))
@@ -97,14 +100,19 @@ def holdout_run(run: Run, data: RunData) -> RunState:
     if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
         return run.conclude(None, {}, small)
     refits = int(rs.refit)
-    candidate = train_candidate(run, data.champion, dataset, part=(0, 1 + refits))
+    recipe = search_recipe(run, data.champion, dataset, after=1 + refits)
+    done = recipe.trials
+    candidate = train_candidate(
+        run, data.champion, dataset, part=(done, done + 1 + refits), args=recipe.args
+    )
     metrics = score_both(
         run.ctx, data.champion, candidate, golden=data.golden, holdout=dataset.holdout
     )
     verdict = gate(run.settings, metrics, second_look=True)
     tested = candidate
     if verdict.promote and refits:
-        candidate, verdict = _refit(run, data, tested, verdict, metrics, (1, 2))
+        part = (done + 1, done + 2)
+        candidate, verdict = _refit(run, data, tested, verdict, metrics, part, recipe.args)
     return run.conclude(candidate, metrics, verdict, tested=tested)
 
 
@@ -117,6 +125,7 @@ def crossfit_run(run: Run, data: RunData) -> RunState:
     fold_sets = [run_dataset(run.ctx, data, 0.0, (i, folds)) for i in range(folds)]
     _start(run, data.champion, dataset)
     run.note(holdout={"rule": FOLD, "size": sum(len(d.holdout) for d in fold_sets)})
+    skip_search(run, "cross-fitted runs keep the plain recipe: the folds the gate scores train")
     rows = paired_rows([row for d in fold_sets for row in d.holdout], data.golden)
     if (small := too_few_rows(len(rows), min_holdout=rs.min_holdout)) is not None:
         return run.conclude(None, {}, small)
@@ -208,6 +217,7 @@ def _refit(
     verdict: Verdict,
     metrics: dict[str, Any],
     part: tuple[int, int],
+    args: TrainArgs | None = None,
 ) -> tuple[VersionInfo, Verdict]:
     """The version to promote now that `tested` passed: the recipe again, on every label.
 
@@ -218,7 +228,7 @@ def _refit(
     """
     dataset = run_dataset(run.ctx, data, 0.0)
     snapshot = write_snapshot(run, dataset, "refit.jsonl")
-    refit = train_candidate(run, data.champion, dataset, part=part)
+    refit = train_candidate(run, data.champion, dataset, part=part, args=args)
     scored = evaluate(version_predictor(run.ctx, refit), data.golden.rows)
     held, check = golden_check(
         metrics["champion"].get("golden"), scored, run.settings.retrain.max_regression

@@ -174,14 +174,7 @@ def train(
     """Fine-tune the artifact at `base` on `dataset.train` and write the challenger into `out`."""
     started = time.perf_counter()
     with torch_threads(args.torch_threads):
-        set_seed(args.seed)
-        model, tokenizer, config = load_classifier(base)
-        args = replace(
-            args,
-            method=choose_method(args.method, model.encoder),
-            precision=resolve_precision(args.precision, cuda=torch.cuda.is_available()),
-        )
-        _prepare(model, tokenizer, config, dataset=dataset, args=args)
+        model, tokenizer, config, args = prepared(base, dataset=dataset, args=args)
         metrics, params = _fit(model, tokenizer, dataset=dataset, args=args, progress=progress)
         if args.method == "lora":
             model.encoder = merge_lora(model.encoder)
@@ -203,6 +196,22 @@ def train(
     )
 
 
+def prepared(
+    base: Path, *, dataset: Dataset, args: TrainArgs
+) -> tuple[TextClassifier, Any, ArtifactConfig, TrainArgs]:
+    """The artifact at `base` loaded (seeded) and made ready to train on `dataset`, with `args`
+    resolved (method and precision); the trial of a search starts the same way (retrain.trial)."""
+    set_seed(args.seed)
+    model, tokenizer, config = load_classifier(base)
+    args = replace(
+        args,
+        method=choose_method(args.method, model.encoder),
+        precision=resolve_precision(args.precision, cuda=torch.cuda.is_available()),
+    )
+    _prepare(model, tokenizer, config, dataset=dataset, args=args)
+    return model, tokenizer, config, args
+
+
 def _fit(
     model: TextClassifier,
     tokenizer: Any,
@@ -221,8 +230,8 @@ def _fit(
         trainer = _trainer(
             model,
             tokenizer,
-            train_rows=_encode(tokenizer, fit_rows, label_ids, max_length=args.max_length),
-            eval_rows=_encode(tokenizer, eval_rows, label_ids, max_length=args.max_length),
+            train_rows=encode(tokenizer, fit_rows, label_ids, max_length=args.max_length),
+            eval_rows=encode(tokenizer, eval_rows, label_ids, max_length=args.max_length),
             args=args,
             output_dir=Path(checkpoints),
             progress=progress,
@@ -280,9 +289,10 @@ def _grow_labels(
         grow_head(model, tokenizer, new_labels=texts, max_length=max_length)
 
 
-def _encode(
+def encode(
     tokenizer: Any, rows: Sequence[Row], label_ids: dict[str, int], *, max_length: int
 ) -> list[dict[str, Any]]:
+    """The rows tokenized (unpadded: the collator pads per batch), each with its label id."""
     if not rows:
         return []
     encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)

@@ -10,15 +10,24 @@ from fastapi.concurrency import run_in_threadpool
 from api.answers import RetrainAsked, Run, Version, error, errors
 from api.auth import RESPONSES, Caller
 from api.deps import Admin, AdminCaller, DbDep, RegistryDep, ServingDep
+from api.errors import parse_body
 from api.responses import JSON
+from api.schemas import RetrainRequest
 from core.lineage import lineage
 from core.promotion import ArtifactBroken, promote_checked, rollback_checked
-from core.queue import request_retrain
+from core.queue import request_retrain, search_params
 from core.registry import NoChampion, VersionNotFound
 from core.states import RunTrigger
 from core.store.events import Cause
 from core.store.runs import RunNotFound, get_run, list_runs
 
+# The body is optional: none (or an empty one) asks for a run as the settings have it.
+RETRAIN_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": RetrainRequest.model_json_schema()}},
+    }
+}
 # Every admin route reads or writes the store: 503 while it is down (`api.errors`).
 router = APIRouter(dependencies=[Admin], tags=["admin"], responses={**RESPONSES, **errors(503)})
 
@@ -27,16 +36,23 @@ router = APIRouter(dependencies=[Admin], tags=["admin"], responses={**RESPONSES,
     "/v1/retrain",
     status_code=202,
     response_model=RetrainAsked,
+    openapi_extra=RETRAIN_BODY,
     responses={
-        409: {"model": RetrainAsked, "description": "A run is in flight; its run_id is returned."}
+        **errors(413, 422),
+        409: {"model": RetrainAsked, "description": "A run is in flight; its run_id is returned."},
     },
 )
 async def start_retrain(request: Request, db: DbDep) -> JSON:
-    """Queue a manual retrain run; 409 with the run in flight when there is one. A broker that
-    does not answer still gets 202: the run is committed and is sent when the broker returns
-    (`detail` says so)."""
+    """Queue a manual retrain run (`{"search": N}`: with a hyper-parameter search of N trials);
+    409 with the run in flight when there is one. A broker that does not answer still gets 202:
+    the run is committed and is sent when the broker returns (`detail` says so)."""
+    ask = await parse_body(request, RetrainRequest) if (await request.body()).strip() else None
     asked = await run_in_threadpool(
-        request_retrain, db, request.app.state.celery, trigger=RunTrigger.MANUAL
+        request_retrain,
+        db,
+        request.app.state.celery,
+        trigger=RunTrigger.MANUAL,
+        params=_search(ask),
     )
     body = {"run_id": asked.run["run_id"], "state": asked.run["state"], "detail": asked.detail}
     return JSON(body, status_code=202 if asked.created else 409)
@@ -109,6 +125,13 @@ async def rollback(
     except VersionNotFound as exc:  # the history names a version deleted since
         raise HTTPException(status_code=409, detail=f"{exc} is no longer registered") from None
     return info.to_dict()
+
+
+def _search(ask: RetrainRequest | None) -> dict[str, Any] | None:
+    """The run's params for the search asked (None: none asked, the settings decide)."""
+    if ask is None or ask.search is None:
+        return None
+    return search_params(ask.search, ask.budget_seconds)
 
 
 def _manual(caller: Caller) -> Cause:

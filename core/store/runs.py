@@ -259,6 +259,8 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "refit": (row.params or {}).get("refit"),
         # The rule that carved the gate's holdout (retrain.holdout), its size and the shift.
         "holdout": (row.params or {}).get("holdout"),
+        # The hyper-parameter search asked for, then its trials and best (see retrain.search).
+        "search": (row.params or {}).get("search"),
         "error": row.error,
         "attempts": row.attempts,
         "dataset_hash": row.dataset_hash,
@@ -287,6 +289,22 @@ def last_judged_run(db: Database) -> dict[str, Any] | None:
         for start, state, version, metrics in rows:
             if state not in (RunState.REJECTED, RunState.CANCELLED) or metrics:
                 return {"began": start, "state": state, "version": version}
+    return None
+
+
+def previous_judged(db: Database, *, before: str, look_back: int = 20) -> dict[str, Any] | None:
+    """The most recent finished run other than `before` whose gate judged a challenger (it
+    has metrics): its run dict with `params` (what it was asked and how it trained)."""
+    with db.session() as session:
+        rows = session.scalars(
+            select(RetrainRun)
+            .where(RetrainRun.id != before, RetrainRun.finished_at.is_not(None))
+            .order_by(RetrainRun.finished_at.desc())
+            .limit(look_back)
+        )
+        for row in rows:
+            if row.metrics:
+                return {**run_dict(row), "params": dict(row.params or {})}
     return None
 
 

@@ -17,6 +17,7 @@ from tuneloop.cli.erase import erase as erase_command
 from tuneloop.cli.gc import gc as gc_command
 from tuneloop.cli.history import history as history_command
 from tuneloop.cli.keys import keys as keys_group
+from tuneloop.cli.runs import runs as runs_group
 from tuneloop.cli.sections import SectionedCli
 from tuneloop.drill.cli import drill as drill_group
 from tuneloop.wiring import registry_of
@@ -194,6 +195,7 @@ def settings_table(write_readme: Path | None) -> None:
 for _command in loop_commands.COMMANDS:
     main.add_command(_command)
 main.add_command(keys_group)
+main.add_command(runs_group)
 loop_commands.models.add_command(history_command)
 main.add_command(gc_command)
 main.add_command(backup_command)

@@ -19,7 +19,8 @@ from core.settings import Settings, get_settings
 from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
 from core.store.events import CLI, Cause
-from tuneloop.cli.progress import Bar, loss_status
+from tuneloop.cli.progress import Bar, loss_status, search_status
+from tuneloop.cli.runs import BUDGET, SEARCH, asked_search, trial_lines
 from tuneloop.cli.startup import quiet_worker_notices
 from tuneloop.server import configure
 from tuneloop.wiring import registry_of
@@ -82,7 +83,11 @@ def beat(no_banner: bool) -> None:
 @click.command()
 @click.option("--wait/--no-wait", default=False, help="Wait for the run to finish.")
 @click.option("--cancel", "cancel_id", metavar="RUN", help="Cancel the queued run RUN instead.")
-def retrain(wait: bool, cancel_id: str | None) -> None:
+@SEARCH
+@BUDGET
+def retrain(
+    wait: bool, cancel_id: str | None, search: int | str | None, budget_seconds: float | None
+) -> None:
     """Queue a manual retrain run (workers run it)."""
     from core.queue import make_celery, request_retrain
     from core.store.runs import get_run
@@ -92,13 +97,16 @@ def retrain(wait: bool, cancel_id: str | None) -> None:
     if cancel_id is not None:
         _cancel(db, cancel_id)
         return
-    asked = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
+    params = asked_search(settings, search, budget_seconds)
+    asked = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL, params=params)
     click.echo(asked.detail)
     if not wait:
         return
     run_id = str(asked.run["run_id"])
     run = watch_run(lambda: get_run(db, run_id), desc=f"run {run_id[:8]}")
     click.echo(json.dumps(run, indent=2, default=str))
+    for line in trial_lines(run.get("search")):
+        click.echo(line, err=True)
     click.echo(f"run {run_id}: {run['summary']}", err=True)
 
 
@@ -109,10 +117,8 @@ def watch_run(
     bar = Bar(desc, total=100, share=True)
     try:
         while (run := fetch())["state"] not in FINAL_STATES:
-            loss = loss_status(run["loss"])
-            bar.update_to(
-                100 * (run["progress"] or 0.0), run["state"] + (f", {loss}" if loss else "")
-            )
+            status = [run["state"], search_status(run.get("search")), loss_status(run["loss"])]
+            bar.update_to(100 * (run["progress"] or 0.0), ", ".join(filter(None, status)))
             time.sleep(poll)
         bar.update_to(100 * (run["progress"] or 0.0), run["state"])
     finally:

@@ -126,6 +126,19 @@ def loss_status(loss: float | None) -> str | None:
     return None if loss is None else f"loss {loss:.3f}"
 
 
+def search_status(search: dict[str, Any] | None) -> str | None:
+    """`trial 3/10, best F1 0.871` while a run searches, `searched 10 trials, best F1 0.871`
+    once its challenger trains; None for a run that does not search."""
+    if not search or "trials" not in search or search.get("skipped"):
+        return None
+    done, n = len(search["trials"]), search["n_trials"]
+    scores = [t["objective"] for t in search["trials"] if t["objective"] is not None]
+    best = f", best F1 {max(scores):.3f}" if scores else ""
+    if "chosen" in search:
+        return f"searched {done} trials{best}"
+    return f"trial {min(done + 1, n)}/{n}{best}"
+
+
 def _interactive(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
