@@ -52,7 +52,8 @@ class MonitorHooks:
     """What the api may call of monitoring, handed in by the composition root."""
 
     check: Callable[[Settings, Database], dict[str, Any]]  # run a check now, return it
-    render: Callable[[str], str]  # a stored snapshot's path -> the HTML report
+    # a stored snapshot's path and its check -> the HTML report, the check's summary first
+    render: Callable[[str, dict[str, Any]], str]
     features: Callable[[], tuple[str, ...]]  # drift feature names, exported before any check
 
 

@@ -71,7 +71,7 @@ def _hooks() -> MonitorHooks:
     def check(_settings: Settings, db: Database) -> dict[str, Any]:
         return save_check(db, model_version="v1", decision="none", reason="", report_path="r")
 
-    return MonitorHooks(check=check, render=lambda _path: "<html></html>", features=tuple)
+    return MonitorHooks(check=check, render=lambda _path, _check: "<html></html>", features=tuple)
 
 
 def build(home: Path, *, generator: Path | None = None) -> FastAPI:

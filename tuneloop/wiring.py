@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.queue import make_celery, request_retrain
 from core.registry import Registry
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from core.store.db import Database
 
 if TYPE_CHECKING:
@@ -56,11 +56,13 @@ def run_monitor_check(settings: Settings, db: Database) -> dict[str, Any]:
     return result
 
 
-def render_report(path: str) -> str:
-    """A stored Evidently snapshot as HTML."""
+def render_report(path: str, check: dict[str, Any]) -> str:
+    """A stored Evidently snapshot as HTML, its check's summary first."""
     from monitor.report import render_file
+    from monitor.report_summary import insert_summary, summary_html
 
-    return render_file(Path(path))
+    summary = summary_html(check, get_settings().monitor)
+    return insert_summary(render_file(Path(path)), summary)
 
 
 def drift_features() -> tuple[str, ...]:

@@ -52,6 +52,7 @@ async def report(check_id: str, request: Request, db: DbDep) -> HTMLResponse:
     """The Evidently report of a check, rendered from its stored snapshot on demand."""
     hooks = request.app.state.monitor
     path = await run_in_threadpool(report_path, db, check_id)
-    if hooks is None or path is None:
+    found = await run_in_threadpool(get_check, db, check_id)
+    if hooks is None or path is None or found is None:
         raise HTTPException(status_code=404, detail="no report for this check")
-    return HTMLResponse(await run_in_threadpool(hooks.render, path))
+    return HTMLResponse(await run_in_threadpool(hooks.render, path, found))

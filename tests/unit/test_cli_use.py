@@ -75,7 +75,9 @@ def test_monitor_lists_shows_and_writes_reports_from_the_store(
     db: Database, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TUNELOOP_DATABASE_URL", sqlite_url)
-    monkeypatch.setattr(tuneloop.wiring, "render_report", lambda path: f"<html>{path}</html>")
+    monkeypatch.setattr(
+        tuneloop.wiring, "render_report", lambda path, check: f"<html>{path}</html>"
+    )
     snapshot = tmp_path / "c1.json"
     snapshot.write_text("{}")
     common = {"window": {}, "decision": "none", "reason": "no drift"}

@@ -74,13 +74,13 @@ def report_check(check_id: str, output: Path | None) -> None:
     from tuneloop.wiring import render_report
 
     db = _db()
-    if get_check(db, check_id) is None:
+    if (check := get_check(db, check_id)) is None:
         raise click.BadParameter(f"no check {check_id} (`tuneloop monitor list`)", param_hint="ID")
     path = report_path(db, check_id)
     if path is None or not Path(path).exists():
         raise click.ClickException(f"check {check_id} kept no report (or gc removed it)")
     output = output or Path(f"check-{check_id}.html")
-    output.write_text(render_report(path), encoding="utf-8")
+    output.write_text(render_report(path, check), encoding="utf-8")
     click.echo(f"wrote {output}")
 
 

@@ -173,9 +173,15 @@ def test_the_report_is_html_that_names_the_columns(ctx: tuple[Context, list[str]
     stored = get_check(context.db, check["id"])
     assert stored is not None and stored["has_report"]
     path = next((context.settings.artifacts / "reports").glob(f"{check['id']}.json.gz"))
-    html = render_report(str(path))
+    html = render_report(str(path), stored)
     assert html.lstrip().lower().startswith("<html") or "<html" in html.lower()
+    summary = html.split('<section id="tuneloop-summary"', 1)[1].split("</section>", 1)[0]
+    body = html.split("<body", 1)[1]
+    assert body.index("tuneloop-summary") < body.index("<script")  # first in the page
+    assert ("Drift detected" if stored["drift_detected"] else "No drift") in summary
+    assert f"decision: {stored['decision']}" in summary
     for column in ("length_chars", "confidence", "predicted_label"):
+        assert summary.count(f'<td style="padding:3px 12px 3px 0;text-align:left">{column}<') == 1
         assert column in html
 
 
