@@ -231,6 +231,8 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         # A pending challenger's second look that failed at the start of this run (see retrain).
         "second_look": (row.params or {}).get("second_look"),
         "refit": (row.params or {}).get("refit"),
+        # How a generation run trained (sft or kto, and KTO's weight ratio); None otherwise.
+        "training": _training(row.params or {}),
         "error": row.error,
         "attempts": row.attempts,
         "dataset_hash": row.dataset_hash,
@@ -239,6 +241,11 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
     }
+
+
+def _training(params: dict[str, Any]) -> dict[str, Any] | None:
+    keys = [k for k in params if k == "generation_method" or k.startswith("kto_")]
+    return {k: params[k] for k in keys} or None
 
 
 def last_judged_run(db: Database) -> dict[str, Any] | None:
