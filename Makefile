@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot soak drill drill-generation drill-clinc fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
 
 install: $(STAMP)
 
@@ -90,6 +90,9 @@ bench-gc: install
 
 bench-overload: install
 	$(BIN)/python -m benchmarks.overload --json bench-overload.json $(OVERLOAD_ARGS)
+
+bench-kto: install
+	$(BIN)/python -m benchmarks.kto --json bench-kto.json $(KTO_ARGS)
 
 soak: install
 	$(BIN)/python -m benchmarks.soak --json soak.json $(SOAK_ARGS)

@@ -264,6 +264,22 @@ class RetrainSettings(ComponentSettings):
     generation_max_seconds: float = Field(
         0.0, ge=0.0, description="Generation: training time budget in seconds (0: none)."
     )
+    # Rule: SFT until KTO wins on real data (docs/decisions/0023); `method` above stays the
+    # orthogonal choice of full or LoRA weights for either.
+    generation_method: Literal["sft", "kto"] = Field(
+        "sft",
+        description="Generation: `sft` trains on preferred and well-rated outputs; `kto` also "
+        "learns from outputs rated 2 or less (opt-in, retrain.kto).",
+    )
+    # Rule: TRL's KTOConfig defaults; the paper recommends weights that put
+    # λ_D·n_D / (λ_U·n_U) in [1, 4/3], and a run records the ratio and a note when outside.
+    kto_beta: float = Field(0.1, gt=0.0, description="Generation, KTO: beta.")
+    kto_desirable_weight: float = Field(
+        1.0, gt=0.0, description="Generation, KTO: loss weight of desirable completions."
+    )
+    kto_undesirable_weight: float = Field(
+        1.0, gt=0.0, description="Generation, KTO: loss weight of undesirable completions."
+    )
     # Rule: off, so the feedback holdout is never trained on by the run it promotes; on, the model
     # promoted also learns the holdout, for one more training (docs/decisions/0005).
     refit: bool = Field(

@@ -15,11 +15,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from transformers import (
-    DataCollatorForSeq2Seq,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     TrainerCallback,
@@ -30,24 +29,22 @@ from transformers import (
 )
 
 from core.runtime.generator import (
-    END_OF_TURN,
     Kind,
-    end_ids,
     load_generator,
-    record_ids,
     save_generator,
 )
+from core.runtime.model import ArtifactConfig
 from core.settings import Precision
 from retrain.lora import add_lora, merge_lora
 from retrain.progress import Progress
 from retrain.sft_data import Pair
+from retrain.sft_encode import collator, encode_pairs
 from retrain.train import resolve_precision, torch_threads
 from retrain.trainer import build_trainer, train_quietly, training_arguments
 
 # Rule: the learning rates of common LLM SFT recipes (LoRA 2e-4 as in QLoRA; full fine-tunes an
 # order of magnitude lower); not yet measured on the default SmolLM2.
 DEFAULT_LEARNING_RATE = {"full": 2e-5, "lora": 2e-4}
-IGNORE = -100  # the label cross-entropy skips: prompt and padding
 
 
 @dataclass
@@ -87,6 +84,9 @@ class SftArgs:
         return self.learning_rate or DEFAULT_LEARNING_RATE[self.method]
 
 
+A = TypeVar("A", bound=SftArgs)
+
+
 @dataclass(frozen=True)
 class SftResult:
     """Where the artifact went and what training measured."""
@@ -112,32 +112,14 @@ def sft(
     """Fine-tune the generation artifact at `base` on `pairs` and write the result into `out`."""
     started = time.perf_counter()
     with torch_threads(args.torch_threads):
-        set_seed(args.seed)
-        model, tokenizer, config = load_generator(base, dtype=torch.float32)  # fp32 master weights
-        args = replace(args, precision=resolve_precision(args.precision, cuda=_cuda()))
-        kind: Kind = "seq2seq" if config.kind == "seq2seq" else "causal"
+        model, tokenizer, config, args = load_for_training(base, args)
+        kind = artifact_kind(config)
         rows = encode_pairs(model, tokenizer, pairs, kind=kind, max_length=args.max_length)
         if not rows:
             raise ValueError("no pair fits in max_length: nothing to train on")
-        if args.method == "lora":
-            model = add_lora(
-                model,
-                r=args.lora_r,
-                alpha=args.lora_alpha,
-                dropout=args.lora_dropout,
-                targets=lora_modules(args.lora_targets),
-            )
+        model = with_adapters(model, args)
         figures = _fit(model, tokenizer, rows, args=args, progress=progress)
-        trained: PreTrainedModel = merge_lora(model) if args.method == "lora" else model
-        trained.to(_stored_dtype(base))  # type: ignore[arg-type]
-        save_generator(
-            trained,
-            tokenizer,
-            out,
-            base_model=config.base_model,
-            kind=kind,
-            max_length=config.max_length,
-        )
+        save_trained(model, tokenizer, config, args=args, base=base, out=out)
     params = {**asdict(args), "learning_rate": args.lr(), "rows": len(rows)}
     return SftResult(
         path=out,
@@ -149,61 +131,55 @@ def sft(
     )
 
 
-def encode_pairs(
-    model: PreTrainedModel,
+def load_for_training(
+    base: Path, args: A
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ArtifactConfig, A]:
+    """The seeded base in fp32 master weights, its tokenizer and config, and `args` with the
+    precision resolved for this device."""
+    set_seed(args.seed)
+    model, tokenizer, config = load_generator(base, dtype=torch.float32)
+    precision = resolve_precision(args.precision, cuda=_cuda())
+    return model, tokenizer, config, replace(args, precision=precision)
+
+
+def artifact_kind(config: ArtifactConfig) -> Kind:
+    """A generation artifact's architecture: seq2seq, else causal."""
+    return "seq2seq" if config.kind == "seq2seq" else "causal"
+
+
+def with_adapters(model: PreTrainedModel, args: SftArgs) -> Any:
+    """The model to train: LoRA adapters around the frozen base, or the model itself (full)."""
+    if args.method != "lora":
+        return model
+    return add_lora(
+        model,
+        r=args.lora_r,
+        alpha=args.lora_alpha,
+        dropout=args.lora_dropout,
+        targets=lora_modules(args.lora_targets),
+    )
+
+
+def save_trained(
+    model: Any,
     tokenizer: PreTrainedTokenizerBase,
-    pairs: Sequence[Pair],
+    config: ArtifactConfig,
     *,
-    kind: Kind,
-    max_length: int,
-) -> list[dict[str, list[int]]]:
-    """Token ids and labels of the pairs that fit (see `encode_pair`)."""
-    end = end_token(model, tokenizer)
-    encoded = (encode_pair(tokenizer, p, kind=kind, end=end, max_length=max_length) for p in pairs)
-    return [row for row in encoded if row is not None]
-
-
-def encode_pair(
-    tokenizer: PreTrainedTokenizerBase,
-    pair: Pair,
-    *,
-    kind: Kind,
-    end: int,
-    max_length: int,
-) -> dict[str, list[int]] | None:
-    """`input_ids`, `attention_mask` and `labels` of one pair; None when it does not fit.
-
-    Causal: the templated prompt's ids then the completion's and `end`, labels IGNORE on the
-    prompt. Seq2seq: the prompt is the encoder's input and the labels are the completion's ids.
-    """
-    prompt = record_ids(tokenizer, pair)
-    answer = [*tokenizer(pair["completion"], add_special_tokens=False)["input_ids"], end]
-    if len(answer) > max_length // 2:
-        return None
-    if kind == "seq2seq":
-        source = prompt[-max_length:]
-        return {"input_ids": source, "attention_mask": [1] * len(source), "labels": answer}
-    prompt = prompt[-(max_length - len(answer)) :]  # keep the prompt's end
-    ids = [*prompt, *answer]
-    return {
-        "input_ids": ids,
-        "attention_mask": [1] * len(ids),
-        "labels": [IGNORE] * len(prompt) + answer,
-    }
-
-
-def end_token(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
-    """The token a completion ends with: the end of an assistant turn where serving stops on it
-    (ChatML's `<|im_end|>`), else the tokenizer's eos."""
-    ends = end_ids(model, tokenizer)
-    turn = tokenizer.get_vocab().get(END_OF_TURN)
-    if turn is not None and turn in ends:
-        return int(turn)
-    if tokenizer.eos_token_id is not None:
-        return int(tokenizer.eos_token_id)
-    if ends:
-        return min(ends)
-    raise ValueError("the model has no end-of-sequence token: a completion could never stop")
+    args: SftArgs,
+    base: Path,
+    out: Path,
+) -> None:
+    """Write the trained model into `out`: adapters merged, in the dtype the base was stored in."""
+    trained: PreTrainedModel = merge_lora(model) if args.method == "lora" else model
+    trained.to(_stored_dtype(base))  # type: ignore[arg-type]
+    save_generator(
+        trained,
+        tokenizer,
+        out,
+        base_model=config.base_model,
+        kind=artifact_kind(config),
+        max_length=config.max_length,
+    )
 
 
 def lora_modules(targets: str) -> str | list[str]:
@@ -232,11 +208,6 @@ class TimeBudget(TrainerCallback):
         """Ask the Trainer to stop once the budget is spent."""
         if time.perf_counter() - self.started >= self.seconds:
             control.should_training_stop = True
-
-
-def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
-    """Pads a batch to its longest row: pad ids on the right, IGNORE in the labels."""
-    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
 
 
 def _fit(

@@ -199,6 +199,27 @@ def _newest(feedback: Iterable[Mapping[str, Any]], stats: Counter[str]) -> dict[
     A prompt whose newest served-output rating is negative teaches nothing: the user took back
     an older thumbs up.
     """
+    return {k: t for k, t in _deciding(feedback, stats).items() if t.source != "negative"}
+
+
+def rejected_pairs(
+    feedback: Iterable[Mapping[str, Any]], *, exclude: Iterable[str] = ()
+) -> list[Pair]:
+    """(prompt, served output) of the prompts whose deciding feedback is a rating of at most
+    BAD_RATING without a preferred output: exactly what SFT cannot use, and KTO learns to avoid.
+    Prompts in `exclude` (the golden set) are left out."""
+    skip = {prompt_key(p) for p in exclude}
+    rejected = [
+        t.pair
+        for key, t in _deciding(feedback, Counter()).items()
+        if t.source == "negative" and key not in skip and t.pair["completion"].strip()
+    ]
+    return sorted(rejected, key=_order)
+
+
+def _deciding(feedback: Iterable[Mapping[str, Any]], stats: Counter[str]) -> dict[str, _Taught]:
+    """The feedback that decides each prompt: its newest preferred output, else its newest
+    served-output rating (good or bad); neutral and unrated rows decide nothing."""
     best: dict[str, _Taught] = {}
     for row in feedback:
         stats["feedback"] += 1
@@ -217,7 +238,7 @@ def _newest(feedback: Iterable[Mapping[str, Any]], stats: Counter[str]) -> dict[
             if _rank(best[key]) >= _rank(taught):
                 continue
         best[key] = taught
-    return {k: t for k, t in best.items() if t.source != "negative"}
+    return best
 
 
 def _rank(taught: _Taught) -> tuple[bool, datetime]:

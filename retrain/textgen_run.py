@@ -1,4 +1,5 @@
-"""One retrain run of a generation champion: SFT pairs from feedback, LoRA SFT, the ROUGE-L gate.
+"""One retrain run of a generation champion: pairs from feedback, LoRA SFT (or opt-in KTO, which
+also learns from outputs rated badly), the ROUGE-L gate.
 
 The same run record, lease and promotion transaction as classification (`retrain.service`):
 claim, build the data, train, let both models answer the same rows greedily, gate, conclude.
@@ -8,10 +9,12 @@ outputs (half of those that exist at most, as for classification), never trained
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,18 @@ from core.store.predictions import generation_feedback
 from retrain.context import Context
 from retrain.gate import too_few_rows
 from retrain.gen_gate import TEST_NAME, decide_generation, score_generations
+from retrain.kto import KtoArgs, kto
 from retrain.run import Run
 from retrain.sft import SftArgs, sft
-from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset, prompt_key
+from retrain.sft_data import (
+    Pair,
+    SftDataset,
+    SftOptions,
+    build_sft_dataset,
+    pairs_hash,
+    prompt_key,
+    rejected_pairs,
+)
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "train.jsonl"
@@ -45,7 +57,12 @@ def execute_generation(run: Run, champion: VersionInfo) -> RunState:
         options=SftOptions(holdout_share=rs.sft_holdout_share, replay_ratio=rs.replay_ratio),
         exclude=[r["prompt"] for r in golden.rows],
     )
-    snapshot = _snapshot(run, dataset)
+    rejected = _rejected(rs.generation_method, feedback, golden)
+    if rejected:  # the data a KTO run learns from is more than the SFT set
+        dataset.hash = hashlib.sha256(
+            (dataset.hash + pairs_hash(rejected, [])).encode()
+        ).hexdigest()
+    snapshot = _snapshot(run, dataset, rejected)
     run.update(
         champion_version=champion.version,
         dataset_hash=dataset.hash,
@@ -56,7 +73,7 @@ def execute_generation(run: Run, champion: VersionInfo) -> RunState:
     small = too_few_rows(len(rows), min_holdout=rs.rouge_min_holdout, test=TEST_NAME)
     if small is not None:
         return run.conclude(None, {}, small)
-    candidate = train_generator(run, champion, dataset)
+    candidate = train_generator(run, champion, dataset, rejected)
     metrics = score_generators(ctx.settings, champion, candidate, golden=golden, rows=rows)
     verdict = decide_generation(
         champion=metrics["champion"],
@@ -96,6 +113,24 @@ def paired_rows(holdout: Sequence[Pair], golden: Golden) -> list[dict[str, Any]]
     return [*rows, *golden.rows] if golden.source == "feedback" else rows
 
 
+def _rejected(method: str, feedback: list[dict[str, Any]], golden: Golden) -> list[Pair]:
+    """The undesirable completions KTO learns to avoid; none for SFT."""
+    if method != "kto":
+        return []
+    return rejected_pairs(feedback, exclude=[r["prompt"] for r in golden.rows])
+
+
+def kto_args(settings: Settings) -> KtoArgs:
+    """KTO's hyper-parameters: SFT's, and beta and the loss weights."""
+    rs = settings.retrain
+    return KtoArgs(
+        **asdict(sft_args(settings)),
+        beta=rs.kto_beta,
+        desirable_weight=rs.kto_desirable_weight,
+        undesirable_weight=rs.kto_undesirable_weight,
+    )
+
+
 def sft_args(settings: Settings) -> SftArgs:
     """SFT hyper-parameters from settings (LoRA unless `method` says full)."""
     rs = settings.retrain
@@ -115,17 +150,32 @@ def sft_args(settings: Settings) -> SftArgs:
     )
 
 
-def train_generator(run: Run, champion: VersionInfo, dataset: SftDataset) -> VersionInfo:
-    """Fine-tune the champion on the run's pairs and register the challenger."""
+def train_generator(
+    run: Run, champion: VersionInfo, dataset: SftDataset, rejected: Sequence[Pair] = ()
+) -> VersionInfo:
+    """Fine-tune the champion on the run's pairs (by KTO when the settings say so) and register
+    the challenger; the run's params record the method."""
     ctx = run.ctx
     staged = ctx.registry.staging_dir()
+    method = ctx.settings.retrain.generation_method
     try:
-        result = sft(
-            base=Path(champion.artifact_path),
-            pairs=dataset.train,
-            args=sft_args(ctx.settings),
-            out=staged,
-            progress=run.progress(),
+        base, progress = Path(champion.artifact_path), run.progress()
+        if method == "kto":
+            result = kto(
+                base=base,
+                desirable=dataset.train,
+                undesirable=rejected,
+                args=kto_args(ctx.settings),
+                out=staged,
+                progress=progress,
+            )
+        else:
+            args = sft_args(ctx.settings)
+            result = sft(base=base, pairs=dataset.train, args=args, out=staged, progress=progress)
+        run.mark(
+            champion.version,
+            generation_method=method,
+            **{k: v for k, v in result.params.items() if k.startswith("kto_")},
         )
         _write_pairs(staged / TRAIN_FILE, [*dataset.train, *dataset.unused])
         return ctx.registry.register(
@@ -136,6 +186,7 @@ def train_generator(run: Run, champion: VersionInfo, dataset: SftDataset) -> Ver
             parent=champion.version,
             dataset_hash=dataset.hash,
             params={
+                "generation_method": method,
                 **result.params,
                 "run_id": run.id,
                 "train_seconds": result.seconds,
@@ -192,7 +243,7 @@ def _write_pairs(path: Path, pairs: Sequence[Pair]) -> None:
             f.write(json.dumps(dict(pair), ensure_ascii=False, sort_keys=True) + "\n")
 
 
-def _snapshot(run: Run, dataset: SftDataset) -> Path:
+def _snapshot(run: Run, dataset: SftDataset, rejected: Sequence[Pair]) -> Path:
     path = run.folder / "dataset.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -201,5 +252,6 @@ def _snapshot(run: Run, dataset: SftDataset) -> Path:
         return {**pair, "split": split, "feedback_ids": [found] if found else []}
 
     rows = [row(p, "train") for p in dataset.train] + [row(p, "holdout") for p in dataset.holdout]
+    rows += [row(p, "undesirable") for p in rejected]
     _write_pairs(path, rows)  # type: ignore[arg-type]
     return path

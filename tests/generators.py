@@ -56,8 +56,10 @@ def tiny_llama(path: Path, *, seed: int = 0, context: int = 256) -> Path:
         bos_token_id=None,
     )
     model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    generation = model.generation_config
+    assert generation is not None  # a causal LM always has one; the stubs say optional
+    generation.eos_token_id = tokenizer.eos_token_id
+    generation.pad_token_id = tokenizer.pad_token_id
     save_generator(
         model, tokenizer, path, base_model="tiny-llama", kind="causal", max_length=context
     )

@@ -261,6 +261,8 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "holdout": (row.params or {}).get("holdout"),
         # The hyper-parameter search asked for, then its trials and best (see retrain.search).
         "search": (row.params or {}).get("search"),
+        # How a generation run trained (sft or kto, and KTO's weight ratio); None otherwise.
+        "training": _training(row.params or {}),
         "error": row.error,
         "attempts": row.attempts,
         "dataset_hash": row.dataset_hash,
@@ -269,6 +271,11 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
     }
+
+
+def _training(params: dict[str, Any]) -> dict[str, Any] | None:
+    keys = [k for k in params if k == "generation_method" or k.startswith("kto_")]
+    return {k: params[k] for k in keys} or None
 
 
 def last_judged_run(db: Database) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 from core.settings import MonitorSettings, RetrainSettings, Settings
 from monitor.drift import DriftOptions
 from monitor.policy import PolicyOptions
+from retrain.kto import KtoArgs
 from retrain.sft import SftArgs
 from retrain.sft_data import SftOptions
 from retrain.train import TrainArgs
@@ -70,19 +71,26 @@ def test_settings_doc_lists_every_setting_with_its_default() -> None:
 # production: (dataclass, settings class, {dataclass field: settings field} where names differ).
 # Not compared: fields with no setting, and `learning_rate` (the settings' 0 is the options' None:
 # the method's default) and SftArgs' `method` (the settings' auto is LoRA for generation).
+SFT_RENAMED = {
+    "batch_size": "sft_batch_size",
+    "weight_decay": "sft_weight_decay",
+    "lora_r": "sft_lora_r",
+    "lora_alpha": "sft_lora_alpha",
+    "lora_targets": "sft_lora_targets",
+    "max_length": "sft_max_length",
+    "max_seconds": "generation_max_seconds",
+}
 OPTION_DEFAULTS = [
     (TrainArgs, RetrainSettings, {}),
+    (SftArgs, RetrainSettings, SFT_RENAMED),
     (
-        SftArgs,
+        KtoArgs,
         RetrainSettings,
         {
-            "batch_size": "sft_batch_size",
-            "weight_decay": "sft_weight_decay",
-            "lora_r": "sft_lora_r",
-            "lora_alpha": "sft_lora_alpha",
-            "lora_targets": "sft_lora_targets",
-            "max_length": "sft_max_length",
-            "max_seconds": "generation_max_seconds",
+            **SFT_RENAMED,
+            "beta": "kto_beta",
+            "desirable_weight": "kto_desirable_weight",
+            "undesirable_weight": "kto_undesirable_weight",
         },
     ),
     (SftOptions, RetrainSettings, {"holdout_share": "sft_holdout_share"}),

@@ -18,8 +18,9 @@ from core.runtime.generator import (
     prompt_text,
 )
 from core.textmetrics import rouge_l_rows
-from retrain.sft import IGNORE, SftArgs, collator, encode_pair, encode_pairs, end_token, sft
+from retrain.sft import SftArgs, sft
 from retrain.sft_data import Pair
+from retrain.sft_encode import IGNORE, collator, encode_pair, encode_pairs, end_token
 from tests.generators import tiny_llama, tiny_t5
 
 # The second word decides the answer: the model must read the prompt, not just learn one reply.

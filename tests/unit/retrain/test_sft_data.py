@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from retrain.sft_data import Pair, SftDataset, SftOptions, build_sft_dataset, feedback_pair
+from retrain.sft_data import (
+    Pair,
+    SftDataset,
+    SftOptions,
+    build_sft_dataset,
+    feedback_pair,
+    rejected_pairs,
+)
 from tests.factories import generation_feedback as rated
 
 NO_HOLDOUT = SftOptions(holdout_share=0.0, replay_ratio=0.0)  # every champion pair replayed
@@ -136,3 +143,20 @@ def test_the_champion_pairs_keep_their_turns_and_the_hash_sees_them() -> None:
     assert kept.train == [turned]
     flat = build([], champion=[Pair(prompt="a\nb", completion="c")])
     assert kept.hash != flat.hash
+
+
+def test_rejected_pairs_are_the_poorly_rated_outputs_sft_cannot_use() -> None:
+    rows = [
+        rated("a", "wrong", rating=2),
+        rated("b", "awful", rating=1),
+        rated("c", "bad", rating=1, preferred="good"),  # a preference: SFT's, not rejected
+        rated("d", "meh", rating=3),
+        rated("e", "fine", rating=5),
+        rated("f", "old", rating=1),
+        rated("f", "newer", rating=4, minutes=1),  # the newest say on a prompt decides
+        rated("g", "", rating=1),  # nothing served to push down
+        rated("h", "golden", rating=1),
+    ]
+    rejected = rejected_pairs(rows, exclude=["h"])
+    assert [(p["prompt"], p["completion"]) for p in rejected] == [("a", "wrong"), ("b", "awful")]
+    assert not {"a", "b"} & set(taught(build(rows)))  # and SFT never trains on them

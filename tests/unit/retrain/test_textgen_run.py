@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Cont
     assert challenger["feedback"]["rougeL"] >= champion["feedback"]["rougeL"] + 0.3, done
     assert "rows" not in challenger["feedback"]  # per-row vectors stay off the record
     assert done["verdict"]["test"] == "approximate_randomization"
+    assert done["training"] == {"generation_method": "sft"}
     assert done["verdict"]["promote"] and done["verdict"]["p_value"] < 0.05
     v2 = ctx.registry.champion()
     assert v2 is not None and v2.version == "v2" and v2.task == "generation"
@@ -122,3 +124,49 @@ def test_the_gate_judges_a_conversation_with_its_turns() -> None:
         {"prompt": "be brief\nhi", "reference": "hello", "messages": turns},
         {"prompt": "x", "reference": "y", "raw": True},
     ]
+
+
+def thumbs_down(ctx: Context, n: int) -> None:
+    """`n` more served generations rated 1 without a preferred output: only KTO learns from them."""
+    insert_predictions(
+        ctx.db,
+        [
+            {
+                "id": f"d{i}",
+                "created_at": T0 + timedelta(seconds=i),
+                "model_version": "v1",
+                "task": "generation",
+                "input_text": f"{WORDS[i]} four",
+                "input_hash": f"d{i}",
+                "output": {"text": "the lazy dog", "finish_reason": "stop"},
+                "latency_ms": 1.0,
+                "truncated": False,
+                "n_tokens": 3,
+            }
+            for i in range(n)
+        ],
+    )
+    for i in range(n):
+        submit_feedback(ctx.db, prediction_id=f"d{i}", rating=1)
+
+
+def test_a_kto_run_learns_from_thumbs_down_and_records_its_method(ctx: Context) -> None:
+    retrain = ctx.settings.retrain.model_copy(update={"generation_method": "kto", "epochs": 2})
+    ctx = replace(ctx, settings=ctx.settings.model_copy(update={"retrain": retrain}))
+    rate(ctx, 60)
+    thumbs_down(ctx, 8)
+    run, _ = create_run(ctx.db, trigger="quality")
+    execute_run(ctx, run["run_id"], owner="w1")
+    done = get_run(ctx.db, run["run_id"])
+    training = done["training"]
+    assert training["generation_method"] == "kto"
+    assert training["kto_undesirable"] == 8 and training["kto_weight_ratio"] > 4 / 3
+    assert "outside [1, 4/3]" in training["kto_weight_note"]
+    snapshot = [json.loads(line) for line in Path(done["dataset_path"]).read_text().splitlines()]
+    bad = [row for row in snapshot if row["split"] == "undesirable"]
+    assert len(bad) == 8 and {row["completion"] for row in bad} == {"the lazy dog"}
+    v2 = ctx.registry.get(done["version"])
+    assert v2.params["generation_method"] == "kto" and v2.params["beta"] == 0.1
+    # The challenger learns no thumbs-down output as a pair to replay.
+    assert not any(p["prompt"].endswith(" four") for p in champion_pairs(Path(v2.artifact_path)))
+    assert done["metrics"]["challenger"]["feedback"]["rougeL"] > 0
