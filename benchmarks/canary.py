@@ -142,7 +142,7 @@ def simulate(s: Scenario, seeds: int, options: SequentialOptions, seed: int = 0)
         int((promoted & (canary <= BUDGET)).sum()), seeds
     )
     # Items by which 80 % of seeds were promoted (None: fewer than 80 % ever were).
-    p80 = np.quantile(np.where(promoted, items, np.inf), 0.8)
+    p80 = np.quantile(np.where(promoted, items, np.inf), 0.8, method="inverted_cdf")
     out["items_for_80_percent"] = float(p80) if np.isfinite(p80) else None
     out["curve"] = curves(codes, items)
     return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -61,9 +61,9 @@ SCALES: dict[str, Scale] = {
 class Sums(NamedTuple):
     """One arm's sufficient statistics: items, sum and sum of squares (scalars or arrays)."""
 
-    n: float | NDArray[np.float64] = 0
-    total: float | NDArray[np.float64] = 0.0
-    total_sq: float | NDArray[np.float64] = 0.0
+    n: float | NDArray[Any] = 0
+    total: float | NDArray[Any] = 0.0
+    total_sq: float | NDArray[Any] = 0.0
 
 
 def accumulate(sums: Sums, values: Iterable[float], scale: Scale) -> Sums:
