@@ -78,8 +78,13 @@ def accumulate(sums: Sums, values: Iterable[float], scale: Scale) -> Sums:
     )
 
 
-def moments(sums: Sums, scale: Scale) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The mean of an arm's items and their plus-two sample variance (mean 0 without items)."""
+def moments(
+    sums: Sums, scale: Scale
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """(mean of the items, plus-two variance, plus-two mean), the means 0 without items.
+
+    The plus-two mean is in units above the scale's low end; it lies strictly inside the span.
+    """
     n = np.asarray(sums.n, dtype=float)
     total = np.asarray(sums.total, dtype=float)
     # Centred on the scale's low end, so sums of squares stay small and differences exact.
@@ -87,7 +92,7 @@ def moments(sums: Sums, scale: Scale) -> tuple[NDArray[np.float64], NDArray[np.f
     q = np.asarray(sums.total_sq, dtype=float) - 2 * scale.low * total + n * scale.low**2
     m, s2, q2 = n + 2, s + scale.span, q + scale.span**2
     variance = np.maximum(q2 - s2 * s2 / m, 0.0) / (m - 1)
-    return np.where(n > 0, total / np.maximum(n, 1), 0.0), variance
+    return np.where(n > 0, total / np.maximum(n, 1), 0.0), variance, s2 / m
 
 
 def pooled(a: Sums, b: Sums) -> Sums:
@@ -96,19 +101,24 @@ def pooled(a: Sums, b: Sums) -> Sums:
 
 
 def variance_of_difference(a: Sums, b: Sums, scale: Scale) -> NDArray[np.float64]:
-    """V: each arm's variance is the larger of its own and the pooled one, over its items.
+    """V, the variance of the difference of the arms' means, as the null hypothesis has it.
 
-    Under "no difference" the pooled variance is the right one for 0/1 scores and far steadier
-    for a small canary arm (its own shrinks as its mean nears a bound, inflating z); an arm's
-    own is kept when larger, so a canary whose scores spread more at the same mean (thumbs,
-    1 or 5) is not under-estimated. An arm without items makes V infinite: no evidence.
+    An arm's own variance falls as its mean nears a bound, so a canary that drifts up by chance
+    would look surer than it is (Wald's flaw, which the pooled score test fixes for 0/1). So each
+    arm keeps the shape of its scores, its variance as a share of the most its mean allows
+    ((mean - low)(high - mean), Bhatia and Davis), re-evaluated at the pooled mean both arms
+    share under the null; for 0/1 scores that is the pooled variance. Never below the pooled
+    variance itself, which steadies a small arm. An arm without items makes V infinite.
     """
-    _, v_pool = moments(pooled(a, b), scale)
+    _, v_pool, u_pool = moments(pooled(a, b), scale)
+    widest = u_pool * (scale.span - u_pool)
     out = np.zeros_like(v_pool)
     for arm in (a, b):
         n = np.asarray(arm.n, dtype=float)
+        _, v, u = moments(arm, scale)
+        at_null = v / (u * (scale.span - u)) * widest
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = out + np.where(n > 0, np.maximum(moments(arm, scale)[1], v_pool) / n, np.inf)
+            out = out + np.where(n > 0, np.maximum(at_null, v_pool) / n, np.inf)
     return out
 
 
