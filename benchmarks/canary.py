@@ -143,7 +143,7 @@ def simulate(s: Scenario, seeds: int, options: SequentialOptions, seed: int = 0)
     )
     # Items by which 80 % of seeds were promoted (None: fewer than 80 % ever were).
     p80 = np.quantile(np.where(promoted, items, np.inf), 0.8, method="inverted_cdf")
-    out["items_for_80_percent"] = float(p80) if np.isfinite(p80) else None
+    out["items_for_80_percent"] = int(p80) if np.isfinite(p80) else None
     out["curve"] = curves(codes, items)
     return out
 
@@ -190,7 +190,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
     lines = [
         "| scenario | promote | abort | expire | ≤ 2,000 items | ≤ 2,000 canary items "
-        "| median items (canary) | 80 % promoted by |",
+        "| median items to a decision (canary's) | 80 % promoted by (items) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
