@@ -10,8 +10,8 @@ after every item and stopped at any time without inflating false promotions.
 
 Per-item scores are bounded (accuracy on corrected labels 0/1, ratings 1-5, ROUGE-L 0-1). Each
 arm's variance is its sample variance with one pseudo-item at each end of the scale added (the
-"plus two" of Agresti and Coull): never zero, so an arm whose first items all agree cannot make
-V vanish and the ratio explode, and its weight fades as 2/(n+2). tau is a share of the scale's
+"plus two" of Agresti and Coull: never zero, fading as 2/(n+2)), re-evaluated at the pooled mean
+(see `variance_of_difference`) and never below the pooled variance. tau is a share of the scale's
 span, so one setting fits every metric. Vectorised: the benchmark's seeds and the live test
 call the same functions. Decision record: docs/decisions/0024-canary-sequential-test.md.
 """
