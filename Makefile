@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-drift bench-gate bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-drift bench-gate bench-canary bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
 
 install: $(STAMP)
 
@@ -77,6 +77,10 @@ bench-zeroshot: install
 
 bench-gate: install
 	$(BIN)/python -m benchmarks.gate
+
+# The canary's sequential test simulated over 2,000 seeds per scenario; docs/measurements/canary.md.
+bench-canary: install
+	$(BIN)/python -m benchmarks.canary --json bench-canary.json --plot docs/measurements/canary.png
 
 # The review queue's rules against random choice on books -> electronics; docs/measurements/review.md.
 bench-review: install

@@ -532,6 +532,46 @@ class ReviewSettings(ComponentSettings):
     )
 
 
+class CanarySettings(ComponentSettings):
+    """The canary's sequential test (core.sequential; docs/decisions/0024)."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_CANARY_")
+
+    # Rule: the same 1 in 20 the field accepts for a claim; the test is always valid, so this
+    # bounds false promotions however often it is looked at (docs/measurements/canary.md).
+    alpha: float = Field(
+        0.05, gt=0.0, lt=1.0, description="Chance of promoting a challenger that is no better."
+    )
+    # Rule: a false abort costs only time (the champion stays; the challenger may run again),
+    # while a missed one keeps serving a worse model to the canary's share: twice alpha.
+    abort_alpha: float = Field(
+        0.10, gt=0.0, lt=1.0, description="Chance of aborting a challenger that is no worse."
+    )
+    # Rule: the mixture is most powerful near effects of about tau; 5 % of the metric's span is
+    # the canary's target effect (+5 points of accuracy, +0.2 of a 1-5 rating), and it promoted
+    # most such challengers by 2,000 items of 0.02, 0.03, 0.05, 0.08 (55, 66, 72, 70 %).
+    tau: float = Field(
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="Prior scale of the effect, as a share of the "
+        "metric's span (accuracy and ROUGE-L 0-1, rating 1-5).",
+    )
+    # Rule: each arm's mean is taken as normal with an estimated variance; under ~100 items a
+    # skewed 0/1 or 1-5 arm's is not, and by then only ~1 % of +5-point challengers could win.
+    min_items: int = Field(100, ge=1, description="Items each arm needs before any decision.")
+    # Rule: by 5,000 canary items a +3 point effect (the gate's own minimum gain) is promoted
+    # in most seeds; an effect still unseen then is too small to keep users on a canary for.
+    max_items: int = Field(
+        5000, ge=1, description="Canary items after which it expires and the champion stays."
+    )
+    # Rule: one week covers a full weekly traffic cycle; a canary that has not decided by then
+    # lacks traffic, and leaving it up keeps the rollout pending on little evidence.
+    max_hours: float = Field(
+        168.0, gt=0.0, description="Hours after which a canary expires and the champion stays."
+    )
+
+
 class Settings(ComponentSettings):
     """Shared settings, plus each component's own under its attribute."""
 
@@ -580,6 +620,7 @@ class Settings(ComponentSettings):
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
     review: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
+    canary: CanarySettings = Field(default_factory=lambda: CanarySettings())
 
     @field_validator("database_url")
     @classmethod

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from core.settings import MonitorSettings, RetrainSettings, Settings
+from core.sequential import SequentialOptions
+from core.settings import CanarySettings, MonitorSettings, RetrainSettings, Settings
 from monitor.drift import DriftOptions
 from monitor.policy import PolicyOptions
 from retrain.kto import KtoArgs
@@ -96,6 +97,7 @@ OPTION_DEFAULTS = [
     (SftOptions, RetrainSettings, {"holdout_share": "sft_holdout_share"}),
     (DriftOptions, MonitorSettings, {}),
     (PolicyOptions, MonitorSettings, {}),
+    (SequentialOptions, CanarySettings, {}),
 ]
 NOT_COMPARED = {"learning_rate", "method"}
 
