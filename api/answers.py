@@ -106,6 +106,9 @@ class Run(BaseModel):
     second_look: Any = None
     refit: Any = None
     holdout: Any = None
+    training: Any = Field(
+        None, description="How a generation run trained: sft or kto, and KTO's weight ratio."
+    )
     search: Any = Field(
         None, description="The hyper-parameter search asked, then its trials and best trial."
     )

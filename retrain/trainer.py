@@ -62,13 +62,13 @@ def build_trainer(
     *,
     progress: Progress | None,
     callbacks: Sequence[TrainerCallback] = (),
-    cls: type[Trainer] = Trainer,
+    cls: type[Trainer] | None = None,
     **kwargs: Any,
 ) -> Trainer:
     """A `Trainer` (or a subclass `cls`, with its own loss) that reports to `progress` (when
     given) instead of printing its logs."""
     reporters: list[TrainerCallback] = [ProgressCallback(progress)] if progress else []
-    built = cls(model=model, callbacks=[*reporters, *callbacks], **kwargs)
+    built = (cls or Trainer)(model=model, callbacks=[*reporters, *callbacks], **kwargs)
     built.remove_callback(PrinterCallback)  # it prints every log line; the callback reports
     return built
 
