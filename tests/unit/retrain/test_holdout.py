@@ -18,7 +18,6 @@ from retrain.dataset import build_dataset
 from retrain.holdout import DRIFT_STREAK, NEWEST_SHARE, SHORT_STREAK, Shift, carve_holdout
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
-from tests.unit.retrain.test_service import ctx  # noqa: F401  (the fixture)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -96,7 +95,7 @@ def test_the_streak_is_the_run_of_drift_checks_ending_at_the_runs_check(db: Data
     assert drift_streak(db, calm) is None
 
 
-def test_a_drift_run_records_the_rule_and_holds_out_only_the_shifts_labels(ctx: Context) -> None:  # noqa: F811
+def test_a_drift_run_records_the_rule_and_holds_out_only_the_shifts_labels(ctx: Context) -> None:
     seed_corrected_feedback(ctx.db, 160, seed=0)  # 100 of them become the golden set
     began = utcnow()
     for _ in range(3):
@@ -118,7 +117,7 @@ def test_a_drift_run_records_the_rule_and_holds_out_only_the_shifts_labels(ctx: 
     assert any(p.startswith("p0-") for p in trained) and any(p.startswith("p1-") for p in trained)
 
 
-def test_a_manual_run_and_a_short_streak_keep_todays_rule(ctx: Context) -> None:  # noqa: F811
+def test_a_manual_run_and_a_short_streak_keep_todays_rule(ctx: Context) -> None:
     seed_corrected_feedback(ctx.db, 130, seed=0)
     check_id = _check(ctx.db, utcnow(), drift=True)
     seed_corrected_feedback(ctx.db, 10, seed=1)  # 10 labels since the streak: under min_holdout

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from core.golden import write_golden
-from core.settings import RetrainSettings, Settings
-from core.store.db import Database
+from core.settings import RetrainSettings
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import create_run, get_run
 from retrain.context import Context
 from retrain.service import execute_run
-from tests.factories import prediction_row, register_champion, rows, sentence
+from tests.factories import prediction_row, rows, sentence
+from tests.unit.retrain.conftest import champion_context
 
 OLD = ["negative", "positive"]
 
@@ -25,24 +25,19 @@ OLD = ["negative", "positive"]
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A negative/positive champion whose golden set holds the old classes only (as `init
     --data` fixes it), with new labels allowed."""
-    settings = Settings(
-        home=tmp_path,
-        database_url=sqlite_url,
-        retrain=RetrainSettings(
-            method="full",
-            epochs=4,
-            min_steps=0,
-            batch_size=16,
-            learning_rate=1e-3,
-            min_holdout=20,
-            torch_threads=1,
-            allow_new_labels=True,
-        ),
+    retrain = RetrainSettings(
+        method="full",
+        epochs=4,
+        min_steps=0,
+        batch_size=16,
+        learning_rate=1e-3,
+        min_holdout=20,
+        torch_threads=1,
+        allow_new_labels=True,
     )
-    db = Database(sqlite_url)
-    registry = register_champion(db, settings.artifacts, base_artifact)
-    write_golden(settings.artifacts, rows(OLD, 50, seed=7), source="data")
-    return Context(settings=settings, db=db, registry=registry)
+    context = champion_context(tmp_path, sqlite_url, base_artifact, retrain)
+    write_golden(context.settings.artifacts, rows(OLD, 50, seed=7), source="data")
+    return context
 
 
 def correct_to_new_class(ctx: Context, n: int) -> None:

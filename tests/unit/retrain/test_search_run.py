@@ -13,39 +13,33 @@ import pytest
 import retrain.search_run
 from core.golden import read_golden
 from core.queue import search_params
-from core.settings import RetrainSettings, Settings
+from core.settings import RetrainSettings
 from core.states import RunState
-from core.store.db import Database
 from core.store.runs import claim, create_run, finish, get_run
 from core.store.tables import RetrainRun
 from retrain.context import Context
 from retrain.run import Run
 from retrain.search_run import wanted
 from retrain.service import execute_run
-from tests.factories import register_champion, seed_corrected_feedback
+from tests.factories import seed_corrected_feedback
+from tests.unit.retrain.conftest import champion_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A store with a random tiny champion (v1); plain recipe 3 epochs at 1e-3."""
-    settings = Settings(
-        home=tmp_path,
-        database_url=sqlite_url,
-        retrain=RetrainSettings(
-            method="full",
-            epochs=3,
-            min_steps=0,
-            learning_rate=1e-3,
-            max_length=32,
-            golden_size=100,
-            min_holdout=20,
-            torch_threads=1,
-            search_sampler="random",
-        ),
+    retrain = RetrainSettings(
+        method="full",
+        epochs=3,
+        min_steps=0,
+        learning_rate=1e-3,
+        max_length=32,
+        golden_size=100,
+        min_holdout=20,
+        torch_threads=1,
+        search_sampler="random",
     )
-    db = Database(sqlite_url)
-    registry = register_champion(db, settings.artifacts, base_artifact)
-    return Context(settings=settings, db=db, registry=registry)
+    return champion_context(tmp_path, sqlite_url, base_artifact, retrain)
 
 
 def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(

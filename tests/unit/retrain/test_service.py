@@ -14,8 +14,7 @@ from sqlalchemy import update
 from api.store_metrics import StoreCollector
 from core.golden import read_golden
 from core.runtime.model import HEAD_FILE
-from core.settings import MonitorSettings, RetrainSettings, Settings
-from core.store.db import Database
+from core.settings import MonitorSettings
 from core.store.predictions import feedback_rows
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
@@ -23,30 +22,8 @@ from retrain import gate
 from retrain.context import Context
 from retrain.service import execute_run, reap_stale
 from retrain.train import TrainResult, train
-from tests.factories import register_champion, seed_corrected_feedback
+from tests.factories import seed_corrected_feedback
 from tuneloop.cli import main
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
-    """A store with a random tiny champion (v1) and its settings."""
-    settings = Settings(
-        home=tmp_path,
-        database_url=sqlite_url,
-        retrain=RetrainSettings(
-            method="full",
-            epochs=4,
-            min_steps=0,
-            batch_size=16,
-            learning_rate=1e-3,
-            golden_size=100,
-            min_holdout=20,
-            torch_threads=1,
-        ),
-    )
-    db = Database(sqlite_url)
-    registry = register_champion(db, settings.artifacts, base_artifact)
-    return Context(settings=settings, db=db, registry=registry)
 
 
 def give_feedback(ctx: Context, n: int, *, seed: int = 0) -> None:
