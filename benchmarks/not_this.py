@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.not_this --data ../shared/data --model DIR
 
 On a task with more than two labels a rating <= 2 without a label says only "the predicted label
-is wrong"; today the dataset drops it (`retrain.dataset.feedback_label`: negative_multiclass).
+is wrong"; today the dataset drops it (`retrain.votes.feedback_label`: negative_multiclass).
 A complementary-label loss uses it: -log(1 - p(predicted | x)) pushes the rejected label down
 (Ishida et al., NeurIPS 2017; Yu et al., ECCV 2018). This simulation measures whether adding it
 to the cross-entropy on the labels helps.

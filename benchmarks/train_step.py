@@ -28,8 +28,9 @@ def one(data: Path, rows: int, precision: str, group: bool) -> float:
     os.environ["HF_HUB_OFFLINE"] = "1"
     from core.data import read_labeled
     from core.runtime.zeroshot import build_zero_shot
-    from retrain.dataset import build_dataset
-    from retrain.train import TrainArgs, train
+    from retrain.build import build_dataset
+    from retrain.train import train
+    from retrain.train_args import TrainArgs
 
     examples = read_labeled(data)
     random.Random(0).shuffle(examples)  # files are often sorted by label

@@ -71,7 +71,7 @@ def erase(
 
 
 def _normal(text: str) -> str:
-    # Dataset texts are whitespace-normalised (retrain.dataset.normalise_text).
+    # Dataset texts are whitespace-normalised (retrain.clean.normalise_text).
     return " ".join(text.split())
 
 

@@ -15,14 +15,16 @@ from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
 from core.store.monitoring import drift_streak
 from core.store.runs import get_run
+from retrain.build import build_dataset
 from retrain.context import Context, RunData
 from retrain.crossfit import cross_fit
-from retrain.dataset import Dataset, build_dataset
+from retrain.dataset import Dataset
 from retrain.evaluate import Scorable, evaluate
 from retrain.holdout import Shift
 from retrain.progress import Progress
 from retrain.run import Run
-from retrain.train import TrainArgs, train
+from retrain.train import train
+from retrain.train_args import TrainArgs
 
 TRAIN_FILE = "train.jsonl"
 

@@ -43,8 +43,7 @@ from retrain.sft import (
 )
 from retrain.sft_data import Pair
 from retrain.sft_encode import collator, end_token, join_ids, pair_ids
-from retrain.train import torch_threads
-from retrain.trainer import build_trainer, train_quietly, training_arguments
+from retrain.trainer import build_trainer, torch_threads, train_quietly, training_arguments
 
 
 @dataclass

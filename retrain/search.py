@@ -23,9 +23,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from core.data import Row
 from core.settings import Sampler
-from retrain.dataset import Dataset, Row
-from retrain.train import MAX_EPOCHS, TrainArgs
+from retrain.dataset import Dataset
+from retrain.train_args import MAX_EPOCHS, TrainArgs
 from retrain.trial import EpochReport
 
 # Rule: a fifth of the training rows, as the gate's holdout takes a fifth of the new labels: at

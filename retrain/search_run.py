@@ -30,7 +30,8 @@ from retrain.search import (
     run_search,
     validation_split,
 )
-from retrain.train import TrainArgs, choose_method, weigh
+from retrain.train_args import TrainArgs, choose_method
+from retrain.train_data import weigh
 from retrain.trial import EpochReport, fit_trial
 
 

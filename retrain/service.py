@@ -39,14 +39,15 @@ from retrain.candidate import (
     write_snapshot,
 )
 from retrain.context import Context, LeaseLost, RunData, compact
-from retrain.dataset import Dataset, feedback_label
+from retrain.dataset import Dataset
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
 from retrain.holdout import FOLD
 from retrain.run import Run, brief, version_figures
 from retrain.search_run import search_recipe, skip_search
 from retrain.textgen_run import execute_generation
-from retrain.train import TrainArgs
+from retrain.train_args import TrainArgs
+from retrain.votes import feedback_label
 
 log = logging.getLogger(__name__)
 

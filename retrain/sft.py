@@ -39,8 +39,13 @@ from retrain.lora import add_lora, merge_lora
 from retrain.progress import Progress
 from retrain.sft_data import Pair
 from retrain.sft_encode import collator, encode_pairs
-from retrain.train import resolve_precision, torch_threads
-from retrain.trainer import build_trainer, train_quietly, training_arguments
+from retrain.trainer import (
+    build_trainer,
+    resolve_precision,
+    torch_threads,
+    train_quietly,
+    training_arguments,
+)
 
 # Rule: the learning rates of common LLM SFT recipes (LoRA 2e-4 as in QLoRA; full fine-tunes an
 # order of magnitude lower); not yet measured on the default SmolLM2.
@@ -76,7 +81,7 @@ class SftArgs:
     max_length: int = 1024
     seed: int = 42
     torch_threads: int = 0  # 0: leave torch's setting alone
-    precision: Precision = "auto"  # see retrain.train.resolve_precision
+    precision: Precision = "auto"  # see retrain.trainer.resolve_precision
     group_by_length: bool = True  # batches of similar lengths pad little
 
     def lr(self) -> float:

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from core.runtime.generator import served_prompt
-from retrain.dataset import feedback_time
+from retrain.votes import feedback_time
 
 # Rule: the gate's paired ROUGE-L test needs 60-100 rows to see a 5-point gain (per-row sd of the
 # difference ~0.12-0.15, one-sided 5 %, power 0.8); preferred outputs are scarce (a user writes
@@ -261,7 +261,7 @@ def _holdout(new: dict[str, _Taught], old: set[str], options: SftOptions) -> lis
 
 
 def _replay(old: list[Pair], *, new: int, ratio: float) -> tuple[list[Pair], list[Pair]]:
-    """The champion's pairs replayed and those left out, as `retrain.dataset` samples its rows.
+    """The champion's pairs replayed and those left out, as `retrain.build` samples its rows.
 
     The sample is the same for the same prompts (ordered by a hash of each), so a retried run
     trains on the same pairs.

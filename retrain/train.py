@@ -8,111 +8,40 @@ The CLI, the Celery task and the tests call `train()` the same way.
 
 from __future__ import annotations
 
-import math
-import random
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
-    EvalPrediction,
     Trainer,
     TrainingArguments,
     set_seed,
 )
 
-from core.runtime.base import cpu_has_native_bf16
 from core.runtime.model import (
     ArtifactConfig,
     TextClassifier,
     load_classifier,
     save_classifier,
 )
-from core.settings import Precision
-from retrain.dataset import Dataset, Row
+from retrain.dataset import Dataset
 from retrain.head import grow_head
 from retrain.lora import add_lora, merge_lora
 from retrain.progress import Progress
-from retrain.trainer import build_trainer, train_quietly, training_arguments
-
-# Rule: learning rates that work for sentence encoders of MiniLM/BERT size when none is given
-# (docs/decisions/0007).
-DEFAULT_LEARNING_RATE = {"full": 3e-5, "lora": 5e-4}
-# Rule for `auto`: fine-tune fully while full fine-tuning's memory (16 bytes a parameter) is not
-# the limit; it adapts more per label than LoRA and is no slower on a CPU (docs/decisions/0009).
-FULL_UP_TO_PARAMETERS = 150_000_000
-# Bounds the epochs `min_steps` may add on a small data set (the steps stay near `min_steps`).
-MAX_EPOCHS = 20.0
-# The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
-IGNORE_AT_EVAL = ["embedding"]
-
-
-@dataclass
-class TrainArgs:
-    """Hyper-parameters of one fine-tune (settings fill them; tests pass small ones)."""
-
-    method: Literal["auto", "full", "lora"] = "auto"  # auto: see FULL_UP_TO_PARAMETERS
-    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE[method]
-    epochs: float = 3.0
-    min_steps: int = 100  # more epochs when `epochs` would be fewer optimizer steps (epochs_for)
-    batch_size: int = 16
-    weight_decay: float = 0.01
-    dropout: float = 0.1
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    feedback_repeats: int = 3  # most times a row feedback labeled trains an epoch (see weigh)
-    early_stopping_patience: int = 0  # 0: no early stopping, no eval split (every row trains)
-    eval_share: float = 0.1  # of the training rows, held out for early stopping when it is on
-    max_length: int = 128
-    seed: int = 42
-    torch_threads: int = 0  # 0: leave torch's setting alone
-    precision: Precision = "auto"  # see resolve_precision
-    # Batches of 16 random reviews are 70-81 % tokens, the rest padding (blitzer books and
-    # electronics at 128 tokens); grouping rows of similar length (in random megabatches of 50
-    # batches, transformers' LengthGroupedSampler) gives the compute back without ordering them.
-    group_by_length: bool = True
-
-    def lr(self) -> float:
-        """The learning rate to use (once `auto` is resolved)."""
-        return self.learning_rate or DEFAULT_LEARNING_RATE[self.method]
-
-    def epochs_for(self, rows: int) -> float:
-        """`epochs`, or more so that `rows` take `min_steps` steps (MAX_EPOCHS at most)."""
-        steps_per_epoch = max(1, math.ceil(rows / self.batch_size))
-        return max(self.epochs, min(MAX_EPOCHS, self.min_steps / steps_per_epoch))
-
-
-def choose_method(method: str, encoder: torch.nn.Module) -> Literal["full", "lora"]:
-    """`full` or `lora` as asked; for `auto`, full up to FULL_UP_TO_PARAMETERS."""
-    if method in ("full", "lora"):
-        return "full" if method == "full" else "lora"
-    size = sum(p.numel() for p in encoder.parameters())
-    return "full" if size <= FULL_UP_TO_PARAMETERS else "lora"
-
-
-def resolve_precision(precision: Precision, *, cuda: bool) -> Literal["fp32", "bf16", "fp16"]:
-    """The precision of matrix products (weights and optimizer stay fp32: mixed precision).
-
-    `auto`: bf16 where the hardware multiplies it natively (CUDA with bf16, a CPU with AVX512-BF16
-    or AMX), fp16 on older CUDA cards, fp32 elsewhere (emulated bf16 is slower than fp32).
-    """
-    if precision == "fp16" and not cuda:
-        raise ValueError("fp16 training needs a CUDA device; on a CPU use bf16 or fp32")
-    if precision != "auto":
-        return precision
-    if cuda:
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+from retrain.train_args import TrainArgs, choose_method
+from retrain.train_data import IGNORE_AT_EVAL, compute_metrics, encode, split_eval, weigh
+from retrain.trainer import (
+    build_trainer,
+    resolve_precision,
+    torch_threads,
+    train_quietly,
+    training_arguments,
+)
 
 
 @dataclass(frozen=True)
@@ -125,42 +54,6 @@ class TrainResult:
     params: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
     seconds: float = 0.0
-
-
-def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-    """Accuracy and macro-F1 of argmax(logits) against the labels."""
-    logits = prediction.predictions
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    predicted = np.argmax(logits, axis=-1)
-    truth = np.asarray(prediction.label_ids)
-    return {
-        "accuracy": float(accuracy_score(truth, predicted)),
-        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
-    }
-
-
-def split_eval(rows: Sequence[Row], *, share: float, seed: int) -> tuple[list[Row], list[Row]]:
-    """A seeded random share of the rows for early stopping; none when it would be under 2 rows."""
-    n_eval = int(share * len(rows))
-    if n_eval < 2 or len(rows) - n_eval < 2:
-        return list(rows), []
-    shuffled = list(rows)
-    random.Random(seed).shuffle(shuffled)
-    return shuffled[n_eval:], shuffled[:n_eval]
-
-
-def weigh(rows: Sequence[Row], taught: frozenset[str], *, repeats: int) -> list[Row]:
-    """The rows, those feedback labeled (`taught`) repeated to weigh as much as the others.
-
-    Each taught row trains k times, k the others per taught row (rounded), at least 1 and at
-    most `repeats`: a run of feedback alone (the zero-shot default's) trains each row once.
-    """
-    fresh = [r for r in rows if r["text"] in taught]
-    if not fresh:
-        return list(rows)
-    k = max(1, min(repeats, round((len(rows) - len(fresh)) / len(fresh))))
-    return [*rows, *fresh * (k - 1)]
 
 
 def train(
@@ -249,18 +142,6 @@ def _fit(
     return metrics, params
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Use `n` torch threads for the block (0: leave the setting alone)."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _prepare(
     model: TextClassifier,
     tokenizer: Any,
@@ -287,20 +168,6 @@ def _grow_labels(
     if new:
         texts = {label: [r["text"] for r in dataset.train if r["label"] == label] for label in new}
         grow_head(model, tokenizer, new_labels=texts, max_length=max_length)
-
-
-def encode(
-    tokenizer: Any, rows: Sequence[Row], label_ids: dict[str, int], *, max_length: int
-) -> list[dict[str, Any]]:
-    """The rows tokenized (unpadded: the collator pads per batch), each with its label id."""
-    if not rows:
-        return []
-    encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
-    keys = list(encoded.keys())
-    return [
-        {**{k: encoded[k][i] for k in keys}, "labels": label_ids[row["label"]]}
-        for i, row in enumerate(rows)
-    ]
 
 
 def _trainer(

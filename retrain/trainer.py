@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import TrainOutput
 
+from core.runtime.base import cpu_has_native_bf16
 from core.settings import Precision
 from retrain.progress import Progress, ProgressCallback
 
@@ -78,3 +80,30 @@ def train_quietly(trainer: Trainer, **kwargs: Any) -> TrainOutput:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="mtime may not be reliable")
         return trainer.train(**kwargs)
+
+
+def resolve_precision(precision: Precision, *, cuda: bool) -> Literal["fp32", "bf16", "fp16"]:
+    """The precision of matrix products (weights and optimizer stay fp32: mixed precision).
+
+    `auto`: bf16 where the hardware multiplies it natively (CUDA with bf16, a CPU with AVX512-BF16
+    or AMX), fp16 on older CUDA cards, fp32 elsewhere (emulated bf16 is slower than fp32).
+    """
+    if precision == "fp16" and not cuda:
+        raise ValueError("fp16 training needs a CUDA device; on a CPU use bf16 or fp32")
+    if precision != "auto":
+        return precision
+    if cuda:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use `n` torch threads for the block (0: leave the setting alone)."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -21,18 +21,13 @@ from transformers import (
     TrainingArguments,
 )
 
-from retrain.dataset import Dataset, Row
+from core.data import Row
+from retrain.dataset import Dataset
 from retrain.progress import Progress
-from retrain.train import (
-    IGNORE_AT_EVAL,
-    TrainArgs,
-    compute_metrics,
-    encode,
-    prepared,
-    torch_threads,
-    weigh,
-)
-from retrain.trainer import build_trainer, train_quietly, training_arguments
+from retrain.train import prepared
+from retrain.train_args import TrainArgs
+from retrain.train_data import IGNORE_AT_EVAL, compute_metrics, encode, weigh
+from retrain.trainer import build_trainer, torch_threads, train_quietly, training_arguments
 
 # `on_epoch(epoch, macro_f1)` after each epoch's evaluation; it may raise to end the trial (the
 # search's pruner raises optuna.TrialPruned there, as transformers' own Optuna search does).

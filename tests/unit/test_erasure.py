@@ -23,7 +23,7 @@ from core.store.predictions import (
 )
 from core.store.runs import create_run, runs_folder
 from core.store.tables import ModelVersion
-from retrain.dataset import build_dataset
+from retrain.build import build_dataset
 from tests.factories import prediction_row
 from tuneloop.cli import main
 

@@ -16,7 +16,7 @@ from core.store.predictions import (
     submit_feedback,
 )
 from core.store.tables import utcnow
-from retrain.dataset import build_dataset
+from retrain.build import build_dataset
 from tests.factories import prediction_row
 
 

@@ -8,7 +8,8 @@ from core.registry import Registry
 from core.store.db import Database
 from core.store.predictions import feedback_rows, insert_predictions, submit_feedback
 from monitor.quality import FeedbackRow, feedback_quality, resolved_label
-from retrain.dataset import build_dataset, feedback_label
+from retrain.build import build_dataset
+from retrain.votes import feedback_label
 from tests.factories import prediction_row
 from tests.unit.conftest import Client
 from tests.unit.test_feedback_batch import batch, predicted

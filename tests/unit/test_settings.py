@@ -15,7 +15,7 @@ from monitor.policy import PolicyOptions
 from retrain.kto import KtoArgs
 from retrain.sft import SftArgs
 from retrain.sft_data import SftOptions
-from retrain.train import TrainArgs
+from retrain.train_args import TrainArgs
 from tuneloop.settings_doc import BEGIN, END, SETTINGS_DOC, rows
 
 

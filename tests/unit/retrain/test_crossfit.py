@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data import Row
+from retrain.build import build_dataset
 from retrain.crossfit import FoldRouter, cross_fit
-from retrain.dataset import Dataset, build_dataset
+from retrain.dataset import Dataset
 from retrain.holdout import fold_of
 
 

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from retrain.dataset import CleanOptions, Dataset, build_dataset, normalise_text
+from retrain.build import build_dataset
+from retrain.clean import CleanOptions, normalise_text
+from retrain.dataset import Dataset
 from retrain.holdout import fold_of
 from tests.factories import feedback
 

@@ -13,8 +13,8 @@ from core.store.monitoring import drift_streak, save_check
 from core.store.predictions import feedback_rows
 from core.store.runs import create_run, get_run
 from core.store.tables import utcnow
+from retrain.build import build_dataset
 from retrain.context import Context
-from retrain.dataset import build_dataset
 from retrain.holdout import DRIFT_STREAK, NEWEST_SHARE, SHORT_STREAK, Shift, carve_holdout
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from retrain.dataset import build_dataset
+from retrain.build import build_dataset
 from retrain.search import plain_params, run_search, space, validation_split
-from retrain.train import TrainArgs
+from retrain.train_args import TrainArgs
 from retrain.trial import EpochReport, fit_trial
 from tests.factories import feedback, rows
 

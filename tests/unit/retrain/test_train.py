@@ -15,23 +15,17 @@ import torch.nn.functional as F
 from transformers import EvalPrediction, Trainer
 
 from core.data import Row
+from core.runtime.base import cpu_has_native_bf16
 from core.runtime.model import load_classifier
 from core.runtime.predictor import load_predictor
-from retrain.dataset import build_dataset
+from retrain.build import build_dataset
 from retrain.evaluate import evaluate
 from retrain.head import embed_texts, grow_head
 from retrain.lora import attention_targets
-from retrain.train import (
-    TrainArgs,
-    TrainResult,
-    choose_method,
-    compute_metrics,
-    cpu_has_native_bf16,
-    resolve_precision,
-    split_eval,
-    train,
-    weigh,
-)
+from retrain.train import TrainResult, train
+from retrain.train_args import TrainArgs, choose_method
+from retrain.train_data import compute_metrics, split_eval, weigh
+from retrain.trainer import resolve_precision
 from tests.factories import feedback, rows
 
 BINARY = ["negative", "positive"]
@@ -157,7 +151,7 @@ def test_auto_fine_tunes_small_models_fully_and_large_ones_with_lora(base_artifa
     model, _, _ = load_classifier(base_artifact)
     assert choose_method("auto", model.encoder) == "full"
     assert choose_method("lora", model.encoder) == "lora"
-    with mock.patch("retrain.train.FULL_UP_TO_PARAMETERS", 1000):
+    with mock.patch("retrain.train_args.FULL_UP_TO_PARAMETERS", 1000):
         assert choose_method("auto", model.encoder) == "lora"
         assert choose_method("full", model.encoder) == "full"
 
@@ -175,9 +169,9 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it() -> None:
         assert resolve_precision("auto", cuda=True) == "bf16"
     with mock.patch("torch.cuda.is_bf16_supported", return_value=False):
         assert resolve_precision("auto", cuda=True) == "fp16"
-    with mock.patch("retrain.train.cpu_has_native_bf16", return_value=True):
+    with mock.patch("retrain.trainer.cpu_has_native_bf16", return_value=True):
         assert resolve_precision("auto", cuda=False) == "bf16"
-    with mock.patch("retrain.train.cpu_has_native_bf16", return_value=False):
+    with mock.patch("retrain.trainer.cpu_has_native_bf16", return_value=False):
         assert resolve_precision("auto", cuda=False) == "fp32"
         assert resolve_precision("bf16", cuda=False) == "bf16"  # as asked: emulated, but allowed
     with pytest.raises(ValueError, match="CUDA"):
