@@ -1,6 +1,7 @@
 """Retention: what `tuneloop gc` and beat's gc task delete, and what they never delete.
 
-Ages come from `RetentionSettings` (0: a kind is kept forever). Never deleted: predictions with
+Ages come from `RetentionSettings` (0: a kind is kept forever); review leases go an age after
+they expired, when their item has long been back in the queue. Never deleted: predictions with
 feedback (kept whole, embedding included), the golden set's feedback, the reference window of
 every version that was champion (its first `monitor.reference_size` predictions: the monitor
 reads them again after a rollback), and the artifacts and run snapshots of every champion's
@@ -74,6 +75,9 @@ def collect(settings: Settings, db: Database, *, dry_run: bool = False) -> GcRes
         keep = set(golden.feedback_ids) if golden else set()
         before = _ago(rs.feedback_days)
         result.add("feedback", store.feedback_sweep(db, before=before, keep=keep, batch=batch))
+    if rs.review_leases_days:
+        before = _ago(rs.review_leases_days)
+        result.add("review_leases", store.lease_sweep(db, before=before, batch=batch))
     if rs.checks_days:
         swept, reports = store.check_sweep(db, before=_ago(rs.checks_days), batch=batch)
         result.add("checks", swept)

@@ -7,13 +7,22 @@ import click
 from core.settings import get_settings
 from core.store.db import Database
 
-KINDS = ("embeddings", "predictions", "feedback", "checks", "run_snapshots", "artifacts")
+KINDS = (
+    "embeddings",
+    "predictions",
+    "feedback",
+    "review_leases",
+    "checks",
+    "run_snapshots",
+    "artifacts",
+)
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 def gc(dry_run: bool) -> None:
-    """Delete old embeddings, predictions, feedback, checks, run snapshots and artifacts.
+    """Delete old embeddings, predictions, feedback, expired review leases, checks, run snapshots
+    and artifacts.
 
     Never deleted: rated predictions, golden feedback, every champion's reference window and
     lineage. Safe while serving: each transaction holds TUNELOOP_RETENTION_BATCH_SIZE rows.
