@@ -25,10 +25,10 @@ import orjson
 
 from benchmarks.loadgen import review_texts
 from benchmarks.serving_report import assemble, level_line, machine_info, summary_lines
+from tuneloop.cli.progress import Steps
 from tuneloop.processes import free_port, spawn, stop, tuneloop_command, wait_ready
 from tuneloop.wiring import registry_of
 
-Progress = Callable[[str], None]
 API = tuneloop_command(["serve", "--port"])
 NAIVE = [sys.executable, "-m", "uvicorn", "benchmarks.naive:app_from_env", "--factory"]
 NAIVE += ["--no-access-log", "--log-level", "warning", "--port"]
@@ -50,13 +50,20 @@ class BenchConfig:
     served_concurrency: tuple[int, ...] = (32, 64)
 
 
-def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
+def bench_steps(config: BenchConfig) -> int:
+    """The steps `run_bench` takes: the model, each raw batch size, each level of both servers,
+    and the raw recheck."""
+    return 1 + len(config.batch_sizes) + 2 * len(config.concurrency) + 1
+
+
+def run_bench(config: BenchConfig, progress: Steps) -> dict[str, Any]:
     """Run the whole benchmark and return its JSON-ready result."""
     load_before = os.getloadavg()
     texts = review_texts(config.n_texts)
     with tempfile.TemporaryDirectory(prefix="tuneloop-bench-") as tmp:
         home = Path(tmp)
-        progress(f"home {home}; building the default zero-shot model")
+        progress.note(f"home {home}")
+        progress.step("building the default zero-shot model")
         artifact = build_model(home)
         predict = raw_predict(artifact)
         raw = measure_raw(predict, texts, config.batch_sizes, config, progress)
@@ -102,17 +109,18 @@ def measure_raw(
     texts: list[str],
     sizes: tuple[int, ...],
     config: BenchConfig,
-    progress: Progress,
+    progress: Steps,
 ) -> dict[int, dict[str, float]]:
     """Texts per second of tokenize + forward in this process, per batch size."""
     results: dict[int, dict[str, float]] = {}
     for size in sizes:
+        progress.step(f"raw batch {size}")
         busy, own, started = busy_cpu_seconds(), sum(os.times()[:2]), time.perf_counter()
         tps = _raw_rate(predict, texts, size, config.raw_seconds)
         elapsed = time.perf_counter() - started
         others = (busy_cpu_seconds() - busy - (sum(os.times()[:2]) - own)) / elapsed
         results[size] = {"tps": tps, "other_cpu_cores": round(max(0.0, others), 2)}
-        progress(f"raw batch {size:>2}: {tps:7.1f} texts/s  others {others:.2f} cores")
+        progress.note(f"raw batch {size:>2}: {tps:7.1f} texts/s  others {others:.2f} cores")
     return results
 
 
@@ -138,16 +146,17 @@ def measure_server(
     ready_path: str,
     env: dict[str, str],
     config: BenchConfig,
-    progress: Progress,
+    progress: Steps,
 ) -> tuple[dict[int, dict[str, Any]], float]:
     """Start a server alone, drive it at each concurrency; returns the levels and its RSS in MB."""
     home = Path(env["TUNELOOP_HOME"])
     with _server(command, ready_path, env, home / f"{name}.log") as (port, pid):
-        progress(f"{name} ready on port {port} (pid {pid})")
+        progress.note(f"{name} ready on port {port} (pid {pid})")
         levels: dict[int, dict[str, Any]] = {}
         for concurrency in config.concurrency:
+            progress.step(f"{name} c={concurrency}")
             levels[concurrency] = measure_level(port, pid, concurrency, config)
-            progress(f"{name} c={concurrency:>2}: {level_line(levels[concurrency])}")
+            progress.note(f"{name} c={concurrency:>2}: {level_line(levels[concurrency])}")
         return levels, rss_mb(pid)
 
 
@@ -275,7 +284,8 @@ def main(
     config = BenchConfig(
         duration=duration, warmup=warmup, raw_seconds=raw_seconds, concurrency=levels
     )
-    result = run_bench(config, lambda line: click.echo(line, err=True))
+    with Steps("bench", total=bench_steps(config)) as steps:
+        result = run_bench(config, steps)
     for line in summary_lines(result):
         click.echo(line)
     if json_path is not None:

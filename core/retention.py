@@ -1,6 +1,7 @@
 """Retention: what `tuneloop gc` and beat's gc task delete, and what they never delete.
 
-Ages come from `RetentionSettings` (0: a kind is kept forever). Never deleted: predictions with
+Ages come from `RetentionSettings` (0: a kind is kept forever); review leases go an age after
+they expired, when their item has long been back in the queue. Never deleted: predictions with
 feedback (kept whole, embedding included), the golden set's feedback, the reference window of
 every version that was champion (its first `monitor.reference_size` predictions: the monitor
 reads them again after a rollback), and the artifacts and run snapshots of every champion's
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +32,17 @@ from core.store.tables import ModelVersion, RetrainRun, utcnow
 log = logging.getLogger(__name__)
 
 DELETABLE_STATUSES = (VersionStatus.REJECTED, VersionStatus.ARCHIVED)
+# The kinds in the order `collect` sweeps them; each has its `<kind>_days` setting.
+SWEPT = (
+    "predictions",
+    "embeddings",
+    "feedback",
+    "review_leases",
+    "checks",
+    "run_snapshots",
+    "artifacts",
+)
+Step = Callable[[str], None]  # told the name of each step as it begins (a progress display)
 
 
 @dataclass
@@ -47,8 +60,19 @@ class GcResult:
         self.batches += swept.batches
 
 
-def collect(settings: Settings, db: Database, *, dry_run: bool = False) -> GcResult:
-    """Delete what retention allows; `dry_run` counts without deleting."""
+def planned(settings: Settings, *, dry_run: bool = False) -> list[str]:
+    """The steps `collect` takes, in order: each kind with an age set, then (real runs) the
+    SQLite vacuum."""
+    kinds = [k for k in SWEPT if getattr(settings.retention, f"{k}_days")]
+    return kinds if dry_run else [*kinds, "vacuum"]
+
+
+def collect(
+    settings: Settings, db: Database, *, dry_run: bool = False, step: Step | None = None
+) -> GcResult:
+    """Delete what retention allows; `dry_run` counts without deleting. `step` hears each of
+    the `planned` steps as it begins."""
+    step = step or (lambda _: None)
     rs, result = settings.retention, GcResult(dry_run=dry_run)
     champions, lineage = store.champions_and_lineage(db)
     batch = store.Batch(rs.batch_size, dry_run)
@@ -57,9 +81,11 @@ def collect(settings: Settings, db: Database, *, dry_run: bool = False) -> GcRes
     # Old rows go first; embeddings are cleared on the rows they leave (the same count dry).
     rows_before = _ago(rs.predictions_days) if rs.predictions_days else None
     if rows_before is not None:
+        step("predictions")
         swept = store.prediction_sweep(db, before=rows_before, kept_until=kept, batch=batch)
         result.add("predictions", swept)
     if rs.embeddings_days:
+        step("embeddings")
         swept = store.prediction_sweep(
             db,
             before=_ago(rs.embeddings_days),
@@ -70,22 +96,31 @@ def collect(settings: Settings, db: Database, *, dry_run: bool = False) -> GcRes
         )
         result.add("embeddings", swept)
     if rs.feedback_days:
+        step("feedback")
         golden = read_golden(settings.artifacts)
         keep = set(golden.feedback_ids) if golden else set()
         before = _ago(rs.feedback_days)
         result.add("feedback", store.feedback_sweep(db, before=before, keep=keep, batch=batch))
+    if rs.review_leases_days:
+        step("review_leases")
+        before = _ago(rs.review_leases_days)
+        result.add("review_leases", store.lease_sweep(db, before=before, batch=batch))
     if rs.checks_days:
+        step("checks")
         swept, reports = store.check_sweep(db, before=_ago(rs.checks_days), batch=batch)
         result.add("checks", swept)
         for path in reports:
             Path(path).unlink(missing_ok=True)
     if rs.run_snapshots_days:
+        step("run_snapshots")
         before = _ago(rs.run_snapshots_days)
         result.counts["run_snapshots"] = _run_snapshots(settings, db, before, lineage, dry_run)
     if rs.artifacts_days:
+        step("artifacts")
         before = _ago(rs.artifacts_days)
         result.counts["artifacts"] = _artifacts(settings, db, before, lineage, dry_run)
     if not dry_run:
+        step("vacuum")
         result.vacuum_steps = store.incremental_vacuum(db, pages=rs.vacuum_pages)
     return result
 

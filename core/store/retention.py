@@ -21,7 +21,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.store.db import Database
-from core.store.tables import Feedback, ModelAlias, ModelVersion, MonitorCheck, Prediction
+from core.store.tables import (
+    Feedback,
+    ModelAlias,
+    ModelVersion,
+    MonitorCheck,
+    Prediction,
+    ReviewLease,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +65,11 @@ def sweep(
     where: Sequence[ColumnElement[bool]],
     act: Act,
     batch: Batch,
+    order: tuple[Any, Any] | None = None,
 ) -> Swept:
-    """Apply `act` to the rows of `table` matching `where`, `batch.size` ids per transaction."""
-    at, key = table.created_at, table.id
+    """Apply `act` to the rows of `table` matching `where`, `batch.size` keys per transaction,
+    walked in `order` (a time column, then a unique key; by default created_at, id)."""
+    at, key = order or (table.created_at, table.id)
     swept, cursor = Swept(), None
     while True:
         query = select(key, at).where(*where)
@@ -156,9 +165,11 @@ def prediction_sweep(
     return swept
 
 
-def _delete(table: Any, guard: Sequence[ColumnElement[bool]]) -> Act:
+def _delete(table: Any, guard: Sequence[ColumnElement[bool]], key: Any = None) -> Act:
+    column = table.id if key is None else key
+
     def act(session: Session, ids: list[str]) -> int:
-        return _run(session, delete(table).where(table.id.in_(ids), *guard))
+        return _run(session, delete(table).where(column.in_(ids), *guard))
 
     return act
 
@@ -175,6 +186,17 @@ def feedback_sweep(db: Database, *, before: datetime, keep: set[str], batch: Bat
     """Delete feedback given before `before`, except the ids in `keep` (the golden set's)."""
     guard = [Feedback.created_at < before, Feedback.id.not_in(sorted(keep))]
     return sweep(db, Feedback, where=guard, act=_delete(Feedback, guard), batch=batch)
+
+
+def lease_sweep(db: Database, *, before: datetime, batch: Batch) -> Swept:
+    """Delete the review leases that expired before `before`. A lease taken over meanwhile
+    expires later and stays: the delete repeats the guard."""
+    guard = [ReviewLease.expires_at < before]
+    key = ReviewLease.prediction_id
+    act = _delete(ReviewLease, guard, key)
+    return sweep(
+        db, ReviewLease, where=guard, act=act, batch=batch, order=(ReviewLease.expires_at, key)
+    )
 
 
 def check_sweep(db: Database, *, before: datetime, batch: Batch) -> tuple[Swept, list[str]]:

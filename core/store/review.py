@@ -4,7 +4,8 @@ Leasing inserts a row keyed by the prediction id, so of two reviewers (or two ca
 the same item the database lets one insert win; an expired lease is taken over by an update
 conditioned on its expiry, which a second updater finds no longer true. Both work alike on
 PostgreSQL (the second writer waits for the first to commit, then re-checks) and SQLite (writers
-take turns).
+take turns). gc deletes the rows of leases expired for `retention.review_leases_days`, so the
+table holds about that much reviewing; an item whose row is gone is free as before.
 """
 
 from __future__ import annotations

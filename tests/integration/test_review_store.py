@@ -15,6 +15,7 @@ from core.review_queue import QueueOptions, next_items
 from core.store import review
 from core.store.db import Database, upgrade
 from core.store.predictions import get_prediction, insert_predictions, submit_feedback
+from core.store.retention import Batch, lease_sweep
 from tests.factories import prediction_row
 
 OPTIONS = QueueOptions(window=500, reference=500, lease_seconds=600, rule="kcenter", pool_factor=4)
@@ -168,3 +169,40 @@ def test_review_feedback_is_stored_with_its_source_and_counted(
     assert version is not None
     tally = review.tally(store, version=version.version, since=None, reviewer="ann")
     assert (tally.mine, tally.reviewed, tally.agreement) == (1, 1, 1.0)
+
+
+def test_gc_deletes_leases_expired_past_the_grace_and_their_items_return(store: Database) -> None:
+    ids = seed(store, 3, ["a", "b"])
+    now = datetime.now(UTC)
+    review.lease(store, ids[:1], reviewer="ann", seconds=60, now=now - timedelta(days=3))
+    review.lease(store, ids[1:2], reviewer="ann", seconds=60, now=now - timedelta(days=3))
+    assert review.release(store, ids[1], reviewer="ann", now=now - timedelta(days=3))  # a skip
+    review.lease(store, ids[2:], reviewer="ann", seconds=600, now=now)
+    swept = lease_sweep(store, before=now - timedelta(days=1), batch=Batch(1))
+    assert (swept.rows, swept.batches) == (2, 2)
+    assert review.blocked(store, ids, reviewer="ann", now=now) == {ids[2]}
+    assert set(review.lease(store, ids, reviewer="bob", seconds=60, now=now)) == set(ids[:2])
+
+
+def test_a_lease_taken_over_while_gc_sweeps_is_kept(store: Database) -> None:
+    ids = seed(store, 60, ["a", "b"])
+    review.lease(store, ids, reviewer="old", seconds=60, now=datetime.now(UTC) - timedelta(3))
+    won: set[str] = set()
+    barrier = threading.Barrier(2)
+
+    def take() -> None:
+        barrier.wait()
+        won.update(review.lease(store, ids, reviewer="bob", seconds=600))
+
+    def gc() -> None:
+        barrier.wait()
+        lease_sweep(store, before=datetime.now(UTC) - timedelta(days=1), batch=Batch(5))
+
+    threads = [threading.Thread(target=take), threading.Thread(target=gc)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert won  # the sweep and the takeovers overlapped, and every lease won still holds
+    assert {pid for pid, _ in review.held(store, reviewer="bob")} == won
+    assert review.blocked(store, ids, reviewer="carl") == won

@@ -166,3 +166,22 @@ def test_the_complementary_term_pushes_the_rejected_label_down() -> None:
         p_plain = torch.softmax(plain(rejected_x) * 20.0, dim=-1)[:, 0].mean()
         p_taught = torch.softmax(taught(rejected_x) * 20.0, dim=-1)[:, 0].mean()
     assert p_taught < p_plain / 2
+
+
+def test_the_raw_loop_shows_a_step_per_batch_size_and_its_result() -> None:
+    import io
+
+    from benchmarks.serving import bench_steps, measure_raw
+    from tuneloop.cli.progress import Steps
+
+    config = BenchConfig(raw_seconds=0.03, batch_sizes=(1, 2), concurrency=(1, 8))
+    assert bench_steps(config) == 1 + 2 + 2 * 2 + 1
+    log = io.StringIO()
+    with Steps("bench", total=2, stream=log) as steps:
+        measure_raw(lambda texts: None, review_texts(8), config.batch_sizes, config, steps)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 5 and "\r" not in log.getvalue()
+    assert "0/2" in lines[0] and lines[0].endswith("raw batch 1]")
+    assert lines[1].startswith("raw batch  1:") and "texts/s" in lines[1]
+    assert "1/2" in lines[2] and lines[2].endswith("raw batch 2]")
+    assert lines[4].startswith("bench: 100%")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from tuneloop.bootstrap import InitResult
 from tuneloop.cli import loop, main, progress
-from tuneloop.cli.progress import Bar, training_bar
+from tuneloop.cli.progress import Bar, Steps, training_bar
 
 
 class Clock:
@@ -22,6 +23,13 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def status(line: str) -> str:
+    """What a progress line says after the counts: `... [00:04<00:08,  4.00s/step, vacuum]`."""
+    found = re.search(r"(?:step/s|s/step), (.*)\]$", line)
+    assert found, line
+    return found.group(1)
 
 
 class Terminal(io.StringIO):
@@ -112,3 +120,62 @@ def test_retrain_wait_draws_one_bar_then_prints_the_run(
     assert err.count("\n") <= 3  # not one line per poll: a line every 10 s, and the last
     assert err.splitlines()[-1].startswith("run r1: 100%")
     assert json.dumps(run)  # the answer printed after the bar is the run itself
+
+
+def test_steps_in_a_log_print_a_line_as_each_begins_and_one_at_the_end() -> None:
+    log, clock = io.StringIO(), Clock()
+    with Steps("gc", total=3, stream=log, clock=clock) as steps:
+        for name in ("predictions", "feedback", "vacuum"):
+            clock.now += 2.0
+            steps.step(name)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 4 and "\r" not in log.getvalue()
+    assert [status(line) for line in lines] == ["predictions", "feedback", "vacuum", "done"]
+    assert "0/3" in lines[0] and "2/3" in lines[2]
+    assert lines[3].startswith("gc: 100%") and "3/3" in lines[3]
+
+
+def test_steps_that_fail_stop_where_they_were() -> None:
+    log = io.StringIO()
+    with pytest.raises(RuntimeError), Steps("init", total=3, stream=log) as steps:
+        steps.step("loading")
+        raise RuntimeError("no such model")
+    [line] = log.getvalue().splitlines()  # the step it began, no "done" line after it
+    assert "0/3" in line and status(line) == "loading"
+
+
+def test_gc_prints_a_line_per_table_it_sweeps(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TUNELOOP_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("TUNELOOP_HOME", str(tmp_path))
+    monkeypatch.setenv("TUNELOOP_RETENTION_FEEDBACK_DAYS", "0")  # kept forever: no step
+    done = CliRunner().invoke(main, ["gc"])
+    assert done.exit_code == 0, done.output
+    lines = done.stderr.splitlines()
+    swept = ["predictions", "embeddings", "review_leases", "checks", "run_snapshots", "artifacts"]
+    assert [status(line) for line in lines] == [*swept, "vacuum", "done"]
+    assert lines[-1].startswith("gc: 100%") and "7/7" in lines[-1]
+    assert "predictions    deleted 0" in done.stdout  # the counts stay on stdout
+
+
+def test_init_generation_prints_a_line_per_step(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    from tests.generators import tiny_llama
+    from tuneloop.bootstrap import GENERATOR_STEPS
+
+    model = tiny_llama(tmp_path / "tiny")
+    monkeypatch.setenv("TUNELOOP_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("TUNELOOP_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as exited:
+        main(["init", "--task", "generation", "--model", str(model)])
+    assert exited.value.code == 0
+    out, err = capsys.readouterr()
+    assert "created v1: causal generator" in out
+    lines = err.splitlines()
+    assert [status(line).split(" ")[0] for line in lines] == [*GENERATOR_STEPS, "done"]
+    assert f"loading {model}" in lines[0] and lines[-1].startswith(f"init {model}: 100%")

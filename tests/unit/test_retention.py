@@ -17,10 +17,18 @@ from core.registry import Registry
 from core.retention import collect
 from core.settings import MonitorSettings, RetentionSettings, Settings
 from core.states import RunState, VersionStatus
+from core.store import review
 from core.store.db import Database
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import runs_folder
-from core.store.tables import Feedback, ModelVersion, MonitorCheck, Prediction, RetrainRun
+from core.store.tables import (
+    Feedback,
+    ModelVersion,
+    MonitorCheck,
+    Prediction,
+    RetrainRun,
+    ReviewLease,
+)
 from tests.factories import prediction_row
 from tuneloop.cli import main
 
@@ -256,7 +264,30 @@ def test_gc_command_reports_counts_per_kind(world: dict[str, Any], monkeypatch) 
     assert result.exit_code == 0, result.output
     assert "predictions    would delete 28" in result.output
     assert "feedback       would delete 2" in result.output
+    assert "review_leases  would delete 0" in result.output
     result = CliRunner().invoke(main, ["gc"])
     assert "predictions    deleted 28" in result.output and "incremental vacuum" in result.output
     monkeypatch.setenv("TUNELOOP_RETENTION_FEEDBACK_DAYS", "0")
     assert "feedback       kept forever" in CliRunner().invoke(main, ["gc"]).output
+
+
+def test_review_leases_go_an_age_after_they_expired(
+    tmp_path: Path, sqlite_url: str, db: Database
+) -> None:
+    settings = settings_for(tmp_path, sqlite_url, review_leases_days=1.0)
+    old = [f"old{i}" for i in range(10)]
+    review.lease(db, old, reviewer="ann", seconds=60, now=ago(3))
+    review.lease(db, ["recent"], reviewer="ann", seconds=60, now=ago(0.5))
+    review.lease(db, ["held"], reviewer="ann", seconds=600)
+    dry = collect(settings, db, dry_run=True)
+    assert dry.counts["review_leases"] == 10 and len(review.blocked(db, old, reviewer="ann")) == 10
+    result = collect(settings, db)
+    assert result.counts["review_leases"] == 10
+    with db.session() as session:
+        assert set(session.scalars(select(ReviewLease.prediction_id))) == {"recent", "held"}
+    # Gone rows leave their items free: another reviewer, or the one who had them, leases them.
+    assert set(review.lease(db, old, reviewer="ann", seconds=60)) == set(old)
+    kept = settings_for(tmp_path, sqlite_url, review_leases_days=0.0)
+    review.lease(db, ["older"], reviewer="bob", seconds=60, now=ago(300))
+    assert "review_leases" not in collect(kept, db).counts
+    assert review.blocked(db, ["older"], reviewer="bob") == {"older"}

@@ -99,7 +99,13 @@ def init(
             golden = read_pairs(data) if data is not None else None
         except (ValueError, KeyError) as exc:
             raise click.BadParameter(str(exc), param_hint="--data") from None
-        result = init_generator(settings, registry, model=model_name, golden=golden, force=force)
+        from tuneloop.bootstrap import GENERATOR_STEPS
+        from tuneloop.cli.progress import Steps
+
+        with Steps(f"init {model_name}", total=len(GENERATOR_STEPS)) as steps:
+            result = init_generator(
+                settings, registry, model=model_name, golden=golden, force=force, step=steps.step
+            )
     elif data is not None:
         from core.data import read_labeled
         from tuneloop.bootstrap_data import init_from_data

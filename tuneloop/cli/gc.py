@@ -7,27 +7,28 @@ import click
 from core.settings import get_settings
 from core.store.db import Database
 
-KINDS = ("embeddings", "predictions", "feedback", "checks", "run_snapshots", "artifacts")
-
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 def gc(dry_run: bool) -> None:
-    """Delete old embeddings, predictions, feedback, checks, run snapshots and artifacts.
+    """Delete old embeddings, predictions, feedback, expired review leases, checks, run snapshots
+    and artifacts.
 
     Never deleted: rated predictions, golden feedback, every champion's reference window and
     lineage. Safe while serving: each transaction holds TUNELOOP_RETENTION_BATCH_SIZE rows.
     """
-    from core.retention import collect
+    from core.retention import SWEPT, collect, planned
+    from tuneloop.cli.progress import Steps
 
     settings = get_settings()
     db = Database(settings.database_url)
     try:
-        result = collect(settings, db, dry_run=dry_run)
+        with Steps("gc", total=len(planned(settings, dry_run=dry_run))) as steps:
+            result = collect(settings, db, dry_run=dry_run, step=steps.step)
     finally:
         db.dispose()
     verb = "would delete" if dry_run else "deleted"
-    for kind in KINDS:
+    for kind in SWEPT:
         shown = f"{verb} {result.counts[kind]}" if kind in result.counts else "kept forever"
         click.echo(f"{kind:14} {shown}")
     click.echo(f"in {result.batches} transactions")

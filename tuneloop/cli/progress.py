@@ -1,4 +1,4 @@
-"""One progress display for the CLI's long work (init --data, retrain --wait, the drill).
+"""One progress display for the CLI's long work (init, retrain --wait, gc, the drill, benches).
 
 On a terminal it is a tqdm bar redrawn in place. Anywhere else (a log file, a pipe, CI) a bar's
 carriage-return redraws pile up as thousands of fragments in one line, so it prints a whole
@@ -105,6 +105,36 @@ class Bar:
             ascii=True,
         )
         print(line, file=self.stream, flush=True)
+
+
+class Steps:
+    """Work of `total` named steps as one bar: `step(name)` ends the step before and shows the
+    next; `note(line)` prints above it. On a log every step is a line, since each is long."""
+
+    def __init__(self, desc: str, *, total: int, **options: Any) -> None:
+        self._bar = Bar(desc, total=total, unit="step", every=0.0, **options)
+        self._started = False
+
+    def step(self, name: str) -> None:
+        """Mark the step before done and begin `name`."""
+        self._bar.advance(1 if self._started else 0, name)
+        self._started = True
+
+    def note(self, line: str) -> None:
+        """A line of its own (a step's result), above the bar on a terminal."""
+        self._bar.write(line)
+
+    def close(self, *, done: bool = True) -> None:
+        """End the bar, every step counted when the work got to its end (`done`)."""
+        if self._started and done:
+            self._bar.update_to(self._bar.total, "done")
+        self._bar.close()
+
+    def __enter__(self) -> Steps:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self.close(done=kind is None)
 
 
 @contextmanager

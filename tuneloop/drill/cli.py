@@ -38,6 +38,13 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="Share of predictions users rate [default: 0.3; generation 0.6].",
 )
 @click.option(
+    "--review-budget",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Labels per 100 predictions from the review queue (true labels, source review) "
+    "instead of random user feedback; compare with --feedback-rate N/100. Classification only.",
+)
+@click.option(
     "--stream-rows", type=click.IntRange(min=1), help="Generation: SHIFT rows streamed [400]."
 )
 @click.option(
@@ -71,6 +78,11 @@ def drill(
     for name in required:
         if options[name] is None:
             raise click.UsageError(f"Missing option '--{name}'.", ctx=ctx)
+    if options["review_budget"] is not None:
+        if options["task"] != "classification":
+            raise click.UsageError("--review-budget is for classification drills", ctx=ctx)
+        if options["feedback_rate"] is not None:
+            raise click.UsageError("--review-budget replaces --feedback-rate; give one", ctx=ctx)
     if report_path is not None and (why := missing()):
         raise click.UsageError(f"--report: {why}", ctx=ctx)
     from tuneloop.drill.console import run

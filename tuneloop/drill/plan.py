@@ -56,10 +56,14 @@ class DrillConfig:
     batch_size: int = 16  # texts per predict request
     stream_rows: int | None = None  # generation: SHIFT rows streamed (None: the default size)
     held_rows: int | None = None  # generation: SHIFT rows held out (None: the default size)
+    # Labels per 100 predictions from the review queue (tuneloop.drill.review); users rate none.
+    review_budget: int | None = None
 
     @property
     def rate(self) -> float:
-        """The share of streamed predictions users rate."""
+        """The share of streamed predictions users rate (none when a reviewer labels instead)."""
+        if self.review_budget is not None:
+            return 0.0
         return FEEDBACK_RATES[self.task] if self.feedback_rate is None else self.feedback_rate
 
 

@@ -36,11 +36,16 @@ def write_report(path: Path, *, config: DrillConfig, outcome: DrillOutcome) -> N
     """Write the report to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     png = timeline_png(outcome, config.check_every)
+    labels = (
+        f"{config.review_budget} review labels per 100 predictions"
+        if config.review_budget
+        else f"feedback rate {config.rate}"
+    )
     body = [
         "<h1>tuneloop drill</h1>",
         f"<p>{_e(config.reference.name if config.reference else '-')} &rarr; "
         f"{_e(config.shifted.name)}; {config.task}, seed {config.seed}, "
-        f"feedback rate {config.rate}, a check every {config.check_every} predictions"
+        f"{labels}, a check every {config.check_every} predictions"
         f"{', zero-shot start' if config.zero_shot else ''}.</p>",
         f'<img alt="timeline" style="width:100%" src="data:image/png;base64,{png}">',
         "<h2>Figures</h2>",

@@ -39,11 +39,13 @@ from tuneloop.drill.plan import (
     load_data,
     phase_masks,
 )
+from tuneloop.drill.review import Reviewer
 from tuneloop.drill.stream import RUN_WAIT_SECONDS, Player, Timeline
 from tuneloop.drill.summary import (
     REFERENCE,
     SHIFTED,
     Versions,
+    label_figures,
     new_label_figures,
     summarise,
     versions,
@@ -108,7 +110,9 @@ def run_drill(
             scorer.accuracy,
             oracle_accuracy=oracle.accuracy if oracle else None,
             seconds=time.perf_counter() - started - oracle_seconds,
-        ) | new_label_figures(chosen, scorer.accuracy, data.new_labels)
+        )
+        summary |= label_figures(timeline, config.review_budget)
+        summary |= new_label_figures(chosen, scorer.accuracy, data.new_labels)
         db.dispose()
         (home / "timeline.json").write_text(json.dumps(timeline.to_dict(), default=str))
         return DrillOutcome(summary, timeline, chosen, home, reports, oracle_seconds)
@@ -155,6 +159,7 @@ def _play(
             batch_size=config.batch_size,
             tick=progress.tick,
             health=system.check,
+            reviewer=Reviewer(config.review_budget) if config.review_budget else None,
         )
         n_ref = len(data.ref_stream)
         ref_rated, shift_rated = phase_masks(data, config)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from core.states import FINAL_STATES, CheckDecision, RunState
+from tuneloop.drill.review import Reviewer
 
 # The stream waits this long for a run in flight (one retrain on CPU is minutes).
 RUN_WAIT_SECONDS = 1200.0
@@ -78,6 +79,7 @@ class Timeline:
     runs: dict[str, Seen] = field(default_factory=dict)
     swaps: list[tuple[int, str]] = field(default_factory=list)  # (position, new version)
     phase_starts: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)  # feedback items given, per phase
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for `timeline.json` in the drill's home."""
@@ -87,6 +89,7 @@ class Timeline:
             "checks": self.checks,
             "runs": [asdict(s) for s in self.runs.values()],
             "swaps": self.swaps,
+            "labels": self.labels,
         }
 
     @property
@@ -118,8 +121,10 @@ class Player:
         tick: Tick,
         health: Callable[[], None] = lambda: None,
         run_wait: float = RUN_WAIT_SECONDS,
+        reviewer: Reviewer | None = None,
     ) -> None:
         self.client = client
+        self.reviewer = reviewer  # labels from the review queue at each check, if any
         self.run_wait = run_wait  # longest wait for one run (seconds) before the drill fails
         self.check_every = check_every
         self.batch_size = batch_size
@@ -130,6 +135,7 @@ class Player:
     def play(self, phase: str, rows: Sequence[Mapping[str, Any]], rated: list[bool]) -> None:
         """Stream `rows` in batches; rate the marked ones; check every `check_every`."""
         self.timeline.phase_starts[phase] = self.timeline.position
+        self.timeline.labels.setdefault(phase, 0)
         done = 0
         while done < len(rows):
             size = min(self.batch_size, self.check_every - done % self.check_every)
@@ -137,6 +143,7 @@ class Player:
             self._serve(phase, batch, rated[done : done + size])
             done += len(batch)
             if done % self.check_every == 0:
+                self._review(phase)
                 self._check(phase, done)
             self.health()
             self.poll_runs()
@@ -150,8 +157,11 @@ class Player:
         for row, prediction, rate in zip(rows, answer["predictions"], rated, strict=True):
             served = Served(phase, version, str(prediction["label"]), row["label"], rate)
             self.timeline.served.append(served)
+            if self.reviewer is not None:
+                self.reviewer.served(str(prediction["id"]), served.truth)
             if rate:
                 self._feedback(str(prediction["id"]), served)
+                self.timeline.labels[phase] += 1
 
     def _feedback(self, prediction_id: str, served: Served) -> None:
         """Rating 5 when the label was right; rating 1 with the true label when it was wrong."""
@@ -159,6 +169,15 @@ class Player:
         if not served.correct:
             body = {"prediction_id": prediction_id, "rating": 1, "label": served.truth}
         self._post("/v1/feedback", body)
+
+    def _review(self, phase: str) -> None:
+        """The reviewer labels this window's budget from the queue, before the check reads it."""
+        if self.reviewer is None:
+            return
+        labeled = self.reviewer.review(
+            get=self._get, post=self._post, position=self.timeline.position
+        )
+        self.timeline.labels[phase] += len(labeled)
 
     def _check(self, phase: str, at: int) -> None:
         check = self._post("/v1/monitor/check", None)
@@ -206,7 +225,9 @@ class Player:
         version = self.timeline.served[-1].version if self.timeline.served else "-"
         last = self.timeline.checks[-1]["decision"] if self.timeline.checks else "-"
         alarms = sum(1 for c in self.timeline.checks if c["drift_detected"])
-        return f"{phase} {version} alarms={alarms} last_check={last} runs={len(self.timeline.runs)}"
+        labels = sum(self.timeline.labels.values())
+        runs = len(self.timeline.runs)
+        return f"{phase} {version} labels={labels} alarms={alarms} last_check={last} runs={runs}"
 
     def _post(self, path: str, body: dict[str, Any] | None) -> Any:
         for _ in range(BUSY_RETRIES):

@@ -84,6 +84,12 @@ def new_label_figures(chosen: Versions, score: Score, new_labels: list[str]) -> 
     }
 
 
+def label_figures(timeline: Timeline, review_budget: int | None) -> dict[str, Any]:
+    """The labels the loop was given per phase (random users' feedback, or the reviewer's from
+    the queue at `review_budget` per 100 predictions), to compare recovery at equal counts."""
+    return {"review_budget": review_budget, "labels_used": dict(timeline.labels)}
+
+
 def recovery(base: float | None, final: float | None, oracle: float | None) -> float | None:
     """(final - base) / (oracle - base): the share of the gap to the oracle that was closed."""
     if base is None or final is None or oracle is None or oracle == base:
