@@ -35,6 +35,9 @@ from core.store.tables import Canary, ModelAlias, utcnow
 
 # The actor of the steps the test takes (promote, abort, expire).
 CANARY_ACTOR = "canary"
+# Rule: past half the traffic the champion would be the smaller arm, and a canary is meant to
+# risk the smaller share of users on the challenger; the API's contract, so not a setting.
+MAX_SHARE = 0.5
 ArmSums = dict[str, dict[str, tuple[int, float, float]]]
 
 

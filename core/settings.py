@@ -570,11 +570,6 @@ class CanarySettings(ComponentSettings):
     max_hours: float = Field(
         168.0, gt=0.0, description="Hours after which a canary expires and the champion stays."
     )
-    # Rule: past half the traffic the champion would be the smaller arm, and a canary is meant
-    # to risk the smaller share of users on the challenger.
-    max_share: float = Field(
-        0.5, gt=0.0, le=1.0, description="Largest share of clients a canary may be given."
-    )
     # Rule: `auto` judges accuracy on corrected labels when both arms have any by the time each
     # has min_items rated items, else the mean rating; the choice reads only counts, never
     # scores, so it leaves alpha intact (docs/decisions/0025).
