@@ -1,13 +1,16 @@
-"""The canary's split (sticky per client, the share respected) and its decisions on feedback in a
-real SQLite store: promote through the champion flip, abort, expire, and a champion moved under it."""
+"""The canary's split (sticky per client, the share respected), its decisions on feedback in a
+real SQLite store (promote through the champion flip, abort, expire, a champion moved under it)
+and its store-backed gauges."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import timedelta
 
 import pytest
 
+from api.store_metrics import StoreCollector
 from core.canary import (
     CANARY_ACTOR,
     CanaryRefused,
@@ -19,7 +22,7 @@ from core.canary import (
     stop_canary,
 )
 from core.registry import Registry
-from core.settings import CanarySettings
+from core.settings import CanarySettings, MonitorSettings
 from core.store.canary import CanaryRunning, latest_canary
 from core.store.events import MANUAL, list_events
 from core.store.predictions import insert_predictions, submit_feedback
@@ -152,3 +155,26 @@ def test_a_champion_moved_by_hand_stops_the_canary(canary: Registry) -> None:
     done = review(canary, FAST)
     assert done is not None and done.outcome == "stopped"
     assert "champion changed to v3" in list_events(canary.db, limit=1)[0]["reason"]
+
+
+def test_the_store_gauges_show_share_arms_and_statistic(canary: Registry) -> None:
+    def gauges() -> dict[tuple[str, tuple[str, ...]], float]:
+        collector = StoreCollector(canary.db, monitor=MonitorSettings(), columns=tuple, canary=FAST)
+        return {
+            (s.name, tuple(s.labels.values())): s.value
+            for family in collector.collect()
+            if family.name.startswith("tuneloop_canary_")
+            for s in family.samples
+        }
+
+    assert gauges()[("tuneloop_canary_share", ())] == 0.0
+    start_canary(canary, "v2", share=0.25, cause=MANUAL)
+    feed(canary, "champion", 40, 0.5, seed=9)
+    feed(canary, "canary", 40, 1.0, seed=10)
+    review(canary, FAST)
+    seen = gauges()
+    assert seen[("tuneloop_canary_share", ())] == 0.25
+    assert seen[("tuneloop_canary_metric", ("canary", "accuracy"))] == 1.0
+    assert seen[("tuneloop_canary_items", ("champion", "accuracy"))] == 40
+    assert seen[("tuneloop_canary_statistic", ("promote",))] > 0
+    assert seen[("tuneloop_canary_threshold", ("promote",))] == pytest.approx(math.log(20))
