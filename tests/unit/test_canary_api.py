@@ -107,8 +107,9 @@ def test_predictions_name_their_arm_and_feedback_promotes_the_canary(app: TestCl
         for _ in range(3):  # sticky: the same key keeps its arm
             body = ask(arm)
             assert (body["arm"], body["model_version"]) == (arm, version)
-    stored = until(lambda: get_prediction(db, body["predictions"][0]["id"]))
-    assert stored["model_version"] == "v1"
+        pid = body["predictions"][0]["id"]
+        stored = until(lambda pid=pid: get_prediction(db, pid))
+        assert (stored["arm"], stored["model_version"]) == (arm, version)
     state = app.get("/v1/models/canary").json()
     assert state["share"] == 0.5 and state["decision"] == "continue"
 
