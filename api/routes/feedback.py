@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
 from api.answers import errors
-from api.deps import DbDep, FeedbackOrReviewCaller, RegistryDep, ServingDep, SettingsDep
+from api.deps import DbDep, FeedbackOrReviewCaller, ServingDep, SettingsDep
 from api.errors import parse_body, unprocessable
 from api.predlog import after_other_flush
 from api.ratelimit import RESPONSES
 from api.responses import JSON
 from api.schemas import FeedbackRequest, FeedbackResponse
-from core.canary import review
 from core.keys import Scope
-from core.registry import Registry
-from core.settings import Settings
 from core.store.predictions import (
     IdempotencyConflict,
     InvalidLabel,
@@ -29,7 +24,6 @@ from core.store.predictions import (
     submit_feedback,
 )
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["feedback"], responses=RESPONSES)
 BODY = {
     "requestBody": {
@@ -49,7 +43,6 @@ BODY = {
 async def feedback(
     request: Request,
     db: DbDep,
-    registry: RegistryDep,
     serving: ServingDep,
     settings: SettingsDep,
     caller: FeedbackOrReviewCaller,
@@ -89,15 +82,5 @@ async def feedback(
     if not receipt.replayed:
         metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
         metrics.FEEDBACK_RATING.labels(model_version=receipt.model_version).observe(body.rating)
-        if serving.canary.challenger is not None:
-            await _look(registry, settings)
+        serving.canary.look_soon()
     return JSON({"id": receipt.id, "prediction_id": receipt.prediction_id}, status_code=201)
-
-
-async def _look(registry: Registry, settings: Settings) -> None:
-    """Let the canary's test look at the feedback just committed; a failed look loses nothing
-    (the next one reads every item from the store), so the 201 stands."""
-    try:
-        await run_in_threadpool(review, registry, settings.canary)
-    except Exception:
-        log.exception("the canary's look failed; the next feedback item looks again")

@@ -119,8 +119,12 @@ def test_predictions_name_their_arm_and_feedback_promotes_the_canary(app: TestCl
             pid = ask(arm)["predictions"][0]["id"]
             given = {"prediction_id": pid, "rating": 3, "label": label}
             assert app.post("/v1/feedback", json=given, headers=clients[arm]).status_code == 201
-    state = app.get("/v1/models/canary").json()
-    assert state["state"] == "promoted", state
+
+    def promoted() -> dict[str, Any] | None:  # the look runs in the background, after the 201
+        state = app.get("/v1/models/canary").json()
+        return state if state["state"] == "promoted" else None
+
+    state = until(promoted)
     assert state["arms"]["canary"]["accuracy"] > state["arms"]["champion"]["accuracy"]
     until(lambda: ask("champion")["model_version"] == "v2")  # hot-swapped, no canary left
     assert ask("canary")["arm"] == "champion"
