@@ -15,6 +15,8 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from core.registry import CHAMPION, Registry, VersionInfo, flip_champion
 from core.sequential import DECISIONS, SCALES, SequentialOptions, SequentialTest, Sums, decide
 from core.settings import CanarySettings
@@ -24,6 +26,7 @@ from core.store.canary import (
     CANARY_ARM,
     CHAMPION_ARM,
     CanaryRow,
+    CanaryRunning,
     arm_sums,
     begin,
     canary_row,
@@ -75,21 +78,23 @@ def start_canary(registry: Registry, version: str, *, share: float, cause: Cause
     champion = registry.champion()
     _check_enters(info, champion)
     assert champion is not None
-    with registry.db.session() as session:
-        row = begin(
-            session,
-            version=version,
-            champion_version=champion.version,
-            share=share,
-            actor=cause.actor,
-            stats=_first_stats(),
-        )
-        started = replace(cause, reason=f"share {share:g}; {cause.reason}")
-        record_event(
-            session, EventKind.CANARY_STARTED, version, previous=champion.version, cause=started
-        )
-        session.flush()
-        return canary_row(row)
+    started = replace(cause, reason=f"share {share:g}; {cause.reason}")
+    try:
+        with registry.db.session() as session:
+            row = begin(
+                session,
+                version=version,
+                champion_version=champion.version,
+                share=share,
+                actor=cause.actor,
+                stats=_first_stats(),
+            )
+            record_event(
+                session, EventKind.CANARY_STARTED, version, previous=champion.version, cause=started
+            )
+    except IntegrityError:  # another start won the slot between the check and the commit
+        raise CanaryRunning("a canary already runs: stop it first") from None
+    return canary_row(row)
 
 
 def _check_enters(info: VersionInfo, champion: VersionInfo | None) -> None:
