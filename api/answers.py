@@ -163,4 +163,7 @@ class StoredPrediction(BaseModel):
     confidence: float | None
     latency_ms: float | None
     truncated: bool
+    arm: str | None = Field(
+        None, description="`champion` or `canary`: the arm that served it (None before 0006)."
+    )
     feedback: list[StoredFeedback]

@@ -29,7 +29,17 @@ from api.predlog import PredictionLog
 from api.ratelimit import RateLimiter
 from api.redis_buckets import make_buckets
 from api.responses import JSON
-from api.routes import admin, chat, feedback, feedback_batch, generate, health, predict, records
+from api.routes import (
+    admin,
+    canary,
+    chat,
+    feedback,
+    feedback_batch,
+    generate,
+    health,
+    predict,
+    records,
+)
 from api.routes import monitor as monitor_routes
 from api.routes import review as review_routes
 from api.routes import review_page as review_page_routes
@@ -130,6 +140,7 @@ def create_app(
             registry=registry,
             load=load or default_loader(settings),
             predlog=predlog,
+            canary=settings.canary,
         )
         app.state.db, app.state.registry, app.state.serving = db, registry, serving
         app.state.keys = keys
@@ -141,6 +152,7 @@ def create_app(
             db,
             monitor=settings.monitor,
             columns=monitor.features if monitor else tuple,
+            canary=settings.canary,
         )
         await keys.start()
         await serving.start()
@@ -173,7 +185,7 @@ def create_app(
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, store_unavailable_handler)
     modules: tuple[ModuleType, ...] = (predict, generate, chat, feedback, feedback_batch)
-    modules += (records, admin, monitor_routes, review_routes, review_page_routes, health)
+    modules += (records, admin, canary, monitor_routes, review_routes, review_page_routes, health)
     for module in modules:
         app.include_router(module.router)
     app.state.routes = [route for module in modules for route in module.router.routes]

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SETTLE_SECONDS = 0.004  # longest wait for company while other lanes compute
 LANE_BATCH = 16  # most texts in one batch when the device has several lanes
 RATE_SMOOTHING = 0.2  # weight of the newest batch in the served-rate estimate (about 5 batches)
+DRAIN_POLL_SECONDS = 0.005  # how often a draining batcher checks that its queue has emptied
 
 
 class QueueFull(Exception):
@@ -125,6 +126,12 @@ class Batcher:
         while not self._queue.empty():
             _fail([self._queue.get_nowait()], NotServing("shutting down"))
         self._pool.shutdown(wait=True)
+
+    async def drain(self) -> None:
+        """Stop once every text already queued has its answer (a retired canary drops none)."""
+        while self._task is not None and (self._queue.qsize() or self._running):
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        await self.stop()
 
     def swap(self, predictor: Predictor) -> None:
         """Serve `predictor` from the next batch on; batches in flight finish on the old one."""

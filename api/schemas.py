@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.canary import MAX_SHARE
 from core.settings import SEARCH_MAX_SECONDS, SEARCH_MAX_TRIALS
 
 # What shows nothing: controls (Cc), format characters (Cf: zero-width space and joiners, BOM,
@@ -72,7 +73,22 @@ class PredictionItem(BaseModel):
 
 class PredictResponse(BaseModel):
     model_version: str
+    arm: Literal["champion", "canary"] = Field(
+        "champion", description="Which arm served the request: the champion, or a canary."
+    )
     predictions: list[PredictionItem]
+
+
+class CanaryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    share: float = Field(
+        gt=0.0,
+        le=MAX_SHARE,
+        allow_inf_nan=False,
+        description="Share of clients (keys, or addresses in open mode) the challenger serves.",
+        examples=[0.1],
+    )
 
 
 class FeedbackRequest(BaseModel):

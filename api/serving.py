@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from api import metrics, tasks
 from api.batcher import Batcher, NotServing
+from api.canary import CanarySlot
 from api.generation import Handle, Scheduler
+from api.logrows import generation_record, prediction_record
 from api.predlog import PredictionLog
 from core.promotion import Loader
 from core.registry import Registry
 from core.runtime.engine import Sampling
 from core.runtime.predictor import Output, Predictor, forward_lanes, set_torch_threads
 from core.runtime.textgen import Generator
-from core.settings import ApiSettings
-from core.store.tables import utcnow
+from core.settings import ApiSettings, CanarySettings
+from core.store.canary import CANARY_ARM, CHAMPION_ARM
 
 log = logging.getLogger(__name__)
 
@@ -39,65 +39,7 @@ class WrongTask(Exception):
 class PredictResult:
     model_version: str
     predictions: list[dict[str, Any]]
-
-
-def prediction_record(
-    *,
-    text: str,
-    output: Output,
-    version: str,
-    task: str,
-    latency_ms: float,
-    log_text: bool,
-    keep_embedding: bool,
-) -> dict[str, Any]:
-    """The row the prediction log writes for one text."""
-    embedding = output.embedding
-    return {
-        "id": str(uuid.uuid4()),
-        "created_at": utcnow(),
-        "model_version": version,
-        "task": task,
-        "input_text": text if log_text else None,
-        "input_hash": hashlib.sha256(text.encode()).hexdigest(),
-        "output": {"label": output.label, "scores": output.scores, "text": output.text},
-        "label": output.label,
-        "confidence": output.score,
-        "latency_ms": latency_ms,
-        "truncated": output.truncated,
-        "n_tokens": output.n_tokens,
-        "embedding": embedding.astype("<f4").tobytes()
-        if keep_embedding and embedding is not None
-        else None,
-    }
-
-
-def generation_record(handle: Handle, *, log_text: bool, keep_embedding: bool) -> dict[str, Any]:
-    """The row the prediction log writes for one finished (or cancelled) generation."""
-    embedding = handle.embedding
-    return {
-        "id": handle.id,
-        "created_at": utcnow(),
-        "model_version": handle.version,
-        "task": "generation",
-        "input_text": handle.prompt if log_text else None,
-        "input_hash": hashlib.sha256(handle.prompt.encode()).hexdigest(),
-        "output": {
-            "text": handle.output,
-            "finish_reason": handle.finish_reason,
-            "prompt_tokens": handle.prompt_tokens,
-            "completion_tokens": handle.completion_tokens,
-            **handle.meta,
-        },
-        "label": None,
-        "confidence": None,
-        "latency_ms": handle.latency_ms,
-        "truncated": False,
-        "n_tokens": handle.prompt_tokens,
-        "embedding": embedding.astype("<f4").tobytes()
-        if keep_embedding and embedding is not None
-        else None,
-    }
+    arm: str = CHAMPION_ARM
 
 
 class Serving:
@@ -105,7 +47,13 @@ class Serving:
     scheduler, and swaps in a new one between batches or decoding steps."""
 
     def __init__(
-        self, *, settings: ApiSettings, registry: Registry, load: Loader, predlog: PredictionLog
+        self,
+        *,
+        settings: ApiSettings,
+        registry: Registry,
+        load: Loader,
+        predlog: PredictionLog,
+        canary: CanarySettings,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -121,6 +69,12 @@ class Serving:
         self.load_error: str | None = None  # why the champion does not load, while it does not
         self._rng = random.Random()
         self._counters: dict[tuple[str, str], Any] = {}  # PREDICTIONS children, labels() once
+        self.canary = CanarySlot(
+            registry=registry,
+            load=load,
+            batcher=lambda predictor: _batcher(predictor, settings),
+            settings=canary,
+        )
 
     @property
     def ready(self) -> bool:
@@ -137,6 +91,7 @@ class Serving:
     async def stop(self) -> None:
         """Stop watching and batching; flush the log."""
         await tasks.cancel(self._watcher)
+        await self.canary.stop()
         if self.batcher is not None:
             await self.batcher.stop()
         if self.scheduler is not None:
@@ -152,7 +107,9 @@ class Serving:
         if champion is None or champion.version == self.version or self._skips(champion.version):
             return False
         try:
-            predictor = await asyncio.to_thread(self.load, champion)
+            predictor = self.canary.predictor_of(champion.version)
+            if predictor is None:
+                predictor = await asyncio.to_thread(self.load, champion)
         except Exception as exc:  # a broken artifact must not take serving down
             self._broken = (champion.version, time.monotonic() + RETRY_BROKEN_SECONDS)
             reason = str(exc).splitlines()[0] if str(exc) else ""
@@ -255,6 +212,8 @@ class Serving:
     async def _refresh_or_keep(self) -> None:
         try:
             await self.refresh()
+            if self.task == "classification":
+                await self.canary.sync(self.version)
         except Exception:  # a store outage must not take serving down either
             log.exception("could not refresh the champion; still serving %s", self.version)
 
@@ -269,14 +228,18 @@ class Serving:
         if self.batcher is not None:
             self.batcher.admit(n)
 
-    async def predict(self, texts: list[str]) -> PredictResult:
-        """Run texts through the batcher and log each prediction."""
+    async def predict(self, texts: list[str], client: str | None = None) -> PredictResult:
+        """Run texts through the batcher of `client`'s arm and log each prediction."""
         if self.batcher is None:
             if self.scheduler is not None:
                 raise WrongTask("the served model is a generator: use /v1/generate")
             raise NotServing("no model loaded yet")
+        batcher, arm = self.batcher, CHAMPION_ARM
+        challenger = self.canary.challenger
+        if challenger is not None and client is not None and challenger.serves(client):
+            batcher, arm = challenger.batcher, CANARY_ARM
         started = time.perf_counter()
-        results = await self.batcher.submit(texts)
+        results = await batcher.submit(texts)
         latency_ms = (time.perf_counter() - started) * 1000.0
         metrics.set_gpu_memory(self._device)
         answers = []
@@ -289,11 +252,12 @@ class Serving:
                 latency_ms=latency_ms,
                 log_text=self.settings.log_text,
                 keep_embedding=self._rng.random() < self.settings.embedding_sample_rate,
+                arm=arm,
             )
             self.predlog.add(record)
             self._predicted(version, output.label or "").inc()
             answers.append(_answer(record["id"], output))
-        return PredictResult(model_version=results[-1][1], predictions=answers)
+        return PredictResult(model_version=results[-1][1], predictions=answers, arm=arm)
 
 
 def _batcher(predictor: Predictor, settings: ApiSettings) -> Batcher:

@@ -1,4 +1,5 @@
-"""Metrics read from the store at scrape time: retrain runs, the champion, the last monitor check.
+"""Metrics read from the store at scrape time: retrain runs, the champion, the last monitor check,
+the running canary.
 
 Workers write runs and checks to the store; every api replica exposes the same values, so
 dashboards and rules aggregate these with `max`, never `sum`. Every label set is emitted from the
@@ -15,8 +16,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from api.canary_metrics import canary_families
 from core.registry import CHAMPION, pending_challenger
-from core.settings import MonitorSettings
+from core.settings import CanarySettings, MonitorSettings
 from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.monitoring import split_columns
@@ -33,17 +35,24 @@ class StoreCollector(Collector):
     """A Prometheus collector over the store (a few small queries per scrape)."""
 
     def __init__(
-        self, db: Database, *, monitor: MonitorSettings, columns: Callable[[], tuple[str, ...]]
+        self,
+        db: Database,
+        *,
+        monitor: MonitorSettings,
+        columns: Callable[[], tuple[str, ...]],
+        canary: CanarySettings | None = None,
     ) -> None:
         self.db = db
         self.monitor = monitor
         self.columns = columns
+        self.canary = canary or CanarySettings()
 
     def collect(self) -> Iterator[Metric]:
         with self.db.session() as session:
             yield from self._runs(session)
             yield from self._champion(session)
             yield from self._monitor(session)
+            yield from canary_families(session, self.canary)
 
     def _runs(self, session: Any) -> Iterator[Metric]:
         counts: dict[tuple[str, str], int] = {(t, s): 0 for t in TRIGGERS for s in STATES}

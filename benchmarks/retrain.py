@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from api.serving import prediction_record
+from api.logrows import prediction_record
 from core.data import Row, read_labeled
 from core.runtime.predictor import Output
 from core.runtime.zeroshot import DEFAULT_LABELS

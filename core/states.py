@@ -67,6 +67,20 @@ class EventKind(StrEnum):
     ROLLED_BACK = "rolled_back"
     REJECTED = "rejected"  # by the gate of a retrain run
     REFUSED = "refused"  # a promotion or rollback refused: the version's artifact does not load
+    # A canary's steps; its promotion is a `promoted` event by the actor `canary`.
+    CANARY_STARTED = "canary_started"
+    CANARY_STOPPED = "canary_stopped"  # by hand, or because the champion changed under it
+    CANARY_ABORTED = "canary_aborted"
+    CANARY_EXPIRED = "canary_expired"
+
+
+class CanaryOutcome(StrEnum):
+    """How a canary ended (`canary.outcome`)."""
+
+    PROMOTED = "promoted"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+    STOPPED = "stopped"
 
 
 def run_summary(state: str, verdict: dict[str, object] | None) -> str:

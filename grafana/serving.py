@@ -1,4 +1,5 @@
-"""The Serving dashboard: traffic, latency, batching, queue, shed load, rate limits, GPU memory."""
+"""The Serving dashboard: traffic, latency, batching, queue, shed load, rate limits, GPU memory,
+the canary."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from grafana.build import (
     timeseries,
     variable,
 )
+from grafana.canary import canary_panels
 
 API = 'instance=~"$instance"'  # the replica variable
 V1 = f'{API}, route=~"/v1/.*"'
@@ -159,6 +161,7 @@ def serving() -> JSON:
             description="CUDA memory allocated by the model per replica and device (CUDA only).",
             unit="bytes",
         ),
+        *canary_panels(),
         alert_list("serving"),
     ]
     return dashboard(

@@ -87,7 +87,7 @@ async def promote(
     """Make `version` the champion once it loads here; every replica swaps to it between batches."""
     try:
         info = await run_in_threadpool(
-            promote_checked, registry, version, load=serving.load, cause=_manual(caller)
+            promote_checked, registry, version, load=serving.load, cause=manual_cause(caller)
         )
     except VersionNotFound:
         raise HTTPException(status_code=404, detail="unknown version") from None
@@ -118,7 +118,7 @@ async def rollback(
     walk back), once that version loads here."""
     try:
         info = await run_in_threadpool(
-            rollback_checked, registry, load=serving.load, cause=_manual(caller)
+            rollback_checked, registry, load=serving.load, cause=manual_cause(caller)
         )
     except (NoChampion, ArtifactBroken) as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
@@ -134,6 +134,6 @@ def _search(ask: RetrainRequest | None) -> dict[str, Any] | None:
     return search_params(ask.search, ask.budget_seconds)
 
 
-def _manual(caller: Caller) -> Cause:
+def manual_cause(caller: Caller) -> Cause:
     """A change asked for over HTTP: the caller's key name decides it."""
     return Cause(caller.name or "open", "manual")

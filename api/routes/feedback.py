@@ -82,4 +82,5 @@ async def feedback(
     if not receipt.replayed:
         metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
         metrics.FEEDBACK_RATING.labels(model_version=receipt.model_version).observe(body.rating)
+        serving.canary.look_soon()
     return JSON({"id": receipt.id, "prediction_id": receipt.prediction_id}, status_code=201)

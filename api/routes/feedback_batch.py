@@ -59,4 +59,6 @@ async def feedback_batch(
         fresh += later
     for receipt in fresh:
         metrics.FEEDBACK.labels(model_version=receipt.model_version).inc()
+    if fresh:
+        serving.canary.look_soon()
     return answer

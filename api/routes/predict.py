@@ -55,9 +55,14 @@ def check_texts(texts: list[str], *, max_inputs: int, max_chars: int) -> None:
             raise unprocessable(f"inputs[{i}] is longer than {max_chars} characters")
 
 
-async def classify(body: bytes, *, state: Any, caller: Caller) -> dict[str, Any]:
+async def classify(
+    body: bytes, *, state: Any, caller: Caller, address: str | None = None
+) -> dict[str, Any]:
     """Validate a predict body, charge its texts to the caller's limit, run it on an app (its
-    `state`), and return the answer; HTTPException for 422, 429 and 503."""
+    `state`), and return the answer; HTTPException for 422, 429 and 503.
+
+    A running canary's split is sticky per key, or per client `address` in open mode.
+    """
     serving: Serving = state.serving
     settings: Settings = state.settings
     limiter: RateLimiter = state.limiter
@@ -69,12 +74,16 @@ async def classify(body: bytes, *, state: Any, caller: Caller) -> dict[str, Any]
     check_texts(texts, max_inputs=settings.api.max_inputs, max_chars=settings.api.max_chars)
     await limiter.texts(caller, len(texts))
     try:
-        result = await serving.predict(texts)
+        result = await serving.predict(texts, caller.name or address)
     except WrongTask as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     except (QueueFull, NotServing) as exc:
         raise unavailable(exc, settings) from None
-    return {"model_version": result.model_version, "predictions": result.predictions}
+    return {
+        "model_version": result.model_version,
+        "arm": result.arm,
+        "predictions": result.predictions,
+    }
 
 
 def unavailable(exc: QueueFull | NotServing, settings: Settings) -> HTTPException:
@@ -101,7 +110,9 @@ async def predict(request: Request, caller: PredictCaller) -> JSON:
     """Classify one text or a list of texts; each prediction gets an id for feedback."""
     # The app state, not `Depends`: FastAPI runs sync dependencies in its thread pool (two thread
     # hops per request), and `predict_asgi` has no dependency injection.
-    return JSON(await classify(await request.body(), state=request.app.state, caller=caller))
+    address = request.client.host if request.client else None
+    body = await request.body()
+    return JSON(await classify(body, state=request.app.state, caller=caller, address=address))
 
 
 ROUTE = router.routes[-1]  # what `predict_asgi` puts in the scope, for the metrics' route label
@@ -120,7 +131,9 @@ async def predict_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         # the key and its request limit before the body is read, as the route's dependency
         caller = await admit(state, request.headers.get("authorization"), KeyScope.PREDICT)
         body = await request.body()
-        answer = JSON(await _unless_gone(receive, classify(body, state=state, caller=caller)))
+        address = scope["client"][0] if scope.get("client") else None
+        work = classify(body, state=state, caller=caller, address=address)
+        answer = JSON(await _unless_gone(receive, work))
     except HTTPException as exc:  # what FastAPI's handler answers
         answer = JSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     await answer(scope, receive, send)

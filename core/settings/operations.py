@@ -86,3 +86,9 @@ class CanarySettings(ComponentSettings):
     max_hours: float = Field(
         168.0, gt=0.0, description="Hours after which a canary expires and the champion stays."
     )
+    # Rule: `auto` judges accuracy on corrected labels when both arms have any by the time each
+    # has min_items rated items, else the mean rating; the choice reads only counts, never
+    # scores, so it leaves alpha intact (docs/decisions/0025).
+    metric: Literal["auto", "accuracy", "rating"] = Field(
+        "auto", description="The live metric a classification canary is judged on."
+    )

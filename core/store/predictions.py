@@ -76,6 +76,7 @@ def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:
             "confidence": row.confidence,
             "latency_ms": row.latency_ms,
             "truncated": row.truncated,
+            "arm": row.arm,
             "feedback": [feedback_dict(f) for f in feedback],
         }
 

@@ -69,6 +69,8 @@ class Prediction(Base):
     n_tokens: Mapped[int | None] = mapped_column(Integer)
     # float32 little-endian bytes of the pooled embedding, kept for a sampled share only.
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Which arm served it while a canary ran ("champion" or "canary"); NULL before migration 0006.
+    arm: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_prediction_version_created", "model_version", "created_at"),)
 
@@ -154,6 +156,26 @@ class ModelEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     run_id: Mapped[str | None] = mapped_column(String(36))
     check_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class Canary(Base):
+    """A challenger serving a share of the traffic beside the champion, and how it ended."""
+
+    __tablename__ = "canary"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    version: Mapped[str] = mapped_column(String(32))
+    champion_version: Mapped[str] = mapped_column(String(32))
+    share: Mapped[float] = mapped_column(Float)
+    # 1 while it runs, NULL after: the unique constraint allows one canary at a time.
+    active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # promoted, aborted, expired or stopped; NULL while it runs.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    # The last look: the metric judged, each arm's items and means, the test's statistics.
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class RetrainRun(Base):

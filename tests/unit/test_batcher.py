@@ -216,3 +216,19 @@ async def test_texts_whose_client_has_gone_are_not_computed() -> None:
     await asyncio.gather(first, kept)
     assert fake.batches == [["first"], ["kept"]]
     await batcher.stop()
+
+
+async def test_drain_answers_everything_queued_before_it_stops() -> None:
+    fake = FakePredictor()
+    fake.gate.clear()  # hold the first batch so that the rest queue behind it
+    batcher = await started(fake, max_batch_size=2)
+    waiting = [asyncio.create_task(batcher.submit([f"t{i}"])) for i in range(7)]
+    await asyncio.sleep(0.05)
+    draining = asyncio.create_task(batcher.drain())
+    await asyncio.sleep(0.05)
+    assert not draining.done()  # a stop would have failed the queued texts with NotServing
+    fake.gate.set()
+    await draining
+    assert [r[0][0].label for r in await asyncio.gather(*waiting)] == [f"t{i}" for i in range(7)]
+    with pytest.raises(NotServing):
+        await batcher.submit(["late"])

@@ -30,7 +30,7 @@ RULES = [
 QUERIES = [q for board in BOARDS.values() for q in expressions(board)] + [
     (rule.get("alert") or rule["record"], rule["expr"]) for rule in RULES
 ]
-STORE_METRIC = re.compile(r"(?<![\w:])tuneloop_(?:retrain|monitor)_\w+")
+STORE_METRIC = re.compile(r"(?<![\w:])tuneloop_(?:retrain|monitor|canary)_\w+")
 AGGREGATIONS = {"sum", "min", "max", "avg", "group", "count", "stddev", "stdvar", "topk", "bottomk"}
 SUFFIXES = {
     "counter": ("_total",),
@@ -163,3 +163,11 @@ def test_dashboard_json_parses_back_to_the_same_dashboards() -> None:
     for name, board in BOARDS.items():
         path = ROOT / "grafana/dashboards" / f"{name}.json"
         assert json.loads(path.read_text()) == board
+
+
+def test_serving_has_the_canary_row() -> None:
+    queries = " ".join(expr for _, expr in expressions(BOARDS["serving"]))
+    titles = {p["title"] for p in BOARDS["serving"]["panels"]}
+    assert {"Canary share", "Canary live metric by arm", "Canary test statistic"} <= titles
+    for name in ("share", "metric", "items", "statistic", "threshold"):
+        assert f"tuneloop_canary_{name}" in queries, name

@@ -1,0 +1,75 @@
+"""Canary routes: start a challenger on a share of the clients, stop it, read the test (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.answers import error, errors
+from api.auth import RESPONSES
+from api.deps import Admin, AdminCaller, DbDep, RegistryDep
+from api.errors import parse_body
+from api.routes.admin import manual_cause
+from api.schemas import CanaryRequest
+from core.canary import CanaryRefused, NoCanary, start_canary, stop_canary
+from core.registry import VersionNotFound
+from core.store.canary import CanaryRunning, latest_canary
+
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": CanaryRequest.model_json_schema()}},
+    }
+}
+router = APIRouter(dependencies=[Admin], tags=["admin"], responses={**RESPONSES, **errors(503)})
+
+
+@router.get("/v1/models/canary", responses=errors(404))
+async def canary_state(db: DbDep) -> dict[str, Any]:
+    """The running canary (else the last one): share, each arm's items and means, the test's
+    statistics and decision."""
+    row = await run_in_threadpool(latest_canary, db)
+    if row is None:
+        raise HTTPException(status_code=404, detail="no canary has run")
+    return row.to_dict()
+
+
+@router.post(
+    "/v1/models/{version}/canary",
+    status_code=201,
+    openapi_extra=BODY,
+    responses={
+        **errors(404, 413, 422),
+        409: error("Another canary runs, or the version has not passed the offline gate."),
+    },
+)
+async def start(
+    version: str,
+    request: Request,
+    registry: RegistryDep,
+    caller: AdminCaller,
+) -> dict[str, Any]:
+    """Serve `version` to `share` of the clients, sticky per key; every replica follows within
+    its champion poll. The sequential test then promotes, aborts or lets it expire."""
+    body = await parse_body(request, CanaryRequest)
+    try:
+        row = await run_in_threadpool(
+            start_canary, registry, version, share=body.share, cause=manual_cause(caller)
+        )
+    except VersionNotFound:
+        raise HTTPException(status_code=404, detail="unknown version") from None
+    except (CanaryRefused, CanaryRunning) as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return row.to_dict()
+
+
+@router.delete("/v1/models/{version}/canary", responses=errors(404))
+async def stop(version: str, registry: RegistryDep, caller: AdminCaller) -> dict[str, Any]:
+    """Stop the canary of `version` by hand: the champion serves every client again."""
+    try:
+        row = await run_in_threadpool(stop_canary, registry, version, cause=manual_cause(caller))
+    except NoCanary as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    return row.to_dict()

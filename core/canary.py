@@ -1,0 +1,246 @@
+"""Canaries: a challenger the offline gate passed serves a sticky share of the clients beside the
+champion, and the always-valid sequential test (core.sequential) on both arms' feedback
+promotes it, aborts it or lets it expire.
+
+`review` is the one look: any replica may call it after any feedback item (or when the canary
+may have run out of time); it locks the canary's row, so concurrent looks take turns, and a
+promotion flips the champion in the same transaction that ends the canary.
+Decision record: docs/decisions/0025-canary-routing.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from core.registry import CHAMPION, Registry, VersionInfo, flip_champion
+from core.sequential import DECISIONS, SCALES, SequentialOptions, SequentialTest, Sums, decide
+from core.settings import CanarySettings
+from core.states import CanaryOutcome, EventKind, VersionStatus
+from core.store.canary import (
+    ARMS,
+    CANARY_ARM,
+    CHAMPION_ARM,
+    CanaryRow,
+    CanaryRunning,
+    arm_sums,
+    begin,
+    canary_row,
+    end,
+    locked_canary,
+)
+from core.store.events import Cause, record_event
+from core.store.tables import Canary, ModelAlias, utcnow
+
+# The actor of the steps the test takes (promote, abort, expire).
+CANARY_ACTOR = "canary"
+# Rule: past half the traffic the champion would be the smaller arm, and a canary is meant to
+# risk the smaller share of users on the challenger; the API's contract, so not a setting.
+MAX_SHARE = 0.5
+ArmSums = dict[str, dict[str, tuple[int, float, float]]]
+
+
+class CanaryRefused(Exception):
+    """The version may not enter a canary (not gate-passed, the champion, another task, ...)."""
+
+
+class NoCanary(LookupError):
+    """No canary runs for that version."""
+
+
+def gate_passed(info: VersionInfo) -> bool:
+    """True when a retrain run's gate judged the version promote-worthy (or chose it as the
+    refit of one that was) and nothing rejected it since."""
+    gate = info.metrics.get("gate") or {}
+    if info.status == VersionStatus.REJECTED:
+        return False
+    return gate.get("promote") is True or bool(gate.get("refit_of"))
+
+
+def in_canary(client: str, *, share: float, salt: str) -> bool:
+    """Whether `client` (a key name, or an address in open mode) falls in the canary's share.
+
+    A hash into [0, 1), salted by the canary, so a client keeps its arm for the whole canary
+    and the next canary draws a fresh slice of clients.
+    """
+    digest = hashlib.blake2b(f"{salt}\0{client}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < share * 2**64
+
+
+def start_canary(registry: Registry, version: str, *, share: float, cause: Cause) -> CanaryRow:
+    """Start a canary of `version` at `share`; VersionNotFound, CanaryRefused, or CanaryRunning
+    (core.store.canary) when one runs. Its `canary_started` event commits with it."""
+    info = registry.get(version)
+    champion = registry.champion()
+    _check_enters(info, champion)
+    assert champion is not None
+    started = replace(cause, reason=f"share {share:g}; {cause.reason}")
+    try:
+        with registry.db.session() as session:
+            row = begin(
+                session,
+                version=version,
+                champion_version=champion.version,
+                share=share,
+                actor=cause.actor,
+                stats=_first_stats(),
+            )
+            record_event(
+                session, EventKind.CANARY_STARTED, version, previous=champion.version, cause=started
+            )
+    except IntegrityError:  # another start won the slot between the check and the commit
+        raise CanaryRunning("a canary already runs: stop it first") from None
+    return canary_row(row)
+
+
+def _check_enters(info: VersionInfo, champion: VersionInfo | None) -> None:
+    if champion is None:
+        raise CanaryRefused("no champion to compare a canary with")
+    if info.version == champion.version:
+        raise CanaryRefused(f"{info.version} is the champion")
+    if info.task != "classification" or champion.task != info.task:
+        raise CanaryRefused("canaries serve classification versions beside a classifier")
+    if not gate_passed(info):
+        raise CanaryRefused(f"{info.version} has not passed the offline gate")
+
+
+def stop_canary(registry: Registry, version: str, *, cause: Cause) -> CanaryRow:
+    """Stop the canary of `version` by hand (the champion stays); NoCanary if none runs."""
+    with registry.db.session() as session:
+        row = locked_canary(session)
+        if row is None or row.version != version:
+            raise NoCanary(f"no canary of {version} runs")
+        _finish(session, row, CanaryOutcome.STOPPED, replace(cause, reason=_said(row.stats)))
+        return canary_row(row)
+
+
+def review(
+    registry: Registry, settings: CanarySettings, *, now: datetime | None = None
+) -> CanaryRow | None:
+    """One look at the running canary (None when none runs): promote, abort, expire or go on.
+
+    A champion moved by other means (a promotion, a rollback, a run) stops the canary: its arms
+    no longer compare the versions it was started for.
+    """
+    with registry.db.session() as session:
+        row = locked_canary(session)
+        if row is None:
+            return None
+        alias = session.get(ModelAlias, CHAMPION)
+        if alias is None or alias.version != row.champion_version:
+            moved = Cause(
+                CANARY_ACTOR, f"the champion changed to {alias.version if alias else '-'}"
+            )
+            _finish(session, row, CanaryOutcome.STOPPED, moved)
+            return canary_row(row)
+        hours = ((now or utcnow()) - row.started_at).total_seconds() / 3600
+        row.stats = judge(row.stats or {}, arm_sums(session, row), settings, hours)
+        decision = row.stats["decision"]
+        cause = Cause(CANARY_ACTOR, _said(row.stats))
+        if decision == "promote":
+            flip_champion(session, row.version, cause=cause)
+            _finish(session, row, CanaryOutcome.PROMOTED, None)
+        elif decision == "abort":
+            _finish(session, row, CanaryOutcome.ABORTED, cause)
+        elif decision == "expire":
+            _finish(session, row, CanaryOutcome.EXPIRED, cause)
+        session.flush()
+        return canary_row(row)
+
+
+_EVENTS = {
+    CanaryOutcome.STOPPED: EventKind.CANARY_STOPPED,
+    CanaryOutcome.ABORTED: EventKind.CANARY_ABORTED,
+    CanaryOutcome.EXPIRED: EventKind.CANARY_EXPIRED,
+}
+
+
+def _finish(session: Any, row: Canary, outcome: CanaryOutcome, cause: Cause | None) -> None:
+    """End the canary with its event (a promotion's event is the champion flip's own)."""
+    end(row, outcome)
+    if cause is not None:
+        kind = _EVENTS[outcome]
+        record_event(session, kind, row.version, previous=row.champion_version, cause=cause)
+
+
+def choose_metric(sums: ArmSums, settings: CanarySettings) -> str | None:
+    """The metric the test judges, fixed at its first look with min_items rated in each arm.
+
+    `auto`: accuracy when both arms have corrected labels by then, else the rating. Only counts
+    decide, never scores, so the choice cannot favour either arm. None: too early to choose.
+    """
+    if settings.metric != "auto":
+        return settings.metric
+    if min(sums[arm]["rating"][0] for arm in ARMS) < settings.min_items:
+        return None
+    return "accuracy" if min(sums[arm]["accuracy"][0] for arm in ARMS) > 0 else "rating"
+
+
+def judge(
+    previous: dict[str, Any], sums: ArmSums, settings: CanarySettings, hours: float
+) -> dict[str, Any]:
+    """The next look's stats from the last look's (`previous`) and the arms' sums now."""
+    options = SequentialOptions(
+        alpha=settings.alpha,
+        abort_alpha=settings.abort_alpha,
+        tau=settings.tau,
+        min_items=settings.min_items,
+        max_items=settings.max_items,
+        max_hours=settings.max_hours,
+    )
+    metric = previous.get("metric") or choose_metric(sums, settings)
+    stats: dict[str, Any] = {"metric": metric, "hours": hours, "arms": _means(sums)}
+    if metric is None:
+        decision = DECISIONS[int(decide(0.0, 0.0, 0, options, hours))]
+        return {**stats, "decision": decision, "best_promote": 0.0, "best_abort": 0.0}
+    test = SequentialTest(
+        SCALES[metric],
+        options,
+        champion=Sums(*sums[CHAMPION_ARM][metric]),
+        challenger=Sums(*sums[CANARY_ARM][metric]),
+        best_promote=float(previous.get("best_promote", 0.0)),
+        best_abort=float(previous.get("best_abort", 0.0)),
+    )
+    state, verdict = test.look(hours=hours)
+    return {
+        **stats,
+        **asdict(verdict),
+        "best_promote": state.best_promote,
+        "best_abort": state.best_abort,
+    }
+
+
+def _means(sums: ArmSums) -> dict[str, dict[str, Any]]:
+    """Per arm: rated items and mean rating, labeled items and accuracy (None without items)."""
+    out = {}
+    for arm in ARMS:
+        (n, total, _), (labeled, right, _) = sums[arm]["rating"], sums[arm]["accuracy"]
+        out[arm] = {
+            "items": n,
+            "rating": total / n if n else None,
+            "labeled": labeled,
+            "accuracy": right / labeled if labeled else None,
+        }
+    return out
+
+
+def _first_stats() -> dict[str, Any]:
+    """The stats of a canary before its first look."""
+    empty = {arm: {"rating": (0, 0.0, 0.0), "accuracy": (0, 0.0, 0.0)} for arm in ARMS}
+    arms = _means(empty)
+    return {"metric": None, "hours": 0.0, "arms": arms, "decision": "continue"}
+
+
+def _said(stats: dict[str, Any]) -> str:
+    """The statistic in words, for the audit trail."""
+    if stats.get("metric") is None:
+        return f"no metric judged yet ({stats.get('hours', 0):.1f} h)"
+    return (
+        f"{stats['decision']} on {stats['metric']}: difference {stats['difference']:+.4f}, "
+        f"p(promote) {stats['p_promote']:.4g}, p(abort) {stats['p_abort']:.4g}, "
+        f"items {stats['n_champion']} champion / {stats['n_challenger']} canary"
+    )
