@@ -11,6 +11,7 @@ artifact and a result file (`retrain.ddp_main`). docs/decisions/0028-ddp-by-torc
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -42,6 +43,7 @@ POLL_SECONDS = 0.2
 # torchrun stops its processes on SIGTERM; one that has not exited by then is killed.
 STOP_SECONDS = 30.0
 TAIL_CHARS = 4000
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 Report = tuple[float, float | None]  # a progress report: share of steps done, latest loss
 
@@ -74,9 +76,7 @@ def fit(
     processes = processes_for(settings)
     if processes == 1:
         return train(base=base, dataset=dataset, args=args, out=out, progress=progress)
-    return train_job(
-        processes, base=base, dataset=dataset, args=args, out=out, progress=progress
-    )
+    return train_job(processes, base=base, dataset=dataset, args=args, out=out, progress=progress)
 
 
 def train_job(
@@ -158,11 +158,19 @@ def _launch_and_wait(job: Path, processes: int, progress: Progress | None) -> in
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,  # a signal to the worker's group is not the job's
+            preexec_fn=_die_with_worker,
         )
         try:
             return _wait(proc, job / PROGRESS_FILE, progress)
         finally:
             _stop(proc)
+
+
+def _die_with_worker() -> None:
+    """In the launcher before it starts: SIGTERM it when the worker dies (Linux), so that a
+    killed worker leaves no job training on its devices while the run is taken up again."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait(proc: subprocess.Popen[bytes], lines: Path, progress: Progress | None) -> int:

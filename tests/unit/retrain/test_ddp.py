@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,15 +133,20 @@ def test_a_lost_lease_stops_the_job(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the job's folder, to find it by
     dataset = build_dataset(examples=rows(BINARY, 40), feedback=[], labels=BINARY)
 
-    def lost(fraction: float, loss: float | None) -> None:
-        raise LeaseLost("run-1")
+    stopping: list[float] = []
 
-    started = time.monotonic()
+    def lost(fraction: float, loss: float | None) -> None:
+        # The lease goes once torchrun has started both processes (three name the job).
+        if len(_processes_mentioning(str(tmp_path))) >= 3:
+            stopping.append(time.monotonic())
+            raise LeaseLost("run-1")
+
+    args = replace(ARGS, epochs=1000)  # it would train for minutes
     with pytest.raises(LeaseLost):
         train_job(
-            2, base=base_artifact, dataset=dataset, args=ARGS, out=tmp_path / "out", progress=lost
+            2, base=base_artifact, dataset=dataset, args=args, out=tmp_path / "out", progress=lost
         )
-    assert time.monotonic() - started < STOP_SECONDS  # stopped, not waited for
+    assert stopping and time.monotonic() - stopping[0] < STOP_SECONDS  # stopped, not awaited
     assert not _processes_mentioning(str(tmp_path))  # torchrun and its processes are gone
     assert not (tmp_path / "out").exists()
 
