@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record
@@ -36,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=_reporter(job / PROGRESS_FILE) if first else None,
     )
     if first:
-        figures = {"labels": result.labels, "metrics": result.metrics, "params": result.params}
-        figures |= {"steps": result.steps, "seconds": result.seconds}
+        figures = {k: v for k, v in asdict(result).items() if k != "path"}  # out is the worker's
         tmp = job / f"{RESULT_FILE}.tmp"
         tmp.write_text(json.dumps(figures))
         tmp.replace(job / RESULT_FILE)
