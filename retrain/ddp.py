@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def _launch_and_wait(job: Path, processes: int, progress: Progress | None) -> in
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,  # a signal to the worker's group is not the job's
-            preexec_fn=_die_with_worker,
+            preexec_fn=_die_with_worker(),
         )
         try:
             return _wait(proc, job / PROGRESS_FILE, progress)
@@ -166,11 +167,13 @@ def _launch_and_wait(job: Path, processes: int, progress: Progress | None) -> in
             _stop(proc)
 
 
-def _die_with_worker() -> None:
-    """In the launcher before it starts: SIGTERM it when the worker dies (Linux), so that a
+def _die_with_worker() -> Callable[[], None] | None:
+    """What the launcher runs before it starts (Linux): SIGTERM it when the worker dies, so that a
     killed worker leaves no job training on its devices while the run is taken up again."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None).prctl  # looked up before the fork: the child only calls it
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait(proc: subprocess.Popen[bytes], lines: Path, progress: Progress | None) -> int:

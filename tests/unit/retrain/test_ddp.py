@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,6 +130,47 @@ def test_a_lost_lease_stops_the_job(
     assert stopping and time.monotonic() - stopping[0] < STOP_SECONDS  # stopped, not awaited
     assert not _processes_mentioning(str(tmp_path))  # torchrun and its processes are gone
     assert not (tmp_path / "out").exists()
+
+
+# A worker that trains a long job, for the test below to kill outright.
+WORKER = """
+import sys, tempfile
+from dataclasses import replace
+from pathlib import Path
+from benchmarks.ddp import TINY
+from retrain.build import build_dataset
+from retrain.ddp import train_job
+from tests.factories import rows
+tempfile.tempdir = sys.argv[2]
+labels = ["negative", "positive"]
+dataset = build_dataset(examples=rows(labels, 40), feedback=[], labels=labels)
+base, out = Path(sys.argv[1]), Path(sys.argv[2]) / "out"
+train_job(2, base=base, dataset=dataset, args=replace(TINY, epochs=1000), out=out)
+"""
+
+
+def test_a_worker_killed_outright_takes_its_job_with_it(
+    base_artifact: Path, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[3]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(base_artifact), str(tmp_path)], cwd=root
+    )
+    try:
+        assert _until(lambda: len(_processes_mentioning(str(tmp_path))) >= 3, seconds=120)
+    finally:
+        worker.kill()  # SIGKILL: no finally block of the worker runs
+        worker.wait()
+    assert _until(lambda: not _processes_mentioning(str(tmp_path)), seconds=STOP_SECONDS)
+
+
+def _until(condition: Callable[[], bool], *, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _processes_mentioning(text: str) -> list[int]:
