@@ -19,11 +19,11 @@ from retrain.build import build_dataset
 from retrain.context import Context, RunData
 from retrain.crossfit import cross_fit
 from retrain.dataset import Dataset
+from retrain.ddp import fit
 from retrain.evaluate import Scorable, evaluate
 from retrain.holdout import Shift
 from retrain.progress import Progress
 from retrain.run import Run
-from retrain.train import train
 from retrain.train_args import TrainArgs
 
 TRAIN_FILE = "train.jsonl"
@@ -114,7 +114,8 @@ def train_candidate(
     ctx = run.ctx
     staged = ctx.registry.staging_dir()
     try:
-        result = train(
+        result = fit(
+            ctx.settings,
             base=Path(champion.artifact_path),
             dataset=dataset,
             args=args or train_args(ctx.settings),
@@ -149,14 +150,14 @@ def fold_scores(
     base, args, device = Path(champion.artifact_path), train_args(ctx.settings), ctx.settings.device
     total = len(fold_sets) + 1
 
-    def fit(dataset: Dataset, out: Path, progress: Progress) -> None:
-        train(base=base, dataset=dataset, args=args, out=out, progress=progress)
+    def fit_fold(dataset: Dataset, out: Path, progress: Progress) -> None:
+        fit(ctx.settings, base=base, dataset=dataset, args=args, out=out, progress=progress)
 
     return cross_fit(
         fold_sets,
         rows,
         champion=load_predictor(base, version=champion.version, device=device),
-        fit=fit,
+        fit=fit_fold,
         load=lambda path: load_predictor(path, version=f"fold-{path.name}", device=device),
         staging=ctx.registry.staging_dir,
         progress=lambda i: run.progress(part=(i, total)),

@@ -37,6 +37,7 @@ from retrain.train_args import TrainArgs, choose_method
 from retrain.train_data import IGNORE_AT_EVAL, compute_metrics, encode, split_eval, weigh
 from retrain.trainer import (
     build_trainer,
+    is_main_process,
     resolve_precision,
     torch_threads,
     train_quietly,
@@ -71,14 +72,15 @@ def train(
         metrics, params = _fit(model, tokenizer, dataset=dataset, args=args, progress=progress)
         if args.method == "lora":
             model.encoder = merge_lora(model.encoder)
-        save_classifier(
-            model,
-            tokenizer,
-            out,
-            labels=dataset.labels,
-            base_model=config.base_model,
-            max_length=config.max_length,
-        )
+        if is_main_process():  # the processes of a DDP job hold the same weights
+            save_classifier(
+                model,
+                tokenizer,
+                out,
+                labels=dataset.labels,
+                base_model=config.base_model,
+                max_length=config.max_length,
+            )
     return TrainResult(
         path=out,
         labels=list(dataset.labels),

@@ -41,7 +41,7 @@ def training_arguments(args: Hyper, *, output_dir: Path, **extra: Any) -> Traini
         output_dir=str(output_dir),
         learning_rate=args.lr(),
         num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
+        per_device_train_batch_size=max(1, args.batch_size // world_size()),
         weight_decay=args.weight_decay,
         seed=args.seed,
         data_seed=args.seed,
@@ -57,6 +57,19 @@ def training_arguments(args: Hyper, *, output_dir: Path, **extra: Any) -> Traini
         dataloader_num_workers=0,
         **extra,
     )
+
+
+def world_size() -> int:
+    """The processes training together: `torchrun` sets WORLD_SIZE; 1 outside a job.
+
+    `batch_size` is the batch of one optimizer step, split among them, so that a recipe trains
+    the same steps in one process or several (`retrain.ddp`)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Whether this process writes what training produces (the first of a `torchrun` job)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def build_trainer(

@@ -204,7 +204,22 @@ class RetrainSettings(ComponentSettings):
         3, ge=1, description="Attempts of a run whose worker died before the run is failed."
     )
     torch_threads: int = Field(0, ge=0, description="Torch threads for training (0: all cores).")
+    # Rule: one training process per GPU the worker sees, as a `torchrun` job (DDP), since a
+    # prefork worker cannot re-initialise CUDA for several devices; on a CPU one process trains
+    # in the worker, as two processes on the same cores only split them (docs/decisions/0028).
+    processes: int | Literal["auto"] = Field(
+        "auto",
+        description="Training processes: above 1, the classifier trains as a torchrun job of "
+        "that many (DDP; gloo on a CPU); auto: the CUDA devices of `device: auto`, else 1.",
+    )
     seed: int = Field(42, description="Training seed.")
+
+    @field_validator("processes")
+    @classmethod
+    def _processes(cls, value: int | str) -> int | str:
+        if value != "auto" and int(value) < 1:
+            raise ValueError("processes is auto or at least 1")
+        return value
 
     @field_validator("cross_fit_folds")
     @classmethod

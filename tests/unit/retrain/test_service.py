@@ -14,7 +14,7 @@ from sqlalchemy import update
 from api.store_metrics import StoreCollector
 from core.golden import read_golden
 from core.runtime.model import HEAD_FILE
-from core.settings import MonitorSettings
+from core.settings import MonitorSettings, Settings
 from core.store.predictions import feedback_rows
 from core.store.runs import claim, create_run, get_run
 from core.store.tables import RetrainRun, utcnow
@@ -208,12 +208,12 @@ def test_a_corrupt_champion_artifact_fails_the_run_not_the_service(ctx: Context)
 def test_a_challenger_that_does_not_load_fails_the_run_and_the_champion_stays(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def train_then_corrupt(**kwargs: Any) -> TrainResult:
+    def train_then_corrupt(settings: Settings, **kwargs: Any) -> TrainResult:
         result = train(**kwargs)
         (kwargs["out"] / HEAD_FILE).write_bytes(b"garbage")  # e.g. a disk full mid-write
         return result
 
-    monkeypatch.setattr("retrain.candidate.train", train_then_corrupt)
+    monkeypatch.setattr("retrain.candidate.fit", train_then_corrupt)
     give_feedback(ctx, 60)
     run, _ = create_run(ctx.db, trigger="manual")
     assert execute_run(ctx, run["run_id"], owner="w1") == "failed"
@@ -312,7 +312,7 @@ def test_a_pending_challenger_is_promoted_at_its_second_look_without_training(
         _not_significant(patch)
         assert _run(ctx)["verdict"]["pending"]
     give_feedback(ctx, 120, seed=1)
-    monkeypatch.setattr("retrain.candidate.train", lambda **kw: pytest.fail("trained"))
+    monkeypatch.setattr("retrain.candidate.fit", lambda *a, **kw: pytest.fail("trained"))
     second = _run(ctx)
     assert second["state"] == "promoted" and second["version"] == "v2" and second["refit"] is None
     champion = ctx.registry.champion()
