@@ -17,6 +17,7 @@ from core.settings import Settings, options_from
 from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.monitoring import forget_reports, old_report_paths, recent_checks, save_check
+from core.store.records import JudgedRun
 from core.store.runs import active_run, last_finished_at, last_judged_run
 from core.store.tables import utcnow
 from monitor.drift import DriftResult
@@ -57,7 +58,7 @@ def decide_check(
     # New evidence: labeled feedback on the champion given since the last run began (a run
     # rejected before it trained does not count: it judged nothing).
     last = last_judged_run(ctx.db)
-    labeled = new_labeled(ctx, champion, last["began"] if last else None)
+    labeled = new_labeled(ctx, champion, last.began if last else None)
     rs = ctx.settings.retrain
     # The labels whose holdout (all of them, cross-fitted) gives the gate `min_holdout` rows.
     share = 1.0 if rs.cross_fit_folds else rs.holdout_share
@@ -84,9 +85,9 @@ def decide_check(
     )
 
 
-def _improving(ctx: Context, champion: VersionInfo, last: dict[str, Any] | None) -> bool:
+def _improving(ctx: Context, champion: VersionInfo, last: JudgedRun | None) -> bool:
     """The champion came from the last run that judged, or has a pending challenger."""
-    promoted_by_last = last is not None and (last["state"], last["version"]) == (
+    promoted_by_last = last is not None and (last.state, last.version) == (
         RunState.PROMOTED,
         champion.version,
     )

@@ -54,23 +54,24 @@ async def start_retrain(request: Request, db: DbDep) -> JSON:
         trigger=RunTrigger.MANUAL,
         params=_search(ask),
     )
-    body = {"run_id": asked.run["run_id"], "state": asked.run["state"], "detail": asked.detail}
+    body = {"run_id": asked.run.run_id, "state": asked.run.state, "detail": asked.detail}
     return JSON(body, status_code=202 if asked.created else 409)
 
 
 @router.get("/v1/retrain", response_model=list[Run])
 async def retrain_runs(db: DbDep) -> list[dict[str, Any]]:
     """Retrain runs, newest first."""
-    return await run_in_threadpool(list_runs, db)
+    return [run.to_json() for run in await run_in_threadpool(list_runs, db)]
 
 
 @router.get("/v1/retrain/{run_id}", response_model=Run, responses=errors(404, 422))
 async def retrain_run(run_id: str, db: DbDep) -> dict[str, Any]:
     """One run: state, progress, metrics of both models, the verdict."""
     try:
-        return await run_in_threadpool(get_run, db, run_id)
+        run = await run_in_threadpool(get_run, db, run_id)
     except RunNotFound:
         raise HTTPException(status_code=404, detail="unknown run_id") from None
+    return run.to_json()
 
 
 @router.post(

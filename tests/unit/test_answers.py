@@ -12,7 +12,7 @@ from core.store.runs import create_run, get_run
 
 def test_a_run_answer_names_every_field_of_a_stored_run(db: Database) -> None:
     run, _ = create_run(db, trigger="manual")
-    assert set(get_run(db, run["run_id"])) == set(Run.model_fields)
+    assert set(get_run(db, run.run_id).to_json()) == set(Run.model_fields)
 
 
 def test_a_version_answer_names_every_field_of_a_registered_version(registry: Registry) -> None:

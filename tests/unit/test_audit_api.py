@@ -97,13 +97,13 @@ def test_lineage_names_the_run_its_check_the_events_and_the_parents(
     admin: TestClient, registry: Registry
 ) -> None:
     run, _ = create_run(registry.db, trigger="drift", check_id="check-7")
-    v4 = register(registry, parent="v3", run_id=run["run_id"])
+    v4 = register(registry, parent="v3", run_id=run.run_id)
     admin.post(f"/v1/models/{v4}/promote")
     answer = admin.get(f"/v1/models/{v4}/lineage")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["version"]["version"] == "v4" and body["parent"] == "v3" and body["serving"]
-    assert body["run"]["run_id"] == run["run_id"] and body["run"]["check_id"] == "check-7"
+    assert body["run"]["run_id"] == run.run_id and body["run"]["check_id"] == "check-7"
     assert body["run"]["trigger"] == "drift"
     assert [a["version"] for a in body["ancestors"]] == ["v3", "v2", "v1"]
     assert [(e["kind"], e["actor"]) for e in body["events"]][:2] == [

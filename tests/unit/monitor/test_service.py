@@ -12,6 +12,7 @@ import pytest
 from core.store.db import Database
 from core.store.monitoring import get_check
 from core.store.predictions import insert_predictions, submit_feedback
+from core.store.records import RunRecord
 from core.store.runs import claim, create_run, fail, finish, owned_run
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
@@ -142,7 +143,7 @@ def test_a_quality_floor_triggers_without_drift(ctx: tuple[Context, list[str]]) 
 
 def test_the_run_a_check_starts_records_the_check(ctx: tuple[Context, list[str]]) -> None:
     context, _ = ctx
-    started: list[dict[str, object]] = []
+    started: list[RunRecord] = []
 
     def start(trigger: str, check_id: str) -> None:
         started.append(create_run(context.db, trigger=trigger, check_id=check_id)[0])
@@ -152,7 +153,7 @@ def test_the_run_a_check_starts_records_the_check(ctx: tuple[Context, list[str]]
     serve(context, 150, seed=7, start=10, rating=1)
     check = run_check(context)
     assert check["decision"] == "retrain" and len(started) == 1
-    assert started[0]["check_id"] == check["id"] and started[0]["trigger"] == "quality"
+    assert started[0].check_id == check["id"] and started[0].trigger == "quality"
     assert get_check(context.db, check["id"]) is not None  # stored before the run names it
 
 
@@ -190,8 +191,8 @@ def test_after_a_run_a_retry_waits_for_new_labeled_feedback(ctx: tuple[Context, 
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
     run, _ = create_run(context.db, trigger="quality")
-    assert claim(context.db, run["run_id"], owner="w", lease_seconds=60)
-    fail(context.db, run["run_id"], owner="w", error="rejected, say")
+    assert claim(context.db, run.run_id, owner="w", lease_seconds=60)
+    fail(context.db, run.run_id, owner="w", error="rejected, say")
     check = run_check(context)  # the floor is still crossed, but the last run saw this feedback
     assert check["decision"] == "skipped" and "only 0 new labeled" in check["reason"]
     serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
@@ -206,10 +207,10 @@ def test_a_run_rejected_before_it_trained_does_not_restart_the_count(
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
     judged, _ = create_run(context.db, trigger="quality")  # trained and rejected: counts
-    reject(context, judged["run_id"], metrics={"challenger": {"accuracy": 0.5}})
+    reject(context, judged.run_id, metrics={"challenger": {"accuracy": 0.5}})
     serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
     small, _ = create_run(context.db, trigger="quality")  # rejected before it trained
-    reject(context, small["run_id"], metrics={})
+    reject(context, small.run_id, metrics={})
     check = run_check(context)
     assert check["decision"] == "retrain" and "new labeled" not in check["reason"]
     assert triggered == ["quality"]
@@ -260,7 +261,7 @@ def test_the_run_that_promoted_the_champion_starts_an_improve_chain(
 ) -> None:
     context, triggered = ctx
     run, _ = create_run(context.db, trigger="drift")
-    close(context, run["run_id"], state="promoted", version="v1")  # v1 came from a run
+    close(context, run.run_id, state="promoted", version="v1")  # v1 came from a run
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=5)  # 40 confirmed labels
     check = run_check(context)  # calm; 40 labels, but the gate needs 50 / 0.2 = 250 of them
@@ -277,9 +278,9 @@ def test_a_run_that_neither_promotes_nor_leaves_a_pending_challenger_ends_the_ch
     context, triggered = ctx
     context = with_min_holdout(context, 8)
     promoted, _ = create_run(context.db, trigger="drift")
-    close(context, promoted["run_id"], state="promoted", version="v1")
+    close(context, promoted.run_id, state="promoted", version="v1")
     rejected, _ = create_run(context.db, trigger="improve")
-    close(context, rejected["run_id"], state="rejected", version="v2")
+    close(context, rejected.run_id, state="rejected", version="v2")
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=5)
     check = run_check(context)
