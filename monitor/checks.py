@@ -17,7 +17,7 @@ from core.settings import Settings, options_from
 from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.monitoring import forget_reports, old_report_paths, recent_checks, save_check
-from core.store.records import JudgedRun
+from core.store.records import CheckQuality, CheckRecord, JudgedRun
 from core.store.runs import active_run, last_finished_at, last_judged_run
 from core.store.tables import utcnow
 from monitor.drift import DriftResult
@@ -69,7 +69,7 @@ def decide_check(
     # reference or window yet) has no drift verdict; one that the guards skipped has one. A
     # generation check without a reference stores False: only ever before its first verdict,
     # where a False and no verdict end a streak alike.
-    earlier_flags = [c["drift_detected"] for c in earlier if c["window"]]
+    earlier_flags = [c.drift_detected for c in earlier if c.window]
     now = [] if drift_detected is None else [drift_detected]
     recent = [*reversed(earlier_flags), *now]
     return decide(
@@ -101,11 +101,11 @@ def store_check(
     *,
     window: dict[str, Any],
     drift: DriftResult | None,
-    quality: dict[str, Any],
+    quality: CheckQuality,
     estimated: float | None,
     decision: Decision,
     no_drift: str = "",
-) -> dict[str, Any]:
+) -> CheckRecord:
     """Store a check that judged a window, then start the retrain its decision calls for (the
     run records the check, so the check is stored first); without `drift`, `no_drift` says why
     none was run."""
@@ -148,7 +148,7 @@ def store_check(
 
 def store_skipped(
     ctx: Context, champion: VersionInfo | None, started: float, reason: str
-) -> dict[str, Any]:
+) -> CheckRecord:
     """Store a check that judged nothing, with the reason."""
     return save_check(
         ctx.db,
@@ -162,16 +162,16 @@ def store_skipped(
     )
 
 
-def quality_dict(quality: Quality) -> dict[str, Any]:
-    """The stored feedback figures of a check."""
-    return {
-        "feedback_count": quality.feedback_count,
-        "mean_rating": quality.mean_rating,
-        "negative_share": quality.share_negative,
-        "labeled_count": quality.labeled_count,
-        "accuracy": quality.accuracy,
-        "macro_f1": quality.macro_f1,
-    }
+def check_quality(quality: Quality) -> CheckQuality:
+    """The feedback figures a check stores."""
+    return CheckQuality(
+        feedback_count=quality.feedback_count,
+        mean_rating=quality.mean_rating,
+        negative_share=quality.share_negative,
+        labeled_count=quality.labeled_count,
+        accuracy=quality.accuracy,
+        macro_f1=quality.macro_f1,
+    )
 
 
 def reports_dir(settings: Settings) -> Path:

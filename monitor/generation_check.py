@@ -10,13 +10,15 @@ waits. A classifier is checked by `monitor.service`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from core.registry import VersionInfo
 from core.settings import options_from
 from core.store.monitoring import stream_window, window_feedback
-from monitor.checks import Context, decide_check, quality_dict, store_check, store_skipped
+from core.store.records import CheckRecord
+from monitor.checks import Context, check_quality, decide_check, store_check, store_skipped
 from monitor.drift import DriftOptions, DriftResult, run_drift
 from monitor.features import TEXT_COLUMNS, TOKENIZER_COLUMNS
 from monitor.generation import (
@@ -35,7 +37,7 @@ from monitor.sampling import reservoir_sample
 PROMPT_COLUMNS = (*TEXT_COLUMNS, *TOKENIZER_COLUMNS)
 
 
-def run(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any]:
+def run(ctx: Context, champion: VersionInfo, started: float) -> CheckRecord:
     """Check a generation champion, store the check, start a retrain if the policy says so."""
     ms = ctx.settings.monitor
     reference = load_reference(ctx.db, champion, size=ms.reference_size, max_rows=ms.max_rows)
@@ -77,7 +79,7 @@ def run(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any]:
         "from": since.isoformat(),
         "to": rows[-1]["created_at"].isoformat(),
     }
-    stored = {**quality_dict(quality), "rouge_l": quality.rouge_l, "outputs": outputs.to_dict()}
+    stored = replace(check_quality(quality), rouge_l=quality.rouge_l, outputs=outputs.to_dict())
     return store_check(
         ctx,
         champion,

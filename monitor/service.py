@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -17,12 +16,13 @@ from core.registry import VersionInfo
 from core.settings import options_from
 from core.store.db import Database
 from core.store.monitoring import stream_window, window_feedback
+from core.store.records import CheckRecord
 from monitor import generation_check
 from monitor.checks import (
     Context,
     StartRetrain,
+    check_quality,
     decide_check,
-    quality_dict,
     reports_dir,
     store_check,
     store_skipped,
@@ -46,7 +46,7 @@ __all__ = ["Context", "StartRetrain", "reports_dir", "run_check"]
 log = logging.getLogger(__name__)
 
 
-def run_check(ctx: Context) -> dict[str, Any]:
+def run_check(ctx: Context) -> CheckRecord:
     """Run one check, store it with its decision, start a retrain if the policy says so."""
     started = time.perf_counter()
     champion = ctx.registry.champion()
@@ -111,7 +111,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
         started,
         window=window,
         drift=drift,
-        quality=quality_dict(quality),
+        quality=check_quality(quality),
         estimated=estimated,
         decision=decision,
     )

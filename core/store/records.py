@@ -1,4 +1,4 @@
-"""What the store's reads of runs return: frozen records, typed by `core.states`.
+"""What the store's reads of runs and checks return: frozen records, typed by `core.states`.
 
 A record holds typed values (members of the state enums, `datetime`s); `to_json()` renders it
 as the API, the CLI and the drill show it (ISO timestamps, the stored JSON shapes), and
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.states import RunState, RunTrigger, run_summary
+from core.states import CheckDecision, RunState, RunTrigger, run_summary
 
 Sets = dict[str, dict[str, Any]]  # an evaluation per set (`golden`, `feedback`): metric -> value
 
@@ -136,3 +136,91 @@ class JudgedRun:
     began: datetime  # when it started (a queued run: when it was created)
     state: RunState
     version: str | None
+
+
+# The feedback figures every check that judged a window stores, in their stored order.
+FEEDBACK_FIGURES = (
+    "feedback_count",
+    "mean_rating",
+    "negative_share",
+    "labeled_count",
+    "accuracy",
+    "macro_f1",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckQuality:
+    """A check's feedback figures on its window; a generation check adds ROUGE-L against the
+    preferred outputs and its output figures. All None: the check judged no window."""
+
+    feedback_count: int | None = None
+    mean_rating: float | None = None
+    negative_share: float | None = None  # share of ratings <= 2
+    labeled_count: int | None = None
+    accuracy: float | None = None  # against corrected labels
+    macro_f1: float | None = None
+    rouge_l: float | None = None
+    outputs: dict[str, Any] | None = None  # generation: lengths, cut-offs...
+
+    @property
+    def generation(self) -> bool:
+        """A generation check's figures (they carry `outputs`)."""
+        return self.outputs is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """As `monitor_check.quality` stores it: `{}` for a check that judged no window."""
+        if self == CheckQuality():
+            return {}
+        figures = {name: getattr(self, name) for name in FEEDBACK_FIGURES}
+        if self.generation:
+            figures |= {"rouge_l": self.rouge_l, "outputs": self.outputs}
+        return figures
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any] | None) -> CheckQuality:
+        """Read `monitor_check.quality` (None or `{}`: no window judged)."""
+        stored = stored or {}
+        names = (*FEEDBACK_FIGURES, "rouge_l", "outputs")
+        return cls(**{name: stored.get(name) for name in names})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """A monitor check as the store reads it back."""
+
+    id: str
+    created_at: datetime
+    model_version: str | None
+    window: dict[str, Any]  # size, time span and reference of the window judged; {} if none
+    drift_detected: bool
+    drift_share: float | None
+    columns: dict[str, Any]  # per-column drift: score, detected, test, p-value
+    embedding_drift: float | None
+    prediction_drift: dict[str, Any] | None
+    quality: CheckQuality
+    estimated_accuracy: float | None
+    decision: CheckDecision
+    reason: str
+    duration_seconds: float | None
+    has_report: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The check as the API answers it."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "model_version": self.model_version,
+            "window": self.window,
+            "drift_detected": self.drift_detected,
+            "drift_share": self.drift_share,
+            "columns": self.columns,
+            "embedding_drift": self.embedding_drift,
+            "prediction_drift": self.prediction_drift,
+            "quality": self.quality.to_json(),
+            "estimated_accuracy": self.estimated_accuracy,
+            "decision": self.decision,
+            "reason": self.reason,
+            "duration_seconds": self.duration_seconds,
+            "has_report": self.has_report,
+        }

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.states import RunState, RunTrigger
+from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
-from core.store.records import RunMetrics, RunRecord
+from core.store.monitoring import get_check, recent_checks, save_check
+from core.store.records import CheckQuality, CheckRecord, RunMetrics, RunRecord
 from core.store.runs import create_run, finish, get_run, last_judged_run, previous_judged
 from core.store.tables import RetrainRun
 
@@ -116,3 +117,91 @@ def test_a_run_record_is_frozen(db: Database) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         run.metrics.champion = {}  # type: ignore[misc]
     assert get_run(db, run.run_id).state is RunState.REJECTED
+
+
+CLASSIFIER_QUALITY = {
+    "feedback_count": 40,
+    "mean_rating": 3.5,
+    "negative_share": 0.25,
+    "labeled_count": 12,
+    "accuracy": 0.75,
+    "macro_f1": None,
+}
+OUTPUTS = {"tokens_mean": 31.5, "cut_share": 0.25}
+COLUMNS = {"length_chars": {"score": 0.4, "detected": True, "test": "ks", "p_value": 0.01}}
+PREDICTION = {"detected": True, "label_mix": {"distance": 0.3}}
+
+
+def judged_check(db: Database) -> CheckRecord:
+    return save_check(
+        db,
+        id="c1",
+        created_at=STARTED,
+        model_version="v1",
+        window={"size": 40, "from": "2026-03-01T11:00:00+00:00"},
+        columns=COLUMNS,
+        prediction_drift=PREDICTION,
+        drift_share=0.5,
+        embedding_drift=0.61,
+        drift_detected=True,
+        quality=CheckQuality.from_json(CLASSIFIER_QUALITY),
+        estimated_accuracy=0.8,
+        report_path="/reports/c1.json.gz",
+        decision=CheckDecision.RETRAIN,
+        reason="drift for 3 checks",
+        duration_seconds=1.5,
+    )
+
+
+def test_a_check_renders_as_the_old_check_dict(db: Database) -> None:
+    saved = judged_check(db)
+    found = get_check(db, "c1")
+    assert found == saved and found.decision is CheckDecision.RETRAIN
+    assert found.quality.negative_share == 0.25 and not found.quality.generation
+    assert found.to_json() == {
+        "id": "c1",
+        "created_at": "2026-03-01T12:00:00+00:00",
+        "model_version": "v1",
+        "window": {"size": 40, "from": "2026-03-01T11:00:00+00:00"},
+        "drift_detected": True,
+        "drift_share": 0.5,
+        "columns": COLUMNS,  # the prediction-drift test is kept among them, shown apart
+        "embedding_drift": 0.61,
+        "prediction_drift": PREDICTION,
+        "quality": CLASSIFIER_QUALITY,
+        "estimated_accuracy": 0.8,
+        "decision": "retrain",
+        "reason": "drift for 3 checks",
+        "duration_seconds": 1.5,
+        "has_report": True,
+    }
+    assert [c.id for c in recent_checks(db, version="v1")] == ["c1"]
+
+
+def test_a_skipped_check_renders_empty_window_and_quality(db: Database) -> None:
+    saved = save_check(db, id="c2", window={}, decision=CheckDecision.SKIPPED, reason="no champion")
+    shown = saved.to_json()
+    assert (shown["quality"], shown["window"], shown["columns"]) == ({}, {}, {})
+    assert (shown["prediction_drift"], shown["model_version"], shown["has_report"]) == (
+        None,
+        None,
+        False,
+    )
+    assert saved.quality == CheckQuality() and shown["decision"] == "skipped"
+
+
+def test_check_quality_round_trips_each_stored_shape() -> None:
+    generation = {**CLASSIFIER_QUALITY, "rouge_l": 0.42, "outputs": OUTPUTS}
+    for stored in ({}, CLASSIFIER_QUALITY, generation):
+        assert CheckQuality.from_json(stored).to_json() == stored
+        assert list(CheckQuality.from_json(stored).to_json()) == list(stored)  # stored order
+    assert CheckQuality.from_json(generation).generation
+    assert CheckQuality.from_json(None) == CheckQuality()
+
+
+def test_a_check_record_is_frozen(db: Database) -> None:
+    check = judged_check(db)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        check.decision = CheckDecision.NONE  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        check.quality.accuracy = 1.0  # type: ignore[misc]

@@ -121,6 +121,6 @@ def test_version_status_round_trips(registry: Registry, status: VersionStatus) -
 @pytest.mark.parametrize("decision", list(CheckDecision))
 def test_check_decision_round_trips(db: Database, decision: CheckDecision) -> None:
     check = save_check(db, id=f"check-{decision}", window={}, decision=decision, reason="")
-    assert check["decision"] == decision.value
+    assert check.decision == decision.value
     sql = "select decision from monitor_check where id = :id"
     assert _raw(db, sql, id=f"check-{decision}") == decision.value

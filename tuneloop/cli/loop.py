@@ -285,11 +285,8 @@ def monitor_check() -> None:
     from tuneloop.wiring import run_monitor_check
 
     settings = get_settings()
-    click.echo(
-        json.dumps(
-            run_monitor_check(settings, Database(settings.database_url)), indent=2, default=str
-        )
-    )
+    checked = run_monitor_check(settings, Database(settings.database_url))
+    click.echo(json.dumps(checked.to_json(), indent=2, default=str))
 
 
 COMMANDS = [worker, beat, retrain, models, feedback, monitor]

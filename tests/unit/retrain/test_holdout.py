@@ -79,7 +79,7 @@ def _check(db: Database, at: datetime, *, drift: bool, window: bool = True) -> s
         window={"size": 500} if window else {},
         drift_detected=drift,
     )
-    return str(check["id"])
+    return str(check.id)
 
 
 def test_the_streak_is_the_run_of_drift_checks_ending_at_the_runs_check(db: Database) -> None:
