@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.answers import RetrainAsked, Run, Version, error, errors
+from api.answers import Lineage, RetrainAsked, Run, Version, error, errors
 from api.auth import RESPONSES, Caller
 from api.deps import Admin, AdminCaller, DbDep, RegistryDep, ServingDep
 from api.errors import parse_body
@@ -97,7 +97,13 @@ async def promote(
     return info.to_dict()
 
 
-@router.get("/v1/models/{version}/lineage", responses=errors(404))
+# Unset fields stay out: a run or an ancestor no longer stored is shown by what is known of it.
+@router.get(
+    "/v1/models/{version}/lineage",
+    response_model=Lineage,
+    response_model_exclude_unset=True,
+    responses=errors(404),
+)
 async def version_lineage(version: str, registry: RegistryDep) -> dict[str, Any]:
     """Why `version` serves, what it was trained on, who decided: its run (trigger, monitor
     check, data set, verdict), its events, and its parents up to the first version."""
