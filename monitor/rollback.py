@@ -38,7 +38,7 @@ def rollback_due(ctx: Context, champion: VersionInfo) -> str | None:
     if age > ms.rollback_seconds:
         return None
     rows = window_feedback(ctx.db, version=champion.version, since=move.at)
-    ratings = [r["rating"] for r in rows if r["rating"] is not None]
+    ratings = [r.rating for r in rows if r.rating is not None]
     if len(ratings) < ms.min_feedback:
         return None
     mean = sum(ratings) / len(ratings)

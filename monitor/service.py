@@ -87,7 +87,7 @@ def run_check(ctx: Context) -> CheckRecord:
         current_embeddings=current.embeddings,
         options=options_from(DriftOptions, ms, embedding_max_rows=ms.max_rows),
     )
-    since = current_rows[0]["created_at"]
+    since = current_rows[0].created_at
     quality = feedback_quality(_feedback(ctx.db, champion, since), champion.labels)
     estimated = _estimate(ctx, champion, reference, current)
     decision = decide_check(
@@ -103,7 +103,7 @@ def run_check(ctx: Context) -> CheckRecord:
         "reference_size": reference.size,
         "reference": reference.source,
         "from": since.isoformat(),
-        "to": current_rows[-1]["created_at"].isoformat(),
+        "to": current_rows[-1].created_at.isoformat(),
     }
     return store_check(
         ctx,
@@ -124,14 +124,17 @@ def _feedback(
     *,
     rated_since: datetime | None = None,
 ) -> list[FeedbackRow]:
+    rated = window_feedback(db, version=champion.version, since=since, rated_since=rated_since)
+    # A classifier's prediction always has a label (the column is empty only for generations).
     return [
         FeedbackRow(
-            predicted_label=r["predicted_label"],
-            rating=r["rating"],
-            label=r["label"],
-            confidence=r["confidence"],
+            predicted_label=r.predicted_label,
+            rating=r.rating,
+            label=r.label,
+            confidence=r.confidence,
         )
-        for r in window_feedback(db, version=champion.version, since=since, rated_since=rated_since)
+        for r in rated
+        if r.predicted_label is not None
     ]
 
 

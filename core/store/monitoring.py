@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from core.states import CheckDecision
 from core.store.db import Database
-from core.store.records import CheckQuality, CheckRecord
+from core.store.records import CheckQuality, CheckRecord, RatedRow, WindowRow
 from core.store.tables import Feedback, MonitorCheck, Prediction
 
 WINDOW_COLUMNS = (
@@ -33,7 +33,7 @@ def stream_window(
     oldest: int | None = None,
     after: datetime | None = None,
     outputs: bool = False,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[WindowRow]:
     """The `newest` (or `oldest`) predictions of a version, streamed in time order; `outputs`
     adds the stored output."""
     columns = WINDOW_COLUMNS + (OUTPUT_COLUMNS if outputs else ())
@@ -47,7 +47,7 @@ def stream_window(
         query = query.order_by(Prediction.created_at).limit(oldest)
     with db.engine.connect() as conn:
         for row in conn.execute(query.execution_options(yield_per=1000)):
-            yield dict(row._mapping)
+            yield WindowRow(**row._mapping)
 
 
 def window_feedback(
@@ -57,7 +57,7 @@ def window_feedback(
     since: datetime | None = None,
     rated_since: datetime | None = None,
     outputs: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[RatedRow]:
     """Feedback on a version's predictions (made since a time; rated since a time), with the
     prediction's output, excluded feedback left out; `outputs` adds the stored output and the
     preferred one (generation)."""
@@ -80,7 +80,7 @@ def window_feedback(
     if rated_since is not None:
         query = query.where(Feedback.created_at >= rated_since)
     with db.session() as session:
-        return [dict(r._mapping) for r in session.execute(query)]
+        return [RatedRow(**r._mapping) for r in session.execute(query)]
 
 
 # The prediction-drift test is kept in the check's `columns` JSON under this key (it judges two

@@ -1,4 +1,5 @@
-"""What the store's reads of runs and checks return: frozen records, typed by `core.states`.
+"""What the store's reads of runs, checks and monitor windows return: frozen records, typed by
+`core.states`.
 
 A record holds typed values (members of the state enums, `datetime`s); `to_json()` renders it
 as the API, the CLI and the drill show it (ISO timestamps, the stored JSON shapes), and
@@ -224,3 +225,29 @@ class CheckRecord:
             "duration_seconds": self.duration_seconds,
             "has_report": self.has_report,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    """A prediction of a monitor window, as `monitoring.stream_window` reads it."""
+
+    id: str
+    created_at: datetime
+    input_text: str | None  # None when text logging is off
+    confidence: float | None
+    label: str | None
+    embedding: bytes | None  # float32 little-endian; only sampled predictions have one
+    output: dict[str, Any] | None = None  # the stored output, when asked for
+
+
+@dataclass(frozen=True, slots=True)
+class RatedRow:
+    """A feedback item on a version's prediction, as `monitoring.window_feedback` reads it."""
+
+    rating: int
+    label: str | None  # the corrected label
+    created_at: datetime  # when it was rated
+    predicted_label: str | None
+    confidence: float | None
+    output: dict[str, Any] | None = None  # the prediction's output, when asked for
+    preferred_output: str | None = None  # likewise (generation)

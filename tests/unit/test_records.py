@@ -11,10 +11,25 @@ import pytest
 
 from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
-from core.store.monitoring import get_check, recent_checks, save_check
-from core.store.records import CheckQuality, CheckRecord, RunMetrics, RunRecord
+from core.store.monitoring import (
+    get_check,
+    recent_checks,
+    save_check,
+    stream_window,
+    window_feedback,
+)
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.records import (
+    CheckQuality,
+    CheckRecord,
+    RatedRow,
+    RunMetrics,
+    RunRecord,
+    WindowRow,
+)
 from core.store.runs import create_run, finish, get_run, last_judged_run, previous_judged
 from core.store.tables import RetrainRun
+from tests.factories import prediction_row
 
 STARTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FINISHED = datetime(2026, 3, 1, 12, 5, 30, tzinfo=UTC)
@@ -205,3 +220,21 @@ def test_a_check_record_is_frozen(db: Database) -> None:
         check.decision = CheckDecision.NONE  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         check.quality.accuracy = 1.0  # type: ignore[misc]
+
+
+def test_a_window_reads_frozen_rows_with_the_output_only_when_asked(db: Database) -> None:
+    insert_predictions(db, [prediction_row("p1", created_at=STARTED, embedding=b"\x00" * 8)])
+    submit_feedback(db, prediction_id="p1", rating=1, label="negative", allow_new_labels=True)
+    (plain,) = stream_window(db, version="v1", newest=10)
+    assert plain == WindowRow("p1", STARTED, "hello", 0.5, "positive", b"\x00" * 8)
+    (full,) = stream_window(db, version="v1", oldest=10, outputs=True)
+    assert full.output == {"label": "positive"}
+    (rated,) = window_feedback(db, version="v1", outputs=True)
+    assert isinstance(rated, RatedRow) and (rated.rating, rated.label) == (1, "negative")
+    assert (rated.predicted_label, rated.output, rated.preferred_output) == (
+        "positive",
+        {"label": "positive"},
+        None,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.label = "negative"  # type: ignore[misc]
