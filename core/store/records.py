@@ -30,11 +30,6 @@ class RunMetrics:
     champion: Sets | None = None
     challenger: Sets | None = None
 
-    @property
-    def judged(self) -> bool:
-        """The gate scored a challenger against the champion."""
-        return self.champion is not None or self.challenger is not None
-
     def to_json(self) -> dict[str, Any]:
         """As `retrain_run.metrics` stores it: `{}` for a run that judged nothing."""
         roles = (("champion", self.champion), ("challenger", self.challenger))

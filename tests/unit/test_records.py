@@ -68,7 +68,7 @@ def finished_run(db: Database) -> RunRecord:
 def test_a_run_renders_as_the_old_run_dict(db: Database) -> None:
     run = finished_run(db)
     assert run.state is RunState.REJECTED and run.trigger is RunTrigger.DRIFT
-    assert run.metrics == RunMetrics(champion=SETS, challenger=SETS) and run.metrics.judged
+    assert run.metrics == RunMetrics(champion=SETS, challenger=SETS)
     assert run.to_json() == {
         "run_id": run.run_id,
         "state": "rejected",
@@ -100,7 +100,7 @@ def test_a_run_renders_as_the_old_run_dict(db: Database) -> None:
 
 def test_a_queued_run_renders_empty_metrics_and_no_times(db: Database) -> None:
     run, created = create_run(db, trigger=RunTrigger.MANUAL)
-    assert created and run.state is RunState.QUEUED and not run.metrics.judged
+    assert created and run.state is RunState.QUEUED and run.metrics == RunMetrics()
     shown = get_run(db, run.run_id).to_json()
     assert shown["metrics"] == {} and shown["verdict"] == {} and shown["summary"] == "queued"
     assert (shown["started_at"], shown["finished_at"], shown["training"]) == (None, None, None)
