@@ -8,11 +8,11 @@ which pydantic would render again in another spelling (`Z` for `+00:00`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.states import CheckDecision, RunState, RunTrigger, VersionStatus
+from core.states import CheckDecision, EventKind, RunState, RunTrigger, VersionStatus
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
@@ -83,6 +83,59 @@ class Models(BaseModel):
     champion: str | None = Field(description="The version the registry names champion.")
     serving: str | None = Field(description="The version this replica serves.")
     versions: list[Version]
+
+
+class Event(BaseModel):
+    """A model event of the audit trail."""
+
+    id: int
+    time: Timestamp
+    kind: EventKind
+    version: str
+    previous: str | None
+    actor: str
+    reason: str
+    run_id: str | None
+    check_id: str | None
+
+
+class LineageRun(BaseModel):
+    """The run that trained a version, as its lineage shows it; a run no longer stored has only
+    its `run_id` and the state `unknown`."""
+
+    run_id: str
+    state: RunState | Literal["unknown"]
+    trigger: RunTrigger | None = None
+    check_id: str | None = None
+    champion_version: str | None = None
+    dataset_hash: str | None = None
+    dataset_path: str | None = None
+    metrics: dict[str, Any] | None = None
+    created_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    verdict: dict[str, Any] | None = Field(
+        None, description="promote, test, p_value, gain, reasons."
+    )
+
+
+class Ancestor(BaseModel):
+    """A parent up the chain; one no longer registered has only its version and `unknown`."""
+
+    version: str
+    status: VersionStatus | Literal["unknown"]
+    parent: str | None = None
+    run_id: str | None = None
+    dataset_hash: str | None = None
+    created_at: Timestamp | None = None
+
+
+class Lineage(BaseModel):
+    version: Version
+    parent: str | None
+    serving: bool = Field(description="The version is the registry's champion.")
+    run: LineageRun | None
+    events: list[Event] = Field(description="Newest first.")
+    ancestors: list[Ancestor] = Field(description="Parent first, up to the first version.")
 
 
 class RetrainAsked(BaseModel):

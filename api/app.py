@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -53,6 +52,7 @@ from core.settings import Settings, split_list
 from core.store.db import Database
 from core.store.keys import active_keys
 from core.store.predictions import insert_predictions
+from core.store.records import CheckRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ log = logging.getLogger(__name__)
 class MonitorHooks:
     """What the api may call of monitoring, handed in by the composition root."""
 
-    check: Callable[[Settings, Database], dict[str, Any]]  # run a check now, return it
+    check: Callable[[Settings, Database], CheckRecord]  # run a check now, return it
     # a stored snapshot's path and its check -> the HTML report, the check's summary first
-    render: Callable[[str, dict[str, Any]], str]
+    render: Callable[[str, CheckRecord], str]
     features: Callable[[], tuple[str, ...]]  # drift feature names, exported before any check
 
 

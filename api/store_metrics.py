@@ -22,6 +22,7 @@ from core.settings import CanarySettings, MonitorSettings
 from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.monitoring import split_columns
+from core.store.records import CheckQuality
 from core.store.tables import ModelAlias, ModelVersion, MonitorCheck, RetrainRun
 
 TRIGGERS = tuple(RunTrigger)
@@ -147,7 +148,7 @@ class StoreCollector(Collector):
         check = session.scalars(
             select(MonitorCheck).order_by(MonitorCheck.created_at.desc()).limit(1)
         ).first()
-        quality = (check.quality or {}) if check else {}
+        quality = CheckQuality.from_json(check.quality if check else None)
         values = {
             "drift_share": (
                 "Share of drifted columns in the last check.",
@@ -165,20 +166,20 @@ class StoreCollector(Collector):
                 "Label-free accuracy estimate (CBPE) of the last window.",
                 check.estimated_accuracy if check else None,
             ),
-            "mean_rating": ("Mean feedback rating in the last window.", quality.get("mean_rating")),
+            "mean_rating": ("Mean feedback rating in the last window.", quality.mean_rating),
             "negative_share": (
                 "Share of ratings <= 2 in the last window.",
-                quality.get("negative_share"),
+                quality.negative_share,
             ),
             "feedback_accuracy": (
                 "Accuracy against feedback labels in the last window.",
-                quality.get("accuracy"),
+                quality.accuracy,
             ),
-            "feedback_count": ("Feedback items in the last window.", quality.get("feedback_count")),
+            "feedback_count": ("Feedback items in the last window.", quality.feedback_count),
             "labeled_count": (
                 "Feedback items with a label (a preferred output for a generation) in the last "
                 "window.",
-                quality.get("labeled_count"),
+                quality.labeled_count,
             ),
             "last_check_timestamp_seconds": (
                 "Unix time of the last check.",
@@ -232,9 +233,9 @@ def _prediction_drift(prediction: dict[str, Any] | None) -> Iterator[Metric]:
     yield distances
 
 
-def _generation(quality: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+def _generation(quality: CheckQuality) -> dict[str, tuple[str, Any]]:
     """A generation check's figures (NaN after a classifier's check, which has none)."""
-    outputs = quality.get("outputs") or {}
+    outputs = quality.outputs or {}
     figures = {
         "tokens_mean": "Mean completion tokens of the generations in the last window.",
         "tokens_p95": "95th percentile of completion tokens in the last window.",
@@ -251,7 +252,7 @@ def _generation(quality: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     }
     values["rouge_l"] = (
         "Mean ROUGE-L F of generations against users' preferred outputs in the last window.",
-        quality.get("rouge_l"),
+        quality.rouge_l,
     )
     return values
 

@@ -46,21 +46,19 @@ def run_retrain_bench(
         run, _ = create_run(db, trigger=RunTrigger.MANUAL)
         say(f"retraining ({method}) on {len(rows)} labeled feedback items")
         started = time.perf_counter()
-        execute_run(
-            Context(settings=settings, db=db, registry=registry), run["run_id"], owner="bench"
-        )
+        execute_run(Context(settings=settings, db=db, registry=registry), run.run_id, owner="bench")
         seconds = time.perf_counter() - started
-        done = get_run(db, run["run_id"])
-        version = registry.get(done["version"]) if done["version"] else None
+        done = get_run(db, run.run_id)
+        version = registry.get(done.version) if done.version else None
         return {
             "method": method,
             "feedback": len(rows),
             "seconds": round(seconds, 1),
             "train_seconds": round(version.params.get("train_seconds", 0), 1) if version else None,
-            "state": done["state"],
-            "verdict": done["verdict"],
-            "error": done["error"],
-            "metrics": done["metrics"],
+            "state": done.state,
+            "verdict": done.verdict,
+            "error": done.error,
+            "metrics": done.metrics.to_json(),
         }
 
 

@@ -51,7 +51,7 @@ def erase(
     counts without changing anything. RunInFlight while a retrain run is queued or running."""
     running = None if dry_run else active_run(db)
     if running is not None:
-        raise RunInFlight(running["run_id"])
+        raise RunInFlight(running.run_id)
     ids = list(prediction_ids) + (store.predictions_of_key(db, key_name) if key_name else [])
     plan = store.plan_erasure(db, ids)
     touches = _matcher(set(plan.feedback_ids), plan.texts)

@@ -62,9 +62,9 @@ def _run(registry: Registry, run_id: str | None) -> dict[str, Any] | None:
         run = get_run(registry.db, run_id)
     except RunNotFound:
         return {"run_id": run_id, "state": "unknown"}
-    verdict = run["verdict"]
-    summary = {k: verdict.get(k) for k in ("promote", "test", "p_value", "gain", "reasons")}
-    return {**{k: run.get(k) for k in RUN_FIELDS}, "verdict": summary}
+    shown = run.to_json()
+    summary = {k: run.verdict.get(k) for k in ("promote", "test", "p_value", "gain", "reasons")}
+    return {**{k: shown[k] for k in RUN_FIELDS}, "verdict": summary}
 
 
 def _ancestors(registry: Registry, info: VersionInfo) -> list[dict[str, Any]]:

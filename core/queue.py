@@ -21,6 +21,7 @@ from kombu.exceptions import KombuError
 from core.settings import SEARCH_MAX_SECONDS, SEARCH_MAX_TRIALS, Settings
 from core.states import RunTrigger
 from core.store.db import Database
+from core.store.records import RunRecord
 from core.store.runs import create_run
 
 log = logging.getLogger(__name__)
@@ -110,14 +111,14 @@ class Requested:
     broker (a committed run the broker did not take is sent again by the reaper, beat's
     `reap_stale`, once the broker answers)."""
 
-    run: dict[str, Any]
+    run: RunRecord
     created: bool
     sent: bool
 
     @property
     def detail(self) -> str:
         """One sentence for whoever asked."""
-        run_id = self.run["run_id"]
+        run_id = self.run.run_id
         if not self.created:
             return f"run {run_id} is already in flight"
         if self.sent:
@@ -143,9 +144,9 @@ def request_retrain(
     if not created:
         return Requested(run, created=False, sent=False)
     try:
-        app.send_task(RETRAIN_TASK, kwargs={"run_id": run["run_id"]})
+        app.send_task(RETRAIN_TASK, kwargs={"run_id": run.run_id})
     except (KombuError, OSError) as exc:
-        log.warning("retrain run %s not sent, the broker does not answer: %s", run["run_id"], exc)
+        log.warning("retrain run %s not sent, the broker does not answer: %s", run.run_id, exc)
         return Requested(run, created=True, sent=False)
     return Requested(run, created=True, sent=True)
 

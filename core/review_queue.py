@@ -24,6 +24,7 @@ from core.scores import full_output
 from core.store import review as store
 from core.store.db import Database
 from core.store.monitoring import stream_window
+from core.store.records import WindowRow
 
 # texts -> their embeddings by the served model, or None when it cannot now (another version).
 EmbedTexts = Callable[[list[str]], np.ndarray | None]
@@ -81,21 +82,19 @@ def next_items(
     )
     won = store.lease(
         db,
-        [rows[p.index]["id"] for p in picks],
+        [rows[p.index].id for p in picks],
         reviewer=reviewer,
         seconds=options.lease_seconds,
     )
     return [
-        _item(rows[p.index], champion.labels, p.reason, won[rows[p.index]["id"]])
+        _item(rows[p.index], champion.labels, p.reason, won[rows[p.index].id])
         for p in picks
-        if rows[p.index]["id"] in won
+        if rows[p.index].id in won
     ]
 
 
-def _window(
-    db: Database, rows: list[dict[str, Any]], labels: list[str], *, reviewer: str
-) -> Window:
-    ids = [r["id"] for r in rows]
+def _window(db: Database, rows: list[WindowRow], labels: list[str], *, reviewer: str) -> Window:
+    ids = [r.id for r in rows]
     feedback = store.window_feedback(db, ids)
     blocked = store.blocked(db, ids, reviewer=reviewer)
     many = len(labels) > 2
@@ -104,7 +103,7 @@ def _window(
     scores = np.array([[_scores(r, labels).get(label, 0.0) for label in labels] for r in rows])
     return Window(
         scores=scores,
-        embeddings=[_vector(r["embedding"]) for r in rows],
+        embeddings=[_vector(r.embedding) for r in rows],
         eligible=~labeled & np.array([i not in blocked for i in ids]),
         rated_down=down if down is not None else np.zeros(len(ids), dtype=bool),
     )
@@ -119,8 +118,8 @@ def _rated_down(feedback: list[dict[str, Any]]) -> bool:
     return any(f["label"] is None and f["rating"] <= RATED_DOWN for f in feedback)
 
 
-def _scores(row: dict[str, Any], labels: list[str]) -> dict[str, float]:
-    scores: dict[str, float] = full_output(row.get("output") or {}, labels).get("scores") or {}
+def _scores(row: WindowRow, labels: list[str]) -> dict[str, float]:
+    scores: dict[str, float] = full_output(row.output or {}, labels).get("scores") or {}
     return scores
 
 
@@ -136,14 +135,14 @@ def _centers(window: Window) -> np.ndarray | None:
 
 
 def _embedder(
-    rows: list[dict[str, Any]], embed: EmbedTexts | None
+    rows: list[WindowRow], embed: EmbedTexts | None
 ) -> Callable[[list[int]], np.ndarray | None] | None:
     if embed is None:
         return None
 
     def by_index(indices: list[int]) -> np.ndarray | None:
-        texts = [rows[i]["input_text"] for i in indices]
-        if any(t is None for t in texts):  # text logging off: nothing to embed
+        texts = [text for i in indices if (text := rows[i].input_text) is not None]
+        if len(texts) < len(indices):  # text logging off: nothing to embed
             return None
         return embed(texts)
 
@@ -157,7 +156,7 @@ def reference_embeddings(db: Database, champion: VersionInfo, *, size: int) -> n
     if path.exists():
         return _load(str(path))
     rows = list(stream_window(db, version=champion.version, oldest=size))
-    vectors = [v for v in (_vector(r["embedding"]) for r in rows) if v is not None]
+    vectors = [v for v in (_vector(r.embedding) for r in rows) if v is not None]
     return np.stack(vectors) if len(rows) >= size and vectors else None
 
 
@@ -166,11 +165,11 @@ def _load(path: str) -> np.ndarray:
     return np.asarray(np.load(path))
 
 
-def _item(row: dict[str, Any], labels: list[str], reason: str, expires: datetime) -> QueueItem:
+def _item(row: WindowRow, labels: list[str], reason: str, expires: datetime) -> QueueItem:
     return QueueItem(
-        prediction_id=row["id"],
-        text=row["input_text"],
-        label=row["label"],
+        prediction_id=row.id,
+        text=row.input_text,
+        label=row.label,
         scores=_scores(row, labels),
         reason=reason,
         lease_expires_at=expires,
@@ -180,4 +179,4 @@ def _item(row: dict[str, Any], labels: list[str], reason: str, expires: datetime
 def window_start(db: Database, champion: VersionInfo, *, window: int) -> datetime | None:
     """When the oldest prediction of the newest window was made (None: no predictions)."""
     first = next(iter(stream_window(db, version=champion.version, newest=window)), None)
-    return None if first is None else first["created_at"]
+    return None if first is None else first.created_at

@@ -17,6 +17,7 @@ from core.settings import Settings, options_from
 from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.monitoring import forget_reports, old_report_paths, recent_checks, save_check
+from core.store.records import CheckQuality, CheckRecord, JudgedRun
 from core.store.runs import active_run, last_finished_at, last_judged_run
 from core.store.tables import utcnow
 from monitor.drift import DriftResult
@@ -57,7 +58,7 @@ def decide_check(
     # New evidence: labeled feedback on the champion given since the last run began (a run
     # rejected before it trained does not count: it judged nothing).
     last = last_judged_run(ctx.db)
-    labeled = new_labeled(ctx, champion, last["began"] if last else None)
+    labeled = new_labeled(ctx, champion, last.began if last else None)
     rs = ctx.settings.retrain
     # The labels whose holdout (all of them, cross-fitted) gives the gate `min_holdout` rows.
     share = 1.0 if rs.cross_fit_folds else rs.holdout_share
@@ -68,7 +69,7 @@ def decide_check(
     # reference or window yet) has no drift verdict; one that the guards skipped has one. A
     # generation check without a reference stores False: only ever before its first verdict,
     # where a False and no verdict end a streak alike.
-    earlier_flags = [c["drift_detected"] for c in earlier if c["window"]]
+    earlier_flags = [c.drift_detected for c in earlier if c.window]
     now = [] if drift_detected is None else [drift_detected]
     recent = [*reversed(earlier_flags), *now]
     return decide(
@@ -84,9 +85,9 @@ def decide_check(
     )
 
 
-def _improving(ctx: Context, champion: VersionInfo, last: dict[str, Any] | None) -> bool:
+def _improving(ctx: Context, champion: VersionInfo, last: JudgedRun | None) -> bool:
     """The champion came from the last run that judged, or has a pending challenger."""
-    promoted_by_last = last is not None and (last["state"], last["version"]) == (
+    promoted_by_last = last is not None and (last.state, last.version) == (
         RunState.PROMOTED,
         champion.version,
     )
@@ -100,11 +101,11 @@ def store_check(
     *,
     window: dict[str, Any],
     drift: DriftResult | None,
-    quality: dict[str, Any],
+    quality: CheckQuality,
     estimated: float | None,
     decision: Decision,
     no_drift: str = "",
-) -> dict[str, Any]:
+) -> CheckRecord:
     """Store a check that judged a window, then start the retrain its decision calls for (the
     run records the check, so the check is stored first); without `drift`, `no_drift` says why
     none was run."""
@@ -147,7 +148,7 @@ def store_check(
 
 def store_skipped(
     ctx: Context, champion: VersionInfo | None, started: float, reason: str
-) -> dict[str, Any]:
+) -> CheckRecord:
     """Store a check that judged nothing, with the reason."""
     return save_check(
         ctx.db,
@@ -161,16 +162,16 @@ def store_skipped(
     )
 
 
-def quality_dict(quality: Quality) -> dict[str, Any]:
-    """The stored feedback figures of a check."""
-    return {
-        "feedback_count": quality.feedback_count,
-        "mean_rating": quality.mean_rating,
-        "negative_share": quality.share_negative,
-        "labeled_count": quality.labeled_count,
-        "accuracy": quality.accuracy,
-        "macro_f1": quality.macro_f1,
-    }
+def check_quality(quality: Quality) -> CheckQuality:
+    """The feedback figures a check stores."""
+    return CheckQuality(
+        feedback_count=quality.feedback_count,
+        mean_rating=quality.mean_rating,
+        negative_share=quality.share_negative,
+        labeled_count=quality.labeled_count,
+        accuracy=quality.accuracy,
+        macro_f1=quality.macro_f1,
+    )
 
 
 def reports_dir(settings: Settings) -> Path:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.store.records import WindowRow
 from core.textmetrics import rouge_l
 from monitor.quality import NEGATIVE_RATING, Quality
 from monitor.window import Window, build_window
@@ -135,16 +136,16 @@ def _flag(known: object, value: bool) -> float:
     return float("nan") if known is None else float(value)
 
 
-def generation_window(rows: Sequence[Mapping[str, Any]], tokenizer: Any | None) -> Window:
+def generation_window(rows: Sequence[WindowRow], tokenizer: Any | None) -> Window:
     """Prompt descriptors and embeddings (as for classification) beside the output descriptors."""
     window = build_window(
-        texts=[r["input_text"] for r in rows],
+        texts=[r.input_text for r in rows],
         confidences=[None] * len(rows),
         labels=[None] * len(rows),
-        embeddings=[r["embedding"] for r in rows],
+        embeddings=[r.embedding for r in rows],
         tokenizer=tokenizer,
     )
-    outputs = describe_outputs([output_of(r["output"]) for r in rows])
+    outputs = describe_outputs([output_of(r.output) for r in rows])
     frame = pd.concat([window.frame, outputs.set_index(window.frame.index)], axis=1)
     return Window(frame=frame, embeddings=window.embeddings)
 

@@ -10,13 +10,14 @@ waits. A classifier is checked by `monitor.service`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from core.registry import VersionInfo
 from core.settings import options_from
 from core.store.monitoring import stream_window, window_feedback
-from monitor.checks import Context, decide_check, quality_dict, store_check, store_skipped
+from core.store.records import CheckRecord, WindowRow
+from monitor.checks import Context, check_quality, decide_check, store_check, store_skipped
 from monitor.drift import DriftOptions, DriftResult, run_drift
 from monitor.features import TEXT_COLUMNS, TOKENIZER_COLUMNS
 from monitor.generation import (
@@ -35,7 +36,7 @@ from monitor.sampling import reservoir_sample
 PROMPT_COLUMNS = (*TEXT_COLUMNS, *TOKENIZER_COLUMNS)
 
 
-def run(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any]:
+def run(ctx: Context, champion: VersionInfo, started: float) -> CheckRecord:
     """Check a generation champion, store the check, start a retrain if the policy says so."""
     ms = ctx.settings.monitor
     reference = load_reference(ctx.db, champion, size=ms.reference_size, max_rows=ms.max_rows)
@@ -58,7 +59,7 @@ def run(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any]:
         rows = _rows(ctx, champion, after=None)
     if not rows:
         return store_skipped(ctx, champion, started, "no predictions yet")
-    since = rows[0]["created_at"]
+    since = rows[0].created_at
     quality = generation_quality(_rated(ctx, champion, since))
     decision = decide_check(
         ctx,
@@ -68,16 +69,16 @@ def run(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any]:
         estimated=None,
         new_labeled=_new_preferred,
     )
-    outputs = output_figures(describe_outputs([output_of(r["output"]) for r in rows]))
+    outputs = output_figures(describe_outputs([output_of(r.output) for r in rows]))
     window = {
         "task": champion.task,
         "size": len(rows),
         "reference_size": reference.size if reference else None,
         "reference": reference.source if reference else None,
         "from": since.isoformat(),
-        "to": rows[-1]["created_at"].isoformat(),
+        "to": rows[-1].created_at.isoformat(),
     }
-    stored = {**quality_dict(quality), "rouge_l": quality.rouge_l, "outputs": outputs.to_dict()}
+    stored = replace(check_quality(quality), rouge_l=quality.rouge_l, outputs=outputs.to_dict())
     return store_check(
         ctx,
         champion,
@@ -91,7 +92,7 @@ def run(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any]:
     )
 
 
-def _rows(ctx: Context, champion: VersionInfo, *, after: datetime | None) -> list[dict[str, Any]]:
+def _rows(ctx: Context, champion: VersionInfo, *, after: datetime | None) -> list[WindowRow]:
     ms = ctx.settings.monitor
     newest = stream_window(
         ctx.db, version=champion.version, newest=ms.window_size, after=after, outputs=True
@@ -99,7 +100,7 @@ def _rows(ctx: Context, champion: VersionInfo, *, after: datetime | None) -> lis
     return reservoir_sample(newest, ms.max_rows)
 
 
-def _drift(ctx: Context, reference: Reference, rows: list[dict[str, Any]]) -> DriftResult:
+def _drift(ctx: Context, reference: Reference, rows: list[WindowRow]) -> DriftResult:
     ms = ctx.settings.monitor
     current = generation_window(rows, reference.tokenizer)
     options = options_from(
@@ -122,7 +123,7 @@ def _rated(ctx: Context, champion: VersionInfo, since: datetime | None) -> list[
     """Feedback on the champion's generations made since `since`."""
     return [
         RatedGeneration(
-            rating=r["rating"], output=output_of(r["output"]).text, preferred=r["preferred_output"]
+            rating=r.rating, output=output_of(r.output).text, preferred=r.preferred_output
         )
         for r in window_feedback(ctx.db, version=champion.version, since=since, outputs=True)
     ]
@@ -138,4 +139,4 @@ def _new_preferred(ctx: Context, champion: VersionInfo, rated_since: datetime | 
         rated_since=rated_since,
         outputs=True,
     )
-    return sum(1 for r in rows if r["preferred_output"])
+    return sum(1 for r in rows if r.preferred_output)

@@ -22,6 +22,7 @@ from core.registry import VersionInfo
 from core.runtime.model import REFERENCE_EMBEDDINGS, REFERENCE_FILE
 from core.store.db import Database
 from core.store.monitoring import stream_window
+from core.store.records import WindowRow
 from monitor.generation import GENERATION, generation_window
 from monitor.sampling import reservoir_sample
 from monitor.window import Window, build_window
@@ -86,16 +87,16 @@ def _validation_reference(artifact: Path, max_rows: int) -> Reference:
 # A served reference never changes once complete: keep the last few, keyed by version and size.
 _SERVED: dict[tuple[str, str, int, int], Reference] = {}
 # (rows, tokenizer) -> the window those rows describe
-WindowBuilder = Callable[[Sequence[dict[str, Any]], Any], Window]
+WindowBuilder = Callable[[Sequence[WindowRow], Any], Window]
 
 
-def served_window(rows: Sequence[dict[str, Any]], tokenizer: Any) -> Window:
+def served_window(rows: Sequence[WindowRow], tokenizer: Any) -> Window:
     """A classifier's logged predictions as a window."""
     return build_window(
-        texts=[r["input_text"] for r in rows],
-        confidences=[r["confidence"] for r in rows],
-        labels=[r["label"] for r in rows],
-        embeddings=[r["embedding"] for r in rows],
+        texts=[r.input_text for r in rows],
+        confidences=[r.confidence for r in rows],
+        labels=[r.label for r in rows],
+        embeddings=[r.embedding for r in rows],
         tokenizer=tokenizer,
     )
 
@@ -121,7 +122,7 @@ def _served_reference(
         window=window,
         size=len(rows),
         source="served",
-        served_until=rows[-1]["created_at"],
+        served_until=rows[-1].created_at,
         labeled=None,
         tokenizer=tokenizer,
     )

@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from core.settings import MonitorSettings
+from core.store.records import CheckRecord
 
 STYLE = (
     "font-family:system-ui,sans-serif;margin:16px;padding:16px 20px;border:1px solid #ccd;"
@@ -21,16 +22,14 @@ STYLE = (
 )
 
 
-def summary_html(check: Mapping[str, Any], monitor: MonitorSettings) -> str:
-    """The summary block of `check` (as `core.store.monitoring.check_dict` gives it)."""
-    drifted = bool(check.get("drift_detected"))
-    verdict = "Drift detected" if drifted else "No drift"
-    decision = check.get("decision") or "none"
+def summary_html(check: CheckRecord, monitor: MonitorSettings) -> str:
+    """The summary block of a stored check."""
+    verdict = "Drift detected" if check.drift_detected else "No drift"
     return (
         f'<section id="tuneloop-summary" style="{STYLE}">'
         f'<h1 id="tuneloop-verdict" style="margin:0 0 6px">{verdict} · decision: '
-        f"{escape(str(decision))}</h1>"
-        f'<p style="margin:0 0 12px;color:#444">{escape(str(check.get("reason") or ""))}</p>'
+        f"{escape(check.decision)}</h1>"
+        f'<p style="margin:0 0 12px;color:#444">{escape(check.reason)}</p>'
         "<h3>Signals</h3>"
         f"{_table(('signal', 'figure', 'alarm at', 'raised'), _signals(check, monitor))}"
         f"<h3>Feedback in the window</h3>{_table(('', ''), _quality(check))}"
@@ -50,17 +49,15 @@ def insert_summary(html: str, summary: str) -> str:
     return html[:end] + summary + html[end:]
 
 
-def _signals(check: Mapping[str, Any], monitor: MonitorSettings) -> list[tuple[str, ...]]:
-    share = check.get("drift_share")
+def _signals(check: CheckRecord, monitor: MonitorSettings) -> list[tuple[str, ...]]:
+    share = check.drift_share
     by_share = share is not None and share >= monitor.drift_share
-    prediction = check.get("prediction_drift") or {}
+    prediction = check.prediction_drift or {}
     by_prediction = bool(prediction.get("detected"))
-    auc = check.get("embedding_drift")
+    auc = check.embedding_drift
     # drift is the OR of the three: an alarm the other two did not raise is the embedding test's
     by_embedding = auc is not None and (
-        auc >= monitor.embedding_min_auc
-        if by_share or by_prediction
-        else bool(check.get("drift_detected"))
+        auc >= monitor.embedding_min_auc if by_share or by_prediction else check.drift_detected
     )
     return [
         (
@@ -88,24 +85,24 @@ def _prediction_figure(prediction: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
-def _quality(check: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    quality = check.get("quality") or {}
+def _quality(check: CheckRecord) -> list[tuple[str, ...]]:
+    quality = check.quality
     rows = [
-        ("feedback items", quality.get("feedback_count")),
-        ("labeled", quality.get("labeled_count")),
-        ("accuracy on labels", quality.get("accuracy")),
-        ("macro-F1", quality.get("macro_f1")),
-        ("mean rating", quality.get("mean_rating")),
-        ("share rated <= 2", quality.get("share_negative")),
-        ("ROUGE-L vs preferred outputs", quality.get("rouge_l")),
-        ("estimated accuracy (no labels)", check.get("estimated_accuracy")),
+        ("feedback items", quality.feedback_count),
+        ("labeled", quality.labeled_count),
+        ("accuracy on labels", quality.accuracy),
+        ("macro-F1", quality.macro_f1),
+        ("mean rating", quality.mean_rating),
+        ("share rated <= 2", quality.negative_share),
+        ("ROUGE-L vs preferred outputs", quality.rouge_l),
+        ("estimated accuracy (no labels)", check.estimated_accuracy),
     ]
     return [(name, _num(value)) for name, value in rows if value is not None] or [("none", "-")]
 
 
-def _columns(check: Mapping[str, Any]) -> list[tuple[str, ...]]:
+def _columns(check: CheckRecord) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for name, column in sorted((check.get("columns") or {}).items()):
+    for name, column in sorted(check.columns.items()):
         rows.append(
             (
                 escape(name),

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
 
 from core.registry import NoChampion, VersionInfo
 from core.states import CheckDecision, EventKind
 from core.store.events import POLICY, Cause, last_move
 from core.store.monitoring import save_check, window_feedback
+from core.store.records import CheckRecord
 from core.store.tables import utcnow
 from monitor.checks import Context
 
@@ -38,7 +38,7 @@ def rollback_due(ctx: Context, champion: VersionInfo) -> str | None:
     if age > ms.rollback_seconds:
         return None
     rows = window_feedback(ctx.db, version=champion.version, since=move.at)
-    ratings = [r["rating"] for r in rows if r["rating"] is not None]
+    ratings = [r.rating for r in rows if r.rating is not None]
     if len(ratings) < ms.min_feedback:
         return None
     mean = sum(ratings) / len(ratings)
@@ -50,7 +50,7 @@ def rollback_due(ctx: Context, champion: VersionInfo) -> str | None:
     )
 
 
-def auto_rollback(ctx: Context, champion: VersionInfo, started: float) -> dict[str, Any] | None:
+def auto_rollback(ctx: Context, champion: VersionInfo, started: float) -> CheckRecord | None:
     """Roll the champion back if `rollback_due` says so; the stored check, or None."""
     reason = rollback_due(ctx, champion)
     if reason is None:

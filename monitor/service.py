@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -17,12 +16,13 @@ from core.registry import VersionInfo
 from core.settings import options_from
 from core.store.db import Database
 from core.store.monitoring import stream_window, window_feedback
+from core.store.records import CheckRecord
 from monitor import generation_check
 from monitor.checks import (
     Context,
     StartRetrain,
+    check_quality,
     decide_check,
-    quality_dict,
     reports_dir,
     store_check,
     store_skipped,
@@ -46,7 +46,7 @@ __all__ = ["Context", "StartRetrain", "reports_dir", "run_check"]
 log = logging.getLogger(__name__)
 
 
-def run_check(ctx: Context) -> dict[str, Any]:
+def run_check(ctx: Context) -> CheckRecord:
     """Run one check, store it with its decision, start a retrain if the policy says so."""
     started = time.perf_counter()
     champion = ctx.registry.champion()
@@ -87,7 +87,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
         current_embeddings=current.embeddings,
         options=options_from(DriftOptions, ms, embedding_max_rows=ms.max_rows),
     )
-    since = current_rows[0]["created_at"]
+    since = current_rows[0].created_at
     quality = feedback_quality(_feedback(ctx.db, champion, since), champion.labels)
     estimated = _estimate(ctx, champion, reference, current)
     decision = decide_check(
@@ -103,7 +103,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
         "reference_size": reference.size,
         "reference": reference.source,
         "from": since.isoformat(),
-        "to": current_rows[-1]["created_at"].isoformat(),
+        "to": current_rows[-1].created_at.isoformat(),
     }
     return store_check(
         ctx,
@@ -111,7 +111,7 @@ def run_check(ctx: Context) -> dict[str, Any]:
         started,
         window=window,
         drift=drift,
-        quality=quality_dict(quality),
+        quality=check_quality(quality),
         estimated=estimated,
         decision=decision,
     )
@@ -124,14 +124,17 @@ def _feedback(
     *,
     rated_since: datetime | None = None,
 ) -> list[FeedbackRow]:
+    rated = window_feedback(db, version=champion.version, since=since, rated_since=rated_since)
+    # A classifier's prediction always has a label (the column is empty only for generations).
     return [
         FeedbackRow(
-            predicted_label=r["predicted_label"],
-            rating=r["rating"],
-            label=r["label"],
-            confidence=r["confidence"],
+            predicted_label=r.predicted_label,
+            rating=r.rating,
+            label=r.label,
+            confidence=r.confidence,
         )
-        for r in window_feedback(db, version=champion.version, since=since, rated_since=rated_since)
+        for r in rated
+        if r.predicted_label is not None
     ]
 
 

@@ -64,7 +64,7 @@ def run_shift(ctx: Context, run_id: str) -> Shift | None:
     """Where the drift streak ending at the run's check began; None where no streak is known
     (a manual run, an improve run, a check without drift). A quality run whose check ends a
     drift streak gets it too: quality wins the trigger when both fire, the shift is the same."""
-    check_id = get_run(ctx.db, run_id)["check_id"]
+    check_id = get_run(ctx.db, run_id).check_id
     streak = drift_streak(ctx.db, check_id) if check_id else None
     return Shift(*streak) if streak else None
 

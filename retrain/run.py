@@ -70,7 +70,7 @@ class Run:
 
     def cause(self, reason: str) -> Cause:
         """The cause of a change this run makes outside its own transaction (a registration)."""
-        check_id = get_run(self.ctx.db, self.id)["check_id"]
+        check_id = get_run(self.ctx.db, self.id).check_id
         return Cause(POLICY, reason, run_id=self.id, check_id=check_id)
 
     def update(self, **fields: Any) -> None:

@@ -51,17 +51,17 @@ def wanted(run: Run) -> dict[str, Any] | None:
     `search_after_reject` on, when the last run the gate judged trained the plain recipe and
     was rejected.
     """
-    asked = get_run(run.ctx.db, run.id).get("search") or {}
+    asked = get_run(run.ctx.db, run.id).search or {}
     if "n_trials" in asked:
         n = int(asked["n_trials"])
         return {**asked, "reason": asked.get("reason", "asked")} if n else None
     trials = run.settings.retrain.search_after_reject
     previous = previous_judged(run.ctx.db, before=run.id) if trials else None
-    if previous is None or previous["state"] != RunState.REJECTED:
+    if previous is None or previous.state != RunState.REJECTED:
         return None
-    if (previous["params"].get("search") or {}).get("trials"):
+    if (previous.search or {}).get("trials"):
         return None  # it searched already: the next run goes back to the plain recipe
-    reason = f"run {previous['run_id']}'s plain recipe was rejected"
+    reason = f"run {previous.run_id}'s plain recipe was rejected"
     return {"n_trials": trials, "budget_seconds": None, "reason": reason}
 
 

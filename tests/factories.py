@@ -12,6 +12,8 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from core.data import Row
 from core.runtime.model import TextClassifier, save_classifier
+from core.states import RunState, RunTrigger
+from core.store.records import RunMetrics, RunRecord
 
 POSITIVE = ["good", "great", "excellent", "love", "perfect", "nice", "happy", "best"]
 NEGATIVE = ["bad", "awful", "terrible", "hate", "broken", "poor", "sad", "worst"]
@@ -198,3 +200,28 @@ def release_0001_store(url: str, artifact_path: str = "/a/models/v1") -> None:
         for sql in rows:
             conn.execute(text(sql), {"artifact": artifact_path})
     engine.dispose()
+
+
+def run_record(**fields: Any) -> RunRecord:
+    """A retrain run's record as the store reads it, queued unless `fields` say otherwise."""
+    defaults: dict[str, Any] = {
+        "run_id": "r1",
+        "state": RunState.QUEUED,
+        "trigger": RunTrigger.MANUAL,
+        "progress": 0.0,
+        "loss": None,
+        "check_id": None,
+        "version": None,
+        "champion_version": None,
+        "metrics": RunMetrics(),
+        "verdict": {},
+        "params": {},
+        "error": None,
+        "attempts": 0,
+        "dataset_hash": None,
+        "dataset_path": None,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "started_at": None,
+        "finished_at": None,
+    }
+    return RunRecord(**{**defaults, **fields})

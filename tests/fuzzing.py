@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import schemathesis
 from fastapi import FastAPI
@@ -28,6 +27,7 @@ from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database, upgrade
 from core.store.monitoring import save_check
+from core.store.records import CheckRecord
 from tests.generators import tiny_llama
 from tests.unit.test_predict_fast_path import Fake
 
@@ -68,7 +68,7 @@ def _settings(home: Path, url: str) -> Settings:
 def _hooks() -> MonitorHooks:
     """A check that stores a fixed result with a report, as the real one stores its own."""
 
-    def check(_settings: Settings, db: Database) -> dict[str, Any]:
+    def check(_settings: Settings, db: Database) -> CheckRecord:
         return save_check(db, model_version="v1", decision="none", reason="", report_path="r")
 
     return MonitorHooks(check=check, render=lambda _path, _check: "<html></html>", features=tuple)

@@ -46,11 +46,11 @@ def owner() -> str:
 
 @shared_task(name=MONITOR_TASK)
 def check() -> dict[str, Any]:
-    """Run one monitor check (beat schedules it every TUNELOOP_MONITOR_INTERVAL seconds)."""
+    """Run one monitor check (beat schedules it every TUNELOOP_MONITOR_INTERVAL seconds); its
+    JSON is the task's result."""
     from monitor.service import run_check
 
-    result: dict[str, Any] = run_check(monitor_context())
-    return result
+    return run_check(monitor_context()).to_json()
 
 
 @shared_task(name=RETRAIN_TASK)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.queue import make_celery, request_retrain
 from core.registry import Registry
 from core.settings import Settings, get_settings
 from core.store.db import Database
+from core.store.records import CheckRecord
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -48,15 +49,14 @@ def retrain_context(settings: Settings) -> retrain.context.Context:
     return Context(settings=settings, db=db, registry=registry_of(settings, db))
 
 
-def run_monitor_check(settings: Settings, db: Database) -> dict[str, Any]:
+def run_monitor_check(settings: Settings, db: Database) -> CheckRecord:
     """One monitor check, as the admin route and `tuneloop monitor check` run it."""
     from monitor.service import run_check
 
-    result: dict[str, Any] = run_check(monitor_context(settings, db))
-    return result
+    return run_check(monitor_context(settings, db))
 
 
-def render_report(path: str, check: dict[str, Any]) -> str:
+def render_report(path: str, check: CheckRecord) -> str:
     """A stored Evidently snapshot as HTML, its check's summary first."""
     from monitor.report import render_file
     from monitor.report_summary import insert_summary, summary_html

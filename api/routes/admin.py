@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.answers import RetrainAsked, Run, Version, error, errors
+from api.answers import Lineage, RetrainAsked, Run, Version, error, errors
 from api.auth import RESPONSES, Caller
 from api.deps import Admin, AdminCaller, DbDep, RegistryDep, ServingDep
 from api.errors import parse_body
@@ -54,23 +54,24 @@ async def start_retrain(request: Request, db: DbDep) -> JSON:
         trigger=RunTrigger.MANUAL,
         params=_search(ask),
     )
-    body = {"run_id": asked.run["run_id"], "state": asked.run["state"], "detail": asked.detail}
+    body = {"run_id": asked.run.run_id, "state": asked.run.state, "detail": asked.detail}
     return JSON(body, status_code=202 if asked.created else 409)
 
 
 @router.get("/v1/retrain", response_model=list[Run])
 async def retrain_runs(db: DbDep) -> list[dict[str, Any]]:
     """Retrain runs, newest first."""
-    return await run_in_threadpool(list_runs, db)
+    return [run.to_json() for run in await run_in_threadpool(list_runs, db)]
 
 
 @router.get("/v1/retrain/{run_id}", response_model=Run, responses=errors(404, 422))
 async def retrain_run(run_id: str, db: DbDep) -> dict[str, Any]:
     """One run: state, progress, metrics of both models, the verdict."""
     try:
-        return await run_in_threadpool(get_run, db, run_id)
+        run = await run_in_threadpool(get_run, db, run_id)
     except RunNotFound:
         raise HTTPException(status_code=404, detail="unknown run_id") from None
+    return run.to_json()
 
 
 @router.post(
@@ -96,7 +97,13 @@ async def promote(
     return info.to_dict()
 
 
-@router.get("/v1/models/{version}/lineage", responses=errors(404))
+# Unset fields stay out: a run or an ancestor no longer stored is shown by what is known of it.
+@router.get(
+    "/v1/models/{version}/lineage",
+    response_model=Lineage,
+    response_model_exclude_unset=True,
+    responses=errors(404),
+)
 async def version_lineage(version: str, registry: RegistryDep) -> dict[str, Any]:
     """Why `version` serves, what it was trained on, who decided: its run (trigger, monitor
     check, data set, verdict), its events, and its parents up to the first version."""

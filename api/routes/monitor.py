@@ -26,14 +26,15 @@ async def check_now(request: Request, db: DbDep, settings: SettingsDep) -> dict[
     hooks = request.app.state.monitor
     if hooks is None:
         raise HTTPException(status_code=503, detail="monitoring is not wired into this api")
-    result: dict[str, Any] = await run_in_threadpool(hooks.check, settings, db)
-    return result
+    checked = await run_in_threadpool(hooks.check, settings, db)
+    return checked.to_json()
 
 
 @router.get("/v1/monitor/checks", response_model=list[Check], responses=errors(422))
 async def checks(db: DbDep, limit: int = 50) -> list[dict[str, Any]]:
     """Recent checks, newest first."""
-    return await run_in_threadpool(recent_checks, db, limit=min(max(limit, 1), 500))
+    found = await run_in_threadpool(recent_checks, db, limit=min(max(limit, 1), 500))
+    return [c.to_json() for c in found]
 
 
 @router.get("/v1/monitor/checks/{check_id}", response_model=Check, responses=errors(404, 422))
@@ -42,7 +43,7 @@ async def check(check_id: str, db: DbDep) -> dict[str, Any]:
     found = await run_in_threadpool(get_check, db, check_id)
     if found is None:
         raise HTTPException(status_code=404, detail="unknown check id")
-    return found
+    return found.to_json()
 
 
 @router.get(

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.states import CheckDecision
 from core.store.db import Database
+from core.store.records import CheckQuality, CheckRecord, RatedRow, WindowRow
 from core.store.tables import Feedback, MonitorCheck, Prediction
 
 WINDOW_COLUMNS = (
@@ -31,7 +33,7 @@ def stream_window(
     oldest: int | None = None,
     after: datetime | None = None,
     outputs: bool = False,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[WindowRow]:
     """The `newest` (or `oldest`) predictions of a version, streamed in time order; `outputs`
     adds the stored output."""
     columns = WINDOW_COLUMNS + (OUTPUT_COLUMNS if outputs else ())
@@ -45,7 +47,7 @@ def stream_window(
         query = query.order_by(Prediction.created_at).limit(oldest)
     with db.engine.connect() as conn:
         for row in conn.execute(query.execution_options(yield_per=1000)):
-            yield dict(row._mapping)
+            yield WindowRow(**row._mapping)
 
 
 def window_feedback(
@@ -55,7 +57,7 @@ def window_feedback(
     since: datetime | None = None,
     rated_since: datetime | None = None,
     outputs: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[RatedRow]:
     """Feedback on a version's predictions (made since a time; rated since a time), with the
     prediction's output, excluded feedback left out; `outputs` adds the stored output and the
     preferred one (generation)."""
@@ -78,43 +80,48 @@ def window_feedback(
     if rated_since is not None:
         query = query.where(Feedback.created_at >= rated_since)
     with db.session() as session:
-        return [dict(r._mapping) for r in session.execute(query)]
+        return [RatedRow(**r._mapping) for r in session.execute(query)]
 
 
 # The prediction-drift test is kept in the check's `columns` JSON under this key (it judges two
-# of the columns, and a JSON field needs no migration); `check_dict` shows it on its own.
+# of the columns, and a JSON field needs no migration); `check_record` shows it on its own.
 PREDICTION_DRIFT_KEY = "_prediction_drift"
 
 
 def save_check(
-    db: Database, *, prediction_drift: dict[str, Any] | None = None, **fields: Any
-) -> dict[str, Any]:
-    """Store a check and return it as the API shows it."""
+    db: Database,
+    *,
+    quality: CheckQuality | None = None,
+    prediction_drift: dict[str, Any] | None = None,
+    **fields: Any,
+) -> CheckRecord:
+    """Store a check (`quality`: its feedback figures, none for a check that judged no window)
+    and return its record."""
     if prediction_drift is not None:
         fields["columns"] = {**fields.get("columns", {}), PREDICTION_DRIFT_KEY: prediction_drift}
-    row = MonitorCheck(**fields)
+    row = MonitorCheck(**fields, quality=(quality or CheckQuality()).to_json())
     with db.session() as session:
         session.add(row)
         session.flush()
-        return check_dict(row)
+        return check_record(row)
 
 
 def recent_checks(
     db: Database, *, limit: int = 50, version: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[CheckRecord]:
     """Checks, newest first (of one champion when `version` is given)."""
     query = select(MonitorCheck).order_by(MonitorCheck.created_at.desc()).limit(limit)
     if version is not None:
         query = query.where(MonitorCheck.model_version == version)
     with db.session() as session:
-        return [check_dict(r) for r in session.scalars(query)]
+        return [check_record(r) for r in session.scalars(query)]
 
 
-def get_check(db: Database, check_id: str) -> dict[str, Any] | None:
+def get_check(db: Database, check_id: str) -> CheckRecord | None:
     """One check, or None."""
     with db.session() as session:
         row = session.get(MonitorCheck, check_id)
-        return check_dict(row) if row else None
+        return check_record(row) if row else None
 
 
 def drift_streak(db: Database, check_id: str) -> tuple[datetime, int] | None:
@@ -180,23 +187,23 @@ def split_columns(stored: dict[str, Any] | None) -> tuple[dict[str, Any], dict[s
     return columns, columns.pop(PREDICTION_DRIFT_KEY, None)
 
 
-def check_dict(row: MonitorCheck) -> dict[str, Any]:
-    """A check as the API shows it."""
+def check_record(row: MonitorCheck) -> CheckRecord:
+    """A check row as its frozen record."""
     columns, prediction = split_columns(row.columns)
-    return {
-        "id": row.id,
-        "created_at": row.created_at.isoformat(),
-        "model_version": row.model_version,
-        "window": row.window or {},
-        "drift_detected": row.drift_detected,
-        "drift_share": row.drift_share,
-        "columns": columns,
-        "embedding_drift": row.embedding_drift,
-        "prediction_drift": prediction,
-        "quality": row.quality or {},
-        "estimated_accuracy": row.estimated_accuracy,
-        "decision": row.decision,
-        "reason": row.reason,
-        "duration_seconds": row.duration_seconds,
-        "has_report": bool(row.report_path),
-    }
+    return CheckRecord(
+        id=row.id,
+        created_at=row.created_at,
+        model_version=row.model_version,
+        window=dict(row.window or {}),
+        drift_detected=row.drift_detected,
+        drift_share=row.drift_share,
+        columns=columns,
+        embedding_drift=row.embedding_drift,
+        prediction_drift=prediction,
+        quality=CheckQuality.from_json(row.quality),
+        estimated_accuracy=row.estimated_accuracy,
+        decision=CheckDecision(row.decision),
+        reason=row.reason,
+        duration_seconds=row.duration_seconds,
+        has_report=bool(row.report_path),
+    )

@@ -16,8 +16,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.states import ACTIVE_STATES, FINAL_STATES, RunState, RunTrigger, run_summary
+from core.states import ACTIVE_STATES, FINAL_STATES, RunState, RunTrigger
 from core.store.db import Database
+from core.store.records import JudgedRun, RunMetrics, RunRecord
 from core.store.tables import RetrainRun, new_id, utcnow
 
 ACTIVE = ACTIVE_STATES
@@ -39,7 +40,7 @@ def create_run(
     trigger: RunTrigger | str,
     params: dict[str, Any] | None = None,
     check_id: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[RunRecord, bool]:
     """A new queued run, or the run already in flight and False.
 
     `trigger` is a `RunTrigger` (a plain string of the same value is stored the same);
@@ -56,7 +57,7 @@ def create_run(
     try:
         with db.session() as session:
             session.add(row)
-        return run_dict(row), True
+        return run_record(row), True
     except IntegrityError:
         active = active_run(db)
         if active is None:  # finished between our insert and this read: try once more
@@ -64,11 +65,11 @@ def create_run(
         return active, False
 
 
-def active_run(db: Database) -> dict[str, Any] | None:
+def active_run(db: Database) -> RunRecord | None:
     """The queued or running run, if any."""
     with db.session() as session:
         row = session.scalars(select(RetrainRun).where(RetrainRun.active_slot == 1)).first()
-        return run_dict(row) if row else None
+        return run_record(row) if row else None
 
 
 def claim(
@@ -165,7 +166,7 @@ def fail(db: Database, run_id: str, *, owner: str | None, error: str) -> bool:
         return True
 
 
-def cancel(db: Database, run_id: str) -> tuple[dict[str, Any], bool]:
+def cancel(db: Database, run_id: str) -> tuple[RunRecord, bool]:
     """Cancel a queued run (a worker that gets its task later will not claim it); returns the
     run and whether it was cancelled (False: it had started or finished). KeyError if unknown."""
     with db.session() as session:
@@ -173,9 +174,9 @@ def cancel(db: Database, run_id: str) -> tuple[dict[str, Any], bool]:
         if row is None:
             raise KeyError(run_id)
         if row.state != RunState.QUEUED:
-            return run_dict(row), False
+            return run_record(row), False
         finish(session, row, state=RunState.CANCELLED, error="cancelled while queued")
-        return run_dict(row), True
+        return run_record(row), True
 
 
 def fail_exhausted(db: Database, *, now: datetime, max_attempts: int) -> list[str]:
@@ -218,69 +219,51 @@ def stale_runs(db: Database, *, now: datetime, queued_grace_seconds: int) -> lis
         return list(rows)
 
 
-def get_run(db: Database, run_id: str) -> dict[str, Any]:
-    """One run as the API shows it."""
+def get_run(db: Database, run_id: str) -> RunRecord:
+    """One run."""
     with db.session() as session:
         row = session.get(RetrainRun, run_id)
         if row is None:
             raise RunNotFound(run_id)
-        return run_dict(row)
+        return run_record(row)
 
 
-def list_runs(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(db: Database, *, limit: int = 50) -> list[RunRecord]:
     """Recent runs, newest first."""
     with db.session() as session:
         rows = session.scalars(
             select(RetrainRun).order_by(RetrainRun.created_at.desc()).limit(limit)
         )
-        return [run_dict(r) for r in rows]
+        return [run_record(r) for r in rows]
 
 
-def run_dict(row: RetrainRun) -> dict[str, Any]:
-    """A run as plain data."""
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "run_id": row.id,
-        "state": row.state,
-        "progress": row.progress,
-        "loss": row.loss,
-        "trigger": row.trigger,
-        "check_id": row.check_id,
-        "version": row.version,
-        "champion_version": row.champion_version,
-        "metrics": row.metrics or {},
-        "verdict": row.verdict or {},
-        "summary": run_summary(row.state, row.verdict),
-        # A pending challenger's second look that failed at the start of this run (see retrain).
-        "second_look": (row.params or {}).get("second_look"),
-        "refit": (row.params or {}).get("refit"),
-        # The rule that carved the gate's holdout (retrain.holdout), its size and the shift.
-        "holdout": (row.params or {}).get("holdout"),
-        # The hyper-parameter search asked for, then its trials and best (see retrain.search).
-        "search": (row.params or {}).get("search"),
-        # How a generation run trained (sft or kto, and KTO's weight ratio); None otherwise.
-        "training": _training(row.params or {}),
-        "error": row.error,
-        "attempts": row.attempts,
-        "dataset_hash": row.dataset_hash,
-        "dataset_path": row.dataset_path,
-        "created_at": iso(row.created_at),
-        "started_at": iso(row.started_at),
-        "finished_at": iso(row.finished_at),
-    }
+def run_record(row: RetrainRun) -> RunRecord:
+    """A run row as its frozen record."""
+    return RunRecord(
+        run_id=row.id,
+        state=RunState(row.state),
+        trigger=RunTrigger(row.trigger),
+        progress=row.progress,
+        loss=row.loss,
+        check_id=row.check_id,
+        version=row.version,
+        champion_version=row.champion_version,
+        metrics=RunMetrics.from_json(row.metrics),
+        verdict=dict(row.verdict or {}),
+        params=dict(row.params or {}),
+        error=row.error,
+        attempts=row.attempts,
+        dataset_hash=row.dataset_hash,
+        dataset_path=row.dataset_path,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
 
 
-def _training(params: dict[str, Any]) -> dict[str, Any] | None:
-    keys = [k for k in params if k == "generation_method" or k.startswith("kto_")]
-    return {k: params[k] for k in keys} or None
-
-
-def last_judged_run(db: Database) -> dict[str, Any] | None:
-    """The most recent run that judged its data: `began` (queued runs: their creation), `state`
-    and `version` (the challenger it trained, or promoted at a second look).
+def last_judged_run(db: Database) -> JudgedRun | None:
+    """The most recent run that judged its data: when it began (queued runs: their creation),
+    its state and version (the challenger it trained, or promoted at a second look).
 
     A run rejected before it trained (too few rows for the gate's paired test, so no metrics)
     saw no challenger, nor did a cancelled one: neither counts, or it would make the next run
@@ -295,13 +278,13 @@ def last_judged_run(db: Database) -> dict[str, Any] | None:
         )
         for start, state, version, metrics in rows:
             if state not in (RunState.REJECTED, RunState.CANCELLED) or metrics:
-                return {"began": start, "state": state, "version": version}
+                return JudgedRun(began=start, state=RunState(state), version=version)
     return None
 
 
-def previous_judged(db: Database, *, before: str, look_back: int = 20) -> dict[str, Any] | None:
+def previous_judged(db: Database, *, before: str, look_back: int = 20) -> RunRecord | None:
     """The most recent finished run other than `before` whose gate judged a challenger (it
-    has metrics): its run dict with `params` (what it was asked and how it trained)."""
+    has metrics)."""
     with db.session() as session:
         rows = session.scalars(
             select(RetrainRun)
@@ -311,7 +294,7 @@ def previous_judged(db: Database, *, before: str, look_back: int = 20) -> dict[s
         )
         for row in rows:
             if row.metrics:
-                return {**run_dict(row), "params": dict(row.params or {})}
+                return run_record(row)
     return None
 
 

@@ -98,7 +98,7 @@ def test_redis_killed_under_traffic_loses_nothing_and_the_retrain_is_sent_when_i
                 run_id = asked.json()["run_id"]
                 assert asked.json()["state"] == "queued"
                 assert "broker does not answer" in asked.json()["detail"]
-                assert get_run(db, run_id)["state"] == "queued"  # committed before the answer
+                assert get_run(db, run_id).state == "queued"  # committed before the answer
                 failed_open = counted(
                     httpx.get(f"{base}/metrics").text, "tuneloop_api_rate_limit_errors_total"
                 )
@@ -107,11 +107,11 @@ def test_redis_killed_under_traffic_loses_nothing_and_the_retrain_is_sent_when_i
                 traffic.wait_for(20)
             # Sent by the reaper once Redis answers; claimed once by the worker.
             wait_until(
-                lambda: get_run(db, run_id)["state"] == "rejected",
+                lambda: get_run(db, run_id).state == "rejected",
                 timeout=90,
                 what="the run committed during the outage to be sent and run",
             )
-            assert get_run(db, run_id)["attempts"] == 1
+            assert get_run(db, run_id).attempts == 1
         finally:
             stop(worker)
             stop(beat)

@@ -72,15 +72,15 @@ def test_a_run_whose_worker_dies_on_every_attempt_ends_failed_after_its_attempts
         # Asked as the api and the CLI ask: committed, then sent on the embedded transport.
         asked = request_retrain(db, make_celery(Settings(home=tmp_path)), trigger="manual")
         assert asked.sent
-        run_id = asked.run["run_id"]
+        run_id = asked.run.run_id
         for attempt in range(1, ATTEMPTS + 1):  # the pool process dies mid-run, each time
             os.kill(_running_pid(db, run_id, attempt), signal.SIGKILL)
         wait_until(
-            lambda: get_run(db, run_id)["state"] == "failed", timeout=60, what="the run to fail"
+            lambda: get_run(db, run_id).state == "failed", timeout=60, what="the run to fail"
         )
         run = get_run(db, run_id)
-        assert run["attempts"] == ATTEMPTS, run
-        assert f"died {ATTEMPTS} time(s)" in run["error"]
+        assert run.attempts == ATTEMPTS, run
+        assert f"died {ATTEMPTS} time(s)" in run.error
         assert worker.poll() is None  # only its pool processes died
     finally:
         stop(worker)
@@ -107,9 +107,9 @@ def test_a_run_that_outlives_the_visibility_timeout_is_delivered_again_and_runs_
         try:
             settings = Settings(home=tmp_path, broker_url=redis.url, broker_visibility_seconds=1)
             asked = request_retrain(db, make_celery(settings), trigger="manual")
-            run_id = asked.run["run_id"]
+            run_id = asked.run.run_id
             wait_until(
-                lambda: get_run(db, run_id)["state"] in ("promoted", "rejected", "failed"),
+                lambda: get_run(db, run_id).state in ("promoted", "rejected", "failed"),
                 timeout=300,
                 what="the run to finish",
             )
@@ -119,7 +119,7 @@ def test_a_run_that_outlives_the_visibility_timeout_is_delivered_again_and_runs_
         finally:
             stop(worker)
     run = get_run(db, run_id)
-    assert run["attempts"] == 1 and run["state"] != "failed", run
+    assert run.attempts == 1 and run.state != "failed", run
     assert log.read_text().count("] received") >= 2  # the one message (the only task), again
     assert len(Registry(db, tmp_path / "artifacts").list()) == 2  # one challenger trained
     db.dispose()

@@ -25,9 +25,9 @@ def test_the_reports_verdict_is_on_its_first_screen(
     context, _ = ctx
     serve(context, 150, seed=11)
     serve(context, 150, seed=12, start=10, shifted=True)
-    check = get_check(context.db, run_check(context)["id"])
-    assert check is not None and check["drift_detected"]
-    path = next((context.settings.artifacts / "reports").glob(f"{check['id']}.json.gz"))
+    check = get_check(context.db, run_check(context).id)
+    assert check is not None and check.drift_detected
+    path = next((context.settings.artifacts / "reports").glob(f"{check.id}.json.gz"))
     page = tmp_path / "report.html"
     page.write_text(render_report(str(path), check), encoding="utf-8")
     with chrome(offline=True, size="1280,800") as browser:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from core.store.db import Database, upgrade
+from core.store.records import RunRecord
 from core.store.runs import get_run
 from tests.conftest import REDIS_URL, require_service
 from tests.factories import register_champion, seed_corrected_feedback
@@ -103,15 +104,15 @@ def start(tmp_path: Path) -> Iterator[Any]:
 
 def wait_for(
     env: dict[str, str], run_id: str, states: tuple[str, ...], timeout: float = 180
-) -> dict[str, Any]:
+) -> RunRecord:
     db = Database(env["TUNELOOP_DATABASE_URL"])
     deadline = time.monotonic() + timeout
     try:
         while True:
             run = get_run(db, run_id)
-            if run["state"] in states:
+            if run.state in states:
                 return run
-            assert time.monotonic() < deadline, f"run stuck in {run['state']}"
+            assert time.monotonic() < deadline, f"run stuck in {run.state}"
             time.sleep(0.3)
     finally:
         db.dispose()
@@ -130,8 +131,8 @@ def test_a_worker_trains_gates_and_promotes_and_two_triggers_make_one_run(
     assert f"run {run_id} is already in flight" in run_cli("retrain", env=loop_env)
     start(["worker"], loop_env)
     run = wait_for(loop_env, run_id, ("promoted", "rejected", "failed"))
-    assert run["state"] == "promoted", run
-    assert run["version"] == "v2" and run["verdict"]["promote"] is True
+    assert run.state == "promoted", run
+    assert run.version == "v2" and run.verdict["promote"] is True
     assert "v2" in run_cli("models", "list", env=loop_env)
 
 
@@ -151,7 +152,7 @@ def test_a_killed_worker_run_is_taken_up_again_and_promotes_once(
     start(["beat"], slow)
     start(["worker"], {**slow, "TUNELOOP_RETRAIN_EPOCHS": "4"})
     run = wait_for(slow, run_id, ("promoted", "rejected", "failed"), timeout=240)
-    assert run["state"] == "promoted" and run["attempts"] == 2, run
+    assert run.state == "promoted" and run.attempts == 2, run
     versions = run_cli("models", "list", env=slow)
     assert versions.count("champion") == 1 and "v3" not in versions
 
@@ -183,7 +184,7 @@ def test_hot_swap_under_load_answers_every_request(
             assert again.json()["detail"].endswith("is already in flight")
             start(["worker"], loop_env)
             run = wait_for(loop_env, started.json()["run_id"], ("promoted", "rejected", "failed"))
-            assert run["state"] == "promoted"
+            assert run.state == "promoted"
             deadline = time.monotonic() + 30
             while "v2" not in versions and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -192,7 +193,7 @@ def test_hot_swap_under_load_answers_every_request(
             stop.set()
             for t in threads:
                 t.join()
-        shown = httpx.get(f"{api}/v1/retrain/{run['run_id']}", headers=ADMIN).json()
+        shown = httpx.get(f"{api}/v1/retrain/{run.run_id}", headers=ADMIN).json()
         assert shown["state"] == "promoted" and shown["metrics"]["challenger"]["golden"]
     assert statuses and set(statuses) == {200}
     assert versions == {"v1", "v2"}

@@ -12,7 +12,7 @@ from core.store.runs import create_run, get_run
 
 def test_a_run_answer_names_every_field_of_a_stored_run(db: Database) -> None:
     run, _ = create_run(db, trigger="manual")
-    assert set(get_run(db, run["run_id"])) == set(Run.model_fields)
+    assert set(get_run(db, run.run_id).to_json()) == set(Run.model_fields)
 
 
 def test_a_version_answer_names_every_field_of_a_registered_version(registry: Registry) -> None:
@@ -23,5 +23,5 @@ def test_a_version_answer_names_every_field_of_a_registered_version(registry: Re
 
 def test_a_check_answer_names_every_field_of_a_stored_check(db: Database) -> None:
     saved = save_check(db, model_version="v1", drift_detected=False, decision="none", reason="t")
-    found = get_check(db, saved["id"])
-    assert found is not None and set(found) == set(Check.model_fields)
+    found = get_check(db, saved.id)
+    assert found is not None and set(found.to_json()) == set(Check.model_fields)

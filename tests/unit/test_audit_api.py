@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.keys import Scope
+from core.lineage import lineage
 from core.registry import Registry, VersionInfo
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
@@ -97,13 +99,13 @@ def test_lineage_names_the_run_its_check_the_events_and_the_parents(
     admin: TestClient, registry: Registry
 ) -> None:
     run, _ = create_run(registry.db, trigger="drift", check_id="check-7")
-    v4 = register(registry, parent="v3", run_id=run["run_id"])
+    v4 = register(registry, parent="v3", run_id=run.run_id)
     admin.post(f"/v1/models/{v4}/promote")
     answer = admin.get(f"/v1/models/{v4}/lineage")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["version"]["version"] == "v4" and body["parent"] == "v3" and body["serving"]
-    assert body["run"]["run_id"] == run["run_id"] and body["run"]["check_id"] == "check-7"
+    assert body["run"]["run_id"] == run.run_id and body["run"]["check_id"] == "check-7"
     assert body["run"]["trigger"] == "drift"
     assert [a["version"] for a in body["ancestors"]] == ["v3", "v2", "v1"]
     assert [(e["kind"], e["actor"]) for e in body["events"]][:2] == [
@@ -111,6 +113,26 @@ def test_lineage_names_the_run_its_check_the_events_and_the_parents(
         ("registered", "cli"),
     ]
     assert admin.get("/v1/models/v9/lineage").status_code == 404
+
+
+def test_the_lineage_answer_is_the_lineage_and_its_schema_says_so(
+    admin: TestClient, registry: Registry
+) -> None:
+    run, _ = create_run(registry.db, trigger="drift", check_id="check-7")
+    v4 = register(registry, parent="v3", run_id=run.run_id)
+    shown = admin.get(f"/v1/models/{v4}/lineage").json()
+    assert shown == json.loads(json.dumps(lineage(registry, v4)))  # no key added or dropped
+    gone = register(registry, parent=v4, run_id="gone")  # its run is no longer stored
+    assert admin.get(f"/v1/models/{gone}/lineage").json()["run"] == {
+        "run_id": "gone",
+        "state": "unknown",
+    }
+    spec = admin.get("/openapi.json").json()
+    answer = spec["paths"]["/v1/models/{version}/lineage"]["get"]["responses"]["200"]
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Lineage"
+    }
+    assert set(spec["components"]["schemas"]["Lineage"]["properties"]) == set(shown)
 
 
 def cli(*args: str) -> Result:

@@ -94,10 +94,10 @@ def test_a_retrain_with_the_broker_down_is_committed_and_can_be_cancelled(db: Da
     run_id = asked.stdout.split()[1]
     assert "committed and queued, but the broker does not answer" in asked.stdout
     assert f"tuneloop retrain --cancel {run_id}" in asked.stdout
-    assert get_run(db, run_id)["state"] == RunState.QUEUED  # the reaper sends it later
+    assert get_run(db, run_id).state == RunState.QUEUED  # the reaper sends it later
     cancelled = run("retrain", "--cancel", run_id)
     assert cancelled.exit_code == 0 and f"run {run_id} cancelled" in cancelled.output
-    assert get_run(db, run_id)["state"] == RunState.CANCELLED
+    assert get_run(db, run_id).state == RunState.CANCELLED
     assert not claim(db, run_id, owner="w1", lease_seconds=60)  # a late task will not run it
     assert last_finished_at(db) is None  # it never ran: no cooldown
     again = run("retrain", "--cancel", run_id)

@@ -123,11 +123,11 @@ def test_a_runs_verdict_is_an_event_of_the_policy_naming_its_run_and_check(
     ]
     for candidate, verdict in zip(candidates, verdicts, strict=True):
         run, _ = create_run(db, trigger=RunTrigger.QUALITY, check_id="check-1")
-        assert claim(db, run["run_id"], owner="w", lease_seconds=60)
-        held = Run(ctx, run["run_id"], "w")
+        assert claim(db, run.run_id, owner="w", lease_seconds=60)
+        held = Run(ctx, run.run_id, "w")
         held.update(champion_version="v1")
         held.conclude(ctx.registry.get(candidate), {}, verdict)
-        assert get_run(db, run["run_id"])["check_id"] == "check-1"
+        assert get_run(db, run.run_id).check_id == "check-1"
     promoted, rejected = list_events(db, limit=2)
     assert (promoted["kind"], promoted["version"], promoted["actor"]) == (
         "promoted",
@@ -137,7 +137,7 @@ def test_a_runs_verdict_is_an_event_of_the_policy_naming_its_run_and_check(
     assert promoted["check_id"] == "check-1" and promoted["reason"] == "gain 0.1 on feedback"
     assert (rejected["kind"], rejected["version"], rejected["previous"]) == ("rejected", "v2", "v1")
     assert rejected["run_id"] != promoted["run_id"] and rejected["check_id"] == "check-1"
-    assert get_run(db, promoted["run_id"])["state"] == RunState.PROMOTED
+    assert get_run(db, promoted["run_id"]).state == RunState.PROMOTED
 
 
 def test_migration_0004_keeps_the_data_and_backfills_the_history(tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ def test_migration_0004_keeps_the_data_and_backfills_the_history(tmp_path: Path)
     registry = Registry(db, tmp_path / "artifacts")
     assert [v.version for v in registry.list()] == ["v2", "v1"]
     run = get_run(db, "r1")
-    assert run["trigger"] == "drift" and run["check_id"] is None
+    assert run.trigger == "drift" and run.check_id is None
     kinds = [(e["kind"], e["version"], e["actor"]) for e in reversed(list_events(db))]
     assert kinds == [
         ("registered", "v1", "migration"),

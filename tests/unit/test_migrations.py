@@ -44,7 +44,7 @@ def test_a_0001_store_upgrades_to_head_keeping_its_rows(tmp_path: Path) -> None:
             "positive",
         )
         run = get_run(db, "r1")
-        assert run["state"] == "rejected" and run["verdict"] == {"promote": False}
-        assert run["check_id"] is None
+        assert run.state == "rejected" and run.verdict == {"promote": False}
+        assert run.check_id is None
     finally:
         db.dispose()

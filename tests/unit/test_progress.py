@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from core.states import RunState
+from tests.factories import run_record
 from tuneloop.bootstrap import InitResult
 from tuneloop.cli import loop, main, progress
 from tuneloop.cli.progress import Bar, Steps, training_bar
@@ -109,17 +111,17 @@ def test_retrain_wait_draws_one_bar_then_prints_the_run(
     monkeypatch.setattr(loop.time, "sleep", lambda _: None)
     states = iter(
         [
-            {"state": "queued", "progress": 0.0, "loss": None},
-            *({"state": "running", "progress": p / 100, "loss": 0.5} for p in range(1, 90)),
-            {"state": "promoted", "progress": 1.0, "loss": 0.2, "run_id": "r1"},
+            run_record(state=RunState.QUEUED),
+            *(run_record(state=RunState.RUNNING, progress=p / 100, loss=0.5) for p in range(1, 90)),
+            run_record(state=RunState.PROMOTED, progress=1.0, loss=0.2),
         ]
     )
     run = loop.watch_run(lambda: next(states), desc="run r1")
-    assert run["state"] == "promoted"
+    assert run.state == "promoted"
     err = capsys.readouterr().err
     assert err.count("\n") <= 3  # not one line per poll: a line every 10 s, and the last
     assert err.splitlines()[-1].startswith("run r1: 100%")
-    assert json.dumps(run)  # the answer printed after the bar is the run itself
+    assert json.dumps(run.to_json())  # the answer printed after the bar is the run itself
 
 
 def test_steps_in_a_log_print_a_line_as_each_begins_and_one_at_the_end() -> None:

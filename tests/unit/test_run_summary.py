@@ -22,10 +22,10 @@ PENDING = {"promote": False, "pending": True, "reasons": ["pending: a second loo
 def rejected_run(db: Database, verdict: dict[str, Any]) -> str:
     run, _ = create_run(db, trigger=RunTrigger.MANUAL)
     with db.session() as session:
-        row = session.get(RetrainRun, run["run_id"])
+        row = session.get(RetrainRun, run.run_id)
         assert row is not None
         finish(session, row, state=RunState.REJECTED, verdict=verdict)
-    return str(run["run_id"])
+    return str(run.run_id)
 
 
 def test_only_a_pending_challenger_adds_words_to_the_state() -> None:

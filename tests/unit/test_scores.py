@@ -69,7 +69,7 @@ def test_every_reader_answers_as_before(db: Database, registry: Registry, tmp_pa
     assert served["output"]["scores"][best] == scores[best]
     # The monitor and retrain read the label and confidence columns, never the scores.
     (window,) = stream_window(db, version="v1", newest=10)
-    assert (window["label"], window["confidence"]) == (best, scores[best])
+    assert (window.label, window.confidence) == (best, scores[best])
     (rated,) = window_feedback(db, version="v1")
-    assert rated["predicted_label"] == best and rated["confidence"] == scores[best]
+    assert rated.predicted_label == best and rated.confidence == scores[best]
     assert feedback_rows(db)[0]["predicted_label"] == best

@@ -134,10 +134,10 @@ def test_the_bar_says_which_trial_and_the_best_f1_so_far() -> None:
 def searched_run(db: Database) -> str:
     run, _ = create_run(db, trigger=RunTrigger.MANUAL, params={"search": SEARCHING})
     with db.session() as session:
-        row = session.get(RetrainRun, run["run_id"])
+        row = session.get(RetrainRun, run.run_id)
         assert row is not None
         finish(session, row, state=RunState.REJECTED, verdict={"reasons": ["no gain"]})
-    return str(run["run_id"])
+    return str(run.run_id)
 
 
 def test_retrain_wait_and_runs_show_list_the_trials(

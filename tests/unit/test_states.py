@@ -80,27 +80,27 @@ def _raw(db: Database, sql: str, **params: object) -> str:
 @pytest.mark.parametrize("trigger", list(RunTrigger))
 def test_run_trigger_and_state_round_trip(db: Database, trigger: RunTrigger) -> None:
     run, created = create_run(db, trigger=trigger)
-    assert created and run["trigger"] == trigger.value and run["state"] == RunState.QUEUED
+    assert created and run.trigger == trigger.value and run.state == RunState.QUEUED
     sql = "select trigger from retrain_run where id = :id"
-    assert _raw(db, sql, id=run["run_id"]) == trigger.value
+    assert _raw(db, sql, id=run.run_id) == trigger.value
     with db.session() as session:
-        row = session.get(RetrainRun, run["run_id"])
+        row = session.get(RetrainRun, run.run_id)
         assert row is not None
         finish(session, row, state=RunState.FAILED)
-    assert get_run(db, run["run_id"])["state"] == "failed"
+    assert get_run(db, run.run_id).state == "failed"
     sql = "select state from retrain_run where id = :id"
-    assert _raw(db, sql, id=run["run_id"]) == "failed"
+    assert _raw(db, sql, id=run.run_id) == "failed"
 
 
 @pytest.mark.parametrize("state", list(FINAL_STATES))
 def test_final_states_round_trip(db: Database, state: RunState) -> None:
     run, _ = create_run(db, trigger=RunTrigger.MANUAL)
     with db.session() as session:
-        row = session.get(RetrainRun, run["run_id"])
+        row = session.get(RetrainRun, run.run_id)
         assert row is not None
         finish(session, row, state=state)
-    got = get_run(db, run["run_id"])["state"]
-    assert got == state and type(got) is str and RunState(got) is state
+    got = get_run(db, run.run_id).state
+    assert got is state  # the record reads the stored string back as the member
 
 
 @pytest.mark.parametrize("status", list(VersionStatus))
@@ -121,6 +121,6 @@ def test_version_status_round_trips(registry: Registry, status: VersionStatus) -
 @pytest.mark.parametrize("decision", list(CheckDecision))
 def test_check_decision_round_trips(db: Database, decision: CheckDecision) -> None:
     check = save_check(db, id=f"check-{decision}", window={}, decision=decision, reason="")
-    assert check["decision"] == decision.value
+    assert check.decision == decision.value
     sql = "select decision from monitor_check where id = :id"
     assert _raw(db, sql, id=f"check-{decision}") == decision.value

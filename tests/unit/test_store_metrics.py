@@ -9,6 +9,7 @@ from api.store_metrics import StoreCollector
 from core.settings import MonitorSettings
 from core.store.db import Database
 from core.store.monitoring import save_check
+from core.store.records import CheckQuality
 
 OUTPUTS = {
     "count": 40,
@@ -32,7 +33,7 @@ def gauges(db: Database) -> dict[tuple[str, tuple[str, ...]], float]:
 
 
 def test_a_generation_checks_figures_are_exported(db: Database) -> None:
-    quality = {"mean_rating": 2.5, "labeled_count": 12, "rouge_l": 0.42, "outputs": OUTPUTS}
+    quality = CheckQuality(mean_rating=2.5, labeled_count=12, rouge_l=0.42, outputs=OUTPUTS)
     save_check(db, id="c1", model_version="v1", window={"size": 40}, quality=quality)
     values = gauges(db)
     assert values["tuneloop_monitor_rouge_l", ()] == 0.42
@@ -48,7 +49,9 @@ def test_a_generation_checks_figures_are_exported(db: Database) -> None:
 
 
 def test_a_classifiers_check_leaves_the_generation_figures_nan(db: Database) -> None:
-    save_check(db, id="c1", model_version="v1", window={"size": 40}, quality={"accuracy": 0.9})
+    save_check(
+        db, id="c1", model_version="v1", window={"size": 40}, quality=CheckQuality(accuracy=0.9)
+    )
     values = gauges(db)
     assert math.isnan(values["tuneloop_monitor_rouge_l", ()])
     assert math.isnan(values["tuneloop_monitor_output_cut_share", ()])

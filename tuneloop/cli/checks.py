@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from core.settings import get_settings
 from core.store.db import Database
+from core.store.records import CheckRecord
 
 
 def _db() -> Database:
@@ -33,17 +33,17 @@ def list_checks(limit: int) -> None:
         click.echo(check_line(check))
 
 
-def check_line(check: dict[str, Any]) -> str:
+def check_line(check: CheckRecord) -> str:
     """One check on one line."""
-    drift = "drift" if check["drift_detected"] else "no drift"
-    if check["drift_share"] is not None:
-        drift += f" ({check['drift_share']:.0%} of columns)"
-    estimate = check["estimated_accuracy"]
+    drift = "drift" if check.drift_detected else "no drift"
+    if check.drift_share is not None:
+        drift += f" ({check.drift_share:.0%} of columns)"
+    estimate = check.estimated_accuracy
     accuracy = f"est. accuracy {estimate:.2f}" if estimate is not None else "est. accuracy -"
     return (
-        f"{check['id']}  {check['created_at'][:16].replace('T', ' ')}  "
-        f"{check['model_version'] or '-'}  {drift}, {accuracy}  "
-        f"{check['decision']}: {check['reason']}"
+        f"{check.id}  {check.created_at:%Y-%m-%d %H:%M}  "
+        f"{check.model_version or '-'}  {drift}, {accuracy}  "
+        f"{check.decision}: {check.reason}"
     )
 
 
@@ -56,7 +56,7 @@ def show_check(check_id: str) -> None:
     found = get_check(_db(), check_id)
     if found is None:
         raise click.BadParameter(f"no check {check_id} (`tuneloop monitor list`)", param_hint="ID")
-    click.echo(json.dumps(found, indent=2, default=str))
+    click.echo(json.dumps(found.to_json(), indent=2, default=str))
 
 
 @click.command("report")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from celery import Celery
@@ -19,6 +18,7 @@ from core.settings import Settings, get_settings
 from core.states import FINAL_STATES, RunTrigger
 from core.store.db import Database
 from core.store.events import CLI, Cause
+from core.store.records import RunRecord
 from tuneloop.cli.progress import Bar, loss_status, search_status
 from tuneloop.cli.runs import BUDGET, SEARCH, asked_search, trial_lines
 from tuneloop.cli.startup import quiet_worker_notices
@@ -102,25 +102,23 @@ def retrain(
     click.echo(asked.detail)
     if not wait:
         return
-    run_id = str(asked.run["run_id"])
+    run_id = asked.run.run_id
     run = watch_run(lambda: get_run(db, run_id), desc=f"run {run_id[:8]}")
-    click.echo(json.dumps(run, indent=2, default=str))
-    for line in trial_lines(run.get("search")):
+    click.echo(json.dumps(run.to_json(), indent=2, default=str))
+    for line in trial_lines(run.search):
         click.echo(line, err=True)
-    click.echo(f"run {run_id}: {run['summary']}", err=True)
+    click.echo(f"run {run_id}: {run.summary}", err=True)
 
 
-def watch_run(
-    fetch: Callable[[], dict[str, Any]], *, desc: str, poll: float = 2.0
-) -> dict[str, Any]:
+def watch_run(fetch: Callable[[], RunRecord], *, desc: str, poll: float = 2.0) -> RunRecord:
     """Poll a run until it is final, drawing its state, share done and loss as one bar."""
     bar = Bar(desc, total=100, share=True)
     try:
-        while (run := fetch())["state"] not in FINAL_STATES:
-            status = [run["state"], search_status(run.get("search")), loss_status(run["loss"])]
-            bar.update_to(100 * (run["progress"] or 0.0), ", ".join(filter(None, status)))
+        while (run := fetch()).state not in FINAL_STATES:
+            status = [run.state, search_status(run.search), loss_status(run.loss)]
+            bar.update_to(100 * run.progress, ", ".join(filter(None, status)))
             time.sleep(poll)
-        bar.update_to(100 * (run["progress"] or 0.0), run["state"])
+        bar.update_to(100 * run.progress, run.state)
     finally:
         bar.close()
     return run
@@ -134,7 +132,7 @@ def _cancel(db: Database, run_id: str) -> None:
     except KeyError:
         raise click.BadParameter(f"no run {run_id}", param_hint="--cancel") from None
     if not cancelled:
-        raise click.ClickException(f"run {run_id} is {run['state']}: only a queued run cancels")
+        raise click.ClickException(f"run {run_id} is {run.state}: only a queued run cancels")
     click.echo(f"run {run_id} cancelled")
 
 
@@ -287,11 +285,8 @@ def monitor_check() -> None:
     from tuneloop.wiring import run_monitor_check
 
     settings = get_settings()
-    click.echo(
-        json.dumps(
-            run_monitor_check(settings, Database(settings.database_url)), indent=2, default=str
-        )
-    )
+    checked = run_monitor_check(settings, Database(settings.database_url))
+    click.echo(json.dumps(checked.to_json(), indent=2, default=str))
 
 
 COMMANDS = [worker, beat, retrain, models, feedback, monitor]

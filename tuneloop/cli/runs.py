@@ -68,10 +68,10 @@ def runs_list(limit: int) -> None:
     from core.store.runs import list_runs
 
     for run in _read(lambda db: list_runs(db, limit=limit)):
-        trials = (run["search"] or {}).get("trials")
+        trials = (run.search or {}).get("trials")
         click.echo(
-            f"{run['run_id']}  {(run['created_at'] or '')[:19].replace('T', ' ')}  "
-            f"{run['trigger']:7} {run['summary']}  {run['version'] or '-'}"
+            f"{run.run_id}  {run.created_at:%Y-%m-%d %H:%M:%S}  "
+            f"{run.trigger:7} {run.summary}  {run.version or '-'}"
             + (f"  ({len(trials)} trials searched)" if trials else "")
         )
 
@@ -86,13 +86,13 @@ def runs_show(run_id: str) -> None:
         run = _read(lambda db: get_run(db, run_id))
     except RunNotFound:
         raise click.BadParameter(f"no run {run_id}", param_hint="RUN_ID") from None
-    click.echo(f"run {run['run_id']}: {run['summary']} ({run['trigger']})")
-    click.echo(f"champion {run['champion_version'] or '-'}, challenger {run['version'] or '-'}")
-    for reason in run["verdict"].get("reasons", []):
+    click.echo(f"run {run.run_id}: {run.summary} ({run.trigger})")
+    click.echo(f"champion {run.champion_version or '-'}, challenger {run.version or '-'}")
+    for reason in run.verdict.get("reasons", []):
         click.echo(f"  gate: {reason}")
-    if run["error"]:
-        click.echo(f"error: {run['error'].splitlines()[0]}")
-    for line in trial_lines(run["search"]):
+    if run.error:
+        click.echo(f"error: {run.error.splitlines()[0]}")
+    for line in trial_lines(run.search):
         click.echo(line)
 
 

@@ -71,22 +71,23 @@ def replay_gate(
 
     lines = []
     for run in reversed(list_runs(registry.db, limit=1000)):
-        if not run["version"] or not run["metrics"]:
+        scored = run.metrics.champion
+        if not run.version or not run.champion_version or scored is None:
             continue  # rejected before training, or failed before it was scored
-        ours, theirs = held_correct(run["champion_version"]), held_correct(run["version"])
-        rows = int(run["metrics"]["champion"]["feedback"]["n"])
-        verdict = run["verdict"]
-        params = registry.get(run["version"]).params
+        ours, theirs = held_correct(run.champion_version), held_correct(run.version)
+        rows = int(scored["feedback"]["n"])
+        verdict = run.verdict
+        params = registry.get(run.version).params
         power = {
             n: gate_power(ours, theirs, rows=n, settings=settings, draws=draws)
             for n in (rows, *sizes)
         }
         lines.append(
             {
-                "run_id": run["run_id"],
-                "state": run["state"],
-                "champion": run["champion_version"],
-                "challenger": run["version"],
+                "run_id": run.run_id,
+                "state": run.state,
+                "champion": run.champion_version,
+                "challenger": run.version,
                 "holdout_rows": rows,
                 "holdout_gain": verdict.get("gain"),
                 "p_value": verdict.get("p_value"),

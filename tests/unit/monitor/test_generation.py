@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 
 from core.states import RunTrigger
+from core.store.records import WindowRow
 from core.store.tables import utcnow
 from monitor.generation import (
     Output,
@@ -102,9 +103,10 @@ def test_cancelled_generations_are_no_answers() -> None:
 def test_a_generation_window_has_prompt_and_output_columns() -> None:
     first = {"text": "4", "finish_reason": "stop", "completion_tokens": 1}
     second = {"text": "ok ok ok ok", "finish_reason": "length", "completion_tokens": 4}
-    rows: list[dict[str, Any]] = [
-        {"input_text": "What is 2+2?", "embedding": None, "output": first},
-        {"input_text": None, "embedding": None, "output": second},  # text logging off
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        WindowRow("p1", at, "What is 2+2?", None, None, None, output=first),
+        WindowRow("p2", at, None, None, None, None, output=second),  # text logging off
     ]
     frame = generation_window(rows, None).frame
     assert frame["word_count"].iloc[0] == 3 and math.isnan(frame["word_count"].iloc[1])

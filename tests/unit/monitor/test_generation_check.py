@@ -95,16 +95,17 @@ def test_without_a_reference_the_check_judges_quality_alone(
     ids = serve(context, 40, seed=1)
     rate(context, ids[:30], 5, preferred="a completely different sentence about cats")
     check = run_check(context)
-    assert check["window"]["reference"] is None and check["window"]["size"] == 40
-    assert check["columns"] == {} and check["drift_share"] is None and not check["has_report"]
-    assert "quality only" in check["reason"]
-    quality = check["quality"]
-    assert quality["mean_rating"] == 5.0 and quality["labeled_count"] == 30
-    assert quality["rouge_l"] is not None and quality["rouge_l"] < 0.2
-    assert quality["outputs"]["cut_share"] == 0.0 and quality["outputs"]["tokens_mean"] > 1
+    assert check.window["reference"] is None and check.window["size"] == 40
+    assert check.columns == {} and check.drift_share is None and not check.has_report
+    assert "quality only" in check.reason
+    quality = check.quality
+    assert quality.mean_rating == 5.0 and quality.labeled_count == 30
+    assert quality.rouge_l is not None and quality.rouge_l < 0.2
+    assert quality.outputs is not None
+    assert quality.outputs["cut_share"] == 0.0 and quality.outputs["tokens_mean"] > 1
     # well rated, but far from what users wanted: the ROUGE-L floor alone triggers
-    assert "ROUGE-L" in check["reason"] and "mean rating" not in check["reason"]
-    assert check["decision"] == "retrain" and triggered == ["quality"]
+    assert "ROUGE-L" in check.reason and "mean rating" not in check.reason
+    assert check.decision == "retrain" and triggered == ["quality"]
 
 
 def test_ratings_without_preferred_outputs_are_no_labels_for_a_retrain(
@@ -113,8 +114,8 @@ def test_ratings_without_preferred_outputs_are_no_labels_for_a_retrain(
     context, triggered = ctx
     rate(context, serve(context, 40, seed=2)[:30], 1)
     check = run_check(context)
-    assert "mean rating 1.00 over 30 ratings" in check["reason"]
-    assert check["decision"] == "skipped" and "only 0 new labeled" in check["reason"]
+    assert "mean rating 1.00 over 30 ratings" in check.reason
+    assert check.decision == "skipped" and "only 0 new labeled" in check.reason
     assert not triggered
 
 
@@ -126,15 +127,15 @@ def test_with_a_reference_prompts_and_outputs_are_compared(
     calm = serve(context, 100, seed=4, start=10)
     rate(context, calm[:30], 4, preferred=ANSWER)
     check = run_check(context)
-    assert check["window"]["reference"] == "served" and check["has_report"]
-    assert {"word_count", "output_tokens", "finish_reason"} <= set(check["columns"])
-    assert check["drift_detected"] is False, check["reason"]
-    assert check["quality"]["rouge_l"] == 1.0 and check["decision"] == "none"
+    assert check.window["reference"] == "served" and check.has_report
+    assert {"word_count", "output_tokens", "finish_reason"} <= set(check.columns)
+    assert check.drift_detected is False, check.reason
+    assert check.quality.rouge_l == 1.0 and check.decision == "none"
     serve(context, 100, seed=5, start=20, runaway=True)  # outputs loop until they are cut
     check = run_check(context)
-    moved = {name for name, c in check["columns"].items() if c["detected"]}
+    moved = {name for name, c in check.columns.items() if c["detected"]}
     assert {"output_tokens", "output_repetition", "finish_reason"} <= moved
     assert "word_count" not in moved  # the prompts did not change
-    assert check["quality"]["outputs"]["cut_share"] == 1.0
-    assert check["quality"]["outputs"]["repetition"] > 0.9
+    assert check.quality.outputs["cut_share"] == 1.0
+    assert check.quality.outputs["repetition"] > 0.9
     assert not triggered

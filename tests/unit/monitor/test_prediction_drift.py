@@ -125,9 +125,9 @@ def test_the_check_stores_and_exports_it(db: Database, mix_shift: DriftResult) -
         drift_detected=True,
     )
     check = get_check(db, "c1")
-    assert check is not None and check["columns"] == columns  # shown apart from the columns
-    assert check["prediction_drift"]["detected"] is True
-    assert check["prediction_drift"]["label_mix"]["distance_test"] == "jensenshannon"
+    assert check is not None and check.columns == columns  # shown apart from the columns
+    assert check.prediction_drift["detected"] is True
+    assert check.prediction_drift["label_mix"]["distance_test"] == "jensenshannon"
     values = gauges(db)
     assert values["tuneloop_monitor_prediction_drift_detected", ()] == 1.0
     label_mix = mix_shift.prediction.label_mix

@@ -12,6 +12,7 @@ import pytest
 from core.store.db import Database
 from core.store.monitoring import get_check
 from core.store.predictions import insert_predictions, submit_feedback
+from core.store.records import RunRecord
 from core.store.runs import claim, create_run, fail, finish, owned_run
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
@@ -80,11 +81,11 @@ def test_skipped_until_the_reference_and_the_window_exist(ctx: tuple[Context, li
     context, triggered = ctx
     serve(context, 100, seed=1)
     check = run_check(context)
-    assert check["decision"] == "skipped" and "reference" in check["reason"]
-    assert check["drift_detected"] is False and not triggered
+    assert check.decision == "skipped" and "reference" in check.reason
+    assert check.drift_detected is False and not triggered
     serve(context, 100, seed=2, start=10)
     check = run_check(context)
-    assert check["decision"] == "skipped" and "current window" in check["reason"]
+    assert check.decision == "skipped" and "current window" in check.reason
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -95,9 +96,9 @@ def test_same_distribution_gives_no_drift_and_no_trigger(
     serve(context, 150, seed=10 + seed)
     serve(context, 150, seed=20 + seed, start=10, rating=5)
     check = run_check(context)
-    assert check["drift_detected"] is False, check["reason"]
-    assert check["decision"] == "none" and not triggered
-    assert check["quality"]["mean_rating"] == 5.0
+    assert check.drift_detected is False, check.reason
+    assert check.decision == "none" and not triggered
+    assert check.quality.mean_rating == 5.0
 
 
 def test_a_clear_shift_drifts_and_triggers_once_feedback_exists(
@@ -107,13 +108,13 @@ def test_a_clear_shift_drifts_and_triggers_once_feedback_exists(
     serve(context, 150, seed=3)
     serve(context, 150, seed=4, start=10, shifted=True)
     check = run_check(context)
-    assert check["drift_detected"] is True and check["embedding_drift"] > 0.55
-    assert check["decision"] == "skipped" and "labeled" in check["reason"]  # no feedback yet
+    assert check.drift_detected is True and check.embedding_drift > 0.55
+    assert check.decision == "skipped" and "labeled" in check.reason  # no feedback yet
     serve(context, 150, seed=5, start=20, shifted=True, rating=4)
     check = run_check(context)
-    assert check["drift_detected"] is True
-    assert check["decision"] == "retrain" and triggered == ["drift"]
-    assert check["columns"]["length_chars"]["detected"] is True
+    assert check.drift_detected is True
+    assert check.decision == "retrain" and triggered == ["drift"]
+    assert check.columns["length_chars"]["detected"] is True
 
 
 def test_a_shift_in_the_label_mix_alone_is_stored_as_prediction_drift(
@@ -123,12 +124,12 @@ def test_a_shift_in_the_label_mix_alone_is_stored_as_prediction_drift(
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, positive=0.15)  # same words, the model says negative
     check = run_check(context)
-    assert check["drift_detected"] is True and check["drift_share"] < 0.5
-    assert "embedding drift not detected" in check["reason"]  # prediction drift alone
-    assert check["prediction_drift"]["detected"] is True
-    assert check["prediction_drift"]["label_mix"]["detected"] is True
-    assert "prediction drift detected" in check["reason"]
-    assert "predicted_label" in check["columns"] and "_prediction_drift" not in check["columns"]
+    assert check.drift_detected is True and check.drift_share < 0.5
+    assert "embedding drift not detected" in check.reason  # prediction drift alone
+    assert check.prediction_drift["detected"] is True
+    assert check.prediction_drift["label_mix"]["detected"] is True
+    assert "prediction drift detected" in check.reason
+    assert "predicted_label" in check.columns and "_prediction_drift" not in check.columns
 
 
 def test_a_quality_floor_triggers_without_drift(ctx: tuple[Context, list[str]]) -> None:
@@ -136,13 +137,13 @@ def test_a_quality_floor_triggers_without_drift(ctx: tuple[Context, list[str]]) 
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
     check = run_check(context)
-    assert check["quality"]["mean_rating"] == 1.0
-    assert check["decision"] == "retrain" and triggered == ["quality"]
+    assert check.quality.mean_rating == 1.0
+    assert check.decision == "retrain" and triggered == ["quality"]
 
 
 def test_the_run_a_check_starts_records_the_check(ctx: tuple[Context, list[str]]) -> None:
     context, _ = ctx
-    started: list[dict[str, object]] = []
+    started: list[RunRecord] = []
 
     def start(trigger: str, check_id: str) -> None:
         started.append(create_run(context.db, trigger=trigger, check_id=check_id)[0])
@@ -151,9 +152,9 @@ def test_the_run_a_check_starts_records_the_check(ctx: tuple[Context, list[str]]
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
     check = run_check(context)
-    assert check["decision"] == "retrain" and len(started) == 1
-    assert started[0]["check_id"] == check["id"] and started[0]["trigger"] == "quality"
-    assert get_check(context.db, check["id"]) is not None  # stored before the run names it
+    assert check.decision == "retrain" and len(started) == 1
+    assert started[0].check_id == check.id and started[0].trigger == "quality"
+    assert get_check(context.db, check.id) is not None  # stored before the run names it
 
 
 def test_never_two_runs_in_flight(ctx: tuple[Context, list[str]]) -> None:
@@ -162,7 +163,7 @@ def test_never_two_runs_in_flight(ctx: tuple[Context, list[str]]) -> None:
     serve(context, 150, seed=8)
     serve(context, 150, seed=9, start=10, rating=1)
     check = run_check(context)
-    assert check["decision"] == "skipped" and "in flight" in check["reason"] and not triggered
+    assert check.decision == "skipped" and "in flight" in check.reason and not triggered
 
 
 def test_the_report_is_html_that_names_the_columns(ctx: tuple[Context, list[str]]) -> None:
@@ -170,16 +171,16 @@ def test_the_report_is_html_that_names_the_columns(ctx: tuple[Context, list[str]
     serve(context, 150, seed=11)
     serve(context, 150, seed=12, start=10, shifted=True)
     check = run_check(context)
-    stored = get_check(context.db, check["id"])
-    assert stored is not None and stored["has_report"]
-    path = next((context.settings.artifacts / "reports").glob(f"{check['id']}.json.gz"))
+    stored = get_check(context.db, check.id)
+    assert stored is not None and stored.has_report
+    path = next((context.settings.artifacts / "reports").glob(f"{check.id}.json.gz"))
     html = render_report(str(path), stored)
     assert html.lstrip().lower().startswith("<html") or "<html" in html.lower()
     summary = html.split('<section id="tuneloop-summary"', 1)[1].split("</section>", 1)[0]
     body = html.split("<body", 1)[1]
     assert body.index("tuneloop-summary") < body.index("<script")  # first in the page
-    assert ("Drift detected" if stored["drift_detected"] else "No drift") in summary
-    assert f"decision: {stored['decision']}" in summary
+    assert ("Drift detected" if stored.drift_detected else "No drift") in summary
+    assert f"decision: {stored.decision}" in summary
     for column in ("length_chars", "confidence", "predicted_label"):
         assert summary.count(f'<td style="padding:3px 12px 3px 0;text-align:left">{column}<') == 1
         assert column in html
@@ -190,13 +191,13 @@ def test_after_a_run_a_retry_waits_for_new_labeled_feedback(ctx: tuple[Context, 
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
     run, _ = create_run(context.db, trigger="quality")
-    assert claim(context.db, run["run_id"], owner="w", lease_seconds=60)
-    fail(context.db, run["run_id"], owner="w", error="rejected, say")
+    assert claim(context.db, run.run_id, owner="w", lease_seconds=60)
+    fail(context.db, run.run_id, owner="w", error="rejected, say")
     check = run_check(context)  # the floor is still crossed, but the last run saw this feedback
-    assert check["decision"] == "skipped" and "only 0 new labeled" in check["reason"]
+    assert check.decision == "skipped" and "only 0 new labeled" in check.reason
     serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
     check = run_check(context)
-    assert check["decision"] == "retrain" and triggered == ["quality"]
+    assert check.decision == "retrain" and triggered == ["quality"]
 
 
 def test_a_run_rejected_before_it_trained_does_not_restart_the_count(
@@ -206,12 +207,12 @@ def test_a_run_rejected_before_it_trained_does_not_restart_the_count(
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
     judged, _ = create_run(context.db, trigger="quality")  # trained and rejected: counts
-    reject(context, judged["run_id"], metrics={"challenger": {"accuracy": 0.5}})
+    reject(context, judged.run_id, metrics={"challenger": {"accuracy": 0.5}})
     serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
     small, _ = create_run(context.db, trigger="quality")  # rejected before it trained
-    reject(context, small["run_id"], metrics={})
+    reject(context, small.run_id, metrics={})
     check = run_check(context)
-    assert check["decision"] == "retrain" and "new labeled" not in check["reason"]
+    assert check.decision == "retrain" and "new labeled" not in check.reason
     assert triggered == ["quality"]
 
 
@@ -228,7 +229,7 @@ def test_a_check_skipped_by_a_guard_still_counts_in_the_drift_streak(
     context = replace(context, settings=context.settings.model_copy(update={"monitor": monitor}))
     serve(context, 150, seed=3)
     serve(context, 150, seed=4, start=10, shifted=True)
-    decisions = [run_check(context)["decision"] for _ in range(4)]
+    decisions = [run_check(context).decision for _ in range(4)]
     # 1 of 2 drifting checks, then the streak triggers and the labeled guard skips, every time
     assert decisions == ["none", "skipped", "skipped", "skipped"] and not triggered
 
@@ -260,15 +261,15 @@ def test_the_run_that_promoted_the_champion_starts_an_improve_chain(
 ) -> None:
     context, triggered = ctx
     run, _ = create_run(context.db, trigger="drift")
-    close(context, run["run_id"], state="promoted", version="v1")  # v1 came from a run
+    close(context, run.run_id, state="promoted", version="v1")  # v1 came from a run
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=5)  # 40 confirmed labels
     check = run_check(context)  # calm; 40 labels, but the gate needs 50 / 0.2 = 250 of them
-    assert check["decision"] == "none" and "keep improving: 40 new labeled" in check["reason"]
-    assert "250 start" in check["reason"] and not triggered
+    assert check.decision == "none" and "keep improving: 40 new labeled" in check.reason
+    assert "250 start" in check.reason and not triggered
     check = run_check(with_min_holdout(context, 8))  # 8 / 0.2 = 40
-    assert check["decision"] == "retrain" and triggered == ["improve"]
-    assert "keep improving: 40 new labeled" in check["reason"]
+    assert check.decision == "retrain" and triggered == ["improve"]
+    assert "keep improving: 40 new labeled" in check.reason
 
 
 def test_a_run_that_neither_promotes_nor_leaves_a_pending_challenger_ends_the_chain(
@@ -277,13 +278,13 @@ def test_a_run_that_neither_promotes_nor_leaves_a_pending_challenger_ends_the_ch
     context, triggered = ctx
     context = with_min_holdout(context, 8)
     promoted, _ = create_run(context.db, trigger="drift")
-    close(context, promoted["run_id"], state="promoted", version="v1")
+    close(context, promoted.run_id, state="promoted", version="v1")
     rejected, _ = create_run(context.db, trigger="improve")
-    close(context, rejected["run_id"], state="rejected", version="v2")
+    close(context, rejected.run_id, state="rejected", version="v2")
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=5)
     check = run_check(context)
-    assert check["decision"] == "none" and "keep improving" not in check["reason"]
+    assert check.decision == "none" and "keep improving" not in check.reason
     staged = context.registry.staging_dir()  # ... unless it left v1 a pending challenger
     (staged / "weights.bin").write_bytes(b"")
     labels = ["negative", "positive"]
@@ -293,4 +294,4 @@ def test_a_run_that_neither_promotes_nor_leaves_a_pending_challenger_ends_the_ch
     with context.db.session() as session:
         context.registry.mark(session, pending.version, status="pending")
     check = run_check(context)
-    assert check["decision"] == "retrain" and triggered == ["improve"]
+    assert check.decision == "retrain" and triggered == ["improve"]

@@ -79,7 +79,7 @@ def _check(db: Database, at: datetime, *, drift: bool, window: bool = True) -> s
         window={"size": 500} if window else {},
         drift_detected=drift,
     )
-    return str(check["id"])
+    return str(check.id)
 
 
 def test_the_streak_is_the_run_of_drift_checks_ending_at_the_runs_check(db: Database) -> None:
@@ -102,15 +102,15 @@ def test_a_drift_run_records_the_rule_and_holds_out_only_the_shifts_labels(ctx: 
         check_id = _check(ctx.db, utcnow(), drift=True)
     seed_corrected_feedback(ctx.db, 100, seed=1)
     run, _ = create_run(ctx.db, trigger="drift", check_id=check_id)
-    execute_run(ctx, run["run_id"], owner="w1")
-    done = get_run(ctx.db, run["run_id"])
-    note = done["holdout"]
+    execute_run(ctx, run.run_id, owner="w1")
+    done = get_run(ctx.db, run.run_id)
+    note = done.holdout
     assert note["rule"] == DRIFT_STREAK and note["streak_checks"] == 3
     assert note["labels_since_shift"] == 100 and note["size"] == 20  # min_holdout 20, a fifth
     assert datetime.fromisoformat(note["shift_since"]) >= began
     # Every held-out row is a label given since the streak began (the second batch: p1-*).
     predicted = {r["id"]: r["prediction_id"] for r in feedback_rows(ctx.db)}
-    rows = [json.loads(line) for line in Path(done["dataset_path"]).read_text().splitlines()]
+    rows = [json.loads(line) for line in Path(done.dataset_path).read_text().splitlines()]
     held = [predicted[i] for r in rows if r["split"] == "holdout" for i in r["feedback_ids"]]
     assert len(held) == 20 and all(p.startswith("p1-") for p in held)
     trained = [predicted[i] for r in rows if r["split"] == "train" for i in r["feedback_ids"]]
@@ -123,11 +123,11 @@ def test_a_manual_run_and_a_short_streak_keep_todays_rule(ctx: Context) -> None:
     seed_corrected_feedback(ctx.db, 10, seed=1)  # 10 labels since the streak: under min_holdout
     ctx.settings.retrain.min_holdout = 1000  # reject before training: the rule is what counts
     short, _ = create_run(ctx.db, trigger="drift", check_id=check_id)
-    execute_run(ctx, short["run_id"], owner="w1")
-    note = get_run(ctx.db, short["run_id"])["holdout"]
+    execute_run(ctx, short.run_id, owner="w1")
+    note = get_run(ctx.db, short.run_id).holdout
     assert note["rule"] == SHORT_STREAK and note["labels_since_shift"] == 10
     manual, _ = create_run(ctx.db, trigger="manual")
-    execute_run(ctx, manual["run_id"], owner="w1")
-    today = get_run(ctx.db, manual["run_id"])["holdout"]
+    execute_run(ctx, manual.run_id, owner="w1")
+    today = get_run(ctx.db, manual.run_id).holdout
     assert today["rule"] == NEWEST_SHARE and today["shift_since"] is None
     assert note["size"] == today["size"] > 10  # today's rule: a fifth of every new label

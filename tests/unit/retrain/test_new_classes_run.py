@@ -60,17 +60,17 @@ def correct_to_new_class(ctx: Context, n: int) -> None:
 def test_a_new_class_grows_the_head_and_is_gated_on_its_own_rows(ctx: Context) -> None:
     correct_to_new_class(ctx, 160)
     run, _ = create_run(ctx.db, trigger="drift")
-    assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
-    done = get_run(ctx.db, run["run_id"])
+    assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
+    done = get_run(ctx.db, run.run_id)
     champion = ctx.registry.champion()
     assert champion is not None and champion.version == "v2"
     assert champion.labels == [*OLD, "neutral"]  # the new class after the old ones
-    feedback = done["metrics"]["challenger"]["feedback"]
-    before = done["metrics"]["champion"]["feedback"]
+    feedback = done.metrics.challenger["feedback"]
+    before = done.metrics.champion["feedback"]
     # The champion cannot say "neutral": every held-out neutral row is a win for the challenger.
     assert "neutral" in feedback["per_class_f1"] and before["per_class_f1"]["neutral"] == 0.0
     assert feedback["accuracy"] > before["accuracy"] + 0.3
     # The golden set (old classes only) was scored for both, and bounded the regression.
-    golden = done["metrics"]["challenger"]["golden"]
+    golden = done.metrics.challenger["golden"]
     assert golden["n"] == 100 and set(golden["per_class_f1"]) == set(OLD)
-    assert any("golden" in reason for reason in done["verdict"]["reasons"])
+    assert any("golden" in reason for reason in done.verdict["reasons"])

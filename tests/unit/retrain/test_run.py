@@ -37,8 +37,8 @@ def version(registry: Registry) -> VersionInfo:
 
 def claimed(ctx: Context, owner: str = "w1") -> Run:
     run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
-    assert claim(ctx.db, run["run_id"], owner=owner, lease_seconds=60)
-    return Run(ctx, run["run_id"], owner)
+    assert claim(ctx.db, run.run_id, owner=owner, lease_seconds=60)
+    return Run(ctx, run.run_id, owner)
 
 
 def taken_over(ctx: Context) -> tuple[Run, Run]:
@@ -87,12 +87,12 @@ def test_progress_renews_the_lease_and_scales_into_the_runs_training_share(ctx: 
     expires = lease_expiry(ctx, run.id)
     run.progress(part=(1, 2))(0.5, 0.25)  # halfway through the second of two trainings
     done = get_run(ctx.db, run.id)
-    assert done["progress"] == pytest.approx(0.05 + 0.85 * 0.75) and done["loss"] == 0.25
+    assert done.progress == pytest.approx(0.05 + 0.85 * 0.75) and done.loss == 0.25
     assert lease_expiry(ctx, run.id) > expires
 
 
 def test_a_failed_run_frees_the_slot_for_the_next(ctx: Context) -> None:
     run = claimed(ctx)
     assert run.fail("boom")
-    assert get_run(ctx.db, run.id)["state"] == RunState.FAILED
+    assert get_run(ctx.db, run.id).state == RunState.FAILED
     assert create_run(ctx.db, trigger=RunTrigger.MANUAL)[1]

@@ -55,10 +55,10 @@ def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
 
     monkeypatch.setattr(retrain.search_run, "fit_trial", spy)
     run, _ = create_run(ctx.db, trigger="manual", params=search_params(3, 600.0))
-    state = execute_run(ctx, run["run_id"], owner="w1")
-    done = get_run(ctx.db, run["run_id"])
-    search = done["search"]
-    assert state in (RunState.PROMOTED, RunState.REJECTED) and done["verdict"]["reasons"]
+    state = execute_run(ctx, run.run_id, owner="w1")
+    done = get_run(ctx.db, run.run_id)
+    search = done.search
+    assert state in (RunState.PROMOTED, RunState.REJECTED) and done.verdict["reasons"]
     assert [t["number"] for t in search["trials"]] == [0, 1, 2] and len(seen) == 3
     assert all(t["state"] in ("complete", "pruned", "failed") for t in search["trials"])
     assert all(t["seconds"] > 0 and t["epochs"] for t in search["trials"])
@@ -66,14 +66,14 @@ def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
     assert search["sampler"] == "random" and search["budget_seconds"] == 600.0
     assert search["best"] is not None and search["chosen"]
     # The challenger trained with the chosen recipe (the plain one where trial 0 won).
-    params = ctx.registry.get(done["version"]).params
+    params = ctx.registry.get(done.version).params
     best = search["best"]
     expected = search["plain"] if best["number"] == 0 else best["params"]
     assert params["learning_rate"] == pytest.approx(expected["learning_rate"])
     assert params["batch_size"] == expected["batch_size"]
     # Validation and fit rows of every trial: the run's training rows, disjoint from each other,
     # from the gate's holdout and from the golden set.
-    snapshot = [json.loads(line) for line in Path(done["dataset_path"]).read_text().splitlines()]
+    snapshot = [json.loads(line) for line in Path(done.dataset_path).read_text().splitlines()]
     holdout = {r["text"] for r in snapshot if r["split"] == "holdout"}
     training = {r["text"] for r in snapshot if r["split"] == "train"}
     golden = {r["text"] for r in read_golden(ctx.settings.artifacts).rows}
@@ -83,23 +83,23 @@ def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
     assert not validation & (fit | holdout | golden)
     assert all({r["text"] for r in k["validation"]} == validation for k in seen)
     # The gate judged one challenger: the run's metrics are one pair of evaluations.
-    assert set(done["metrics"]) == {"champion", "challenger"}
+    assert set(done.metrics.to_json()) == {"champion", "challenger"}
 
 
 def judged(ctx: Context, state: RunState, params: dict[str, Any] | None = None) -> str:
     """A finished run whose gate judged a challenger (it has metrics)."""
     run, _ = create_run(ctx.db, trigger="manual", params=params)
     with ctx.db.session() as session:
-        row = session.get(RetrainRun, run["run_id"])
+        row = session.get(RetrainRun, run.run_id)
         assert row is not None
         finish(session, row, state=state, metrics={"champion": {}, "challenger": {}})
-    return str(run["run_id"])
+    return str(run.run_id)
 
 
 def current(ctx: Context, params: dict[str, Any] | None = None) -> Run:
     run, _ = create_run(ctx.db, trigger="drift", params=params)
-    assert claim(ctx.db, run["run_id"], owner="w1", lease_seconds=60)
-    return Run(ctx, run["run_id"], "w1")
+    assert claim(ctx.db, run.run_id, owner="w1", lease_seconds=60)
+    return Run(ctx, run.run_id, "w1")
 
 
 def with_after_reject(ctx: Context, trials: int) -> Context:

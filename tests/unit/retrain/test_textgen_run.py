@@ -80,20 +80,20 @@ def rate(ctx: Context, n: int) -> None:
 def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Context) -> None:
     rate(ctx, 60)
     run, _ = create_run(ctx.db, trigger="quality")
-    assert execute_run(ctx, run["run_id"], owner="w1") == "promoted"
-    done = get_run(ctx.db, run["run_id"])
-    champion, challenger = done["metrics"]["champion"], done["metrics"]["challenger"]
+    assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
+    done = get_run(ctx.db, run.run_id)
+    champion, challenger = done.metrics.champion, done.metrics.challenger
     assert challenger["feedback"]["rougeL"] >= champion["feedback"]["rougeL"] + 0.3, done
     assert "rows" not in challenger["feedback"]  # per-row vectors stay off the record
-    assert done["verdict"]["test"] == "approximate_randomization"
-    assert done["training"] == {"generation_method": "sft"}
-    assert done["verdict"]["promote"] and done["verdict"]["p_value"] < 0.05
+    assert done.verdict["test"] == "approximate_randomization"
+    assert done.training == {"generation_method": "sft"}
+    assert done.verdict["promote"] and done.verdict["p_value"] < 0.05
     v2 = ctx.registry.champion()
     assert v2 is not None and v2.version == "v2" and v2.task == "generation"
     # The golden set came from the first preferred outputs and was not trained on.
     learned = {p["prompt"] for p in champion_pairs(Path(v2.artifact_path))}
     assert learned and not learned & {f"{w} {n}" for w in WORDS[:5] for n in ANSWERS}
-    snapshot = [json.loads(line) for line in Path(done["dataset_path"]).read_text().splitlines()]
+    snapshot = [json.loads(line) for line in Path(done.dataset_path).read_text().splitlines()]
     stored = {r["id"] for r in generation_feedback(ctx.db)}
     assert snapshot and all(len(row["feedback_ids"]) == 1 for row in snapshot)
     assert {row["feedback_ids"][0] for row in snapshot} <= stored
@@ -107,10 +107,10 @@ def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Cont
 def test_a_run_on_too_few_preferred_outputs_is_rejected_before_it_trains(ctx: Context) -> None:
     rate(ctx, 12)
     run, _ = create_run(ctx.db, trigger="quality")
-    assert execute_run(ctx, run["run_id"], owner="w1") == "rejected"
-    done = get_run(ctx.db, run["run_id"])
-    assert done["version"] is None
-    assert "fewer than min_holdout 20" in done["verdict"]["reasons"][0]
+    assert execute_run(ctx, run.run_id, owner="w1") == "rejected"
+    done = get_run(ctx.db, run.run_id)
+    assert done.version is None
+    assert "fewer than min_holdout 20" in done.verdict["reasons"][0]
 
 
 def test_the_gate_judges_a_conversation_with_its_turns() -> None:
@@ -156,17 +156,17 @@ def test_a_kto_run_learns_from_thumbs_down_and_records_its_method(ctx: Context) 
     rate(ctx, 60)
     thumbs_down(ctx, 8)
     run, _ = create_run(ctx.db, trigger="quality")
-    execute_run(ctx, run["run_id"], owner="w1")
-    done = get_run(ctx.db, run["run_id"])
-    training = done["training"]
+    execute_run(ctx, run.run_id, owner="w1")
+    done = get_run(ctx.db, run.run_id)
+    training = done.training
     assert training["generation_method"] == "kto"
     assert training["kto_undesirable"] == 8 and training["kto_weight_ratio"] > 4 / 3
     assert "outside [1, 4/3]" in training["kto_weight_note"]
-    snapshot = [json.loads(line) for line in Path(done["dataset_path"]).read_text().splitlines()]
+    snapshot = [json.loads(line) for line in Path(done.dataset_path).read_text().splitlines()]
     bad = [row for row in snapshot if row["split"] == "undesirable"]
     assert len(bad) == 8 and {row["completion"] for row in bad} == {"the lazy dog"}
-    v2 = ctx.registry.get(done["version"])
+    v2 = ctx.registry.get(done.version)
     assert v2.params["generation_method"] == "kto" and v2.params["beta"] == 0.1
     # The challenger learns no thumbs-down output as a pair to replay.
     assert not any(p["prompt"].endswith(" four") for p in champion_pairs(Path(v2.artifact_path)))
-    assert done["metrics"]["challenger"]["feedback"]["rougeL"] > 0
+    assert done.metrics.challenger["feedback"]["rougeL"] > 0
