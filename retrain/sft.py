@@ -64,7 +64,7 @@ class SftArgs:
     # time target is met by bounding seconds, not steps, since a CPU step costs 1-10 s.
     max_seconds: float = 0.0
     # Rule: 8 rows of ~300 tokens are one ~9-10 s bf16 LoRA step of SmolLM2-135M on a CPU
-    # (docs/measurements/generation.md): progress reports and the budget check stay frequent.
+    # (docs/measurements/retrain.md): progress reports and the budget check stay frequent.
     batch_size: int = 8
     weight_decay: float = 0.0
     lora_r: int = 16
