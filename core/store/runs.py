@@ -261,6 +261,8 @@ def run_dict(row: RetrainRun) -> dict[str, Any]:
         "holdout": (row.params or {}).get("holdout"),
         # The hyper-parameter search asked for, then its trials and best (see retrain.search).
         "search": (row.params or {}).get("search"),
+        # Distillation: the student's depth, T, alpha and throughput, or why none (retrain.distil).
+        "strategy": (row.params or {}).get("strategy"),
         # How a generation run trained (sft or kto, and KTO's weight ratio); None otherwise.
         "training": _training(row.params or {}),
         "error": row.error,
