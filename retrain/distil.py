@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from core.runtime.model import TextClassifier, load_classifier, save_classifier
 from core.runtime.zeroshot import build_zero_shot
 from core.settings import Settings
@@ -154,4 +155,3 @@ def distil(
     record |= {"alpha": options.alpha, "throughput": speed}
     params = {**result.params, "distil": record}
     return replace(result, params=params, figures={"throughput": speed})
-

@@ -20,7 +20,9 @@ def compare_throughput(
     """Texts per second of both artifacts on `texts` (the predictor as the api loads it:
     traced on a CPU, half precision on CUDA), and the student's over the champion's."""
     batch = list(texts)
-    loaded = [load_predictor(path, version=path.name, device=device) for path in (champion, student)]
+    loaded = [
+        load_predictor(path, version=path.name, device=device) for path in (champion, student)
+    ]
     for predictor in loaded:
         predictor.predict(batch)  # warm-up: the first forwards of a traced module optimise it
     best = [float("inf"), float("inf")]

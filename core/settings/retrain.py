@@ -241,7 +241,7 @@ class RetrainSettings(ComponentSettings):
     )
     # Rule: one padded batch or two of the run's texts: a few seconds of CPU for both models.
     distil_throughput_texts: int = Field(
-        64, ge=1, description="Training texts the student's and the champion's throughput is timed on."
+        64, ge=1, description="Training texts the throughput of student and champion is timed on."
     )
     lease_seconds: int = Field(
         120, ge=10, description="A run whose heartbeat is older than this is taken up again."
@@ -259,7 +259,7 @@ class RetrainSettings(ComponentSettings):
     @model_validator(mode="after")
     def _distil_on_the_holdout(self) -> RetrainSettings:
         if self.distil and (self.cross_fit_folds or self.refit):
-            raise ValueError("distil gates its student on the holdout: no cross_fit_folds, no refit")
+            raise ValueError("distil gates on the holdout: no cross_fit_folds, no refit")
         return self
 
     @field_validator("cross_fit_folds")

@@ -55,7 +55,7 @@ def test_the_student_copies_the_teachers_embeddings_first_layers_and_head(
     teacher, _, _ = load_classifier(base_artifact)
     assert teacher.encoder.config.num_hidden_layers == 2
     write_student(base_artifact, tmp_path / "student", DistilArgs())
-    student, tokenizer, config = load_classifier(tmp_path / "student")
+    student, tokenizer, _ = load_classifier(tmp_path / "student")
     assert student.encoder.config.num_hidden_layers == 1
     assert len(student.encoder.encoder.layer) == 1
     ours, theirs = teacher.state_dict(), student.state_dict()
@@ -88,7 +88,11 @@ def test_the_distillation_loss_is_the_hand_computed_mix() -> None:
         ce -= math.log(softmax(s)[y])
     expected = alpha * ce / 2 + (1 - alpha) * t * t * kl / 2
     loss = distillation_loss(
-        torch.tensor(student), torch.tensor(teacher), torch.tensor(labels), temperature=t, alpha=alpha
+        torch.tensor(student),
+        torch.tensor(teacher),
+        torch.tensor(labels),
+        temperature=t,
+        alpha=alpha,
     )
     assert float(loss) == pytest.approx(expected, rel=1e-6)
     same = distillation_loss(
@@ -133,6 +137,7 @@ def test_a_distilled_run_registers_a_student_with_its_throughput(
 def _metrics(student_right: int, *, golden: float = 0.873) -> dict[str, Any]:
     """100 holdout rows the champion gets all right, the student `student_right` of them;
     golden accuracy 0.9 for the champion, `golden` for the student."""
+
     def scored(right: int, accuracy: float) -> dict[str, Any]:
         correct = [1] * right + [0] * (100 - right)
         return {
