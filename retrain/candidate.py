@@ -110,14 +110,14 @@ def train_candidate(
     *,
     part: tuple[int, int],
     args: TrainArgs | None = None,
-    fit: Fit = train,
+    fit: Fit | None = None,
 ) -> VersionInfo:
-    """Train the challenger on `dataset` with `fit` and register it (training `part` of the
-    run's) with `args` (None: the plain recipe of the settings)."""
+    """Train the challenger on `dataset` with `fit` (None: `train`, resolved when called) and
+    register it (training `part` of the run's) with `args` (None: the settings' plain recipe)."""
     ctx = run.ctx
     staged = ctx.registry.staging_dir()
     try:
-        result = fit(
+        result = (fit or train)(
             base=Path(champion.artifact_path),
             dataset=dataset,
             args=args or train_args(ctx.settings),
