@@ -4,6 +4,7 @@ tolerance for a faster student (retrain.distil, retrain.distil_loss, retrain.dis
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,15 @@ import retrain.distil_loss
 from core.runtime.model import load_classifier
 from core.settings import RetrainSettings
 from core.states import RunState
-from core.store.runs import create_run, get_run
+from core.store.runs import claim, create_run, get_run
 from retrain.context import Context
+from retrain.dataset import Dataset
 from retrain.distil import DistilArgs, first_layers, student_layers, write_student
 from retrain.distil_gate import tolerate
 from retrain.distil_loss import distillation_loss
+from retrain.distil_run import challenger
 from retrain.gate import Verdict, decide
+from retrain.run import Run
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
 from tests.unit.retrain.conftest import champion_context
@@ -132,6 +136,40 @@ def test_a_distilled_run_registers_a_student_with_its_throughput(
     line = next(r for r in done["verdict"]["reasons"] if "distillation tolerance" in r)
     assert "accuracy ratio golden" in line and "feedback" in line
     assert f"throughput ratio {throughput['ratio']:.2f}x" in line
+
+
+def test_a_champion_descending_from_a_student_is_fine_tuned_not_halved_again(
+    ctx: Context, base_artifact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def register(parent: str, params: dict[str, Any]) -> str:
+        staged = ctx.registry.staging_dir()
+        shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
+        labels = ["negative", "positive"]
+        version = ctx.registry.register(
+            staged,
+            task="classification",
+            labels=labels,
+            base_model="tiny-bert",
+            parent=parent,
+            params=params,
+        )
+        ctx.registry.promote(version.version)
+        return version.version
+
+    student = register("v1", {"distil": {"layers": 1}})
+    champion = ctx.registry.get(register(student, {}))  # the student, fine-tuned once since
+    fits: list[Any] = []
+    monkeypatch.setattr(
+        "retrain.distil_run.train_candidate", lambda *a, **kw: fits.append(kw.get("fit"))
+    )
+    created, _ = create_run(ctx.db, trigger="manual")
+    assert claim(ctx.db, created["run_id"], owner="w1", lease_seconds=60)
+    run = Run(ctx, created["run_id"], "w1")
+    dataset = Dataset([], [], list(champion.labels), "h")
+    challenger(run, champion, dataset, part=(0, 1))
+    assert fits == [None]  # the plain recipe's train(), no student
+    strategy = get_run(ctx.db, run.id)["strategy"]
+    assert strategy["name"] == "distil" and student in strategy["skipped"]
 
 
 def _metrics(student_right: int, *, golden: float = 0.873) -> dict[str, Any]:
