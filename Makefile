@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-drift bench-gate bench-canary bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-distil bench-drift bench-gate bench-canary bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
 
 install: $(STAMP)
 
@@ -52,6 +52,9 @@ bench-retrain: install
 # The plain recipe against a 10-trial search on ../shared/data (docs/measurements/search.md).
 bench-search: install
 	$(BIN)/python -m benchmarks.search --json bench-search.json $(SEARCH_ARGS)
+
+bench-distil: install
+	$(BIN)/python -m benchmarks.distil --ablation --json bench-distil.json $(DISTIL_ARGS)
 
 # Raw generate vs tuneloop served vs llama.cpp's server (the anchor) on the same GGUF and prompts.
 # llama-cpp-python builds from source (ten minutes or more), once, into its own virtualenv: it

@@ -165,6 +165,9 @@ class Run(BaseModel):
     search: Any = Field(
         None, description="The hyper-parameter search asked, then its trials and best trial."
     )
+    strategy: Any = Field(
+        None, description="A distilled run's student: layers, T, alpha, throughput; or why none."
+    )
     error: str | None
     attempts: int
     dataset_hash: str | None

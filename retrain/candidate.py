@@ -4,7 +4,8 @@ training and registration, and their scores beside the champion's on the same ro
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,12 @@ from retrain.evaluate import Scorable, evaluate
 from retrain.holdout import Shift
 from retrain.progress import Progress
 from retrain.run import Run
+from retrain.train import TrainResult
 from retrain.train_args import TrainArgs
 
 TRAIN_FILE = "train.jsonl"
+# What trains a candidate, called as `retrain.train.train` is (a student: `retrain.distil`).
+Fit = Callable[..., TrainResult]
 
 
 def train_args(settings: Settings) -> TrainArgs:
@@ -108,14 +112,17 @@ def train_candidate(
     *,
     part: tuple[int, int],
     args: TrainArgs | None = None,
+    trainer: Fit | None = None,
 ) -> VersionInfo:
-    """Train the challenger on `dataset` and register it (training `part` of the run's) with
-    `args` (None: the plain recipe of the settings)."""
+    """Train the challenger on `dataset` with `trainer` (None: `retrain.ddp.fit`) and
+    register it (training `part` of the run's) with `args` (None: the settings' plain recipe)."""
     ctx = run.ctx
     staged = ctx.registry.staging_dir()
     try:
-        result = fit(
-            ctx.settings,
+        # The plain recipe trains here or as a DDP job (retrain.ddp); a student's own objective
+        # trains in this process.
+        train_with = trainer or partial(fit, ctx.settings)
+        result = train_with(
             base=Path(champion.artifact_path),
             dataset=dataset,
             args=args or train_args(ctx.settings),
@@ -136,6 +143,7 @@ def train_candidate(
                 "train_seconds": result.seconds,
                 "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,
             },
+            metrics=result.figures,
             cause=run.cause(f"trained by run {run.id}"),
         )
     finally:

@@ -81,6 +81,9 @@ def search_recipe(run: Run, champion: VersionInfo, dataset: Dataset, *, after: i
     want = wanted(run)
     if want is None:
         return Recipe(plain)
+    if run.settings.retrain.distil:  # the trials would tune the champion, not its student
+        skip_search(run, "a distilled run trains its student with the plain recipe")
+        return Recipe(plain)
     rs = run.settings.retrain
     n = int(want["n_trials"])
     _, args = search_dataset(

@@ -40,6 +40,7 @@ from retrain.candidate import (
 )
 from retrain.context import Context, LeaseLost, RunData, compact
 from retrain.dataset import Dataset
+from retrain.distil_run import challenger, judged
 from retrain.evaluate import evaluate
 from retrain.gate import Verdict, decide, golden_check, too_few_rows
 from retrain.holdout import FOLD
@@ -103,13 +104,13 @@ def holdout_run(run: Run, data: RunData) -> RunState:
     refits = int(rs.refit)
     recipe = search_recipe(run, data.champion, dataset, after=1 + refits)
     done = recipe.trials
-    candidate = train_candidate(
+    candidate = challenger(
         run, data.champion, dataset, part=(done, done + 1 + refits), args=recipe.args
     )
     metrics = score_both(
         run.ctx, data.champion, candidate, golden=data.golden, holdout=dataset.holdout
     )
-    verdict = gate(run.settings, metrics, second_look=True)
+    verdict = judged(run, gate(run.settings, metrics, second_look=True), metrics, candidate)
     tested = candidate
     if verdict.promote and refits:
         part = (done + 1, done + 2)

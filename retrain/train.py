@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from transformers import (
     set_seed,
 )
 
+from core.data import Row
 from core.runtime.model import (
     ArtifactConfig,
     TextClassifier,
@@ -55,6 +57,18 @@ class TrainResult:
     params: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
     seconds: float = 0.0
+    # What the version's metrics keep of its training (a student's throughput: retrain.distil).
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A loss beyond the labels' cross-entropy: the features each row adds (from its text) and
+    the `Trainer` subclass whose `compute_loss` reads them, with its arguments (retrain.distil)."""
+
+    features: Callable[[str], dict[str, Any]]
+    trainer: type[Trainer]
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def train(
@@ -64,12 +78,16 @@ def train(
     args: TrainArgs,
     out: Path,
     progress: Progress | None = None,
+    objective: Objective | None = None,
 ) -> TrainResult:
-    """Fine-tune the artifact at `base` on `dataset.train` and write the challenger into `out`."""
+    """Fine-tune the artifact at `base` on `dataset.train` and write the challenger into `out`
+    (with `objective`'s loss where given, else cross-entropy on the labels)."""
     started = time.perf_counter()
     with torch_threads(args.torch_threads):
         model, tokenizer, config, args = prepared(base, dataset=dataset, args=args)
-        metrics, params = _fit(model, tokenizer, dataset=dataset, args=args, progress=progress)
+        metrics, params = _fit(
+            model, tokenizer, dataset=dataset, args=args, progress=progress, objective=objective
+        )
         if args.method == "lora":
             model.encoder = merge_lora(model.encoder)
         if is_main_process():  # the processes of a DDP job hold the same weights
@@ -114,6 +132,7 @@ def _fit(
     dataset: Dataset,
     args: TrainArgs,
     progress: Progress | None,
+    objective: Objective | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Run the Trainer (best weights restored when early stopping is on); metrics and params."""
     share = args.eval_share if args.early_stopping_patience > 0 else 0.0
@@ -125,11 +144,12 @@ def _fit(
         trainer = _trainer(
             model,
             tokenizer,
-            train_rows=encode(tokenizer, fit_rows, label_ids, max_length=args.max_length),
-            eval_rows=encode(tokenizer, eval_rows, label_ids, max_length=args.max_length),
+            train_rows=_encoded(tokenizer, fit_rows, label_ids, args=args, objective=objective),
+            eval_rows=_encoded(tokenizer, eval_rows, label_ids, args=args, objective=objective),
             args=args,
             output_dir=Path(checkpoints),
             progress=progress,
+            objective=objective,
         )
         output = train_quietly(trainer, ignore_keys_for_eval=IGNORE_AT_EVAL)
     metrics = {
@@ -142,6 +162,22 @@ def _fit(
     params = {**asdict(args), "learning_rate": args.lr()}
     params.update(train_rows=len(fit_rows), eval_rows=len(eval_rows))
     return metrics, params
+
+
+def _encoded(
+    tokenizer: Any,
+    rows: Sequence[Row],
+    label_ids: dict[str, int],
+    *,
+    args: TrainArgs,
+    objective: Objective | None,
+) -> list[dict[str, Any]]:
+    """The rows encoded, each with the features `objective` adds to it."""
+    encoded = encode(tokenizer, rows, label_ids, max_length=args.max_length)
+    if objective is not None:
+        for features, row in zip(encoded, rows, strict=True):
+            features.update(objective.features(row["text"]))
+    return encoded
 
 
 def _prepare(
@@ -181,14 +217,21 @@ def _trainer(
     args: TrainArgs,
     output_dir: Path,
     progress: Progress | None,
+    objective: Objective | None = None,
 ) -> Trainer:
     stop_early = bool(eval_rows) and args.early_stopping_patience > 0
     patience = args.early_stopping_patience
+    # The objective's features are no argument of the model's forward: the Trainer would drop them.
+    arguments = _training_arguments(
+        args, output_dir=output_dir, evaluate=bool(eval_rows), keep_columns=objective is not None
+    )
     return build_trainer(
         model,
         progress=progress,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=patience)] if stop_early else [],
-        args=_training_arguments(args, output_dir=output_dir, evaluate=bool(eval_rows)),
+        cls=objective.trainer if objective else None,
+        **(objective.options if objective else {}),
+        args=arguments,
         train_dataset=train_rows,  # a list is a map-style dataset
         eval_dataset=eval_rows or None,
         data_collator=DataCollatorWithPadding(tokenizer),
@@ -196,11 +239,14 @@ def _trainer(
     )
 
 
-def _training_arguments(args: TrainArgs, *, output_dir: Path, evaluate: bool) -> TrainingArguments:
+def _training_arguments(
+    args: TrainArgs, *, output_dir: Path, evaluate: bool, keep_columns: bool = False
+) -> TrainingArguments:
     strategy = "epoch" if evaluate else "no"
     return training_arguments(
         args,
         output_dir=output_dir,
+        remove_unused_columns=not keep_columns,
         per_device_eval_batch_size=args.batch_size * 2,
         eval_strategy=strategy,
         save_strategy=strategy,  # load_best_model_at_end needs them equal

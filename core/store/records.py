@@ -91,6 +91,11 @@ class RunRecord:
         return self.params.get("search")
 
     @property
+    def strategy(self) -> Any:
+        """Distillation: the student's depth, T, alpha and throughput, or why none."""
+        return self.params.get("strategy")
+
+    @property
     def training(self) -> dict[str, Any] | None:
         """How a generation run trained (sft or kto, and KTO's weight ratio); None otherwise."""
         keys = [k for k in self.params if k == "generation_method" or k.startswith("kto_")]
@@ -114,6 +119,7 @@ class RunRecord:
             "refit": self.refit,
             "holdout": self.holdout,
             "search": self.search,
+            "strategy": self.strategy,
             "training": self.training,
             "error": self.error,
             "attempts": self.attempts,

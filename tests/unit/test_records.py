@@ -85,6 +85,7 @@ def test_a_run_renders_as_the_old_run_dict(db: Database) -> None:
         "refit": {"tested": "v2"},
         "holdout": {"rule": "newest_share", "size": 40},
         "search": {"n_trials": 3, "budget_seconds": 60.0},
+        "strategy": None,
         "training": {"generation_method": "kto", "kto_weight_ratio": 1.5},
         "error": None,
         "attempts": 1,
