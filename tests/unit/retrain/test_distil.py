@@ -118,11 +118,11 @@ def test_a_distilled_run_registers_a_student_with_its_throughput(
 
     monkeypatch.setattr(retrain.distil_loss, "distillation_loss", spy)
     run, _ = create_run(ctx.db, trigger="manual")
-    state = execute_run(ctx, run["run_id"], owner="w1")
-    done = get_run(ctx.db, run["run_id"])
+    state = execute_run(ctx, run.run_id, owner="w1")
+    done = get_run(ctx.db, run.run_id)
     assert state in (RunState.PROMOTED, RunState.REJECTED)
     assert calls and set(calls) == {2.0}  # the student trained on the soft labels at T
-    version = ctx.registry.get(done["version"])
+    version = ctx.registry.get(done.version)
     student, _, _ = load_classifier(Path(version.artifact_path))
     assert student.encoder.config.num_hidden_layers == 1  # the champion has 2
     throughput = version.metrics["throughput"]
@@ -130,10 +130,10 @@ def test_a_distilled_run_registers_a_student_with_its_throughput(
     assert throughput["ratio"] == pytest.approx(
         throughput["student_texts_per_s"] / throughput["champion_texts_per_s"], rel=0.01
     )
-    strategy = done["strategy"]
+    strategy = done.strategy
     assert strategy["name"] == "distil" and strategy["version"] == version.version
     assert (strategy["layers"], strategy["temperature"], strategy["alpha"]) == (1, 2.0, 0.5)
-    line = next(r for r in done["verdict"]["reasons"] if "distillation tolerance" in r)
+    line = next(r for r in done.verdict["reasons"] if "distillation tolerance" in r)
     assert "accuracy ratio golden" in line and "feedback" in line
     assert f"throughput ratio {throughput['ratio']:.2f}x" in line
 
@@ -160,15 +160,15 @@ def test_a_champion_descending_from_a_student_is_fine_tuned_not_halved_again(
     champion = ctx.registry.get(register(student, {}))  # the student, fine-tuned once since
     fits: list[Any] = []
     monkeypatch.setattr(
-        "retrain.distil_run.train_candidate", lambda *a, **kw: fits.append(kw.get("fit"))
+        "retrain.distil_run.train_candidate", lambda *a, **kw: fits.append(kw.get("trainer"))
     )
     created, _ = create_run(ctx.db, trigger="manual")
-    assert claim(ctx.db, created["run_id"], owner="w1", lease_seconds=60)
-    run = Run(ctx, created["run_id"], "w1")
+    assert claim(ctx.db, created.run_id, owner="w1", lease_seconds=60)
+    run = Run(ctx, created.run_id, "w1")
     dataset = Dataset([], [], list(champion.labels), "h")
     challenger(run, champion, dataset, part=(0, 1))
     assert fits == [None]  # the plain recipe's train(), no student
-    strategy = get_run(ctx.db, run.id)["strategy"]
+    strategy = get_run(ctx.db, run.id).strategy
     assert strategy["name"] == "distil" and student in strategy["skipped"]
 
 
