@@ -41,6 +41,7 @@ from core.settings import ApiSettings, get_settings
 
 ADMIT = "tuneloop.admit"  # lifespan state: `Serving.admit`, QueueFull when predict would be refused
 PREDICT_PATH_BYTES = PREDICT_PATH.encode()
+OVERLOADED = "overloaded: the expected wait is past the deadline"  # fixed, so its answer is too
 # every route of the health module: what Prometheus and the orchestrator read under overload
 OPEN_UNDER_OVERLOAD = frozenset(
     route.path.encode() for route in health.router.routes if isinstance(route, APIRoute)
@@ -131,7 +132,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             admit(1)
         except QueueFull as exc:
             retry = exc.retry_after(limits.retry_after_seconds, limits.queue_deadline_seconds)
-            self._shed(path, "overloaded: the expected wait is past the deadline", retry)
+            self._shed(path, OVERLOADED if exc.wait else str(exc), retry)
             return True
         return False
 

@@ -26,11 +26,14 @@ LIMITS = ApiSettings(max_connections=BOUND, queue_deadline_seconds=1.0, retry_af
 
 
 class Admission:
-    """What the app's lifespan shares: refuses while `wait` (seconds of work ahead) is set."""
+    """What the app's lifespan shares: refuses while `wait` (seconds of work ahead) is set, by
+    count when it is negative."""
 
     wait = 0.0
 
     def admit(self, n: int = 1) -> None:
+        if self.wait < 0:
+            raise QueueFull("queue full")
         if self.wait:
             raise QueueFull("overloaded", wait=self.wait)
 
@@ -173,3 +176,12 @@ def test_the_api_shares_its_admission_with_the_protocol(
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 4\r\n" in answer
     assert b"x-request-id" not in answer.lower()  # answered by the protocol, not the app
     assert b"past the deadline" in answer
+
+
+def test_a_queue_full_by_count_is_refused_with_the_least_retry_after(port: int) -> None:
+    ADMISSION.wait = -1.0  # sentinel: refuse by count (no expected wait)
+    with _connect(port) as conn:
+        conn.sendall(request(b"/v1/predict"))
+        answer = _answer(conn)
+    assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 1\r\n" in answer
+    assert answer.endswith(b'{"detail":"queue full"}')
