@@ -25,6 +25,7 @@ from api.errors import (
 )
 from api.middleware import BodyLimit, HttpMetrics, RequestId
 from api.predlog import PredictionLog
+from api.protocol import ADMIT
 from api.ratelimit import RateLimiter
 from api.redis_buckets import make_buckets
 from api.responses import JSON
@@ -119,7 +120,7 @@ def create_app(
     """
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if not settings.token:
             # A valid set-up, said once in the start-up block: not a warning an operator acts on.
             log.info("TUNELOOP_ADMIN_TOKEN is not set: only stored API keys are accepted")
@@ -157,7 +158,7 @@ def create_app(
         await keys.start()
         await serving.start()
         try:
-            yield
+            yield {ADMIT: serving.admit}  # for the server's protocol, which refuses before the app
         finally:
             await serving.stop()
             await keys.stop()

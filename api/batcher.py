@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,11 @@ class QueueFull(Exception):
     def __init__(self, message: str = "queue full", *, wait: float = 0.0) -> None:
         super().__init__(message)
         self.wait = wait
+
+    def retry_after(self, at_least: int, deadline: float) -> int:
+        """Seconds a client should wait: until the wait past the deadline has drained, at least
+        `at_least`."""
+        return max(at_least, math.ceil(self.wait - deadline))
 
 
 class NotServing(Exception):

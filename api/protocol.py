@@ -10,6 +10,14 @@ connection that sends half a request (or nothing) stays open until the client gi
   must begin one within it, else 408 (or, having sent nothing, a plain close);
 - a body must keep coming: a gap over `body_timeout_seconds` between its chunks is a 408.
 
+Under overload it also refuses before the app: on a complete head, `POST /v1/predict` is answered
+503 with Retry-After and the connection closed when the batcher would refuse it anyway (the
+admission the app's lifespan shares in its state under `ADMIT`), and a connection opened while
+the worker holds `max_connections` is refused the same way. A refusal there costs no task, no
+scope and no routing, so it does not wait behind the requests the loop is serving, and closing
+frees the connection instead of holding it while the client waits. Health, readiness and metrics
+answer regardless, so Prometheus and the orchestrator still see the state.
+
 The limits come from the settings of the process (`TUNELOOP_API_*`), read once: uvicorn builds
 the protocol from a class, which every worker process imports by name.
 """
@@ -18,11 +26,31 @@ from __future__ import annotations
 
 import asyncio
 from asyncio import TimerHandle
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
+from fastapi.routing import APIRoute
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api import metrics
+from api.batcher import QueueFull
+from api.routes import health
+from api.routes.predict import PATH as PREDICT_PATH
 from core.settings import ApiSettings, get_settings
+
+ADMIT = "tuneloop.admit"  # lifespan state: `Serving.admit`, QueueFull when predict would be refused
+PREDICT_PATH_BYTES = PREDICT_PATH.encode()
+OVERLOADED = "overloaded: the expected wait is past the deadline"  # fixed, so its answer is too
+# every route of the health module: what Prometheus and the orchestrator read under overload
+OPEN_UNDER_OVERLOAD = frozenset(
+    route.path.encode() for route in health.router.routes if isinstance(route, APIRoute)
+)
+REASONS = {
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
 @cache
@@ -31,7 +59,8 @@ def _limits() -> ApiSettings:
 
 
 class GuardedHttpTools(HttpToolsProtocol):
-    """HttpToolsProtocol that refuses over-long request heads and cuts slow clients."""
+    """HttpToolsProtocol that refuses over-long request heads, cuts slow clients and sheds
+    overload before the app."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -39,6 +68,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._head_bytes = 0  # bytes received for the current head (an upper bound)
         self._refused = False
         self._timer: TimerHandle | None = None
+        bound = _limits().max_connections
+        self._over_bound = bool(bound) and len(self.connections) > bound
         self._arm(_limits().head_timeout_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -65,6 +96,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         if size > _limits().max_head_bytes:
             self._refuse(431, "request head too large")
             return
+        if self._sheds():
+            return
         self._in_body = True
         self._arm(_limits().body_timeout_seconds)
         super().on_headers_complete()
@@ -79,6 +112,33 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._disarm()  # the app has the whole request; the keep-alive timer takes over after
         self._in_body, self._head_bytes = False, 0
         super().on_message_complete()
+
+    def _sheds(self) -> bool:
+        """Refuse the request whose head just completed (503, close) if its connection came over
+        the bound or predict's admission is closed; True when refused."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False  # a pipelined request: the app answers it in turn
+        path = self.url.partition(b"?")[0]
+        if path in OPEN_UNDER_OVERLOAD:
+            return False
+        limits = _limits()
+        if self._over_bound:
+            self._shed(path, "too many connections", limits.retry_after_seconds)
+            return True
+        admit: Callable[[int], None] | None = self.app_state.get(ADMIT)
+        if admit is None or path != PREDICT_PATH_BYTES or self.parser.get_method() != b"POST":
+            return False
+        try:
+            admit(1)
+        except QueueFull as exc:
+            retry = exc.retry_after(limits.retry_after_seconds, limits.queue_deadline_seconds)
+            self._shed(path, OVERLOADED if exc.wait else str(exc), retry)
+            return True
+        return False
+
+    def _shed(self, path: bytes, message: str, retry_after: int) -> None:
+        _refusals(path == PREDICT_PATH_BYTES, self.parser.get_method()).inc()
+        self._refuse(503, message, retry_after=retry_after)
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -96,7 +156,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         elif not self.transport.is_closing():
             self.transport.close()  # nothing sent: close as an idle keep-alive would
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, *, retry_after: int = 0) -> None:
         """Answer `status` with a one-line JSON detail and close, unless the app already answers."""
         if self._refused or self.transport.is_closing():
             return
@@ -108,10 +168,26 @@ class GuardedHttpTools(HttpToolsProtocol):
             if self.cycle.response_started:
                 self.transport.close()
                 return
-        body = b'{"detail":"' + message.encode() + b'"}'
-        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
-        )
+        self.transport.write(_answer(status, message, retry_after))
         self.transport.close()
+
+
+@cache
+def _answer(status: int, message: str, retry_after: int) -> bytes:
+    """The whole response, built once per distinct answer: a refusal under load costs a write."""
+    body = b'{"detail":"' + message.encode() + b'"}'
+    retry = b"retry-after: %d\r\n" % retry_after if retry_after else b""
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"%sconnection: close\r\n\r\n%s" % (status, REASONS[status], len(body), retry, body)
+    )
+
+
+@cache
+def _refusals(predict: bool, method: bytes) -> Any:
+    """The request counter's child for a refusal in the protocol; the app never saw the request,
+    so only predict has its route's label and the rest count as unmatched."""
+    route = PREDICT_PATH if predict else "unmatched"
+    return metrics.REQUESTS.labels(
+        route=route, method=method.decode("ascii", "replace"), status="503"
+    )

@@ -9,7 +9,6 @@ exception middleware, which cost more CPU per request than everything else the a
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -91,7 +90,7 @@ def unavailable(exc: QueueFull | NotServing, settings: Settings) -> HTTPExceptio
     least the setting) or a model not loaded yet."""
     retry = settings.api.retry_after_seconds
     if isinstance(exc, QueueFull):
-        retry = max(retry, math.ceil(exc.wait - settings.api.queue_deadline_seconds))
+        retry = exc.retry_after(retry, settings.api.queue_deadline_seconds)
     detail = str(exc) if isinstance(exc, QueueFull) else "model not ready"
     return HTTPException(status_code=503, detail=detail, headers={"Retry-After": str(retry)})
 

@@ -33,6 +33,15 @@ class ApiSettings(ComponentSettings):
         description="Predict answers 503 when a request's texts would wait longer than this at "
         "the measured batch rate (0: by `max_queue` only).",
     )
+    # Rule: as many as the queue holds texts: beyond that, one-text requests on every connection
+    # would overflow `max_queue` anyway, while idle keep-alive pools (a load balancer's, a few
+    # clients' of 64 connections each) fit many times over.
+    max_connections: int = Field(
+        1024,
+        ge=0,
+        description="Open connections per worker; a request on one opened beyond them is answered "
+        "503 and closed, health, readiness and metrics excepted (0: no bound).",
+    )
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Request body limit (413 above).")
     # Rule: nginx's default for request heads (4 buffers of 8 KiB); a key and the usual headers
     # take under 2 KiB.

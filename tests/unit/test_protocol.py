@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -42,28 +43,38 @@ async def echo_length(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture(scope="module")
-def port() -> Iterator[int]:
+@contextmanager
+def on_uvicorn(app: Any, limits: ApiSettings, *, lifespan: str = "off") -> Iterator[uvicorn.Server]:
+    """`app` served by a real uvicorn with `GuardedHttpTools` under `limits`, in a thread."""
     patch = pytest.MonkeyPatch()
-    patch.setattr(api.protocol, "_limits", lambda: LIMITS)
-    chosen = free_port()
+    patch.setattr(api.protocol, "_limits", lambda: limits)
     config = uvicorn.Config(
-        echo_length,
-        port=chosen,
+        app,
+        port=free_port(),
         http=GuardedHttpTools,
         loop="asyncio",
         log_level="warning",
-        lifespan="off",
+        lifespan=lifespan,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.01)
-    yield chosen
-    server.should_exit = True
-    thread.join(5)
-    patch.undo()
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        patch.undo()
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    with on_uvicorn(echo_length, LIMITS) as server:
+        yield server.config.port
 
 
 def _connect(port: int) -> socket.socket:
