@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
