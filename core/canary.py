@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.registry import CHAMPION, Registry, VersionInfo, flip_champion
 from core.sequential import DECISIONS, SCALES, SequentialOptions, SequentialTest, Sums, decide
-from core.settings import CanarySettings
+from core.settings import CANARY_MAX_SHARE, CanarySettings
 from core.states import CanaryOutcome, EventKind, VersionStatus
 from core.store.canary import (
     ARMS,
@@ -38,9 +38,8 @@ from core.store.tables import Canary, ModelAlias, utcnow
 
 # The actor of the steps the test takes (promote, abort, expire).
 CANARY_ACTOR = "canary"
-# Rule: past half the traffic the champion would be the smaller arm, and a canary is meant to
-# risk the smaller share of users on the challenger; the API's contract, so not a setting.
-MAX_SHARE = 0.5
+# The most of the clients a canary may serve (its rule beside the canary's settings).
+MAX_SHARE = CANARY_MAX_SHARE
 ArmSums = dict[str, dict[str, tuple[int, float, float]]]
 
 
@@ -78,23 +77,34 @@ def start_canary(registry: Registry, version: str, *, share: float, cause: Cause
     champion = registry.champion()
     _check_enters(info, champion)
     assert champion is not None
-    started = replace(cause, reason=f"share {share:g}; {cause.reason}")
     try:
         with registry.db.session() as session:
-            row = begin(
-                session,
-                version=version,
-                champion_version=champion.version,
-                share=share,
-                actor=cause.actor,
-                stats=_first_stats(),
-            )
-            record_event(
-                session, EventKind.CANARY_STARTED, version, previous=champion.version, cause=started
+            row = open_canary(
+                session, version, champion_version=champion.version, share=share, cause=cause
             )
     except IntegrityError:  # another start won the slot between the check and the commit
         raise CanaryRunning("a canary already runs: stop it first") from None
     return canary_row(row)
+
+
+def open_canary(
+    session: Any, version: str, *, champion_version: str, share: float, cause: Cause
+) -> Canary:
+    """Add the running canary and its `canary_started` event inside the caller's transaction
+    (CanaryRunning if one runs); the caller has checked that the version may enter."""
+    row = begin(
+        session,
+        version=version,
+        champion_version=champion_version,
+        share=share,
+        actor=cause.actor,
+        stats=_first_stats(),
+    )
+    started = replace(cause, reason=f"share {share:g}; {cause.reason}")
+    record_event(
+        session, EventKind.CANARY_STARTED, version, previous=champion_version, cause=started
+    )
+    return row
 
 
 def _check_enters(info: VersionInfo, champion: VersionInfo | None) -> None:
@@ -116,6 +126,16 @@ def stop_canary(registry: Registry, version: str, *, cause: Cause) -> CanaryRow:
             raise NoCanary(f"no canary of {version} runs")
         _finish(session, row, CanaryOutcome.STOPPED, replace(cause, reason=_said(row.stats)))
         return canary_row(row)
+
+
+def stop_running(session: Any, cause: Cause) -> CanaryRow | None:
+    """Stop whichever canary runs, inside the caller's transaction (None when none runs)."""
+    row = locked_canary(session)
+    if row is None:
+        return None
+    _finish(session, row, CanaryOutcome.STOPPED, cause)
+    session.flush()  # frees the one-canary slot before a new canary takes it
+    return canary_row(row)
 
 
 def review(

@@ -17,6 +17,9 @@ class RunState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PROMOTED = "promoted"
+    # Its gate passed and its challenger serves a canary (TUNELOOP_RETRAIN_ROLLOUT=canary): the
+    # sequential test on live feedback promotes or aborts it; the run itself is over.
+    CANARY = "canary"
     REJECTED = "rejected"
     FAILED = "failed"
     CANCELLED = "cancelled"  # by an operator, while queued: it never ran
@@ -24,7 +27,13 @@ class RunState(StrEnum):
 
 # A run in flight holds the active slot; a final run has let it go.
 ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
-FINAL_STATES = (RunState.PROMOTED, RunState.REJECTED, RunState.FAILED, RunState.CANCELLED)
+FINAL_STATES = (
+    RunState.PROMOTED,
+    RunState.CANARY,
+    RunState.REJECTED,
+    RunState.FAILED,
+    RunState.CANCELLED,
+)
 
 
 class RunTrigger(StrEnum):
@@ -88,4 +97,7 @@ def run_summary(state: str, verdict: dict[str, object] | None) -> str:
     so (its state stays `rejected`: the run is over, and the next run gives the look)."""
     if state == RunState.REJECTED and (verdict or {}).get("pending"):
         return f"{state} — challenger pending a second look"
+    rollout = (verdict or {}).get("rollout") or {}
+    if state == RunState.CANARY and rollout.get("detail"):
+        return f"{state} — {rollout['detail']}; the sequential test on live feedback decides"
     return str(state)
