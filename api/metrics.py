@@ -41,7 +41,8 @@ BATCH_SIZE = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "tuneloop_api_queue_depth",
-    "Texts waiting for the model.",
+    "Texts waiting for the model, by the arm whose batcher holds them (champion, canary, shadow).",
+    ["arm"],
     multiprocess_mode="livesum",
 )
 INFERENCE_SECONDS = Histogram(

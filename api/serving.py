@@ -72,7 +72,7 @@ class Serving:
         self.canary = CanarySlot(
             registry=registry,
             load=load,
-            batcher=lambda predictor: _batcher(predictor, settings),
+            batcher=lambda predictor: _batcher(predictor, settings, arm=CANARY_ARM),
             settings=canary,
         )
 
@@ -260,8 +260,9 @@ class Serving:
         return PredictResult(model_version=results[-1][1], predictions=answers, arm=arm)
 
 
-def _batcher(predictor: Predictor, settings: ApiSettings) -> Batcher:
-    """A batcher with forward lanes for the predictor's device and the torch thread budget."""
+def _batcher(predictor: Predictor, settings: ApiSettings, *, arm: str = CHAMPION_ARM) -> Batcher:
+    """A batcher of `arm` with forward lanes for the predictor's device and the torch thread
+    budget."""
     lanes, threads = forward_lanes(getattr(predictor, "device", None), settings.torch_threads)
     log.info("%d forward lane(s) with %d torch thread(s) each", lanes, threads)
     return Batcher(
@@ -272,6 +273,7 @@ def _batcher(predictor: Predictor, settings: ApiSettings) -> Batcher:
         threads_per_lane=threads,
         set_threads=set_torch_threads,
         deadline_seconds=settings.queue_deadline_seconds,
+        arm=arm,
     )
 
 
