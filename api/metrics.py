@@ -45,6 +45,12 @@ QUEUE_DEPTH = Gauge(
     ["arm"],
     multiprocess_mode="livesum",
 )
+SHADOW_TEXTS = Counter(
+    "tuneloop_api_shadow_texts_total",
+    "Texts mirrored to a running shadow: `run` (its answer stored) or `skipped` (its batcher "
+    "was full or retiring: a shadow is dropped first under load).",
+    ["outcome"],
+)
 INFERENCE_SECONDS = Histogram(
     "tuneloop_api_inference_seconds",
     "Tokenize + forward time of one batch.",

@@ -24,7 +24,9 @@ from core.states import CanaryOutcome, EventKind, VersionStatus
 from core.store.canary import (
     ARMS,
     CANARY_ARM,
+    CANARY_MODE,
     CHAMPION_ARM,
+    SHADOW_MODE,
     CanaryRow,
     CanaryRunning,
     arm_sums,
@@ -32,6 +34,7 @@ from core.store.canary import (
     canary_row,
     end,
     locked_canary,
+    shadow_counts,
 )
 from core.store.events import Cause, record_event
 from core.store.tables import Canary, ModelAlias, utcnow
@@ -122,14 +125,15 @@ def stop_canary(registry: Registry, version: str, *, cause: Cause) -> CanaryRow:
     """Stop the canary of `version` by hand (the champion stays); NoCanary if none runs."""
     with registry.db.session() as session:
         row = locked_canary(session)
-        if row is None or row.version != version:
+        if row is None or row.version != version or row.mode != CANARY_MODE:
             raise NoCanary(f"no canary of {version} runs")
         _finish(session, row, CanaryOutcome.STOPPED, replace(cause, reason=_said(row.stats)))
         return canary_row(row)
 
 
 def stop_running(session: Any, cause: Cause) -> CanaryRow | None:
-    """Stop whichever canary runs, inside the caller's transaction (None when none runs)."""
+    """Stop whichever canary or shadow runs, inside the caller's transaction (None when none
+    runs)."""
     row = locked_canary(session)
     if row is None:
         return None
@@ -138,18 +142,31 @@ def stop_running(session: Any, cause: Cause) -> CanaryRow | None:
     return canary_row(row)
 
 
+def stop_if_moved(registry: Registry) -> CanaryRow | None:
+    """Stop the running canary or shadow if the champion it was started beside is no longer
+    the champion (what a replica that serves another champion asks); the row if it stopped."""
+    with registry.db.session() as session:
+        row = locked_canary(session)
+        alias = session.get(ModelAlias, CHAMPION)
+        if row is None or (alias is not None and alias.version == row.champion_version):
+            return None
+        moved = Cause(CANARY_ACTOR, f"the champion changed to {alias.version if alias else '-'}")
+        _finish(session, row, CanaryOutcome.STOPPED, moved)
+        return canary_row(row)
+
+
 def review(
     registry: Registry, settings: CanarySettings, *, now: datetime | None = None
 ) -> CanaryRow | None:
     """One look at the running canary (None when none runs): promote, abort, expire or go on.
 
-    A champion moved by other means (a promotion, a rollback, a run) stops the canary: its arms
-    no longer compare the versions it was started for.
+    A champion moved by other means (a promotion, a rollback, a run) stops the canary (or the
+    shadow): its arms no longer compare the versions it was started for.
     """
     with registry.db.session() as session:
         row = locked_canary(session)
-        if row is None:
-            return None
+        if row is None or row.mode != CANARY_MODE:  # a shadow has no feedback to judge
+            return canary_row(row) if row else None
         alias = session.get(ModelAlias, CHAMPION)
         if alias is None or alias.version != row.champion_version:
             moved = Cause(
@@ -181,9 +198,11 @@ _EVENTS = {
 
 def _finish(session: Any, row: Canary, outcome: CanaryOutcome, cause: Cause | None) -> None:
     """End the canary with its event (a promotion's event is the champion flip's own)."""
+    if row.mode == SHADOW_MODE:  # its counts as they stand, kept on the row it ends
+        row.stats = shadow_counts(session, row)
     end(row, outcome)
     if cause is not None:
-        kind = _EVENTS[outcome]
+        kind = EventKind.SHADOW_STOPPED if row.mode == SHADOW_MODE else _EVENTS[outcome]
         record_event(session, kind, row.version, previous=row.champion_version, cause=cause)
 
 

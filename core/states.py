@@ -81,6 +81,8 @@ class EventKind(StrEnum):
     CANARY_STOPPED = "canary_stopped"  # by hand, or because the champion changed under it
     CANARY_ABORTED = "canary_aborted"
     CANARY_EXPIRED = "canary_expired"
+    SHADOW_STARTED = "shadow_started"
+    SHADOW_STOPPED = "shadow_stopped"  # by hand, or because the champion changed under it
 
 
 class CanaryOutcome(StrEnum):

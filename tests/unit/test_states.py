@@ -31,6 +31,7 @@ STORED: dict[type[StrEnum], set[str]] = {
     EventKind: {
         *("registered", "promoted", "rolled_back", "rejected", "refused"),
         *("canary_started", "canary_stopped", "canary_aborted", "canary_expired"),
+        *("shadow_started", "shadow_stopped"),
     },
 }
 COLUMNS: dict[type[StrEnum], tuple[str, str]] = {
