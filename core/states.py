@@ -99,7 +99,7 @@ def run_summary(state: str, verdict: dict[str, object] | None) -> str:
     so (its state stays `rejected`: the run is over, and the next run gives the look)."""
     if state == RunState.REJECTED and (verdict or {}).get("pending"):
         return f"{state} — challenger pending a second look"
-    rollout = (verdict or {}).get("rollout") or {}
-    if state == RunState.CANARY and rollout.get("detail"):
+    rollout = (verdict or {}).get("rollout")
+    if state == RunState.CANARY and isinstance(rollout, dict) and rollout.get("detail"):
         return f"{state} — {rollout['detail']}; the sequential test on live feedback decides"
     return str(state)
