@@ -2,8 +2,9 @@
 answered, in the background, and its answers go to the prediction log only.
 
 Nothing here is on the response path: a text is mirrored only if the shadow's small queue has
-room (else it is skipped and counted), so a shadow never delays or changes the champion's answer
-and is the first work dropped under load.
+room and the prediction log is less than half full (else it is skipped and counted), so a shadow
+never delays or changes the champion's answer, nor crowds out its log records, and is the first
+work dropped under load.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from api.predlog import PredictionLog
 from core.store.canary import SHADOW_ARM
 
 log = logging.getLogger(__name__)
+# Rule: the shadow's records never take the last half of the prediction log's buffer, so that
+# while the store is slow the champion's records are not the ones dropped.
+KEEP_FOR_CHAMPION = 0.5
 
 
 class Mirror:
@@ -34,10 +38,13 @@ class Mirror:
 
     def send(self, shadow: Challenger, texts: list[str], champion_ids: list[str]) -> None:
         """Mirror `texts` (the champion answered them as `champion_ids`), unless the shadow's
-        queue is full."""
+        queue is full or the prediction log is half full."""
         try:
             shadow.batcher.admit(len(texts))
         except QueueFull:
+            self._skipped.inc(len(texts))
+            return
+        if not self.predlog.has_room(len(texts), keep=KEEP_FOR_CHAMPION):
             self._skipped.inc(len(texts))
             return
         task = asyncio.create_task(self._mirror(shadow, texts, champion_ids), name="shadow")

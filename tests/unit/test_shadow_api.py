@@ -162,3 +162,19 @@ async def test_a_full_shadow_queue_skips_the_mirror_at_once() -> None:
     await batcher.stop()
     assert sorted(r["shadow_of"] for r in predlog._buffer.values()) == ["p0", "p1"]
     assert {r["arm"] for r in predlog._buffer.values()} == {"shadow"}
+
+
+async def test_a_shadow_leaves_half_the_prediction_log_to_the_champion() -> None:
+    fake = Fake("v2")
+    batcher = Batcher(fake, max_batch_size=4, max_queue=4, arm="shadow")
+    await batcher.start()
+    row = CanaryRow("c", "v2", "v1", 1.0, utcnow(), None, None, "ops", {}, mode="shadow")
+    predlog = PredictionLog(lambda records: None, max_buffer=4, flush_seconds=60)
+    mirror = Mirror(predlog, log_text=False)
+    mirror.send(Challenger(row, fake, batcher), ["a", "b"], ["p0", "p1"])
+    await mirror.stop()
+    mirror.send(Challenger(row, fake, batcher), ["c"], ["p2"])  # 3 of 4 would leave under half
+    await mirror.stop()
+    await batcher.stop()
+    assert sorted(r["shadow_of"] for r in predlog._buffer.values()) == ["p0", "p1"]
+    assert all(r["input_text"] is None for r in predlog._buffer.values())  # log_text off
