@@ -178,3 +178,16 @@ async def test_a_shadow_leaves_half_the_prediction_log_to_the_champion() -> None
     await batcher.stop()
     assert sorted(r["shadow_of"] for r in predlog._buffer.values()) == ["p0", "p1"]
     assert all(r["input_text"] is None for r in predlog._buffer.values())  # log_text off
+
+
+def test_a_shadow_stops_when_the_champion_changes_under_it(app: TestClient) -> None:
+    db: Database = app.app.state.db  # type: ignore[attr-defined]
+    assert app.post("/v1/models/v2/shadow", json={"share": 0.5}).status_code == 201
+    registry: Registry = app.app.state.registry  # type: ignore[attr-defined]
+    registry.promote("v2")  # not through the api: no canary code sees it but the poll
+    stopped = until(lambda: (s := app.get("/v1/models/shadow").json())["state"] == "stopped" and s)
+    assert stopped["share"] == 0.5 and stopped["mirrored"] == 0
+    until(lambda: app.post("/v1/predict", json={"inputs": "x"}).json()["model_version"] == "v2")
+    event = list_events(db, version="v2", limit=2)[0]
+    assert (event["kind"], event["actor"]) == ("shadow_stopped", "canary")
+    assert event["reason"] == "the champion changed to v2"
