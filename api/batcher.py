@@ -80,8 +80,11 @@ class Batcher:
         threads_per_lane: int = 1,
         set_threads: Callable[[int], None] | None = None,
         deadline_seconds: float = 0.0,
+        arm: str = "champion",
     ) -> None:
         self.predictor = predictor
+        # One series per arm: a canary's batcher runs beside the champion's in one process.
+        self._depth = metrics.QUEUE_DEPTH.labels(arm=arm)
         self.deadline = deadline_seconds  # 0: admission by count only
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
@@ -131,6 +134,7 @@ class Batcher:
             await asyncio.wait(self._running)
         while not self._queue.empty():
             _fail([self._queue.get_nowait()], NotServing("shutting down"))
+        self._depth.set(0)
         self._pool.shutdown(wait=True)
 
     async def drain(self) -> None:
@@ -152,7 +156,7 @@ class Batcher:
         items = [_Item(t, loop.create_future()) for t in texts]
         for item in items:
             self._queue.put_nowait(item)
-        metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        self._depth.set(self._queue.qsize())
         if len(items) == 1:  # the common case, without gather's bookkeeping
             return [await items[0].future]
         return list(await asyncio.gather(*(i.future for i in items)))
@@ -191,7 +195,7 @@ class Batcher:
             item = self._queue.get_nowait()
             if not item.future.done():
                 batch.append(item)
-        metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        self._depth.set(self._queue.qsize())
         width = self.lanes if self._busy == 0 and self._queue.empty() else 1
         self._busy += width
         if self._next is not None:

@@ -1,5 +1,6 @@
-"""The canary on one replica: the challenger loaded beside the champion with a batcher of its own,
-and the sticky split of clients between them.
+"""The canary (or shadow) on one replica: the challenger loaded beside the champion with a
+batcher of its own, and the sticky split of clients between them (a shadow's share of mirrored
+requests: api.shadow).
 
 The replica follows the store's running canary on its champion poll, so every replica serves the
 same split; with no canary nothing here runs per request.
@@ -13,12 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from api.batcher import Batcher
-from core.canary import in_canary, review
+from core.canary import in_canary, review, stop_if_moved
 from core.promotion import Loader
 from core.registry import Registry
 from core.runtime.predictor import Predictor
 from core.settings import CanarySettings
-from core.store.canary import CanaryRow, running_canary
+from core.store.canary import (
+    CANARY_ARM,
+    CANARY_MODE,
+    SHADOW_ARM,
+    SHADOW_MODE,
+    CanaryRow,
+    running_canary,
+)
 from core.store.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -33,8 +41,14 @@ class Challenger:
     batcher: Batcher
 
     def serves(self, client: str) -> bool:
-        """Whether this client's requests go to the challenger."""
+        """Whether this client's requests go to the challenger (never for a shadow)."""
+        if self.canary.mode != CANARY_MODE:
+            return False
         return in_canary(client, share=self.canary.share, salt=self.canary.id)
+
+    def mirrors(self, draw: float) -> bool:
+        """Whether a request whose uniform `draw` in [0, 1) is given goes to the shadow too."""
+        return self.canary.mode == SHADOW_MODE and draw < self.canary.share
 
 
 class CanarySlot:
@@ -45,7 +59,7 @@ class CanarySlot:
         *,
         registry: Registry,
         load: Loader,
-        batcher: Callable[[Predictor], Batcher],
+        batcher: Callable[[Predictor, str], Batcher],
         settings: CanarySettings,
     ) -> None:
         self.registry = registry
@@ -68,7 +82,10 @@ class CanarySlot:
         at a canary that may have run out of time."""
         running = await asyncio.to_thread(running_canary, self.registry.db)
         if running is not None and running.champion_version != champion:
-            running = None  # this replica does not serve that canary's champion (yet)
+            # This replica does not serve that canary's champion (yet), or it is no longer the
+            # champion: then the canary ends here, whether or not feedback comes to look at it.
+            await asyncio.to_thread(stop_if_moved, self.registry)
+            running = None
         current = self.challenger
         if current is not None and (running is None or running.id != current.canary.id):
             self.challenger = None  # new requests go to the champion from here on
@@ -90,7 +107,7 @@ class CanarySlot:
         feedback's answer does not wait for it; one look at a time per replica, and feedback
         arriving meanwhile gets one more look after it. Fewer looks leave the test valid.
         """
-        if self.challenger is None:
+        if self.challenger is None or self.challenger.canary.mode != CANARY_MODE:
             return
         self._again = True
         if self._looking is None or self._looking.done():
@@ -114,10 +131,11 @@ class CanarySlot:
                 "canary challenger %s does not load; champion serves all", running.version
             )
             return
-        batcher = self.make_batcher(predictor)
+        arm = SHADOW_ARM if running.mode == SHADOW_MODE else CANARY_ARM
+        batcher = self.make_batcher(predictor, arm)
         await batcher.start()
         self.challenger = Challenger(running, predictor, batcher)
-        log.info("canary: %s serves %.0f %% of clients", running.version, running.share * 100)
+        log.info("%s: %s on %.0f %%", running.mode, running.version, running.share * 100)
 
     async def stop(self) -> None:
         """Retire the challenger at shutdown (a look in flight is left to finish)."""

@@ -1,7 +1,7 @@
 """The canary's gauges, read from the store at scrape time like the other store-backed metrics:
 every replica exposes the same values, so dashboards take them with `max`.
 
-Each series exists from the start (share 0 and NaN means while no canary runs).
+Each series exists from the start (share 0 and NaN means while no canary or shadow runs).
 """
 
 from __future__ import annotations
@@ -14,17 +14,23 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import select
 
 from core.settings import CanarySettings
-from core.store.canary import ARMS
+from core.store.canary import ARMS, CANARY_MODE, SHADOW_MODE, shadow_counts
 from core.store.tables import Canary
 
 METRICS = ("accuracy", "rating")
 COUNTS = {"accuracy": "labeled", "rating": "items"}  # the count of each metric in a look's arms
 SIDES = ("promote", "abort")
+SHADOW_COUNTS = ("mirrored", "compared", "agreed")
 
 
 def canary_families(session: Any, settings: CanarySettings) -> Iterator[Metric]:
-    """Share, each arm's live metrics and items, the test's statistics and their thresholds."""
-    row = session.scalars(select(Canary).where(Canary.active_slot == 1)).first()
+    """Share, each arm's live metrics and items, the test's statistics and their thresholds;
+    a running shadow's share, counts and agreement."""
+    running = session.scalars(select(Canary).where(Canary.active_slot == 1)).first()
+    yield from shadow_families(
+        session, running if running and running.mode == SHADOW_MODE else None
+    )
+    row = running if running and running.mode == CANARY_MODE else None
     stats = (row.stats or {}) if row else {}
     yield GaugeMetricFamily(
         "tuneloop_canary_share",
@@ -65,3 +71,28 @@ def canary_families(session: Any, settings: CanarySettings) -> Iterator[Metric]:
         threshold.add_metric([side], -math.log(alpha))
     yield statistic
     yield threshold
+
+
+def shadow_families(session: Any, row: Canary | None) -> Iterator[Metric]:
+    """The running shadow's share, its prediction counts and their agreement (NaN: none)."""
+    counts = shadow_counts(session, row) if row is not None else {}
+    yield GaugeMetricFamily(
+        "tuneloop_canary_shadow_share",
+        "Share of requests mirrored to the running shadow (0 when none runs).",
+        value=row.share if row else 0.0,
+    )
+    predictions = GaugeMetricFamily(
+        "tuneloop_canary_shadow_predictions",
+        "The running shadow's stored predictions (mirrored), those whose champion prediction "
+        "is stored too (compared), and those that gave the same label (agreed).",
+        labels=["count"],
+    )
+    for name in SHADOW_COUNTS:
+        predictions.add_metric([name], float(counts.get(name, 0)))
+    yield predictions
+    agreement = counts.get("agreement")
+    yield GaugeMetricFamily(
+        "tuneloop_canary_shadow_agreement",
+        "Share of the running shadow's compared predictions that agree with the champion's.",
+        value=math.nan if agreement is None else agreement,
+    )

@@ -22,8 +22,10 @@ def prediction_record(
     log_text: bool,
     keep_embedding: bool,
     arm: str = CHAMPION_ARM,
+    shadow_of: str | None = None,
 ) -> dict[str, Any]:
-    """The row the prediction log writes for one text (`arm`: which one served it)."""
+    """The row the prediction log writes for one text (`arm`: which one served it; a shadow's
+    names the champion prediction it mirrors, `shadow_of`)."""
     embedding = output.embedding
     return {
         "id": str(uuid.uuid4()),
@@ -42,6 +44,7 @@ def prediction_record(
         if keep_embedding and embedding is not None
         else None,
         "arm": arm,
+        "shadow_of": shadow_of,
     }
 
 
@@ -71,4 +74,5 @@ def generation_record(handle: Handle, *, log_text: bool, keep_embedding: bool) -
         if keep_embedding and embedding is not None
         else None,
         "arm": CHAMPION_ARM,  # canaries serve classifiers only
+        "shadow_of": None,
     }

@@ -41,8 +41,15 @@ BATCH_SIZE = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "tuneloop_api_queue_depth",
-    "Texts waiting for the model.",
+    "Texts waiting for the model, by the arm whose batcher holds them (champion, canary, shadow).",
+    ["arm"],
     multiprocess_mode="livesum",
+)
+SHADOW_TEXTS = Counter(
+    "tuneloop_api_shadow_texts_total",
+    "Texts mirrored to a running shadow: `run` (its answer stored) or `skipped` (its batcher "
+    "was full or retiring: a shadow is dropped first under load).",
+    ["outcome"],
 )
 INFERENCE_SECONDS = Histogram(
     "tuneloop_api_inference_seconds",

@@ -75,6 +75,10 @@ class PredictionLog:
         self._buffer[record["id"]] = record
         return True
 
+    def has_room(self, n: int, *, keep: float = 0.0) -> bool:
+        """Whether `n` more records fit with `keep` of the buffer still free afterwards."""
+        return len(self._buffer) + n <= self.max_buffer * (1.0 - keep)
+
     def pending(self, prediction_id: str) -> bool:
         """Whether the record is buffered or being written right now."""
         return prediction_id in self._buffer or prediction_id in self._in_flight

@@ -91,6 +91,19 @@ class CanaryRequest(BaseModel):
     )
 
 
+class ShadowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    share: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Share of the champion's requests mirrored to the shadow (default all).",
+        examples=[1.0],
+    )
+
+
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -15,13 +15,14 @@ from api.canary import CanarySlot
 from api.generation import Handle, Scheduler
 from api.logrows import generation_record, prediction_record
 from api.predlog import PredictionLog
+from api.shadow import Mirror
 from core.promotion import Loader
 from core.registry import Registry
 from core.runtime.engine import Sampling
 from core.runtime.predictor import Output, Predictor, forward_lanes, set_torch_threads
 from core.runtime.textgen import Generator
 from core.settings import ApiSettings, CanarySettings
-from core.store.canary import CANARY_ARM, CHAMPION_ARM
+from core.store.canary import CANARY_ARM, CHAMPION_ARM, SHADOW_ARM
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,10 @@ class Serving:
         self.canary = CanarySlot(
             registry=registry,
             load=load,
-            batcher=lambda predictor: _batcher(predictor, settings),
+            batcher=lambda predictor, arm: _batcher(predictor, settings, arm=arm),
             settings=canary,
         )
+        self.mirror = Mirror(predlog, log_text=settings.log_text)
 
     @property
     def ready(self) -> bool:
@@ -91,6 +93,7 @@ class Serving:
     async def stop(self) -> None:
         """Stop watching and batching; flush the log."""
         await tasks.cancel(self._watcher)
+        await self.mirror.stop()
         await self.canary.stop()
         if self.batcher is not None:
             await self.batcher.stop()
@@ -257,21 +260,31 @@ class Serving:
             self.predlog.add(record)
             self._predicted(version, output.label or "").inc()
             answers.append(_answer(record["id"], output))
+        if challenger is not None and challenger.mirrors(self._rng.random()):
+            self.mirror.send(challenger, texts, [a["id"] for a in answers])
         return PredictResult(model_version=results[-1][1], predictions=answers, arm=arm)
 
 
-def _batcher(predictor: Predictor, settings: ApiSettings) -> Batcher:
-    """A batcher with forward lanes for the predictor's device and the torch thread budget."""
-    lanes, threads = forward_lanes(getattr(predictor, "device", None), settings.torch_threads)
-    log.info("%d forward lane(s) with %d torch thread(s) each", lanes, threads)
+def _batcher(predictor: Predictor, settings: ApiSettings, *, arm: str = CHAMPION_ARM) -> Batcher:
+    """A batcher of `arm` with forward lanes for the predictor's device and the torch thread
+    budget.
+
+    A shadow's gets one lane of one thread on a CPU and room for one batch: it answers no
+    client, so it takes one core at most and is skipped as soon as it falls behind.
+    """
+    shadow = arm == SHADOW_ARM
+    device = getattr(predictor, "device", None)
+    lanes, threads = forward_lanes(device, 1 if shadow else settings.torch_threads)
+    log.info("%s: %d forward lane(s) with %d torch thread(s) each", arm, lanes, threads)
     return Batcher(
         predictor,
         max_batch_size=settings.max_batch_size,
-        max_queue=settings.max_queue,
+        max_queue=settings.max_batch_size if shadow else settings.max_queue,
         lanes=lanes,
         threads_per_lane=threads,
         set_threads=set_torch_threads,
         deadline_seconds=settings.queue_deadline_seconds,
+        arm=arm,
     )
 
 

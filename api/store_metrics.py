@@ -92,7 +92,9 @@ class StoreCollector(Collector):
         verdicts = GaugeMetricFamily(
             "tuneloop_retrain_verdicts", "Gate verdicts so far.", labels=["verdict"]
         )
+        # A run that opened a canary passed its gate as one that flipped the champion did.
         promoted = counts_by_state(counts, RunState.PROMOTED)
+        promoted += counts_by_state(counts, RunState.CANARY)
         verdicts.add_metric(["promote"], promoted)
         verdicts.add_metric(["reject"], counts_by_state(counts, RunState.REJECTED))
         yield verdicts

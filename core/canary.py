@@ -19,12 +19,14 @@ from sqlalchemy.exc import IntegrityError
 
 from core.registry import CHAMPION, Registry, VersionInfo, flip_champion
 from core.sequential import DECISIONS, SCALES, SequentialOptions, SequentialTest, Sums, decide
-from core.settings import CanarySettings
+from core.settings import CANARY_MAX_SHARE, CanarySettings
 from core.states import CanaryOutcome, EventKind, VersionStatus
 from core.store.canary import (
     ARMS,
     CANARY_ARM,
+    CANARY_MODE,
     CHAMPION_ARM,
+    SHADOW_MODE,
     CanaryRow,
     CanaryRunning,
     arm_sums,
@@ -32,15 +34,15 @@ from core.store.canary import (
     canary_row,
     end,
     locked_canary,
+    shadow_counts,
 )
 from core.store.events import Cause, record_event
 from core.store.tables import Canary, ModelAlias, utcnow
 
 # The actor of the steps the test takes (promote, abort, expire).
 CANARY_ACTOR = "canary"
-# Rule: past half the traffic the champion would be the smaller arm, and a canary is meant to
-# risk the smaller share of users on the challenger; the API's contract, so not a setting.
-MAX_SHARE = 0.5
+# The most of the clients a canary may serve (its rule beside the canary's settings).
+MAX_SHARE = CANARY_MAX_SHARE
 ArmSums = dict[str, dict[str, tuple[int, float, float]]]
 
 
@@ -78,23 +80,34 @@ def start_canary(registry: Registry, version: str, *, share: float, cause: Cause
     champion = registry.champion()
     _check_enters(info, champion)
     assert champion is not None
-    started = replace(cause, reason=f"share {share:g}; {cause.reason}")
     try:
         with registry.db.session() as session:
-            row = begin(
-                session,
-                version=version,
-                champion_version=champion.version,
-                share=share,
-                actor=cause.actor,
-                stats=_first_stats(),
-            )
-            record_event(
-                session, EventKind.CANARY_STARTED, version, previous=champion.version, cause=started
+            row = open_canary(
+                session, version, champion_version=champion.version, share=share, cause=cause
             )
     except IntegrityError:  # another start won the slot between the check and the commit
         raise CanaryRunning("a canary already runs: stop it first") from None
     return canary_row(row)
+
+
+def open_canary(
+    session: Any, version: str, *, champion_version: str, share: float, cause: Cause
+) -> Canary:
+    """Add the running canary and its `canary_started` event inside the caller's transaction
+    (CanaryRunning if one runs); the caller has checked that the version may enter."""
+    row = begin(
+        session,
+        version=version,
+        champion_version=champion_version,
+        share=share,
+        actor=cause.actor,
+        stats=_first_stats(),
+    )
+    started = replace(cause, reason=f"share {share:g}; {cause.reason}")
+    record_event(
+        session, EventKind.CANARY_STARTED, version, previous=champion_version, cause=started
+    )
+    return row
 
 
 def _check_enters(info: VersionInfo, champion: VersionInfo | None) -> None:
@@ -112,9 +125,33 @@ def stop_canary(registry: Registry, version: str, *, cause: Cause) -> CanaryRow:
     """Stop the canary of `version` by hand (the champion stays); NoCanary if none runs."""
     with registry.db.session() as session:
         row = locked_canary(session)
-        if row is None or row.version != version:
+        if row is None or row.version != version or row.mode != CANARY_MODE:
             raise NoCanary(f"no canary of {version} runs")
         _finish(session, row, CanaryOutcome.STOPPED, replace(cause, reason=_said(row.stats)))
+        return canary_row(row)
+
+
+def stop_running(session: Any, cause: Cause) -> CanaryRow | None:
+    """Stop whichever canary or shadow runs, inside the caller's transaction (None when none
+    runs)."""
+    row = locked_canary(session)
+    if row is None:
+        return None
+    _finish(session, row, CanaryOutcome.STOPPED, cause)
+    session.flush()  # frees the one-canary slot before a new canary takes it
+    return canary_row(row)
+
+
+def stop_if_moved(registry: Registry) -> CanaryRow | None:
+    """Stop the running canary or shadow if the champion it was started beside is no longer
+    the champion (what a replica that serves another champion asks); the row if it stopped."""
+    with registry.db.session() as session:
+        row = locked_canary(session)
+        alias = session.get(ModelAlias, CHAMPION)
+        if row is None or (alias is not None and alias.version == row.champion_version):
+            return None
+        moved = Cause(CANARY_ACTOR, f"the champion changed to {alias.version if alias else '-'}")
+        _finish(session, row, CanaryOutcome.STOPPED, moved)
         return canary_row(row)
 
 
@@ -123,13 +160,13 @@ def review(
 ) -> CanaryRow | None:
     """One look at the running canary (None when none runs): promote, abort, expire or go on.
 
-    A champion moved by other means (a promotion, a rollback, a run) stops the canary: its arms
-    no longer compare the versions it was started for.
+    A champion moved by other means (a promotion, a rollback, a run) stops the canary (or the
+    shadow): its arms no longer compare the versions it was started for.
     """
     with registry.db.session() as session:
         row = locked_canary(session)
-        if row is None:
-            return None
+        if row is None or row.mode != CANARY_MODE:  # a shadow has no feedback to judge
+            return canary_row(row) if row else None
         alias = session.get(ModelAlias, CHAMPION)
         if alias is None or alias.version != row.champion_version:
             moved = Cause(
@@ -161,9 +198,11 @@ _EVENTS = {
 
 def _finish(session: Any, row: Canary, outcome: CanaryOutcome, cause: Cause | None) -> None:
     """End the canary with its event (a promotion's event is the champion flip's own)."""
+    if row.mode == SHADOW_MODE:  # its counts as they stand, kept on the row it ends
+        row.stats = shadow_counts(session, row)
     end(row, outcome)
     if cause is not None:
-        kind = _EVENTS[outcome]
+        kind = EventKind.SHADOW_STOPPED if row.mode == SHADOW_MODE else _EVENTS[outcome]
         record_event(session, kind, row.version, previous=row.champion_version, cause=cause)
 
 

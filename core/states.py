@@ -17,6 +17,9 @@ class RunState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PROMOTED = "promoted"
+    # Its gate passed and its challenger serves a canary (TUNELOOP_RETRAIN_ROLLOUT=canary): the
+    # sequential test on live feedback promotes or aborts it; the run itself is over.
+    CANARY = "canary"
     REJECTED = "rejected"
     FAILED = "failed"
     CANCELLED = "cancelled"  # by an operator, while queued: it never ran
@@ -24,7 +27,13 @@ class RunState(StrEnum):
 
 # A run in flight holds the active slot; a final run has let it go.
 ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
-FINAL_STATES = (RunState.PROMOTED, RunState.REJECTED, RunState.FAILED, RunState.CANCELLED)
+FINAL_STATES = (
+    RunState.PROMOTED,
+    RunState.CANARY,
+    RunState.REJECTED,
+    RunState.FAILED,
+    RunState.CANCELLED,
+)
 
 
 class RunTrigger(StrEnum):
@@ -72,6 +81,8 @@ class EventKind(StrEnum):
     CANARY_STOPPED = "canary_stopped"  # by hand, or because the champion changed under it
     CANARY_ABORTED = "canary_aborted"
     CANARY_EXPIRED = "canary_expired"
+    SHADOW_STARTED = "shadow_started"
+    SHADOW_STOPPED = "shadow_stopped"  # by hand, or because the champion changed under it
 
 
 class CanaryOutcome(StrEnum):
@@ -88,4 +99,7 @@ def run_summary(state: str, verdict: dict[str, object] | None) -> str:
     so (its state stays `rejected`: the run is over, and the next run gives the look)."""
     if state == RunState.REJECTED and (verdict or {}).get("pending"):
         return f"{state} — challenger pending a second look"
+    rollout = (verdict or {}).get("rollout")
+    if state == RunState.CANARY and isinstance(rollout, dict) and rollout.get("detail"):
+        return f"{state} — {rollout['detail']}; the sequential test on live feedback decides"
     return str(state)

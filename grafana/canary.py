@@ -1,9 +1,12 @@
 """The Canary row of the Serving dashboard: the share, each arm's live metric and items, and the
-sequential test's statistic against the line where it decides."""
+sequential test's statistic against the line where it decides; and the shadow's agreement with
+the champion beside the texts it ran and skipped."""
 
 from __future__ import annotations
 
-from grafana.build import JSON, stat, target, timeseries
+from grafana.build import JSON, RATE, stat, target, timeseries
+
+API = 'instance=~"$instance"'  # the replica variable
 
 
 def canary_panels() -> list[JSON]:
@@ -45,4 +48,58 @@ def canary_panels() -> list[JSON]:
             "canary is promoted (or aborted) when its line reaches its threshold, -log(alpha).",
             width=6,
         ),
+        *shadow_panels(),
     ]
+
+
+def shadow_panels() -> list[JSON]:
+    """Panels of the running shadow: its agreement, its counts, what each replica ran or
+    skipped."""
+    return [
+        gauge(
+            "Shadow agreement",
+            [target("max(tuneloop_canary_shadow_agreement)", "agreement")],
+            description="Share of the shadow's predictions that gave the champion's label for the "
+            "same request, since it started (empty while no shadow runs). No test decides a "
+            "shadow: it has no feedback; a canary then measures what users think.",
+            steps=[(None, "red"), (0.8, "orange"), (0.95, "green")],
+        ),
+        stat(
+            "Shadow predictions",
+            [
+                target("max(tuneloop_canary_shadow_share)", "share", instant=True),
+                target(
+                    "max by (count) (tuneloop_canary_shadow_predictions)", "{{count}}", instant=True
+                ),
+            ],
+            description="The share of requests mirrored, the shadow's stored predictions "
+            "(mirrored), those whose champion prediction is stored too (compared) and those "
+            "that agree (agreed).",
+        ),
+        timeseries(
+            "Shadow texts run and skipped",
+            [
+                target(
+                    f"sum by (outcome) (rate(tuneloop_api_shadow_texts_total{{{API}}}{RATE}))",
+                    "{{outcome}}",
+                )
+            ],
+            description="Texts per second mirrored to the shadow: run (stored), or skipped "
+            "because its small queue was full; a shadow is the first work dropped under load.",
+            unit="reqps",
+        ),
+    ]
+
+
+def gauge(
+    title: str, targets: list[JSON], *, description: str, steps: list[tuple[float | None, str]]
+) -> JSON:
+    """A dial of the last value of a share, between 0 and 1; `steps` colour it."""
+    panel = stat(title, targets, description=description, unit="percentunit", steps=steps)
+    panel["type"] = "gauge"
+    panel["fieldConfig"]["defaults"] |= {"min": 0, "max": 1}
+    panel["options"] = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "showThresholdMarkers": True,
+    }
+    return panel

@@ -119,8 +119,14 @@ def serving() -> JSON:
         ),
         timeseries(
             "Queue depth",
-            [target(f"sum by (instance) (tuneloop_api_queue_depth{{{API}}})", "{{instance}}")],
-            description="Texts waiting for the model, per replica; predict answers 503 when full.",
+            [
+                target(
+                    f"sum by (instance, arm) (tuneloop_api_queue_depth{{{API}}})",
+                    "{{instance}} {{arm}}",
+                )
+            ],
+            description="Texts waiting for the model, per replica and arm (the champion's "
+            "batcher, a canary's, a shadow's); predict answers 503 when the champion's is full.",
         ),
         timeseries(
             "Inference time per batch (p50, p99)",

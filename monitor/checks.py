@@ -87,9 +87,10 @@ def decide_check(
 
 def _improving(ctx: Context, champion: VersionInfo, last: JudgedRun | None) -> bool:
     """The champion came from the last run that judged, or has a pending challenger."""
-    promoted_by_last = last is not None and (last.state, last.version) == (
-        RunState.PROMOTED,
-        champion.version,
+    promoted_by_last = (
+        last is not None
+        and last.state in (RunState.PROMOTED, RunState.CANARY)
+        and last.version == champion.version
     )
     return promoted_by_last or ctx.registry.pending(champion.version) is not None
 

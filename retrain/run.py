@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.registry import PENDING, VersionInfo, flip_champion
+from core.registry import PENDING, VersionInfo
+from core.rollout import roll_out
 from core.settings import Settings
 from core.states import EventKind, RunState, VersionStatus
 from core.store.events import POLICY, Cause, record_event
@@ -129,9 +130,18 @@ class Run:
         status = PENDING if verdict.pending else VersionStatus.REJECTED
         scored = tested or candidate
         reasons = "; ".join(verdict.reasons)
+        answer = verdict.to_dict()
         with self.owned() as (session, row):
             if candidate is not None and verdict.promote:
-                flip_champion(session, candidate.version, cause=_policy(row, reasons))
+                rollout = roll_out(
+                    session,
+                    candidate.version,
+                    mode=self.settings.retrain.rollout,
+                    share=self.settings.canary.share,
+                    cause=_policy(row, reasons),
+                )
+                state = RunState.CANARY if rollout.mode == "canary" else state
+                answer["rollout"] = rollout.to_dict()
             elif candidate is not None:
                 _judge(self.ctx, session, row, candidate.version, status, reasons)
             if scored is not None:
@@ -145,7 +155,7 @@ class Run:
                 state=state,
                 version=candidate.version if candidate else None,
                 metrics=compact(metrics),
-                verdict=verdict.to_dict(),
+                verdict=answer,
             )
         version = candidate.version if candidate else "(not trained)"
         if candidate is not None and not verdict.promote:

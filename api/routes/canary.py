@@ -1,4 +1,5 @@
-"""Canary routes: start a challenger on a share of the clients, stop it, read the test (admin)."""
+"""Canary and shadow routes (admin): start a challenger on a share of the clients, or mirror a
+share of the requests to it; stop either; read the test, or the shadow's agreement."""
 
 from __future__ import annotations
 
@@ -12,15 +13,22 @@ from api.auth import RESPONSES
 from api.deps import Admin, AdminCaller, DbDep, RegistryDep
 from api.errors import parse_body
 from api.routes.admin import manual_cause
-from api.schemas import CanaryRequest
+from api.schemas import CanaryRequest, ShadowRequest
 from core.canary import CanaryRefused, NoCanary, start_canary, stop_canary
 from core.registry import VersionNotFound
+from core.shadow import shadow_state, start_shadow, stop_shadow
 from core.store.canary import CanaryRunning, latest_canary
 
 BODY = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": CanaryRequest.model_json_schema()}},
+    }
+}
+SHADOW_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": ShadowRequest.model_json_schema()}},
     }
 }
 router = APIRouter(dependencies=[Admin], tags=["admin"], responses={**RESPONSES, **errors(503)})
@@ -70,6 +78,52 @@ async def stop(version: str, registry: RegistryDep, caller: AdminCaller) -> dict
     """Stop the canary of `version` by hand: the champion serves every client again."""
     try:
         row = await run_in_threadpool(stop_canary, registry, version, cause=manual_cause(caller))
+    except NoCanary as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    return row.to_dict()
+
+
+@router.get("/v1/models/shadow", responses=errors(404))
+async def shadow(registry: RegistryDep) -> dict[str, Any]:
+    """The running shadow (else the last one): share, its predictions, how many were compared
+    with the champion's and the share that gave the same label."""
+    state = await run_in_threadpool(shadow_state, registry)
+    if state is None:
+        raise HTTPException(status_code=404, detail="no shadow has run")
+    return state
+
+
+@router.post(
+    "/v1/models/{version}/shadow",
+    status_code=201,
+    openapi_extra=SHADOW_BODY,
+    responses={
+        **errors(404, 413, 422),
+        409: error("A canary or shadow runs, or the version is the champion or not a classifier."),
+    },
+)
+async def start_mirror(
+    version: str, request: Request, registry: RegistryDep, caller: AdminCaller
+) -> dict[str, Any]:
+    """Also run `version` on `share` of the champion's requests (default all), off the response
+    path: its answers are stored with arm `shadow` and never returned."""
+    body = await parse_body(request, ShadowRequest) if await request.body() else ShadowRequest()
+    try:
+        row = await run_in_threadpool(
+            start_shadow, registry, version, share=body.share, cause=manual_cause(caller)
+        )
+    except VersionNotFound:
+        raise HTTPException(status_code=404, detail="unknown version") from None
+    except (CanaryRefused, CanaryRunning) as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return row.to_dict()
+
+
+@router.delete("/v1/models/{version}/shadow", responses=errors(404))
+async def stop_mirror(version: str, registry: RegistryDep, caller: AdminCaller) -> dict[str, Any]:
+    """Stop the shadow of `version`; its counts stay on the record."""
+    try:
+        row = await run_in_threadpool(stop_shadow, registry, version, cause=manual_cause(caller))
     except NoCanary as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     return row.to_dict()

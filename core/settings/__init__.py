@@ -15,17 +15,24 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.settings.api import ApiSettings
 from core.settings.base import ComponentSettings, split_list
 from core.settings.monitor import MonitorSettings
-from core.settings.operations import CanarySettings, ReviewSettings, WorkerSettings
+from core.settings.operations import (
+    CANARY_MAX_SHARE,
+    CanarySettings,
+    ReviewSettings,
+    WorkerSettings,
+)
 from core.settings.retention import RetentionSettings
 from core.settings.retrain import (
     SEARCH_MAX_SECONDS,
     SEARCH_MAX_TRIALS,
     Precision,
     RetrainSettings,
+    RolloutMode,
     Sampler,
 )
 
 __all__ = [
+    "CANARY_MAX_SHARE",
     "DEFAULT_MODEL",
     "SEARCH_MAX_SECONDS",
     "SEARCH_MAX_TRIALS",
@@ -37,6 +44,7 @@ __all__ = [
     "RetentionSettings",
     "RetrainSettings",
     "ReviewSettings",
+    "RolloutMode",
     "Sampler",
     "Settings",
     "WorkerSettings",

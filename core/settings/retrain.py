@@ -13,6 +13,8 @@ from core.settings.base import ComponentSettings
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 # Hyper-parameter search samplers (see RetrainSettings.search_sampler).
 Sampler = Literal["grid", "random", "tpe"]
+# How a gate-passed challenger reaches production (see RetrainSettings.rollout).
+RolloutMode = Literal["promote", "canary"]
 # Bounds of a search request (api, CLI, settings). Rule: a full fine-tune trial of MiniLM on a
 # CPU worker takes minutes, so 100 trials is already days; more is a typo, not a plan. A day of
 # seconds bounds a budget the same way.
@@ -159,6 +161,14 @@ class RetrainSettings(ComponentSettings):
         False,
         description="Promote the recipe refitted on every label, the gate's holdout included, "
         "when the refit holds the golden set (else the challenger as tested).",
+    )
+    # Rule: `promote`, because the gate has already tested the challenger on the newest labels
+    # and a canary needs live feedback from its share of clients, which few deployments collect
+    # fast (hundreds of items per arm); `canary` where they do and want it confirmed live.
+    rollout: RolloutMode = Field(
+        "promote",
+        description="A run whose gate passes: `promote` flips the champion; `canary` serves the "
+        "challenger to TUNELOOP_CANARY_SHARE of the clients and lets the sequential test decide.",
     )
     cross_fit_folds: int = Field(
         0,

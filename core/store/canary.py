@@ -1,5 +1,5 @@
-"""Canary rows: the one that runs (at most one: `active_slot`), how each ended, and the per-arm
-feedback sums its sequential test reads.
+"""Canary rows: the one that runs (at most one, canary or shadow: `active_slot`), how each ended,
+the per-arm feedback sums a canary's sequential test reads, and a shadow's agreement counts.
 
 Every api replica reads the running canary on its champion poll, so all of them serve the same
 split; a look locks the row, so replicas judging feedback at once take turns.
@@ -12,18 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.states import CanaryOutcome
 from core.store.db import Database
 from core.store.tables import Canary, Feedback, Prediction, new_id, utcnow
 
-CHAMPION_ARM, CANARY_ARM = "champion", "canary"
-ARMS = (CHAMPION_ARM, CANARY_ARM)
+CHAMPION_ARM, CANARY_ARM, SHADOW_ARM = "champion", "canary", "shadow"
+ARMS = (CHAMPION_ARM, CANARY_ARM)  # the arms that answer clients
+CANARY_MODE, SHADOW_MODE = "canary", "shadow"
 
 
 class CanaryRunning(Exception):
-    """Another canary runs; one at a time."""
+    """Another canary or shadow runs; one at a time."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class CanaryRow:
     outcome: str | None
     actor: str
     stats: dict[str, Any]
+    mode: str = CANARY_MODE
 
     @property
     def running(self) -> bool:
@@ -49,6 +51,7 @@ class CanaryRow:
         """Plain data for JSON answers."""
         return {
             "id": self.id,
+            "mode": self.mode,
             "version": self.version,
             "champion_version": self.champion_version,
             "share": self.share,
@@ -72,6 +75,7 @@ def canary_row(row: Canary) -> CanaryRow:
         outcome=row.outcome,
         actor=row.actor,
         stats=dict(row.stats or {}),
+        mode=row.mode or CANARY_MODE,
     )
 
 
@@ -82,10 +86,14 @@ def running_canary(db: Database) -> CanaryRow | None:
         return canary_row(row) if row else None
 
 
-def latest_canary(db: Database) -> CanaryRow | None:
-    """The running canary, else the one that started last."""
+def latest_canary(db: Database, mode: str = CANARY_MODE) -> CanaryRow | None:
+    """The running canary (or shadow: `mode`), else the one that started last."""
     with db.session() as session:
-        query = select(Canary).order_by(Canary.active_slot.is_(None), Canary.started_at.desc())
+        query = (
+            select(Canary)
+            .where(Canary.mode == mode)
+            .order_by(Canary.active_slot.is_(None), Canary.started_at.desc())
+        )
         row = session.scalars(query.limit(1)).first()
         return canary_row(row) if row else None
 
@@ -103,13 +111,15 @@ def begin(
     share: float,
     actor: str,
     stats: dict[str, Any],
+    mode: str = CANARY_MODE,
 ) -> Canary:
-    """Add a running canary inside the caller's transaction; CanaryRunning if one runs (a race
-    lost at commit raises IntegrityError on the slot: the caller maps it to CanaryRunning)."""
-    if locked_canary(session) is not None:
-        raise CanaryRunning("a canary already runs: stop it first")
+    """Add a running canary (or shadow) inside the caller's transaction; CanaryRunning if one
+    runs (a race lost at commit raises IntegrityError on the slot: the caller maps it)."""
+    if (running := locked_canary(session)) is not None:
+        raise CanaryRunning(f"a {running.mode} of {running.version} already runs: stop it first")
     row = Canary(
         id=new_id(),
+        mode=mode,
         version=version,
         champion_version=champion_version,
         share=share,
@@ -164,3 +174,27 @@ def arm_sums(session: Session, row: Canary) -> dict[str, dict[str, tuple[int, fl
             "accuracy": (int(labeled), float(correct or 0), float(correct or 0)),
         }
     return sums
+
+
+def shadow_counts(session: Session, row: Canary) -> dict[str, Any]:
+    """A shadow's predictions since it started (`mirrored`), how many found the champion's
+    prediction they mirror in the store (`compared`; the log writes in batches), how many of
+    those gave the same label (`agreed`), and that as a share (`agreement`, None before any)."""
+    champion = aliased(Prediction)
+    same = func.sum(case((champion.label == Prediction.label, 1), else_=0))
+    query = (
+        select(func.count(Prediction.id), func.count(champion.id), same)
+        .outerjoin(champion, champion.id == Prediction.shadow_of)
+        .where(
+            Prediction.arm == SHADOW_ARM,
+            Prediction.model_version == row.version,
+            Prediction.created_at >= row.started_at,
+        )
+    )
+    mirrored, compared, agreed = session.execute(query).one()
+    return {
+        "mirrored": int(mirrored),
+        "compared": int(compared),
+        "agreed": int(agreed or 0),
+        "agreement": int(agreed or 0) / compared if compared else None,
+    }

@@ -49,6 +49,8 @@ def plan_erasure(db: Database, prediction_ids: Collection[str]) -> Erasure:
     wanted = sorted(set(prediction_ids))
     with db.session() as session:
         predictions = session.scalars(select(Prediction).where(Prediction.id.in_(wanted))).all()
+        # A shadow's copy of a prediction holds the same input: it leaves with it.
+        shadows = session.scalars(select(Prediction).where(Prediction.shadow_of.in_(wanted))).all()
         feedback = session.scalars(
             select(Feedback).where(Feedback.prediction_id.in_(wanted)).order_by(Feedback.id)
         ).all()
@@ -56,7 +58,7 @@ def plan_erasure(db: Database, prediction_ids: Collection[str]) -> Erasure:
         texts |= {t for f in feedback for t in (f.preferred_output, f.comment) if t}
         found = {p.id for p in predictions}
         return Erasure(
-            prediction_ids=sorted(found),
+            prediction_ids=sorted(found | {p.id for p in shadows}),
             feedback_ids=[f.id for f in feedback if f.comment != ERASED or f.excluded_at is None],
             texts=texts - {ERASED},
             embeddings=sum(p.embedding is not None for p in predictions),

@@ -150,7 +150,7 @@ def finish(session: Session, row: RetrainRun, *, state: RunState, **fields: Any)
     assert state in FINAL
     row.state, row.active_slot, row.finished_at = state, None, utcnow()
     row.lease_expires_at = None
-    if state == RunState.PROMOTED:
+    if state in (RunState.PROMOTED, RunState.CANARY):
         row.progress = 1.0
     for key, value in fields.items():
         setattr(row, key, value)

@@ -71,6 +71,9 @@ class Prediction(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Which arm served it while a canary ran ("champion" or "canary"); NULL before migration 0006.
     arm: Mapped[str | None] = mapped_column(String(16))
+    # A shadow's prediction (arm "shadow", never answered): the champion's prediction of the same
+    # request it mirrors, so the two labels compare; NULL otherwise and before migration 0007.
+    shadow_of: Mapped[str | None] = mapped_column(String(36), index=True)
 
     __table_args__ = (Index("ix_prediction_version_created", "model_version", "created_at"),)
 
@@ -159,7 +162,8 @@ class ModelEvent(Base):
 
 
 class Canary(Base):
-    """A challenger serving a share of the traffic beside the champion, and how it ended."""
+    """A challenger serving a share of the traffic beside the champion (a canary) or mirroring it
+    (a shadow), and how it ended."""
 
     __tablename__ = "canary"
 
@@ -167,6 +171,9 @@ class Canary(Base):
     version: Mapped[str] = mapped_column(String(32))
     champion_version: Mapped[str] = mapped_column(String(32))
     share: Mapped[float] = mapped_column(Float)
+    # `canary` (serves a share of the clients) or `shadow` (runs on a share of the requests
+    # beside the champion, its answers stored, never returned); one of either at a time.
+    mode: Mapped[str] = mapped_column(String(16), default="canary", server_default="canary")
     # 1 while it runs, NULL after: the unique constraint allows one canary at a time.
     active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

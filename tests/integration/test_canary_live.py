@@ -1,6 +1,7 @@
 """A canary on a real served api over PostgreSQL: a tiny gate-passed challenger serves one key's
 requests and not the other's, the store keeps each prediction's arm, and stopping it by hand sends
-every key back to the champion."""
+every key back to the champion. A shadow of the same weights runs on every request, is never
+answered, and agrees with the champion on every label."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from core.canary import in_canary
 from core.keys import Scope
 from core.store.db import Database, upgrade
 from core.store.events import list_events
 from core.store.keys import create_key
+from core.store.tables import Prediction
 from tests.factories import register_champion
 from tests.integration.server import TOKEN, serving, tuneloop_env
 
@@ -32,11 +35,8 @@ def until(check: Callable[[], Any], timeout: float = 60.0) -> Any:
     return found
 
 
-def test_a_canary_serves_its_share_of_keys_and_stops_by_hand(
-    tmp_path: Path, fresh_postgres_url: str, base_artifact: Path
-) -> None:
-    upgrade(fresh_postgres_url)
-    db = Database(fresh_postgres_url)
+def with_challenger(db: Database, tmp_path: Path, base_artifact: Path) -> None:
+    """v1 the champion, v2 a gate-passed copy of its weights."""
     registry = register_champion(db, tmp_path / "artifacts", base_artifact)
     staged = registry.staging_dir()
     shutil.copytree(base_artifact, staged, dirs_exist_ok=True)
@@ -48,12 +48,21 @@ def test_a_canary_serves_its_share_of_keys_and_stops_by_hand(
         parent="v1",
         metrics={"gate": {"promote": True, "run_id": "r1"}},
     )
+
+
+def test_a_canary_serves_its_share_of_keys_stops_by_hand_and_a_shadow_mirrors(
+    tmp_path: Path, fresh_postgres_url: str, base_artifact: Path
+) -> None:
+    upgrade(fresh_postgres_url)
+    db = Database(fresh_postgres_url)
+    with_challenger(db, tmp_path, base_artifact)
     env = tuneloop_env(
         tmp_path,
         fresh_postgres_url,
         TUNELOOP_API_OPEN="false",  # keys, not the one client address, decide the arm
         TUNELOOP_API_MODEL_POLL_SECONDS=POLL,
         TUNELOOP_API_KEY_REFRESH_SECONDS=POLL,
+        TUNELOOP_API_LOG_FLUSH_SECONDS=POLL,
     )
     try:
         with serving(env, tmp_path / "api.log") as base:
@@ -88,5 +97,44 @@ def test_a_canary_serves_its_share_of_keys_and_stops_by_hand(
             assert until(lambda: ask("canary"))["model_version"] == "v1"
             kinds = [e["kind"] for e in list_events(db, version="v2", limit=2)]
             assert kinds == ["canary_stopped", "canary_started"]
+            shadow_of_every_request(api, db, keys["champion"])
     finally:
         db.dispose()
+
+
+def shadow_of_every_request(api: httpx.Client, db: Database, key: dict[str, str]) -> None:
+    """v2 as a shadow: the champion answers, v2's labels are stored beside its and agree."""
+    started = api.post("/v1/models/v2/shadow", headers=ADMIN)
+    assert started.status_code == 201, started.text
+    refused = api.post("/v1/models/v2/canary", json={"share": 0.1}, headers=ADMIN)
+    assert refused.status_code == 409 and "shadow of v2" in refused.json()["detail"]
+
+    def ask(text: str) -> str:
+        answer = api.post("/v1/predict", json={"inputs": text}, headers=key)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["arm"], body["model_version"]) == ("champion", "v1")
+        return str(body["predictions"][0]["id"])
+
+    def mirrors_of(ids: set[str]) -> list[Prediction]:
+        with db.session() as session:
+            rows = session.scalars(select(Prediction).where(Prediction.shadow_of.in_(ids))).all()
+            session.expunge_all()
+            return list(rows)
+
+    warm: set[str] = set()
+    until(lambda: warm.add(ask("warm up")) or mirrors_of(warm))  # the replica follows its poll
+    ids = {ask(t) for t in ("great value", "broke in a day", "fine", "awful")}
+    mirrored = until(lambda: len(found := mirrors_of(ids)) == 4 and found)
+    assert {(r.arm, r.model_version) for r in mirrored} == {("shadow", "v2")}
+    state = until(
+        lambda: (s := api.get("/v1/models/shadow", headers=ADMIN).json())["compared"] and s
+    )
+    assert state["state"] == "running" and state["agreement"] == 1.0  # the same weights
+    scraped = api.get("/metrics").text
+    assert "tuneloop_canary_shadow_agreement 1.0" in scraped
+    assert 'tuneloop_api_shadow_texts_total{outcome="run"}' in scraped
+    stopped = api.delete("/v1/models/v2/shadow", headers=ADMIN)
+    assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+    kinds = [e["kind"] for e in list_events(db, version="v2", limit=2)]
+    assert kinds == ["shadow_stopped", "shadow_started"]

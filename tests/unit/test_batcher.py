@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from api import metrics
 from api.batcher import LANE_BATCH, Batcher, NotServing, QueueFull
 from core.runtime.predictor import Output
 
@@ -232,3 +233,23 @@ async def test_drain_answers_everything_queued_before_it_stops() -> None:
     assert [r[0][0].label for r in await asyncio.gather(*waiting)] == [f"t{i}" for i in range(7)]
     with pytest.raises(NotServing):
         await batcher.submit(["late"])
+
+
+async def test_each_arm_s_batcher_reports_its_own_queue_depth() -> None:
+    depth = metrics.QUEUE_DEPTH
+    held, idle = FakePredictor("v2"), FakePredictor("v1")
+    held.gate.clear()
+    canary = Batcher(held, max_batch_size=1, max_queue=10, arm="canary")
+    champion = Batcher(idle, max_batch_size=1, max_queue=10)
+    await canary.start()
+    await champion.start()
+    waiting = [asyncio.create_task(canary.submit([f"t{i}"])) for i in range(4)]
+    await asyncio.sleep(0.05)
+    await champion.submit(["served at once"])  # it sets its own series, not the canary's
+    assert depth.labels(arm="canary")._value.get() == 3  # one in the forward pass
+    assert depth.labels(arm="champion")._value.get() == 0
+    held.gate.set()
+    await asyncio.gather(*waiting)
+    await canary.stop()
+    await champion.stop()
+    assert depth.labels(arm="canary")._value.get() == 0

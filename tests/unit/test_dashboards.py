@@ -169,5 +169,6 @@ def test_serving_has_the_canary_row() -> None:
     queries = " ".join(expr for _, expr in expressions(BOARDS["serving"]))
     titles = {p["title"] for p in BOARDS["serving"]["panels"]}
     assert {"Canary share", "Canary live metric by arm", "Canary test statistic"} <= titles
-    for name in ("share", "metric", "items", "statistic", "threshold"):
+    assert {"Shadow agreement", "Shadow predictions", "Shadow texts run and skipped"} <= titles
+    for name in ("share", "metric", "items", "statistic", "threshold", "shadow_agreement"):
         assert f"tuneloop_canary_{name}" in queries, name

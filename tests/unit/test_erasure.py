@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from core.golden import read_golden, write_golden
 from core.store.db import Database
-from core.store.erasure import ERASED, resolve_feedback
+from core.store.erasure import ERASED, erase_rows, plan_erasure, resolve_feedback
 from core.store.keys import create_key
 from core.store.predictions import (
     feedback_rows,
@@ -202,3 +202,17 @@ def test_a_run_in_flight_stops_the_erasure_but_not_a_dry_run(db: Database, artif
     stored = get_prediction(db, "p0")
     assert stored is not None and stored["input"] == "text of p0"
     assert run("--prediction", "p0", "--dry-run").exit_code == 0
+
+
+def test_a_shadow_s_copy_of_a_prediction_is_erased_with_it(db: Database) -> None:
+    shadow = {**prediction_row("s0", text="text of p0", version="v2"), "arm": "shadow"}
+    insert_predictions(db, [prediction_row("p0", text="text of p0"), {**shadow, "shadow_of": "p0"}])
+    insert_predictions(db, [prediction_row("p1", text="text of p1")])
+    erasure = plan_erasure(db, ["p0"])
+    assert erasure.prediction_ids == ["p0", "s0"] and erasure.missing == []
+    erase_rows(db, erasure)
+    assert [get_prediction(db, p)["input"] for p in ("p0", "s0", "p1")] == [
+        None,
+        None,
+        "text of p1",
+    ]

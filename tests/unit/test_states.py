@@ -24,11 +24,15 @@ from core.store.tables import ModelVersion, MonitorCheck, RetrainRun
 
 # The strings written to the database (and shown in JSON) before the enums existed.
 STORED: dict[type[StrEnum], set[str]] = {
-    RunState: {"queued", "running", "promoted", "rejected", "failed", "cancelled"},
+    RunState: {"queued", "running", "promoted", "canary", "rejected", "failed", "cancelled"},
     RunTrigger: {"manual", "drift", "quality", "improve"},
     VersionStatus: {"candidate", "champion", "pending", "rejected", "archived", "superseded"},
     CheckDecision: {"none", "retrain", "skipped", "rollback"},
-    EventKind: {"registered", "promoted", "rolled_back", "rejected", "refused"},
+    EventKind: {
+        *("registered", "promoted", "rolled_back", "rejected", "refused"),
+        *("canary_started", "canary_stopped", "canary_aborted", "canary_expired"),
+        *("shadow_started", "shadow_stopped"),
+    },
 }
 COLUMNS: dict[type[StrEnum], tuple[str, str]] = {
     RunState: ("retrain_run", "state"),

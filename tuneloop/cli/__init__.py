@@ -13,6 +13,7 @@ from tuneloop.cli import checks, use
 from tuneloop.cli import loop as loop_commands
 from tuneloop.cli.backup import backup as backup_command
 from tuneloop.cli.backup import restore as restore_command
+from tuneloop.cli.canary import canary as canary_group
 from tuneloop.cli.erase import erase as erase_command
 from tuneloop.cli.gc import gc as gc_command
 from tuneloop.cli.history import history as history_command
@@ -203,6 +204,7 @@ for _command in loop_commands.COMMANDS:
 main.add_command(keys_group)
 main.add_command(runs_group)
 loop_commands.models.add_command(history_command)
+loop_commands.models.add_command(canary_group)
 main.add_command(gc_command)
 main.add_command(backup_command)
 main.add_command(restore_command)

@@ -138,7 +138,7 @@ def _cancel(db: Database, run_id: str) -> None:
 
 @click.group()
 def models() -> None:
-    """Model versions: list, promote, rollback, register, history."""
+    """Model versions: list, promote, rollback, register, history, canary."""
 
 
 @models.command("list")

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 # A retrain run that has let its slot go: the state will not change again.
-FINAL_STATES = ("promoted", "rejected", "failed", "cancelled")
+FINAL_STATES = ("promoted", "canary", "rejected", "failed", "cancelled")
 
 
 class Answer(BaseModel):
