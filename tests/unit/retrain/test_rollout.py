@@ -41,14 +41,14 @@ def test_a_passing_run_opens_a_canary_and_a_newer_one_replaces_it(ctx: Context) 
     assert canary is not None and (canary.version, canary.share) == (first.version, 0.2)
     assert canary.champion_version == champion.version and canary.actor == "policy"
     record = get_run(ctx.db, run.id)
-    assert record["state"] == "canary" and record["version"] == first.version
-    assert record["verdict"]["rollout"] == {
+    assert record.state == "canary" and record.version == first.version
+    assert record.verdict["rollout"] == {
         "mode": "canary",
         "detail": f"canary of {first.version} on 20% of clients beside {champion.version}",
         "canary_id": canary.id,
         "share": 0.2,
     }
-    assert record["summary"].startswith(f"canary — canary of {first.version} on 20%")
+    assert record.summary.startswith(f"canary — canary of {first.version} on 20%")
     assert gate_passed(ctx.registry.get(first.version))  # it may enter a canary again by hand
     assert ctx.registry.get(first.version).status == VersionStatus.CANDIDATE
 
@@ -56,7 +56,7 @@ def test_a_passing_run_opens_a_canary_and_a_newer_one_replaces_it(ctx: Context) 
     assert later.conclude(second, {}, PROMOTE) == RunState.CANARY
     replaced = running_canary(ctx.db)
     assert replaced is not None and replaced.version == second.version
-    assert get_run(ctx.db, later.id)["verdict"]["rollout"]["detail"].endswith(
+    assert get_run(ctx.db, later.id).verdict["rollout"]["detail"].endswith(
         f"(replaces the canary of {first.version})"
     )
     events = list_events(ctx.db, version=first.version, limit=1)
@@ -77,7 +77,7 @@ def test_promote_mode_and_generation_versions_flip_the_champion(ctx: Context) ->
     assert run.conclude(generator, {}, PROMOTE) == RunState.PROMOTED
     now = ctx.registry.champion()
     assert now is not None and now.version == generator.version
-    rollout = get_run(ctx.db, run.id)["verdict"]["rollout"]
+    rollout = get_run(ctx.db, run.id).verdict["rollout"]
     assert rollout == {
         "mode": "promote",
         "detail": "promoted: generation versions cannot enter a canary",
