@@ -28,7 +28,7 @@ from benchmarks.genraw import RAW_BATCH, RawGenerate
 from benchmarks.serving import _server, bench_env, busy_cpu_seconds, cpu_seconds
 from tuneloop.processes import tuneloop_command
 
-Progress = Callable[[str], None]
+Note = Callable[[str], None]  # told a line of what the benchmark is doing
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scitldr_a" / "test.jsonl"
 LLAMACPP = Path(__file__).resolve().parents[1] / ".bench" / "llamacpp" / "bin" / "python"
 
@@ -42,7 +42,7 @@ def run_bench(
     concurrency: tuple[int, ...],
     llamacpp: Path,
     llamacpp_concurrency: tuple[int, ...],
-    progress: Progress,
+    progress: Note,
 ) -> dict[str, Any]:
     """Every phase in order; returns the JSON-ready result."""
     load_before = os.getloadavg()
@@ -107,7 +107,7 @@ def register(model: str, env: dict[str, str], home: Path) -> Path:
 
 
 def measure_raw(
-    raw: RawGenerate, prompts: list[str], max_new_tokens: int, progress: Progress
+    raw: RawGenerate, prompts: list[str], max_new_tokens: int, progress: Note
 ) -> dict[str, Any]:
     """Raw batched `generate` tokens/s and the raw time to first token (median over prompts)."""
     import torch
@@ -140,7 +140,7 @@ def recheck_raw(
     prompts: list[str],
     max_new_tokens: int,
     result: dict[str, Any],
-    progress: Progress,
+    progress: Note,
 ) -> None:
     """Raw tokens/s and TTFT again, beside the served figures; the better counts (a busy patch
     on the shared machine only ever slows a phase, so this never flatters the server)."""
@@ -162,7 +162,7 @@ def measure_server(
     stream_of: Callable[[str], Stream],
     prompts: list[str],
     concurrency: tuple[int, ...],
-    progress: Progress,
+    progress: Note,
 ) -> dict[str, Any]:
     """Start a server alone, warm it, stream every prompt at each concurrency; its peak RSS."""
     log = Path(env["TUNELOOP_HOME"]) / f"{name}.log"
@@ -193,7 +193,7 @@ def measure_llamacpp(
     prompts: list[str],
     max_new_tokens: int,
     concurrency: tuple[int, ...],
-    progress: Progress,
+    progress: Note,
 ) -> dict[str, Any]:
     """llama.cpp's OpenAI server on the packaged GGUF, 2 threads, the same prompts."""
     from core.runtime.generator import packaged_gguf

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.registry import Registry, VersionInfo, VersionNotFound
 from core.states import EventKind
-from core.store.events import list_events
+from core.store.events import EventRecord, list_events
 from core.store.runs import RunNotFound, get_run
 
 # Of a run, what its lineage needs (its progress and lease are the run page's business).
@@ -40,18 +40,16 @@ def lineage(registry: Registry, version: str) -> dict[str, Any]:
         "parent": info.parent,
         "serving": champion is not None and champion.version == version,
         "run": _run(registry, _run_id(info, events)),
-        "events": events,
+        "events": [event.to_json() for event in events],
         "ancestors": _ancestors(registry, info),
     }
 
 
-def _run_id(info: VersionInfo, events: list[dict[str, Any]]) -> str | None:
+def _run_id(info: VersionInfo, events: list[EventRecord]) -> str | None:
     """The run that trained it: its registration event says; a version from before the audit
     trail has the run in its training params."""
-    registered = (
-        e for e in events if (e["kind"], e["version"]) == (EventKind.REGISTERED, info.version)
-    )
-    run_id = next((e["run_id"] for e in registered if e["run_id"]), info.params.get("run_id"))
+    registered = (e for e in events if (e.kind, e.version) == (EventKind.REGISTERED, info.version))
+    run_id = next((e.run_id for e in registered if e.run_id), info.params.get("run_id"))
     return str(run_id) if run_id else None
 
 

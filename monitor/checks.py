@@ -168,7 +168,7 @@ def check_quality(quality: Quality) -> CheckQuality:
     return CheckQuality(
         feedback_count=quality.feedback_count,
         mean_rating=quality.mean_rating,
-        negative_share=quality.share_negative,
+        negative_share=quality.negative_share,
         labeled_count=quality.labeled_count,
         accuracy=quality.accuracy,
         macro_f1=quality.macro_f1,

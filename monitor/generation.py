@@ -209,7 +209,7 @@ def generation_quality(rows: Sequence[RatedGeneration]) -> Quality:
     return Quality(
         feedback_count=len(rows),
         mean_rating=float(ratings.mean()),
-        share_negative=float(np.mean(ratings <= NEGATIVE_RATING)),
+        negative_share=float(np.mean(ratings <= NEGATIVE_RATING)),
         labeled_count=len(scores),
         accuracy=None,
         macro_f1=None,

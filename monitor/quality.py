@@ -47,7 +47,7 @@ class Quality:
 
     feedback_count: int
     mean_rating: float | None
-    share_negative: float | None
+    negative_share: float | None
     labeled_count: int
     accuracy: float | None
     macro_f1: float | None
@@ -80,7 +80,7 @@ def feedback_quality(rows: list[FeedbackRow], labels: list[str]) -> Quality:
     return Quality(
         feedback_count=len(rows),
         mean_rating=float(ratings.mean()),
-        share_negative=float(np.mean(ratings <= NEGATIVE_RATING)),
+        negative_share=float(np.mean(ratings <= NEGATIVE_RATING)),
         labeled_count=len(pairs),
         accuracy=accuracy,
         macro_f1=macro_f1,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 @cache
 def monitor_context() -> monitor.service.Context:
-    """This worker's monitor check context; its trigger queues a retrain on this worker's app."""
+    """This worker's monitor check context; its `start_retrain` queues on this worker's app."""
     settings = get_settings()
     context: monitor.service.Context = wiring.monitor_context(
         settings, Database(settings.database_url), app=current_app

@@ -27,7 +27,7 @@ def registry_of(settings: Settings, db: Database | None = None) -> Registry:
 def monitor_context(
     settings: Settings, db: Database, *, app: Celery | None = None
 ) -> monitor.service.Context:
-    """A monitor check context whose trigger queues a retrain by task name."""
+    """A monitor check context whose `start_retrain` queues a retrain by task name."""
     from monitor.service import Context
 
     queue = app if app is not None else make_celery(settings)

@@ -68,34 +68,63 @@ def record(
 
 def list_events(
     db: Database, *, limit: int | None = 50, version: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[EventRecord]:
     """Events newest first; `version`: only those about it (as the version or the one replaced)."""
     query = select(ModelEvent).order_by(ModelEvent.id.desc()).limit(limit)
     if version is not None:
         query = query.where(or_(ModelEvent.version == version, ModelEvent.previous == version))
     with db.session() as session:
-        return [event_dict(e) for e in session.scalars(query)]
+        return [EventRecord.of(e) for e in session.scalars(query)]
 
 
-def event_dict(row: ModelEvent) -> dict[str, Any]:
-    """An event as plain data."""
-    return {
-        "id": row.id,
-        "time": row.created_at.isoformat(),
-        "kind": row.kind,
-        "version": row.version,
-        "previous": row.previous,
-        "actor": row.actor,
-        "reason": row.reason,
-        "run_id": row.run_id,
-        "check_id": row.check_id,
-    }
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event of the audit trail as the store reads it back."""
+
+    id: int
+    time: datetime  # when it was written (`model_event.created_at`)
+    kind: EventKind
+    version: str
+    previous: str | None  # the champion it happened under (a move: the one replaced)
+    actor: str
+    reason: str
+    run_id: str | None
+    check_id: str | None
+
+    @classmethod
+    def of(cls, row: ModelEvent) -> EventRecord:
+        """The record of a stored row."""
+        return cls(
+            id=row.id,
+            time=row.created_at,
+            kind=EventKind(row.kind),
+            version=row.version,
+            previous=row.previous,
+            actor=row.actor,
+            reason=row.reason,
+            run_id=row.run_id,
+            check_id=row.check_id,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as the API answers it."""
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(),
+            "kind": self.kind,
+            "version": self.version,
+            "previous": self.previous,
+            "actor": self.actor,
+            "reason": self.reason,
+            "run_id": self.run_id,
+            "check_id": self.check_id,
+        }
 
 
 class Move(NamedTuple):
     """The newest promotion or rollback: what it was, to which version, when."""
 
-    kind: str
+    kind: EventKind
     version: str
     at: datetime
 
@@ -105,7 +134,7 @@ def last_move(db: Database) -> Move | None:
     query = select(ModelEvent).where(ModelEvent.kind.in_(_MOVES)).order_by(ModelEvent.id.desc())
     with db.session() as session:
         row = session.scalars(query.limit(1)).first()
-        return Move(row.kind, row.version, row.created_at) if row else None
+        return Move(EventKind(row.kind), row.version, row.created_at) if row else None
 
 
 def champion_history(session: Session) -> list[str]:

@@ -95,7 +95,7 @@ def test_a_canary_serves_its_share_of_keys_stops_by_hand_and_a_shadow_mirrors(
             assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
             until(lambda: (ask("canary") or {}).get("arm") == "champion")
             assert until(lambda: ask("canary"))["model_version"] == "v1"
-            kinds = [e["kind"] for e in list_events(db, version="v2", limit=2)]
+            kinds = [e.kind for e in list_events(db, version="v2", limit=2)]
             assert kinds == ["canary_stopped", "canary_started"]
             shadow_of_every_request(api, db, keys["champion"])
     finally:

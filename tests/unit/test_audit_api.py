@@ -90,7 +90,7 @@ def test_a_rollback_to_a_version_that_does_not_load_is_409_and_changes_nothing(
     assert refused.status_code == 409 and "v2 does not load" in refused.json()["detail"]
     champion = registry.champion()
     assert champion is not None and champion.version == "v3"
-    assert list_events(registry.db, limit=1)[0]["kind"] == "refused"
+    assert list_events(registry.db, limit=1)[0].kind == "refused"
     without_key = admin.post("/v1/models/rollback", headers={"Authorization": ""})
     assert without_key.status_code == 401
 

@@ -72,7 +72,7 @@ def test_only_a_gate_passed_version_other_than_the_champion_enters(canary: Regis
         stop_canary(canary, "v3", cause=MANUAL)
     stopped = stop_canary(canary, "v2", cause=MANUAL)
     assert stopped.outcome == "stopped" and latest_canary(canary.db) == stopped
-    kinds = [e["kind"] for e in list_events(canary.db, version="v2", limit=2)]
+    kinds = [e.kind for e in list_events(canary.db, version="v2", limit=2)]
     assert kinds == ["canary_stopped", "canary_started"]
 
 
@@ -105,8 +105,8 @@ def test_a_better_canary_is_promoted_through_the_champion_flip(canary: Registry)
     champion = canary.champion()
     assert champion is not None and champion.version == "v2"
     [event] = list_events(canary.db, limit=1)
-    assert (event["kind"], event["actor"], event["previous"]) == ("promoted", CANARY_ACTOR, "v1")
-    assert "p(promote)" in event["reason"]
+    assert (event.kind, event.actor, event.previous) == ("promoted", CANARY_ACTOR, "v1")
+    assert "p(promote)" in event.reason
     assert review(canary, FAST) is None  # nothing runs any more
 
 
@@ -118,7 +118,7 @@ def test_a_worse_canary_is_aborted_and_the_champion_stays(canary: Registry) -> N
     assert done is not None and done.outcome == "aborted" and done.stats["difference"] < 0
     champion = canary.champion()
     assert champion is not None and champion.version == "v1"
-    assert list_events(canary.db, limit=1)[0]["kind"] == "canary_aborted"
+    assert list_events(canary.db, limit=1)[0].kind == "canary_aborted"
 
 
 def test_a_canary_expires_at_max_hours_or_max_items(canary: Registry) -> None:
@@ -126,7 +126,7 @@ def test_a_canary_expires_at_max_hours_or_max_items(canary: Registry) -> None:
     later = utcnow() + timedelta(hours=FAST.max_hours + 1)
     done = review(canary, FAST, now=later)
     assert done is not None and done.outcome == "expired" and done.stats["n_challenger"] == 0
-    assert list_events(canary.db, limit=1)[0]["kind"] == "canary_expired"
+    assert list_events(canary.db, limit=1)[0].kind == "canary_expired"
     start_canary(canary, "v2", share=0.5, cause=MANUAL)
     feed(canary, "champion", 40, 0.8, seed=7)
     feed(canary, "canary", 40, 0.8, seed=8)
@@ -154,7 +154,7 @@ def test_a_champion_moved_by_hand_stops_the_canary(canary: Registry) -> None:
     canary.promote("v3")
     done = review(canary, FAST)
     assert done is not None and done.outcome == "stopped"
-    assert "champion changed to v3" in list_events(canary.db, limit=1)[0]["reason"]
+    assert "champion changed to v3" in list_events(canary.db, limit=1)[0].reason
 
 
 def test_the_store_gauges_show_share_arms_and_statistic(canary: Registry) -> None:

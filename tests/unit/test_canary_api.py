@@ -129,7 +129,7 @@ def test_predictions_name_their_arm_and_feedback_promotes_the_canary(app: TestCl
     until(lambda: ask("champion")["model_version"] == "v2")  # hot-swapped, no canary left
     assert ask("canary")["arm"] == "champion"
     events = list_events(db, version="v2", limit=3)
-    assert [(e["kind"], e["actor"]) for e in events][:2] == [
+    assert [(e.kind, e.actor) for e in events][:2] == [
         ("promoted", "canary"),
         ("canary_started", "ops"),
     ]

@@ -54,7 +54,7 @@ def test_every_change_is_an_event_with_its_actor_reason_and_previous(registry: R
     registry.promote("v2")
     registry.rollback(cause=Cause("admin-token", "bad answers"))
     events = list_events(registry.db)  # newest first
-    kinds = [(e["kind"], e["version"], e["previous"], e["actor"]) for e in events]
+    kinds = [(e.kind, e.version, e.previous, e.actor) for e in events]
     assert kinds == [
         ("rolled_back", "v1", "v2", "admin-token"),
         ("promoted", "v2", "v1", "cli"),
@@ -62,8 +62,8 @@ def test_every_change_is_an_event_with_its_actor_reason_and_previous(registry: R
         ("promoted", "v1", None, "ops-key"),
         ("registered", "v1", None, "cli"),
     ]
-    assert events[0]["reason"] == "bad answers" and events[-1]["reason"] == "init"
-    assert [e["version"] for e in list_events(registry.db, version="v2")] == ["v1", "v2", "v2"]
+    assert events[0].reason == "bad answers" and events[-1].reason == "init"
+    assert [e.version for e in list_events(registry.db, version="v2")] == ["v1", "v2", "v2"]
 
 
 def test_repeated_rollbacks_walk_back_instead_of_toggling(registry: Registry) -> None:
@@ -105,8 +105,8 @@ def test_rollback_refuses_a_version_that_does_not_load(registry: Registry) -> No
         rollback_checked(registry, load=load, cause=Cause("ops-key", "manual"))  # type: ignore[arg-type]
     assert champion(registry) == "v2"
     refused = list_events(registry.db, limit=1)[0]
-    assert (refused["kind"], refused["version"], refused["actor"]) == ("refused", "v1", "ops-key")
-    assert "weights missing" in refused["reason"]
+    assert (refused.kind, refused.version, refused.actor) == ("refused", "v1", "ops-key")
+    assert "weights missing" in refused.reason
 
 
 def test_a_runs_verdict_is_an_event_of_the_policy_naming_its_run_and_check(
@@ -129,15 +129,15 @@ def test_a_runs_verdict_is_an_event_of_the_policy_naming_its_run_and_check(
         held.conclude(ctx.registry.get(candidate), {}, verdict)
         assert get_run(db, run.run_id).check_id == "check-1"
     promoted, rejected = list_events(db, limit=2)
-    assert (promoted["kind"], promoted["version"], promoted["actor"]) == (
+    assert (promoted.kind, promoted.version, promoted.actor) == (
         "promoted",
         "v3",
         "policy",
     )
-    assert promoted["check_id"] == "check-1" and promoted["reason"] == "gain 0.1 on feedback"
-    assert (rejected["kind"], rejected["version"], rejected["previous"]) == ("rejected", "v2", "v1")
-    assert rejected["run_id"] != promoted["run_id"] and rejected["check_id"] == "check-1"
-    assert get_run(db, promoted["run_id"]).state == RunState.PROMOTED
+    assert promoted.check_id == "check-1" and promoted.reason == "gain 0.1 on feedback"
+    assert (rejected.kind, rejected.version, rejected.previous) == ("rejected", "v2", "v1")
+    assert rejected.run_id != promoted.run_id and rejected.check_id == "check-1"
+    assert get_run(db, promoted.run_id).state == RunState.PROMOTED
 
 
 def test_migration_0004_keeps_the_data_and_backfills_the_history(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_migration_0004_keeps_the_data_and_backfills_the_history(tmp_path: Path)
     assert [v.version for v in registry.list()] == ["v2", "v1"]
     run = get_run(db, "r1")
     assert run.trigger == "drift" and run.check_id is None
-    kinds = [(e["kind"], e["version"], e["actor"]) for e in reversed(list_events(db))]
+    kinds = [(e.kind, e.version, e.actor) for e in reversed(list_events(db))]
     assert kinds == [
         ("registered", "v1", "migration"),
         ("registered", "v2", "migration"),
@@ -181,5 +181,5 @@ def test_migration_0004_keeps_the_data_and_backfills_the_history(tmp_path: Path)
         ("promoted", "v2", "migration"),
     ]
     assert registry.rollback().version == "v1"  # as the alias's `previous` said before
-    assert list_events(db, limit=1)[0]["kind"] == EventKind.ROLLED_BACK
+    assert list_events(db, limit=1)[0].kind == EventKind.ROLLED_BACK
     db.dispose()

@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.states import CheckDecision, RunState, RunTrigger
+from api.answers import Event
+from core.registry import Registry
+from core.states import CheckDecision, EventKind, RunState, RunTrigger
 from core.store.db import Database
+from core.store.events import Cause, EventRecord, last_move, list_events
 from core.store.monitoring import (
     get_check,
     recent_checks,
@@ -28,8 +31,9 @@ from core.store.records import (
     WindowRow,
 )
 from core.store.runs import create_run, finish, get_run, last_judged_run, previous_judged
-from core.store.tables import RetrainRun
+from core.store.tables import ModelEvent, RetrainRun
 from tests.factories import prediction_row
+from tuneloop.cli.history import event_line
 
 STARTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FINISHED = datetime(2026, 3, 1, 12, 5, 30, tzinfo=UTC)
@@ -239,3 +243,48 @@ def test_a_window_reads_frozen_rows_with_the_output_only_when_asked(db: Database
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         plain.label = "negative"  # type: ignore[misc]
+
+
+def promoted_event(registry: Registry) -> EventRecord:
+    """The promotion of v1 by a run's verdict, written at STARTED."""
+    registry.register(registry.staging_dir(), task="classification", labels=["a"], base_model="t")
+    registry.promote("v1", cause=Cause("policy", "gain 0.1", run_id="r1", check_id="c1"))
+    with registry.db.session() as session:
+        for row in session.query(ModelEvent):
+            row.created_at = STARTED
+    return list_events(registry.db, limit=1)[0]
+
+
+def test_an_event_renders_as_the_old_event_dict(registry: Registry) -> None:
+    event = promoted_event(registry)
+    assert event.kind is EventKind.PROMOTED and event.time == STARTED
+    assert event.to_json() == {
+        "id": event.id,
+        "time": "2026-03-01T12:00:00+00:00",
+        "kind": "promoted",
+        "version": "v1",
+        "previous": None,
+        "actor": "policy",
+        "reason": "gain 0.1",
+        "run_id": "r1",
+        "check_id": "c1",
+    }
+    # The JSON text and the API's answer model read it back unchanged.
+    assert json.loads(json.dumps(event.to_json())) == event.to_json()
+    assert Event.model_validate(event.to_json()).model_dump(mode="json") == event.to_json()
+    assert event_line(event) == (
+        "2026-03-01 12:00:00  promoted     v1     (was -)  by policy  run r1  check c1: gain 0.1"
+    )
+    move = last_move(registry.db)
+    assert move is not None and (move.kind, move.version, move.at) == (
+        EventKind.PROMOTED,
+        "v1",
+        STARTED,
+    )
+
+
+def test_an_event_record_is_frozen(registry: Registry) -> None:
+    event = promoted_event(registry)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.kind = EventKind.ROLLED_BACK  # type: ignore[misc]
+    assert list_events(registry.db, limit=1)[0] == event

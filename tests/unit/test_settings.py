@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from core.sequential import SequentialOptions
 from core.settings import CanarySettings, MonitorSettings, RetrainSettings, Settings
 from monitor.drift import DriftOptions
 from monitor.policy import PolicyOptions
+from retrain import build, gate, gen_gate
+from retrain.distil import DistilArgs
 from retrain.kto import KtoArgs
 from retrain.sft import SftArgs
 from retrain.sft_data import SftOptions
@@ -95,7 +98,15 @@ OPTION_DEFAULTS = [
         },
     ),
     (SftOptions, RetrainSettings, {"holdout_share": "sft_holdout_share"}),
-    (DriftOptions, MonitorSettings, {}),
+    (
+        DistilArgs,
+        RetrainSettings,
+        {name: f"distil_{name}" for name in ("layers", "student", "temperature", "alpha")}
+        | {"throughput_texts": "distil_throughput_texts"},
+    ),
+    (DistilArgs, Settings, {}),  # the device, a shared setting
+    # The monitor samples embeddings as it samples the other columns (`monitor.service`).
+    (DriftOptions, MonitorSettings, {"embedding_max_rows": "max_rows"}),
     (PolicyOptions, MonitorSettings, {}),
     (SequentialOptions, CanarySettings, {}),
 ]
@@ -117,3 +128,30 @@ def test_option_defaults_are_the_settings_defaults(
         compared += 1
         assert default == settings.model_fields[setting].default, (options.__name__, name)
     assert compared, options.__name__
+
+
+# The gates' constants: the defaults of `decide` and `decide_generation` where a caller names
+# none (the benchmarks, tests); the runs take the settings'.
+GATE_DEFAULTS = [
+    (gate.DEFAULT_MIN_GAIN, "min_gain"),
+    (gate.DEFAULT_CONFIDENCE, "confidence"),
+    (gate.DEFAULT_MAX_REGRESSION, "max_regression"),
+    (gate.DEFAULT_MIN_HOLDOUT, "min_holdout"),
+    (gate.DEFAULT_SECOND_LOOK_CONFIDENCE, "second_look_confidence"),
+    (gen_gate.DEFAULT_MIN_GAIN, "rouge_min_gain"),
+    (gen_gate.DEFAULT_CONFIDENCE, "rouge_confidence"),
+    (gen_gate.DEFAULT_MAX_REGRESSION, "rouge_max_regression"),
+    (gen_gate.DEFAULT_MIN_HOLDOUT, "rouge_min_holdout"),
+    (build.DEFAULT_HOLDOUT_SHARE, "holdout_share"),
+]
+
+
+@pytest.mark.parametrize(("default", "setting"), GATE_DEFAULTS, ids=[s for _, s in GATE_DEFAULTS])
+def test_gate_constants_are_the_settings_defaults(default: float, setting: str) -> None:
+    assert default == RetrainSettings.model_fields[setting].default
+
+
+def test_the_improve_trigger_waits_for_the_labels_the_default_holdout_needs() -> None:
+    retrain = RetrainSettings.model_fields
+    needed = retrain["min_holdout"].default / retrain["holdout_share"].default
+    assert PolicyOptions().improve_labeled == math.ceil(round(needed, 6))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from core.settings import get_settings
 from core.store.db import Database
-from core.store.events import list_events
+from core.store.events import EventRecord, list_events
 
 
 @click.command("history")
@@ -27,11 +25,13 @@ def history(limit: int, version: str | None) -> None:
         click.echo(event_line(event))
 
 
-def event_line(event: dict[str, Any]) -> str:
+def event_line(event: EventRecord) -> str:
     """`2026-12-03 16:20:01  promoted  v3  (was v2)  by policy  run R check C: gain …`; the
     run and check only where there are."""
-    links = "".join(f"  {k} {event[f'{k}_id']}" for k in ("run", "check") if event[f"{k}_id"])
+    links = "".join(
+        f"  {name} {id_}" for name, id_ in (("run", event.run_id), ("check", event.check_id)) if id_
+    )
     return (
-        f"{event['time'][:19].replace('T', ' ')}  {event['kind']:11}  {event['version']:6} "
-        f"(was {event['previous'] or '-'})  by {event['actor']}{links}: {event['reason']}"
+        f"{event.time:%Y-%m-%d %H:%M:%S}  {event.kind:11}  {event.version:6} "
+        f"(was {event.previous or '-'})  by {event.actor}{links}: {event.reason}"
     )

@@ -11,9 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from retrain.progress import Progress
 
 # Seconds between lines in a non-interactive stream: a 10-minute fine-tune logs ~60 lines.
 LINE_EVERY = 10.0
@@ -138,7 +141,7 @@ class Steps:
 
 
 @contextmanager
-def training_bar(desc: str, **options: Any) -> Iterator[Callable[[float, float | None], None]]:
+def training_bar(desc: str, **options: Any) -> Iterator[Progress]:
     """A `retrain.progress.Progress` reporter (share done, latest loss) drawn as a bar."""
     bar = Bar(desc, total=100, share=True, **options)
 

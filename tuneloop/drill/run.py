@@ -56,8 +56,9 @@ from tuneloop.wiring import registry_of
 HTTP_TIMEOUT_SECONDS = 300  # a monitor check is synchronous; on a busy CPU it takes a while
 
 
-class Progress(Protocol):
-    """How the drill reports while it runs."""
+class Reporter(Protocol):
+    """How the drill reports while it runs (its notes and bar; training reports a
+    `retrain.progress.Progress`)."""
 
     def note(self, message: str) -> None: ...
 
@@ -81,7 +82,7 @@ class DrillOutcome:
 
 
 def run_drill(
-    config: DrillConfig, *, progress: Progress, reports_to: Path | None = None
+    config: DrillConfig, *, progress: Reporter, reports_to: Path | None = None
 ) -> DrillOutcome:
     """Run the whole drill; Evidently reports of the checks are saved into `reports_to`."""
     started = time.perf_counter()
@@ -123,7 +124,7 @@ def bootstrap(
     data: DrillData,
     *,
     settings: Settings,
-    progress: Progress,
+    progress: Reporter,
 ) -> VersionInfo:
     """Migrate the store and create v1 as `tuneloop init` does (refuses a store in use)."""
     upgrade(settings.database_url)
@@ -147,7 +148,7 @@ def _play(
     data: DrillData,
     env: dict[str, str],
     home: Path,
-    progress: Progress,
+    progress: Reporter,
     reports_to: Path | None,
 ) -> tuple[Timeline, str | None, dict[str, Path]]:
     """Start the system, stream both phases, wait for a run in flight, save the reports."""
@@ -205,7 +206,7 @@ def key_checks(timeline: Timeline) -> set[str]:
 
 
 def _oracle(
-    config: DrillConfig, data: DrillData, settings: Settings, v1: VersionInfo, progress: Progress
+    config: DrillConfig, data: DrillData, settings: Settings, v1: VersionInfo, progress: Reporter
 ) -> Oracle | None:
     if not config.oracle:
         return None

@@ -26,7 +26,7 @@ from retrain.sft_data import Pair
 from retrain.textgen_run import sft_args
 from tuneloop.bootstrap import init_generator
 from tuneloop.drill.plan import DrillConfig, child_env, feedback_mask
-from tuneloop.drill.run import DrillOutcome, Progress, _client, drill_home, settings_of
+from tuneloop.drill.run import DrillOutcome, Reporter, _client, drill_home, settings_of
 from tuneloop.drill.stream import RUN_WAIT_SECONDS
 from tuneloop.drill.summary import REFERENCE, SHIFTED, summarise, versions
 from tuneloop.drill.system import DrillFailed, running
@@ -91,7 +91,7 @@ def mean_rouge(
 
 
 def run_generation_drill(
-    config: DrillConfig, *, progress: Progress, reports_to: Path | None = None
+    config: DrillConfig, *, progress: Reporter, reports_to: Path | None = None
 ) -> DrillOutcome:
     """Run the generation drill; returns the figures and the timeline behind them."""
     started = time.perf_counter()
@@ -144,7 +144,7 @@ def _oracle(
     v1: str,
     data: PairData,
     timeline: Any,
-    progress: Progress,
+    progress: Reporter,
 ) -> float | None:
     """v1 fine-tuned as retraining does on every rated SHIFT row's reference, on held-out rows."""
     if not config.oracle:
@@ -167,7 +167,7 @@ def _oracle(
 
 
 def _bootstrap(
-    config: DrillConfig, settings: Settings, golden: list[dict[str, str]], progress: Progress
+    config: DrillConfig, settings: Settings, golden: list[dict[str, str]], progress: Reporter
 ) -> str:
     upgrade(settings.database_url)
     registry = registry_of(settings)
@@ -187,7 +187,7 @@ def _play(
     ref_stream: list[dict[str, str]],
     env: dict[str, str],
     home: Path,
-    progress: Progress,
+    progress: Reporter,
 ) -> tuple[Any, str | None]:
     progress.note("starting api, worker and beat")
     with running(env, home) as system, _client(system) as client:

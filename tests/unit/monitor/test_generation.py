@@ -124,7 +124,7 @@ def test_quality_is_rating_and_rouge_l_against_preferred_outputs() -> None:
     ]
     quality = generation_quality(rows)
     assert quality.feedback_count == 4 and quality.mean_rating == 3.0
-    assert quality.share_negative == 0.5
+    assert quality.negative_share == 0.5
     assert quality.labeled_count == 2 and quality.rouge_l == pytest.approx(0.5)
     assert quality.accuracy is None
     empty = generation_quality([])

@@ -38,7 +38,7 @@ def test_feedback_quality_on_a_hand_case() -> None:
     q = feedback_quality(rows, BINARY)
     assert q.feedback_count == 5
     assert q.mean_rating == pytest.approx(3.0)
-    assert q.share_negative == pytest.approx(0.4)
+    assert q.negative_share == pytest.approx(0.4)
     assert q.labeled_count == 4
     assert q.accuracy == pytest.approx(0.5)
     # true/pred: (pos,pos) (neg,pos) (neg,neg) (pos,neg): F1 is 0.5 for both labels.

@@ -57,9 +57,9 @@ def test_a_new_champion_rated_below_the_bound_is_rolled_back_by_the_policy(ctx: 
     assert check.decision == "rollback" and champion(ctx) == "v1"
     assert check.reason.startswith("rolled back to v1: mean rating 1.75 of 20 ratings")
     event = list_events(ctx.db, limit=1)[0]
-    assert (event["kind"], event["version"], event["previous"]) == ("rolled_back", "v1", "v2")
-    assert event["actor"] == "policy" and event["check_id"] == check.id
-    assert "below 2.5" in event["reason"]
+    assert (event.kind, event.version, event.previous) == ("rolled_back", "v1", "v2")
+    assert event.actor == "policy" and event.check_id == check.id
+    assert "below 2.5" in event.reason
     rate(ctx, "v1", 1)  # the version rolled back to is not judged again
     assert rollback_due(ctx, ctx.registry.get("v1")) is None
 
