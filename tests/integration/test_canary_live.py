@@ -136,5 +136,5 @@ def shadow_of_every_request(api: httpx.Client, db: Database, key: dict[str, str]
     assert 'tuneloop_api_shadow_texts_total{outcome="run"}' in scraped
     stopped = api.delete("/v1/models/v2/shadow", headers=ADMIN)
     assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
-    kinds = [e["kind"] for e in list_events(db, version="v2", limit=2)]
+    kinds = [e.kind for e in list_events(db, version="v2", limit=2)]
     assert kinds == ["shadow_stopped", "shadow_started"]

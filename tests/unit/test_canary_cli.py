@@ -52,11 +52,11 @@ def test_the_cli_starts_shows_and_stops_a_canary(versions: Registry) -> None:
     assert running_canary(versions.db) is None
     assert "stopped" in cli("show").output.splitlines()[0]
     events = list_events(versions.db, version="v2", limit=2)
-    assert [(e["kind"], e["actor"]) for e in events] == [
+    assert [(e.kind, e.actor) for e in events] == [
         ("canary_stopped", "cli"),
         ("canary_started", "cli"),
     ]
-    assert events[1]["reason"] == "share 0.2; try v2 on a fifth"
+    assert events[1].reason == "share 0.2; try v2 on a fifth"
 
 
 def test_the_cli_refuses_what_the_route_refuses(versions: Registry) -> None:

@@ -122,11 +122,11 @@ def test_a_shadow_mirrors_requests_stores_but_never_answers_and_counts_agreement
     assert stopped.json()["agreed"] == state["agreed"]  # its counts stay on the record
     assert app.delete("/v1/models/v2/shadow").status_code == 404
     events = list_events(db, version="v2", limit=2)
-    assert [(e["kind"], e["actor"]) for e in events] == [
+    assert [(e.kind, e.actor) for e in events] == [
         ("shadow_stopped", "ops"),
         ("shadow_started", "ops"),
     ]
-    assert events[0]["reason"].startswith(f"{state['mirrored']} mirrored, agreement")
+    assert events[0].reason.startswith(f"{state['mirrored']} mirrored, agreement")
     assert app.post("/v1/models/v2/canary", json={"share": 0.1}).status_code == 409  # no gate
     assert app.post("/v1/models/v2/shadow", json={"share": 0.5}).status_code == 201
 
@@ -189,5 +189,5 @@ def test_a_shadow_stops_when_the_champion_changes_under_it(app: TestClient) -> N
     assert stopped["share"] == 0.5 and stopped["mirrored"] == 0
     until(lambda: app.post("/v1/predict", json={"inputs": "x"}).json()["model_version"] == "v2")
     event = list_events(db, version="v2", limit=2)[0]
-    assert (event["kind"], event["actor"]) == ("shadow_stopped", "canary")
-    assert event["reason"] == "the champion changed to v2"
+    assert (event.kind, event.actor) == ("shadow_stopped", "canary")
+    assert event.reason == "the champion changed to v2"

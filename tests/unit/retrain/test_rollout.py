@@ -60,12 +60,12 @@ def test_a_passing_run_opens_a_canary_and_a_newer_one_replaces_it(ctx: Context) 
         f"(replaces the canary of {first.version})"
     )
     events = list_events(ctx.db, version=first.version, limit=1)
-    assert (events[0]["kind"], events[0]["reason"]) == (
+    assert (events[0].kind, events[0].reason) == (
         "canary_stopped",
         f"{second.version} passed the gate",
     )
-    started = [e for e in list_events(ctx.db, limit=10) if e["kind"] == "canary_started"]
-    assert [e["version"] for e in started] == [second.version, first.version]
+    started = [e for e in list_events(ctx.db, limit=10) if e.kind == "canary_started"]
+    assert [e.version for e in started] == [second.version, first.version]
 
 
 def test_promote_mode_and_generation_versions_flip_the_champion(ctx: Context) -> None:
