@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.canary_metrics import canary_families
 from core.canary import in_canary, review, start_canary
 from core.canary_metric import choose_metric
 from core.keys import Scope
@@ -27,6 +28,7 @@ from tests.factories import prediction_row
 from tests.generators import tiny_llama
 from tests.unit.test_canary_api import POLL, until
 from tests.unit.test_generate import events
+from tuneloop.cli.canary import canary_lines
 
 GENERATE = {"inputs": "the quick brown fox", "max_new_tokens": 8}
 
@@ -188,3 +190,13 @@ def test_a_look_scores_rouge_l_in_python_and_falls_back_to_rating_without_prefer
     assert arms["champion"]["rouge_l"] == pytest.approx(1.0)
     assert arms["canary"]["rouge_l"] == pytest.approx(0.4)  # 1 of 3 and 2 words: F = 2/5
     assert (arms["champion"]["preferred"], arms["canary"]["items"]) == (3, 6)
+    with registry.db.session() as session:
+        gauges = {
+            (s.name, tuple(s.labels.values())): s.value
+            for family in canary_families(session, settings)
+            for s in family.samples
+        }
+    assert gauges[("tuneloop_canary_metric", ("canary", "rouge_l"))] == pytest.approx(0.4)
+    assert gauges[("tuneloop_canary_items", ("champion", "rouge_l"))] == 3
+    shown = canary_lines(again.to_dict())
+    assert "preferred      3  rouge_l" in shown[2] and shown[2].lstrip().startswith("canary")
