@@ -50,9 +50,10 @@ class Challenger:
         assert runner is not None  # a challenger is built with one
         return runner
 
-    def serves(self, client: str) -> bool:
-        """Whether this client's requests go to the challenger (never for a shadow)."""
-        if self.canary.mode != CANARY_MODE:
+    def serves(self, client: str | None) -> bool:
+        """Whether this client's requests go to the challenger (never for a shadow, nor for an
+        unknown client)."""
+        if self.canary.mode != CANARY_MODE or client is None:
             return False
         return in_canary(client, share=self.canary.share, salt=self.canary.id)
 

@@ -184,12 +184,7 @@ class Serving:
         self.generator  # noqa: B018 - raises the reason
         assert self.scheduler is not None  # `generator` raised otherwise
         challenger = self.canary.challenger
-        if (
-            challenger is not None
-            and challenger.scheduler is not None
-            and client is not None
-            and challenger.serves(client)
-        ):
+        if challenger is not None and challenger.scheduler and challenger.serves(client):
             return challenger.scheduler
         return self.scheduler
 
@@ -249,12 +244,7 @@ class Serving:
             raise NotServing("no model loaded yet")
         batcher, arm = self.batcher, CHAMPION_ARM
         challenger = self.canary.challenger
-        if (
-            challenger is not None
-            and challenger.batcher is not None
-            and client is not None
-            and challenger.serves(client)
-        ):
+        if challenger is not None and challenger.batcher and challenger.serves(client):
             batcher, arm = challenger.batcher, CANARY_ARM
         started = time.perf_counter()
         results = await batcher.submit(texts)

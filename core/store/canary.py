@@ -167,17 +167,18 @@ def arm_sums(session: Session, row: Canary) -> dict[str, dict[str, tuple[int, fl
     return sums
 
 
-def preferred_pairs(session: Session, row: Canary) -> list[tuple[str, str, str]]:
-    """(arm, generated text, preferred output) of the feedback that names a preferred output on
-    a generation either arm served since the canary started (excluded feedback left out)."""
+def preferred_pairs(session: Session, row: Canary) -> list[tuple[str, str, str, str]]:
+    """(feedback id, arm, generated text, preferred output) of the feedback that names a
+    preferred output on a generation either arm served since the canary started (excluded
+    feedback left out)."""
     query = (
-        select(Prediction.arm, Prediction.output, Feedback.preferred_output)
+        select(Feedback.id, Prediction.arm, Prediction.output, Feedback.preferred_output)
         .join(Prediction, Prediction.id == Feedback.prediction_id)
         .where(*_served_since(row), Feedback.preferred_output.is_not(None))
     )
     return [
-        (arm, str((output or {}).get("text") or ""), preferred)
-        for arm, output, preferred in session.execute(query)
+        (feedback_id, arm, str((output or {}).get("text") or ""), preferred)
+        for feedback_id, arm, output, preferred in session.execute(query)
     ]
 
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.canary_metrics import canary_families
+from core import canary_metric
 from core.canary import in_canary, review, start_canary
 from core.canary_metric import choose_metric
 from core.keys import Scope
@@ -160,7 +161,7 @@ def test_a_generation_canary_judges_rouge_l_when_both_arms_have_preferred_output
 
 
 def test_a_look_scores_rouge_l_in_python_and_falls_back_to_rating_without_preferred(
-    registry: Registry,
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for gate in ({}, {"promote": True}):
         register(registry, None, gate)
@@ -198,5 +199,12 @@ def test_a_look_scores_rouge_l_in_python_and_falls_back_to_rating_without_prefer
         }
     assert gauges[("tuneloop_canary_metric", ("canary", "rouge_l"))] == pytest.approx(0.4)
     assert gauges[("tuneloop_canary_items", ("champion", "rouge_l"))] == 3
+
+    def unscored(*_: str) -> float:
+        raise AssertionError("an item scored before is scored again")
+
+    monkeypatch.setattr(canary_metric, "rouge_l", unscored)
+    later = review(registry, settings)  # each item was scored once; the next look reuses it
+    assert later is not None and later.stats["arms"] == arms
     shown = canary_lines(again.to_dict())
     assert "preferred      3  rouge_l" in shown[2] and shown[2].lstrip().startswith("canary")
