@@ -139,6 +139,7 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     system_fingerprint: str = Field(description="The model version that answered.")
+    model_version: str = Field(description="The model version that answered (tuneloop's field).")
     arm: Literal["champion", "canary"] = Field(
         "champion", description="Which arm of a running canary answered (tuneloop's field)."
     )

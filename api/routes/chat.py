@@ -73,6 +73,7 @@ def _chunk(handle: Handle, model: str, created: int, **choice: Any) -> bytes:
             "created": created,
             "model": model,
             "system_fingerprint": handle.version,
+            "model_version": handle.version,
             "arm": handle.arm,
             "choices": [{"index": 0, "logprobs": None, **choice}],
         }
@@ -145,6 +146,7 @@ async def chat_completions(request: Request, caller: PredictCaller) -> Any:
             "created": created,
             "model": body.model,
             "system_fingerprint": handle.version,
+            "model_version": handle.version,
             "arm": handle.arm,
             "choices": [
                 {
