@@ -28,6 +28,7 @@ from core.store.canary import CHAMPION_ARM
 
 log = logging.getLogger(__name__)
 CANCELLED: Finish = "cancelled"
+# How often a retiring scheduler checks whether its last generations have finished.
 DRAIN_POLL_SECONDS = 0.05
 
 
