@@ -1,6 +1,6 @@
 """The canary (or shadow) on one replica: the challenger loaded beside the champion with a
-batcher of its own, and the sticky split of clients between them (a shadow's share of mirrored
-requests: api.shadow).
+batcher (a classifier) or a generation scheduler of its own, and the sticky split of clients
+between them (a shadow's share of mirrored requests: api.shadow).
 
 The replica follows the store's running canary on its champion poll, so every replica serves the
 same split; with no canary nothing here runs per request.
@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from api.batcher import Batcher
+from api.generation import Scheduler
 from core.canary import in_canary, review, stop_if_moved
 from core.promotion import Loader
 from core.registry import Registry
 from core.runtime.predictor import Predictor
+from core.runtime.textgen import Generator
 from core.settings import CanarySettings
 from core.store.canary import (
     CANARY_ARM,
@@ -37,12 +39,21 @@ class Challenger:
     """The running canary's model on this replica."""
 
     canary: CanaryRow
-    predictor: Predictor
-    batcher: Batcher
+    predictor: Predictor | Generator
+    batcher: Batcher | None = None  # a classifier's
+    scheduler: Scheduler | None = None  # a generator's
 
-    def serves(self, client: str) -> bool:
-        """Whether this client's requests go to the challenger (never for a shadow)."""
-        if self.canary.mode != CANARY_MODE:
+    @property
+    def runner(self) -> Batcher | Scheduler:
+        """What serves its requests (the batcher or the scheduler)."""
+        runner = self.batcher or self.scheduler
+        assert runner is not None  # a challenger is built with one
+        return runner
+
+    def serves(self, client: str | None) -> bool:
+        """Whether this client's requests go to the challenger (never for a shadow, nor for an
+        unknown client)."""
+        if self.canary.mode != CANARY_MODE or client is None:
             return False
         return in_canary(client, share=self.canary.share, salt=self.canary.id)
 
@@ -60,18 +71,20 @@ class CanarySlot:
         registry: Registry,
         load: Loader,
         batcher: Callable[[Predictor, str], Batcher],
+        scheduler: Callable[[Generator, str], Scheduler],
         settings: CanarySettings,
     ) -> None:
         self.registry = registry
         self.load = load
         self.make_batcher = batcher
+        self.make_scheduler = scheduler
         self.settings = settings
         self.challenger: Challenger | None = None
         self._broken: str | None = None  # the canary whose challenger did not load here
         self._looking: asyncio.Task[None] | None = None
         self._again = False  # feedback came since the running look started
 
-    def predictor_of(self, version: str) -> Predictor | None:
+    def predictor_of(self, version: str) -> Predictor | Generator | None:
         """The challenger's loaded model when it is `version` (a promoted canary is not
         loaded twice)."""
         current = self.challenger
@@ -89,7 +102,7 @@ class CanarySlot:
         current = self.challenger
         if current is not None and (running is None or running.id != current.canary.id):
             self.challenger = None  # new requests go to the champion from here on
-            await current.batcher.drain()
+            await current.runner.drain()
             log.info("canary %s of %s ended here", current.canary.id, current.canary.version)
         if running is None:
             return
@@ -132,9 +145,14 @@ class CanarySlot:
             )
             return
         arm = SHADOW_ARM if running.mode == SHADOW_MODE else CANARY_ARM
-        batcher = self.make_batcher(predictor, arm)
-        await batcher.start()
-        self.challenger = Challenger(running, predictor, batcher)
+        if isinstance(predictor, Generator):
+            challenger = Challenger(
+                running, predictor, scheduler=self.make_scheduler(predictor, arm)
+            )
+        else:
+            challenger = Challenger(running, predictor, batcher=self.make_batcher(predictor, arm))
+        await challenger.runner.start()
+        self.challenger = challenger
         log.info("%s: %s on %.0f %%", running.mode, running.version, running.share * 100)
 
     async def stop(self) -> None:
@@ -143,4 +161,4 @@ class CanarySlot:
             await asyncio.wait([self._looking])
         current, self.challenger = self.challenger, None
         if current is not None:
-            await current.batcher.stop()
+            await current.runner.stop()

@@ -17,8 +17,9 @@ from core.settings import CanarySettings
 from core.store.canary import ARMS, CANARY_MODE, SHADOW_MODE, shadow_counts
 from core.store.tables import Canary
 
-METRICS = ("accuracy", "rating")
-COUNTS = {"accuracy": "labeled", "rating": "items"}  # the count of each metric in a look's arms
+METRICS = ("accuracy", "rating", "rouge_l")
+# The count of each metric in a look's arms (rouge_l: items with a preferred output).
+COUNTS = {"accuracy": "labeled", "rating": "items", "rouge_l": "preferred"}
 SIDES = ("promote", "abort")
 SHADOW_COUNTS = ("mirrored", "compared", "agreed")
 
@@ -40,7 +41,7 @@ def canary_families(session: Any, settings: CanarySettings) -> Iterator[Metric]:
     live = GaugeMetricFamily(
         "tuneloop_canary_metric",
         "The running canary's live metric per arm at its last look (accuracy on corrected "
-        "labels, mean rating).",
+        "labels, mean rating, ROUGE-L against preferred outputs).",
         labels=["arm", "metric"],
     )
     items = GaugeMetricFamily(

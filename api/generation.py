@@ -24,9 +24,12 @@ from api import metrics, tasks
 from api.batcher import NotServing, QueueFull
 from core.runtime.engine import Engine, Event, Finish, Sampling, Sequence
 from core.runtime.textgen import Generator
+from core.store.canary import CHAMPION_ARM
 
 log = logging.getLogger(__name__)
 CANCELLED: Finish = "cancelled"
+# How often a retiring scheduler checks whether its last generations have finished.
+DRAIN_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Handle:
     version: str
     sampling: Sampling
     meta: dict[str, Any] = field(default_factory=dict)  # how the prompt was given, for the log
+    arm: str = CHAMPION_ARM  # which arm of a running canary serves it
     submitted: float = field(default_factory=time.perf_counter)
     queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     text: list[str] = field(default_factory=list)
@@ -75,8 +79,10 @@ class Scheduler:
         max_queue: int,
         on_finish: Callable[[Handle], None],
         set_threads: Callable[[], None] | None = None,
+        arm: str = CHAMPION_ARM,
     ) -> None:
         self.generator = generator
+        self.arm = arm
         self.max_queue = max_queue
         self.on_finish = on_finish
         self._engine: Engine = generator.engine()
@@ -106,6 +112,13 @@ class Scheduler:
             self._finish(handle, CANCELLED)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    async def drain(self) -> None:
+        """Stop once the generations in flight have finished (a retired canary's: the caller
+        sends no new ones)."""
+        while self._handles:
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        await self.stop()
+
     def swap(self, generator: Generator) -> None:
         """Serve `generator` from the next submission on; running sequences end on the old one."""
         self._draining.append(self._engine)
@@ -130,6 +143,7 @@ class Scheduler:
             version=self.generator.version,
             sampling=sampling,
             meta=meta or {},
+            arm=self.arm,
         )
         self._handles[handle.id] = handle
         self._engine_of[handle.id] = self._engine

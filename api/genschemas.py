@@ -71,6 +71,9 @@ class Generation(BaseModel):
 
 class GenerateResponse(BaseModel):
     model_version: str
+    arm: Literal["champion", "canary"] = Field(
+        "champion", description="Which arm of a running canary answered."
+    )
     generations: list[Generation]
 
 
@@ -136,5 +139,9 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     system_fingerprint: str = Field(description="The model version that answered.")
+    model_version: str = Field(description="The model version that answered (tuneloop's field).")
+    arm: Literal["champion", "canary"] = Field(
+        "champion", description="Which arm of a running canary answered (tuneloop's field)."
+    )
     choices: list[ChatChoice]
     usage: Usage

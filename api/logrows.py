@@ -73,6 +73,6 @@ def generation_record(handle: Handle, *, log_text: bool, keep_embedding: bool) -
         "embedding": embedding.astype("<f4").tobytes()
         if keep_embedding and embedding is not None
         else None,
-        "arm": CHAMPION_ARM,  # canaries serve classifiers only
+        "arm": handle.arm,
         "shadow_of": None,
     }

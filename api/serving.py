@@ -18,7 +18,6 @@ from api.predlog import PredictionLog
 from api.shadow import Mirror
 from core.promotion import Loader
 from core.registry import Registry
-from core.runtime.engine import Sampling
 from core.runtime.predictor import Output, Predictor, forward_lanes, set_torch_threads
 from core.runtime.textgen import Generator
 from core.settings import ApiSettings, CanarySettings
@@ -74,6 +73,7 @@ class Serving:
             registry=registry,
             load=load,
             batcher=lambda predictor, arm: _batcher(predictor, settings, arm=arm),
+            scheduler=self._scheduler,
             settings=canary,
         )
         self.mirror = Mirror(predlog, log_text=settings.log_text)
@@ -152,16 +152,21 @@ class Serving:
             await self.batcher.stop()
             self.batcher = None
         if self.scheduler is None:
-            threads = self.settings.torch_threads
-            self.scheduler = Scheduler(
-                generator,
-                max_queue=self.settings.max_queue,
-                on_finish=self._log_generation,
-                set_threads=(lambda: set_torch_threads(threads)) if threads else None,
-            )
+            self.scheduler = self._scheduler(generator)
             await self.scheduler.start()
         else:
             self.scheduler.swap(generator)
+
+    def _scheduler(self, generator: Generator, arm: str = CHAMPION_ARM) -> Scheduler:
+        """A generation scheduler of `arm` that logs each generation it finishes."""
+        threads = self.settings.torch_threads
+        return Scheduler(
+            generator,
+            max_queue=self.settings.max_queue,
+            on_finish=self._log_generation,
+            set_threads=(lambda: set_torch_threads(threads)) if threads else None,
+            arm=arm,
+        )
 
     @property
     def generator(self) -> Generator:
@@ -172,23 +177,23 @@ class Serving:
             raise NotServing("no model loaded yet")
         return self.scheduler.generator
 
-    def generate(
-        self,
-        prompt: str,
-        prompt_ids: list[int],
-        sampling: Sampling,
-        meta: dict[str, Any] | None = None,
-    ) -> Handle:
-        """Start one generation; its events stream from the handle, its record is logged at end."""
-        if self.scheduler is None:
-            self.generator  # noqa: B018 - raises the reason
-            raise NotServing("no model loaded yet")
-        return self.scheduler.submit(prompt, prompt_ids, sampling, meta)
+    def scheduler_for(self, client: str | None) -> Scheduler:
+        """The scheduler of `client`'s arm (the canary's while one runs and the client falls in
+        its share), chosen before tokenizing: the arms' tokenizers may differ. WrongTask when a
+        classifier is served, NotServing before any model."""
+        self.generator  # noqa: B018 - raises the reason
+        assert self.scheduler is not None  # `generator` raised otherwise
+        challenger = self.canary.challenger
+        if challenger is not None and challenger.scheduler and challenger.serves(client):
+            return challenger.scheduler
+        return self.scheduler
 
     def cancel(self, handle: Handle) -> None:
         """The client went away: its sequence leaves the batch at the next step."""
-        if self.scheduler is not None:
-            self.scheduler.cancel(handle)
+        challenger = self.canary.challenger
+        for scheduler in (self.scheduler, challenger.scheduler if challenger else None):
+            if scheduler is not None:  # only the one that runs it holds the handle
+                scheduler.cancel(handle)
 
     def _log_generation(self, handle: Handle) -> None:
         keep = self._rng.random() < self.settings.embedding_sample_rate
@@ -215,7 +220,7 @@ class Serving:
     async def _refresh_or_keep(self) -> None:
         try:
             await self.refresh()
-            if self.task == "classification":
+            if self.task is not None:
                 await self.canary.sync(self.version)
         except Exception:  # a store outage must not take serving down either
             log.exception("could not refresh the champion; still serving %s", self.version)
@@ -239,7 +244,7 @@ class Serving:
             raise NotServing("no model loaded yet")
         batcher, arm = self.batcher, CHAMPION_ARM
         challenger = self.canary.challenger
-        if challenger is not None and client is not None and challenger.serves(client):
+        if challenger is not None and challenger.batcher and challenger.serves(client):
             batcher, arm = challenger.batcher, CANARY_ARM
         started = time.perf_counter()
         results = await batcher.submit(texts)

@@ -14,7 +14,7 @@ import logging
 import time
 
 from api import metrics
-from api.batcher import NotServing, QueueFull
+from api.batcher import Batcher, NotServing, QueueFull
 from api.canary import Challenger
 from api.logrows import prediction_record
 from api.predlog import PredictionLog
@@ -39,22 +39,28 @@ class Mirror:
     def send(self, shadow: Challenger, texts: list[str], champion_ids: list[str]) -> None:
         """Mirror `texts` (the champion answered them as `champion_ids`), unless the shadow's
         queue is full or the prediction log is half full."""
+        batcher = shadow.batcher
+        assert batcher is not None  # shadows run classifiers only (core.shadow)
         try:
-            shadow.batcher.admit(len(texts))
+            batcher.admit(len(texts))
         except QueueFull:
             self._skipped.inc(len(texts))
             return
         if not self.predlog.has_room(len(texts), keep=KEEP_FOR_CHAMPION):
             self._skipped.inc(len(texts))
             return
-        task = asyncio.create_task(self._mirror(shadow, texts, champion_ids), name="shadow")
+        task = asyncio.create_task(
+            self._mirror(shadow, batcher, texts, champion_ids), name="shadow"
+        )
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _mirror(self, shadow: Challenger, texts: list[str], champion_ids: list[str]) -> None:
+    async def _mirror(
+        self, shadow: Challenger, batcher: Batcher, texts: list[str], champion_ids: list[str]
+    ) -> None:
         started = time.perf_counter()
         try:
-            results = await shadow.batcher.submit(texts)
+            results = await batcher.submit(texts)
         except (QueueFull, NotServing):  # filled up meanwhile, or the shadow is retiring
             self._skipped.inc(len(texts))
             return

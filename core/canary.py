@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from core.canary_metric import LABELED, ArmSums, choose_metric, task_sums
 from core.registry import CHAMPION, Registry, VersionInfo, flip_champion
 from core.sequential import DECISIONS, SCALES, SequentialOptions, SequentialTest, Sums, decide
 from core.settings import CANARY_MAX_SHARE, CanarySettings
@@ -29,7 +30,6 @@ from core.store.canary import (
     SHADOW_MODE,
     CanaryRow,
     CanaryRunning,
-    arm_sums,
     begin,
     canary_row,
     end,
@@ -37,13 +37,12 @@ from core.store.canary import (
     shadow_counts,
 )
 from core.store.events import Cause, record_event
-from core.store.tables import Canary, ModelAlias, utcnow
+from core.store.tables import Canary, ModelAlias, ModelVersion, utcnow
 
 # The actor of the steps the test takes (promote, abort, expire).
 CANARY_ACTOR = "canary"
 # The most of the clients a canary may serve (its rule beside the canary's settings).
 MAX_SHARE = CANARY_MAX_SHARE
-ArmSums = dict[str, dict[str, tuple[int, float, float]]]
 
 
 class CanaryRefused(Exception):
@@ -115,8 +114,8 @@ def _check_enters(info: VersionInfo, champion: VersionInfo | None) -> None:
         raise CanaryRefused("no champion to compare a canary with")
     if info.version == champion.version:
         raise CanaryRefused(f"{info.version} is the champion")
-    if info.task != "classification" or champion.task != info.task:
-        raise CanaryRefused("canaries serve classification versions beside a classifier")
+    if info.task not in LABELED or champion.task != info.task:
+        raise CanaryRefused(f"a {info.task} version cannot serve beside a {champion.task} champion")
     if not gate_passed(info):
         raise CanaryRefused(f"{info.version} has not passed the offline gate")
 
@@ -175,7 +174,9 @@ def review(
             _finish(session, row, CanaryOutcome.STOPPED, moved)
             return canary_row(row)
         hours = ((now or utcnow()) - row.started_at).total_seconds() / 3600
-        row.stats = judge(row.stats or {}, arm_sums(session, row), settings, hours)
+        version = session.get(ModelVersion, row.version)
+        task = version.task if version is not None else "classification"
+        row.stats = judge(row.stats or {}, task_sums(session, row, task), settings, hours, task)
         decision = row.stats["decision"]
         cause = Cause(CANARY_ACTOR, _said(row.stats))
         if decision == "promote":
@@ -206,21 +207,12 @@ def _finish(session: Any, row: Canary, outcome: CanaryOutcome, cause: Cause | No
         record_event(session, kind, row.version, previous=row.champion_version, cause=cause)
 
 
-def choose_metric(sums: ArmSums, settings: CanarySettings) -> str | None:
-    """The metric the test judges, fixed at its first look with min_items rated in each arm.
-
-    `auto`: accuracy when both arms have corrected labels by then, else the rating. Only counts
-    decide, never scores, so the choice cannot favour either arm. None: too early to choose.
-    """
-    if settings.metric != "auto":
-        return settings.metric
-    if min(sums[arm]["rating"][0] for arm in ARMS) < settings.min_items:
-        return None
-    return "accuracy" if min(sums[arm]["accuracy"][0] for arm in ARMS) > 0 else "rating"
-
-
 def judge(
-    previous: dict[str, Any], sums: ArmSums, settings: CanarySettings, hours: float
+    previous: dict[str, Any],
+    sums: ArmSums,
+    settings: CanarySettings,
+    hours: float,
+    task: str = "classification",
 ) -> dict[str, Any]:
     """The next look's stats from the last look's (`previous`) and the arms' sums now."""
     options = SequentialOptions(
@@ -231,7 +223,7 @@ def judge(
         max_items=settings.max_items,
         max_hours=settings.max_hours,
     )
-    metric = previous.get("metric") or choose_metric(sums, settings)
+    metric = previous.get("metric") or choose_metric(sums, settings, task)
     stats: dict[str, Any] = {"metric": metric, "hours": hours, "arms": _means(sums)}
     if metric is None:
         decision = DECISIONS[int(decide(0.0, 0.0, 0, options, hours))]
@@ -254,7 +246,8 @@ def judge(
 
 
 def _means(sums: ArmSums) -> dict[str, dict[str, Any]]:
-    """Per arm: rated items and mean rating, labeled items and accuracy (None without items)."""
+    """Per arm: rated items and mean rating, labeled items and accuracy, and for generation
+    items with a preferred output and mean ROUGE-L (None without items)."""
     out = {}
     for arm in ARMS:
         (n, total, _), (labeled, right, _) = sums[arm]["rating"], sums[arm]["accuracy"]
@@ -264,6 +257,10 @@ def _means(sums: ArmSums) -> dict[str, dict[str, Any]]:
             "labeled": labeled,
             "accuracy": right / labeled if labeled else None,
         }
+        if "rouge_l" in sums[arm]:
+            preferred, rouge, _ = sums[arm]["rouge_l"]
+            mean = rouge / preferred if preferred else None
+            out[arm] |= {"preferred": preferred, "rouge_l": mean}
     return out
 
 

@@ -39,16 +39,19 @@ def roll_out(session: Session, version: str, *, mode: Mode, share: float, cause:
     """Promote `version`, or open its canary at `share`, inside the caller's transaction.
 
     A canary that runs already is stopped first: a newer challenger has passed the gate, as a
-    promotion would have stopped it by moving the champion. Generation versions are promoted
-    (the continuous-batching scheduler serves one model per replica).
+    promotion would have stopped it by moving the champion. A version of another task than the
+    champion's is promoted: a canary compares two models of one task.
     """
     alias = session.get(ModelAlias, CHAMPION)
     row = session.get(ModelVersion, version)
+    champion = session.get(ModelVersion, alias.version) if alias is not None else None
     detail = "promoted"
     if mode == "canary" and alias is None:
         detail = "promoted: no champion to compare a canary with"
-    elif mode == "canary" and row is not None and row.task != "classification":
-        detail = "promoted: generation versions cannot enter a canary"
+    elif (
+        mode == "canary" and row is not None and champion is not None and row.task != champion.task
+    ):
+        detail = f"promoted: a {row.task} version cannot serve beside a {champion.task} champion"
     elif mode == "canary" and alias is not None:
         stopped = stop_running(session, replace(cause, reason=f"{version} passed the gate"))
         opened = open_canary(

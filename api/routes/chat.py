@@ -19,7 +19,15 @@ from api.generation import CANCELLED, Handle
 from api.genschemas import OPENAI_ROLES, ChatCompletion, ChatCompletionRequest
 from api.ratelimit import RESPONSES
 from api.responses import JSON
-from api.routes.generate import ANSWERS, event_stream, sampling_of, sse, start, wait_all
+from api.routes.generate import (
+    ANSWERS,
+    client_of,
+    event_stream,
+    sampling_of,
+    sse,
+    start,
+    wait_all,
+)
 from api.schemas import is_blank
 from core.runtime.generator import Message
 
@@ -65,6 +73,8 @@ def _chunk(handle: Handle, model: str, created: int, **choice: Any) -> bytes:
             "created": created,
             "model": model,
             "system_fingerprint": handle.version,
+            "model_version": handle.version,
+            "arm": handle.arm,
             "choices": [{"index": 0, "logprobs": None, **choice}],
         }
     )
@@ -123,7 +133,7 @@ async def chat_completions(request: Request, caller: PredictCaller) -> Any:
     )
     messages = _messages(body, settings.api.max_chars)
     await get_limiter(request).texts(caller, 1)  # a conversation is one text
-    handle = start(serving, sampling=sampling, messages=messages)
+    handle = start(serving, sampling=sampling, client=client_of(request, caller), messages=messages)
     created = int(time.time())
     if body.stream:
         usage = bool((body.stream_options or {}).get("include_usage"))
@@ -136,6 +146,8 @@ async def chat_completions(request: Request, caller: PredictCaller) -> Any:
             "created": created,
             "model": body.model,
             "system_fingerprint": handle.version,
+            "model_version": handle.version,
+            "arm": handle.arm,
             "choices": [
                 {
                     "index": 0,

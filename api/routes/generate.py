@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from api.answers import error, errors
+from api.auth import Caller
 from api.batcher import NotServing, QueueFull
 from api.deps import PredictCaller, Predicting, get_limiter, get_serving, get_settings
 from api.errors import parse_body, unprocessable
@@ -87,21 +88,29 @@ def sampling_of(
     )
 
 
+def client_of(request: Request, caller: Caller) -> str | None:
+    """Whom a running canary's split is sticky to: the key, or the client address in open mode."""
+    return caller.name or (request.client.host if request.client else None)
+
+
 def start(
     serving: Serving,
     *,
     sampling: Sampling,
+    client: str | None = None,
     text: str | None = None,
     messages: list[Message] | None = None,
     raw: bool = False,
 ) -> Handle:
-    """Template, tokenize, check the context, and start one generation (HTTP errors mapped)."""
+    """Choose `client`'s arm, template, tokenize, check the context, and start one generation
+    (HTTP errors mapped)."""
     try:
-        generator = serving.generator
+        scheduler = serving.scheduler_for(client)
     except WrongTask as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     except NotServing:
         raise _unavailable(serving, "model not ready") from None
+    generator = scheduler.generator
     ids = generator.encode(text=text, messages=messages, raw=raw)
     limit = generator.context - sampling.max_new_tokens
     if len(ids) > limit:
@@ -120,7 +129,7 @@ def start(
         else {"raw": raw}
     )
     try:
-        return serving.generate(logged, ids, sampling, meta)
+        return scheduler.submit(logged, ids, sampling, meta)
     except (QueueFull, NotServing) as exc:
         reason = "queue full" if isinstance(exc, QueueFull) else "model not ready"
         raise _unavailable(serving, reason) from None
@@ -193,7 +202,7 @@ def generation_item(handle: Handle) -> dict[str, Any]:
 
 
 async def _tuneloop_events(handle: Handle) -> AsyncIterator[bytes]:
-    yield sse({"id": handle.id, "model_version": handle.version}, "start")
+    yield sse({"id": handle.id, "model_version": handle.version, "arm": handle.arm}, "start")
     async for event in handle.events():
         if event.delta:
             yield sse({"text": event.delta}, "delta")
@@ -236,14 +245,17 @@ async def generate(request: Request, caller: PredictCaller) -> Any:
         default_temperature=0.0,
     )
     await get_limiter(request).texts(caller, max(len(prompts), 1))  # a conversation is 1
+    client = client_of(request, caller)
     if body.messages is not None:
         messages = [Message(m.role, m.content) for m in body.messages]
-        handles = [start(serving, sampling=sampling, messages=messages)]
+        handles = [start(serving, sampling=sampling, client=client, messages=messages)]
     else:
         handles = []
         try:
             for prompt in prompts:
-                handles.append(start(serving, sampling=sampling, text=prompt, raw=body.raw))
+                handles.append(
+                    start(serving, sampling=sampling, client=client, text=prompt, raw=body.raw)
+                )
         except HTTPException:
             for handle in handles:
                 serving.cancel(handle)
@@ -254,6 +266,7 @@ async def generate(request: Request, caller: PredictCaller) -> Any:
     return JSON(
         {
             "model_version": handles[-1].version,
+            "arm": handles[-1].arm,
             "generations": [generation_item(h) for h in handles],
         }
     )

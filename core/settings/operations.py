@@ -99,9 +99,12 @@ class CanarySettings(ComponentSettings):
         le=CANARY_MAX_SHARE,
         description="Share of clients a canary that a retrain run opens serves.",
     )
-    # Rule: `auto` judges accuracy on corrected labels when both arms have any by the time each
-    # has min_items rated items, else the mean rating; the choice reads only counts, never
-    # scores, so it leaves alpha intact (docs/decisions/0025).
-    metric: Literal["auto", "accuracy", "rating"] = Field(
-        "auto", description="The live metric a classification canary is judged on."
+    # Rule: `auto` judges accuracy on corrected labels (ROUGE-L against preferred outputs for
+    # generation) when both arms have any by the time each has min_items rated items, else the
+    # mean rating; the choice reads only counts, never scores, so it leaves alpha intact
+    # (docs/decisions/0025).
+    metric: Literal["auto", "accuracy", "rouge_l", "rating"] = Field(
+        "auto",
+        description="The live metric a canary is judged on (accuracy: classification only, "
+        "rouge_l: generation only; the other task reads it as auto).",
     )

@@ -144,10 +144,6 @@ def arm_sums(session: Session, row: Canary) -> dict[str, dict[str, tuple[int, fl
     Accuracy is 1 where a corrected label names the predicted one, 0 where it names another;
     for 0/1 scores the sum of squares is the sum.
     """
-    served = or_(
-        and_(Prediction.arm == CHAMPION_ARM, Prediction.model_version == row.champion_version),
-        and_(Prediction.arm == CANARY_ARM, Prediction.model_version == row.version),
-    )
     right = func.sum(case((Feedback.label == Prediction.label, 1), else_=0))
     query = (
         select(
@@ -159,12 +155,7 @@ def arm_sums(session: Session, row: Canary) -> dict[str, dict[str, tuple[int, fl
             right,
         )
         .join(Prediction, Prediction.id == Feedback.prediction_id)
-        .where(
-            Feedback.excluded_at.is_(None),
-            Feedback.created_at >= row.started_at,
-            Prediction.created_at >= row.started_at,
-            served,
-        )
+        .where(*_served_since(row))
         .group_by(Prediction.arm)
     )
     sums = {arm: {"rating": (0, 0.0, 0.0), "accuracy": (0, 0.0, 0.0)} for arm in ARMS}
@@ -174,6 +165,36 @@ def arm_sums(session: Session, row: Canary) -> dict[str, dict[str, tuple[int, fl
             "accuracy": (int(labeled), float(correct or 0), float(correct or 0)),
         }
     return sums
+
+
+def preferred_pairs(session: Session, row: Canary) -> list[tuple[str, str, str, str]]:
+    """(feedback id, arm, generated text, preferred output) of the feedback that names a
+    preferred output on a generation either arm served since the canary started (excluded
+    feedback left out)."""
+    query = (
+        select(Feedback.id, Prediction.arm, Prediction.output, Feedback.preferred_output)
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .where(*_served_since(row), Feedback.preferred_output.is_not(None))
+    )
+    return [
+        (feedback_id, arm, str((output or {}).get("text") or ""), preferred)
+        for feedback_id, arm, output, preferred in session.execute(query)
+    ]
+
+
+def _served_since(row: Canary) -> tuple[Any, ...]:
+    """The filter of the feedback a canary's test reads: on what each arm served since it
+    started, given since then, not excluded."""
+    served = or_(
+        and_(Prediction.arm == CHAMPION_ARM, Prediction.model_version == row.champion_version),
+        and_(Prediction.arm == CANARY_ARM, Prediction.model_version == row.version),
+    )
+    return (
+        Feedback.excluded_at.is_(None),
+        Feedback.created_at >= row.started_at,
+        Prediction.created_at >= row.started_at,
+        served,
+    )
 
 
 def shadow_counts(session: Session, row: Canary) -> dict[str, Any]:

@@ -98,10 +98,12 @@ def canary_lines(state: dict[str, Any]) -> list[str]:
     ]
     for arm in ARMS:
         seen = state.get("arms", {}).get(arm, {})
-        lines.append(
-            f"  {arm:8} rated {seen.get('items', 0):>6}  rating {_figure(seen.get('rating'))}  "
-            f"labeled {seen.get('labeled', 0):>6}  accuracy {_figure(seen.get('accuracy'))}"
-        )
+        line = f"  {arm:8} rated {seen.get('items', 0):>6}  rating {_figure(seen.get('rating'))}  "
+        if "preferred" in seen:  # a generation canary's
+            line += f"preferred {seen['preferred']:>6}  rouge_l {_figure(seen.get('rouge_l'))}"
+        else:
+            line += f"labeled {seen.get('labeled', 0):>6}  accuracy {_figure(seen.get('accuracy'))}"
+        lines.append(line)
     test = f"  test: {state.get('decision', 'continue')} on {state.get('metric') or '-'}"
     if state.get("p_promote") is not None:
         test += (

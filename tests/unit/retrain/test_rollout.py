@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.canary import gate_passed
-from core.registry import Registry
+from core.registry import Registry, VersionInfo
 from core.settings import CanarySettings, RetrainSettings, Settings
 from core.states import RunState, VersionStatus
 from core.store.canary import latest_canary, running_canary
@@ -56,8 +56,10 @@ def test_a_passing_run_opens_a_canary_and_a_newer_one_replaces_it(ctx: Context) 
     assert later.conclude(second, {}, PROMOTE) == RunState.CANARY
     replaced = running_canary(ctx.db)
     assert replaced is not None and replaced.version == second.version
-    assert get_run(ctx.db, later.id).verdict["rollout"]["detail"].endswith(
-        f"(replaces the canary of {first.version})"
+    assert (
+        get_run(ctx.db, later.id)
+        .verdict["rollout"]["detail"]
+        .endswith(f"(replaces the canary of {first.version})")
     )
     events = list_events(ctx.db, version=first.version, limit=1)
     assert (events[0].kind, events[0].reason) == (
@@ -68,11 +70,28 @@ def test_a_passing_run_opens_a_canary_and_a_newer_one_replaces_it(ctx: Context) 
     assert [e.version for e in started] == [second.version, first.version]
 
 
-def test_promote_mode_and_generation_versions_flip_the_champion(ctx: Context) -> None:
+def generation(registry: Registry) -> VersionInfo:
+    return registry.register(registry.staging_dir(), task="generation", labels=[], base_model="g")
+
+
+def test_a_passing_generation_run_opens_a_canary_beside_a_generation_champion(
+    ctx: Context,
+) -> None:
+    champion = ctx.registry.promote(generation(ctx.registry).version)
+    challenger = generation(ctx.registry)
+    run = claimed(ctx)
+    assert run.conclude(challenger, {}, PROMOTE) == RunState.CANARY
+    now = ctx.registry.champion()
+    assert now is not None and now.version == champion.version
+    canary = running_canary(ctx.db)
+    assert canary is not None
+    assert (canary.version, canary.champion_version) == (challenger.version, champion.version)
+    assert get_run(ctx.db, run.id).verdict["rollout"]["mode"] == "canary"
+
+
+def test_promote_mode_and_other_task_versions_flip_the_champion(ctx: Context) -> None:
     ctx.registry.promote(version(ctx.registry).version)
-    generator = ctx.registry.register(
-        ctx.registry.staging_dir(), task="generation", labels=[], base_model="g"
-    )
+    generator = generation(ctx.registry)
     run = claimed(ctx)
     assert run.conclude(generator, {}, PROMOTE) == RunState.PROMOTED
     now = ctx.registry.champion()
@@ -80,7 +99,7 @@ def test_promote_mode_and_generation_versions_flip_the_champion(ctx: Context) ->
     rollout = get_run(ctx.db, run.id).verdict["rollout"]
     assert rollout == {
         "mode": "promote",
-        "detail": "promoted: generation versions cannot enter a canary",
+        "detail": "promoted: a generation version cannot serve beside a classification champion",
     }
     assert latest_canary(ctx.db) is None
 
