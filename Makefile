@@ -30,8 +30,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Tests mostly wait (servers, workers, browsers), so more workers than cores pays; a file's tests
+# stay on one worker, which starts that file's servers once. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 4
 test: lint
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit

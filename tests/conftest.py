@@ -19,7 +19,24 @@ from tests.factories import tiny_artifact
 POSTGRES_URL = os.environ.get(
     "TUNELOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("TUNELOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def worker_index() -> int:
+    """This pytest-xdist worker's number (gw2 -> 2); 0 in a serial run."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def _worker_redis(url: str) -> str:
+    """The worker's own Redis db, counting down from the given one (15, 14, ...), so that one
+    worker's FLUSHDB and stray-worker shutdown never reach another worker's broker."""
+    base, _, db = url.rpartition("/")
+    number = int(db or 0) - worker_index()
+    if number < 0:
+        raise RuntimeError(f"{url}: too many xdist workers for one Redis db each")
+    return f"{base}/{number}"
+
+
+REDIS_URL = _worker_redis(os.environ.get("TUNELOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
 
 def _listening(url: str) -> bool:

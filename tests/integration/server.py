@@ -53,7 +53,7 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
 def serving(
     env: dict[str, str],
     log_path: Path,
-    timeout: float = 120,
+    timeout: float = 300,
     args: tuple[str, ...] = (),
     until: str = "/readyz",
 ) -> Iterator[str]:

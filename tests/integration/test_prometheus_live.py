@@ -49,6 +49,8 @@ SETTINGS = {
     "TUNELOOP_RETRAIN_MIN_HOLDOUT": "20",
     "TUNELOOP_RETRAIN_TORCH_THREADS": "1",
     "TUNELOOP_WORKER_CONCURRENCY": "1",
+    # Admission by queue length only: a contended CPU must not shed the fixture's own traffic.
+    "TUNELOOP_API_QUEUE_DEADLINE_SECONDS": "0",
 }
 CLASSIFIER_PANELS = [(w, e) for w, e in PANELS if not of_generation(e)]
 CLASSIFIER_RULES = [(n, e) for n, e in RULES if not of_generation(e)]

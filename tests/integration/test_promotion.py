@@ -100,12 +100,12 @@ def test_a_corrupt_champion_flipped_in_the_store_is_skipped_while_v1_serves(
     with served.registry.db.session() as session:  # as an operator or a script might
         flip_champion(session, "v2")
 
+    # Ten poll intervals and ten answers at least, however slowly a busy CPU answers.
     deadline = time.monotonic() + 10 * POLL_SECONDS
     answered = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline or answered < 10:
         assert served_version(served.base) == "v1"
         answered += 1
-    assert answered >= 10
     ready = httpx.get(f"{served.base}/readyz").json()
     assert ready == {"status": "ready", "model_version": "v1"}
 

@@ -6,23 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.store.monitoring import get_check
-from monitor.service import Context, run_check
+from monitor.service import run_check
 from tests.integration.browser import browser_binaries, chrome
-from tests.unit.monitor.test_service import ctx, serve  # noqa: F401  (the fixture and its data)
+from tests.monitoring import monitor_context, serve
 from tuneloop.wiring import render_report
 
 SCREENSHOT = Path("/tmp/tuneloop-report.png")
 
 
 def test_the_reports_verdict_is_on_its_first_screen(
-    ctx: tuple[Context, list[str]],  # noqa: F811
-    tmp_path: Path,
+    tmp_path: Path, sqlite_url: str, base_artifact: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser_binaries()
-    context, _ = ctx
+    context, _ = monitor_context(tmp_path, sqlite_url, base_artifact)
     serve(context, 150, seed=11)
     serve(context, 150, seed=12, start=10, shifted=True)
     check = get_check(context.db, run_check(context).id)

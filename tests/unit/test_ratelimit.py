@@ -16,9 +16,6 @@ from api.redis_buckets import RedisBuckets, make_buckets
 from core.keys import Limits
 from tests.conftest import REDIS_URL, require_service
 
-# db 14 is this test's own; it deletes only the keys under its own prefix.
-LIMIT_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
-
 
 class Clock:
     def __init__(self) -> None:
@@ -125,13 +122,13 @@ async def test_redis_down_lets_requests_pass_and_counts_it() -> None:
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own in Redis db 14, its keys deleted afterwards."""
-    require_service(LIMIT_REDIS_URL, "Redis")
+    """A key prefix of this test's own in the worker's Redis db, its keys deleted afterwards."""
+    require_service(REDIS_URL, "Redis")
     import redis.asyncio
 
     prefix = f"tuneloop-test:{uuid.uuid4().hex[:8]}:"
     yield prefix
-    client = redis.asyncio.Redis.from_url(LIMIT_REDIS_URL)
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
     stale = [key async for key in client.scan_iter(match=prefix + "*")]
     if stale:
         await client.delete(*stale)
@@ -141,8 +138,8 @@ async def prefix() -> AsyncIterator[str]:
 @pytest.mark.redis
 async def test_two_replicas_share_one_budget_in_redis(prefix: str) -> None:
     one, two = (
-        RedisBuckets(LIMIT_REDIS_URL, prefix=prefix),
-        RedisBuckets(LIMIT_REDIS_URL, prefix=prefix),
+        RedisBuckets(REDIS_URL, prefix=prefix),
+        RedisBuckets(REDIS_URL, prefix=prefix),
     )
     waits = [
         await replica.take("k:texts", rate=1.0, burst=3.0, cost=1)
@@ -161,9 +158,9 @@ async def test_two_replicas_share_one_budget_in_redis(prefix: str) -> None:
 async def test_a_redis_bucket_expires_when_it_would_be_full_again(prefix: str) -> None:
     import redis.asyncio
 
-    buckets = RedisBuckets(LIMIT_REDIS_URL, prefix=prefix)
+    buckets = RedisBuckets(REDIS_URL, prefix=prefix)
     assert await buckets.take("k:requests", rate=2.0, burst=4.0, cost=3) == 0.0
-    client = redis.asyncio.Redis.from_url(LIMIT_REDIS_URL)
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
     ttl = await client.pttl(prefix + "k:requests")
     assert 1400 < ttl <= 1501  # 3 tokens at 2/s
     await client.aclose()

@@ -1,36 +1,17 @@
-"""Synthetic windows for the monitor tests: plain functions, seeded, no files; small settings."""
+"""Synthetic windows for the monitor tests: plain functions, seeded, no files."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from core.settings import MonitorSettings, Settings
 from monitor.descriptors import describe_texts
 
 REVIEW_WORDS = "the battery lasts long and the screen is bright great value would buy again".split()
 OTHER_WORDS = "zorblax qq77 ###### fnord!! 12345 §§ ü∂ xylophone-ish @@@@ $$$ ~~~~".split()
 DIM = 16
-
-
-def small_windows(home: Path, database_url: str, size: int) -> Settings:
-    """Settings whose monitor compares windows of `size` predictions and acts on one check."""
-    return Settings(
-        home=home,
-        database_url=database_url,
-        monitor=MonitorSettings(
-            window_size=size,
-            reference_size=size,
-            drift_checks=1,
-            min_labeled=20,
-            min_feedback=20,
-            cooldown_seconds=0,
-        ),
-    )
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:

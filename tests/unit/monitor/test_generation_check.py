@@ -15,7 +15,7 @@ from core.store.predictions import insert_predictions, submit_feedback
 from core.store.tables import utcnow
 from monitor.service import Context, run_check
 from tests.factories import register_champion
-from tests.unit.monitor.factories import small_windows
+from tests.monitoring import small_windows
 
 WORDS = "summarize the results of this study on battery life and screen brightness".split()
 ANSWER = "the study finds that battery life improves with a dimmer screen"

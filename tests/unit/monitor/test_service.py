@@ -3,78 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from core.store.db import Database
 from core.store.monitoring import get_check
-from core.store.predictions import insert_predictions, submit_feedback
 from core.store.records import RunRecord
 from core.store.runs import claim, create_run, fail, finish, owned_run
-from core.store.tables import utcnow
 from monitor.service import Context, run_check
-from tests.factories import FILLER, NEGATIVE, POSITIVE, prediction_row, register_champion
-from tests.unit.monitor.factories import small_windows
+from tests.monitoring import monitor_context, serve
 from tuneloop.wiring import render_report
-
-FOREIGN = ["zorblax", "qq77", "fnord", "xylophonic", "blorptastic", "wug", "glorf", "snark"]
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> tuple[Context, list[str]]:
     """A tiny champion, settings for small windows, and a trigger that records its calls."""
-    settings = small_windows(tmp_path, sqlite_url, 150)
-    db = Database(sqlite_url)
-    registry = register_champion(db, settings.artifacts, base_artifact)
-    triggered: list[str] = []
-    return Context(
-        settings=settings,
-        db=db,
-        registry=registry,
-        start_retrain=lambda trigger, _check_id: triggered.append(trigger),
-    ), triggered
-
-
-def serve(
-    ctx: Context,
-    n: int,
-    *,
-    seed: int,
-    shifted: bool = False,
-    start: int = 0,
-    rating: int | None = None,
-    positive: float | None = None,
-) -> None:
-    """Log `n` predictions of v1 (and feedback on each when `rating` is given); `positive`: the
-    share predicted "positive" (else half, drawn as before)."""
-    rng = np.random.default_rng(seed)
-    words = FOREIGN if shifted else POSITIVE + NEGATIVE + FILLER
-    length = 25 if shifted else 6
-    base = utcnow() + timedelta(seconds=start)
-    rows = []
-    for i in range(n):
-        embedding = rng.normal(size=32).astype(np.float32) + (0.9 if shifted else 0.0)
-        rows.append(
-            prediction_row(
-                f"s{seed}-{i}",
-                created_at=base + timedelta(milliseconds=i),
-                text=" ".join(rng.choice(words, size=rng.poisson(length) + 1)),
-                label=str(
-                    rng.choice(["negative", "positive"])
-                    if positive is None
-                    else rng.choice(["negative", "positive"], p=[1 - positive, positive])
-                ),
-                confidence=float(rng.uniform(0.5, 0.75) if shifted else rng.uniform(0.6, 1.0)),
-                embedding=embedding.astype("<f4").tobytes(),
-            )
-        )
-    insert_predictions(ctx.db, rows)
-    if rating is not None:
-        for row in rows[:40]:
-            submit_feedback(ctx.db, prediction_id=row["id"], rating=rating)
+    return monitor_context(tmp_path, sqlite_url, base_artifact)
 
 
 def test_skipped_until_the_reference_and_the_window_exist(ctx: tuple[Context, list[str]]) -> None:
