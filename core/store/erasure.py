@@ -15,10 +15,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from core.store.db import Database
-from core.store.tables import Feedback, ModelVersion, Prediction, utcnow
+from core.store.tables import Feedback, ModelVersion, Prediction, PredictionEmbedding, utcnow
 
 ERASED = "[erased]"
 
@@ -59,14 +59,17 @@ def plan_erasure(db: Database, prediction_ids: Collection[str]) -> Erasure:
             prediction_ids=sorted(found),
             feedback_ids=[f.id for f in feedback if f.comment != ERASED or f.excluded_at is None],
             texts=texts - {ERASED},
-            embeddings=sum(p.embedding is not None for p in predictions),
+            embeddings=session.scalar(
+                select(func.count()).where(PredictionEmbedding.prediction_id.in_(wanted))
+            )
+            or 0,
             missing=[i for i in wanted if i not in found],
         )
 
 
 def erase_rows(db: Database, erasure: Erasure) -> None:
-    """Clear the texts and embeddings of the planned predictions and tombstone their feedback,
-    in one transaction."""
+    """Clear the texts and delete the embeddings of the planned predictions and tombstone their
+    feedback, in one transaction."""
     now = utcnow()
     with db.session() as session:
         rows = session.scalars(
@@ -74,9 +77,13 @@ def erase_rows(db: Database, erasure: Erasure) -> None:
         ).all()
         for row in rows:
             row.input_text = None
-            row.embedding = None
             if row.task == "generation":
                 row.output = {"text": ERASED}
+        session.execute(
+            delete(PredictionEmbedding).where(
+                PredictionEmbedding.prediction_id.in_(erasure.prediction_ids)
+            )
+        )
         session.execute(
             update(Feedback)
             .where(Feedback.prediction_id.in_(erasure.prediction_ids))

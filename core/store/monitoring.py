@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core.store.db import Database
-from core.store.tables import Feedback, MonitorCheck, Prediction
+from core.store.tables import Feedback, MonitorCheck, Prediction, PredictionEmbedding
 
 WINDOW_COLUMNS = (
     Prediction.id,
@@ -17,7 +17,7 @@ WINDOW_COLUMNS = (
     Prediction.input_text,
     Prediction.confidence,
     Prediction.label,
-    Prediction.embedding,
+    PredictionEmbedding.embedding,
 )
 # A generation's window also reads what was generated (text, finish reason, token counts).
 OUTPUT_COLUMNS = (Prediction.output,)
@@ -32,10 +32,16 @@ def stream_window(
     after: datetime | None = None,
     outputs: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """The `newest` (or `oldest`) predictions of a version, streamed in time order; `outputs`
-    adds the stored output."""
+    """The `newest` (or `oldest`) predictions of a version, streamed in time order, each with its
+    embedding (None where none was kept); `outputs` adds the stored output."""
     columns = WINDOW_COLUMNS + (OUTPUT_COLUMNS if outputs else ())
-    query = select(*columns).where(Prediction.model_version == version)
+    query = (
+        select(*columns)
+        .outerjoin_from(
+            Prediction, PredictionEmbedding, PredictionEmbedding.prediction_id == Prediction.id
+        )
+        .where(Prediction.model_version == version)
+    )
     if after is not None:
         query = query.where(Prediction.created_at > after)
     if newest is not None:

@@ -1,0 +1,57 @@
+"""embeddings in a table of their own, keyed by prediction id
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-12-04 19:00:00.000000
+
+An embedding is most of a prediction row's bytes and the first thing gc deletes; in its own table
+that is a delete of narrow rows instead of an UPDATE rewriting wide prediction rows. Existing
+embeddings move over with their prediction's time; the downgrade moves them back. On a large
+SQLite store the move takes minutes and, until gc's incremental vacuum, the old column's pages
+stay in the file as free pages.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "prediction_embedding",
+        sa.Column("prediction_id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("embedding", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(["prediction_id"], ["prediction.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("prediction_id"),
+    )
+    op.execute(
+        "INSERT INTO prediction_embedding (prediction_id, created_at, embedding) "
+        "SELECT id, created_at, embedding FROM prediction WHERE embedding IS NOT NULL"
+    )
+    op.create_index(
+        "ix_prediction_embedding_created",
+        "prediction_embedding",
+        ["created_at", "prediction_id"],
+        unique=False,
+    )
+    # Not a batch operation: SQLite (3.35+) drops the column in place, where recreating the
+    # table would drop `prediction` and with it, by the new foreign key, every moved embedding.
+    op.drop_column("prediction", "embedding")
+
+
+def downgrade() -> None:
+    op.add_column("prediction", sa.Column("embedding", sa.LargeBinary(), nullable=True))
+    op.execute(
+        "UPDATE prediction SET embedding = (SELECT e.embedding FROM prediction_embedding e "
+        "WHERE e.prediction_id = prediction.id) "
+        "WHERE id IN (SELECT prediction_id FROM prediction_embedding)"
+    )
+    op.drop_index("ix_prediction_embedding_created", table_name="prediction_embedding")
+    op.drop_table("prediction_embedding")
