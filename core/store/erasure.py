@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from core.store.db import Database
-from core.store.tables import Feedback, ModelVersion, Prediction, PredictionEmbedding, utcnow
+from core.store.tables import (
+    EMBEDDING_OF,
+    Feedback,
+    ModelVersion,
+    Prediction,
+    PredictionEmbedding,
+    embeddings_keyed,
+    utcnow,
+)
 
 ERASED = "[erased]"
 
@@ -60,7 +68,10 @@ def plan_erasure(db: Database, prediction_ids: Collection[str]) -> Erasure:
             feedback_ids=[f.id for f in feedback if f.comment != ERASED or f.excluded_at is None],
             texts=texts - {ERASED},
             embeddings=session.scalar(
-                select(func.count()).where(PredictionEmbedding.prediction_id.in_(wanted))
+                select(func.count())
+                .select_from(PredictionEmbedding)
+                .join(Prediction, EMBEDDING_OF)
+                .where(Prediction.id.in_(wanted))
             )
             or 0,
             missing=[i for i in wanted if i not in found],
@@ -79,11 +90,8 @@ def erase_rows(db: Database, erasure: Erasure) -> None:
             row.input_text = None
             if row.task == "generation":
                 row.output = {"text": ERASED}
-        session.execute(
-            delete(PredictionEmbedding).where(
-                PredictionEmbedding.prediction_id.in_(erasure.prediction_ids)
-            )
-        )
+        keys = [(row.created_at, row.id) for row in rows]
+        session.execute(delete(PredictionEmbedding).where(embeddings_keyed(keys)))
         session.execute(
             update(Feedback)
             .where(Feedback.prediction_id.in_(erasure.prediction_ids))

@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import select
 
 from core.store.db import Database
-from core.store.tables import Feedback, MonitorCheck, Prediction, PredictionEmbedding
+from core.store.tables import (
+    EMBEDDING_OF,
+    Feedback,
+    MonitorCheck,
+    Prediction,
+    PredictionEmbedding,
+)
 
 WINDOW_COLUMNS = (
     Prediction.id,
@@ -37,9 +43,7 @@ def stream_window(
     columns = WINDOW_COLUMNS + (OUTPUT_COLUMNS if outputs else ())
     query = (
         select(*columns)
-        .outerjoin_from(
-            Prediction, PredictionEmbedding, PredictionEmbedding.prediction_id == Prediction.id
-        )
+        .outerjoin_from(Prediction, PredictionEmbedding, EMBEDDING_OF)
         .where(Prediction.model_version == version)
     )
     if after is not None:

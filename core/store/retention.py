@@ -32,12 +32,14 @@ from core.store.tables import (
     Prediction,
     PredictionEmbedding,
     ReviewLease,
+    embeddings_keyed,
 )
 
 log = logging.getLogger(__name__)
 
-# Writes one batch of ids inside the given transaction; returns the rows it changed.
-Act = Callable[[Session, list[str]], int]
+# Writes one batch of rows, given as (key, time), inside the given transaction; returns the rows
+# it changed.
+Act = Callable[[Session, Sequence[Any]], int]
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,12 @@ def sweep(
             found = conn.execute(query.order_by(at, key).limit(batch.size)).all()
         if not found:
             return swept
-        ids, seen = [row[0] for row in found], len(found)
+        seen = len(found)
         if batch.dry_run:
-            swept += Swept(len(ids), 1)
+            swept += Swept(seen, 1)
         else:
             began = time.perf_counter()
-            seen, rows = _write(db, act, ids, batch.seconds)
+            seen, rows = _write(db, act, found, batch.seconds)
             swept += Swept(rows, 1)
             rest(time.perf_counter() - began, ratio=batch.yield_ratio, tidy=lambda: checkpoint(db))
         cursor = (found[seen - 1][1], found[seen - 1][0])  # (created_at, id) of the last done
@@ -96,16 +98,16 @@ def sweep(
             return swept
 
 
-def _write(db: Database, act: Act, ids: list[str], seconds: float) -> tuple[int, int]:
-    """Apply `act` to `ids` a chunk at a time in one transaction, until it has held the lock
-    `seconds`; (ids done, rows changed)."""
+def _write(db: Database, act: Act, found: Sequence[Any], seconds: float) -> tuple[int, int]:
+    """Apply `act` to the `found` rows a chunk at a time in one transaction, until it has held
+    the lock `seconds`; (rows done, rows changed)."""
     done = changed = 0
     try:
         with db.session() as session:
             clock = Clock(seconds)
-            while done < len(ids):
-                changed += act(session, ids[done : done + CHUNK])
-                done = min(len(ids), done + CHUNK)
+            while done < len(found):
+                changed += act(session, found[done : done + CHUNK])
+                done = min(len(found), done + CHUNK)
                 if clock.done():
                     break
     except IntegrityError:  # PostgreSQL: feedback committed on one of them meanwhile
@@ -143,7 +145,11 @@ def embedding_sweep(
     ]
     if windows:
         guard.append(~exists().where(Prediction.id == e.prediction_id, or_(*windows)))
-    act = _delete(e, [unrated], e.prediction_id)
+
+    def act(session: Session, rows: Sequence[Any]) -> int:
+        keyed = embeddings_keyed((at, key) for key, at in rows)
+        return _run(session, delete(e).where(keyed, unrated))
+
     return sweep(db, e, where=guard, act=act, batch=batch, order=(e.created_at, e.prediction_id))
 
 
@@ -175,8 +181,8 @@ def prediction_sweep(
 def _delete(table: Any, guard: Sequence[ColumnElement[bool]], key: Any = None) -> Act:
     column = table.id if key is None else key
 
-    def act(session: Session, ids: list[str]) -> int:
-        return _run(session, delete(table).where(column.in_(ids), *guard))
+    def act(session: Session, rows: Sequence[Any]) -> int:
+        return _run(session, delete(table).where(column.in_([r[0] for r in rows]), *guard))
 
     return act
 
@@ -204,7 +210,8 @@ def check_sweep(db: Database, *, before: datetime, batch: Batch) -> tuple[Swept,
     reports: list[str] = []
     guard = [MonitorCheck.created_at < before]
 
-    def act(session: Session, ids: list[str]) -> int:
+    def act(session: Session, rows: Sequence[Any]) -> int:
+        ids = [r[0] for r in rows]
         paths = session.scalars(select(MonitorCheck.report_path).where(MonitorCheck.id.in_(ids)))
         reports.extend(p for p in paths if p)
         return _run(session, delete(MonitorCheck).where(MonitorCheck.id.in_(ids)))

@@ -4,12 +4,14 @@ versions and their events, runs, checks, API keys."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -19,6 +21,9 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    and_,
+    false,
+    or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -74,18 +79,33 @@ class Prediction(Base):
 class PredictionEmbedding(Base):
     """The pooled embedding of a prediction, kept for a sampled share only. A table of its own:
     it is most of a prediction's bytes and goes first, so gc deletes narrow rows here instead
-    of rewriting wide prediction rows; `created_at` (the prediction's) orders that walk."""
+    of rewriting wide prediction rows.
+
+    Keyed by (the prediction's created_at, its id), found by both: that key grows with time, so
+    an insert appends to it, where a key of random ids alone would dirty a page per row and make
+    the writer's WAL checkpoints come twice as often (p99 of its inserts doubled). So no foreign
+    key either (it would need that index): gc deletes a prediction's embedding before the row."""
 
     __tablename__ = "prediction_embedding"
 
-    prediction_id: Mapped[str] = mapped_column(
-        ForeignKey("prediction.id", ondelete="CASCADE"), primary_key=True
-    )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # float32 little-endian bytes.
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_prediction_embedding_created", "created_at", "prediction_id"),)
+
+# A prediction's embedding, found by the embedding's key.
+EMBEDDING_OF = and_(
+    PredictionEmbedding.created_at == Prediction.created_at,
+    PredictionEmbedding.prediction_id == Prediction.id,
+)
+
+
+def embeddings_keyed(keys: Iterable[tuple[datetime, str]]) -> ColumnElement[bool]:
+    """The embeddings with these (created_at, prediction_id) keys: an OR of equalities, which
+    SQLite looks up in the key's index term by term, where a row-value IN scans the table."""
+    e = PredictionEmbedding
+    return or_(false(), *(and_(e.created_at == at, e.prediction_id == pid) for at, pid in keys))
 
 
 class Feedback(Base):

@@ -25,24 +25,18 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "prediction_embedding",
-        sa.Column("prediction_id", sa.String(length=36), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("prediction_id", sa.String(length=36), nullable=False),
         sa.Column("embedding", sa.LargeBinary(), nullable=False),
-        sa.ForeignKeyConstraint(["prediction_id"], ["prediction.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("prediction_id"),
+        sa.PrimaryKeyConstraint("created_at", "prediction_id"),
     )
     op.execute(
-        "INSERT INTO prediction_embedding (prediction_id, created_at, embedding) "
-        "SELECT id, created_at, embedding FROM prediction WHERE embedding IS NOT NULL"
+        "INSERT INTO prediction_embedding (created_at, prediction_id, embedding) "
+        "SELECT created_at, id, embedding FROM prediction WHERE embedding IS NOT NULL "
+        "ORDER BY created_at, id"
     )
-    op.create_index(
-        "ix_prediction_embedding_created",
-        "prediction_embedding",
-        ["created_at", "prediction_id"],
-        unique=False,
-    )
-    # Not a batch operation: SQLite (3.35+) drops the column in place, where recreating the
-    # table would drop `prediction` and with it, by the new foreign key, every moved embedding.
+    # Not a batch operation: SQLite (3.35+) drops the column in place instead of copying the
+    # whole table.
     op.drop_column("prediction", "embedding")
 
 
@@ -50,8 +44,7 @@ def downgrade() -> None:
     op.add_column("prediction", sa.Column("embedding", sa.LargeBinary(), nullable=True))
     op.execute(
         "UPDATE prediction SET embedding = (SELECT e.embedding FROM prediction_embedding e "
-        "WHERE e.prediction_id = prediction.id) "
+        "WHERE e.created_at = prediction.created_at AND e.prediction_id = prediction.id) "
         "WHERE id IN (SELECT prediction_id FROM prediction_embedding)"
     )
-    op.drop_index("ix_prediction_embedding_created", table_name="prediction_embedding")
     op.drop_table("prediction_embedding")
