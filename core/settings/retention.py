@@ -76,9 +76,10 @@ class RetentionSettings(ComponentSettings):
     # rows a batch gave the same p99 of those inserts during gc as 1,000 (143 vs 145 ms,
     # docs/measurements/retention.md), and fewer batches mean fewer selects.
     batch_size: int = Field(1000, ge=1, description="Most rows deleted in one transaction.")
-    # Rule: a waiting SQLite writer waits about as long as a batch holds the lock (plus the
-    # busy-handler sleep it is in, 8 ms at 10 ms in), so 10 ms batches keep its p99 near what
-    # it is without gc; smaller ones add more per-batch overhead than they save.
+    # Rule: a waiting SQLite writer waits about as long as a transaction holds the lock, plus
+    # the busy-handler sleep it is in (8 ms at 10 ms in); at 10 ms the p99 of the writer's
+    # inserts during gc at 50k rows was 35-44 ms against 124-198 ms with whole 1,000-row
+    # batches (docs/measurements/retention.md), for a gc 2-3x longer.
     batch_ms: float = Field(
         10.0,
         ge=0.0,
