@@ -94,7 +94,7 @@ def sweep(
             swept += Swept(rows, 1)
             rest(time.perf_counter() - began, ratio=batch.yield_ratio, tidy=lambda: checkpoint(db))
         cursor = (found[seen - 1][1], found[seen - 1][0])  # (created_at, id) of the last done
-        if seen == len(found) < batch.size:
+        if seen == len(found) and seen < batch.size:  # the walk's last rows, all done
             return swept
 
 
