@@ -132,7 +132,7 @@ def embedding_sweep(
     """Delete the embeddings of the unrated predictions made before `before`, except those of
     the reference windows in `kept_until` (as `prediction_sweep` keeps them).
 
-    The walk is over the embeddings' own (created_at, prediction_id) index, so what an earlier
+    The walk is over the embeddings' own (created_at, prediction_id) key, so what an earlier
     gc deleted is never read again."""
     e = PredictionEmbedding
     unrated = ~exists().where(Feedback.prediction_id == e.prediction_id)
@@ -160,8 +160,9 @@ def prediction_sweep(
     kept_until: dict[str, datetime | None],
     batch: Batch,
 ) -> Swept:
-    """Delete the unrated predictions made before `before` (their embeddings with them, if
-    any are left); one version at a time (its index orders the walk).
+    """Delete the unrated predictions made before `before`; one version at a time (its index
+    orders the walk). Their embeddings went before, in `embedding_sweep` (never a longer age);
+    one left by a race has no row to protect it, and that sweep deletes it the next time.
 
     `kept_until[v]`: version v's rows up to that time are its reference window and stay; None
     keeps all of them (its window is not complete yet)."""
