@@ -56,19 +56,16 @@ def insert_predictions(db: Database, records: list[dict[str, Any]]) -> None:
     if not records:
         return
     now = utcnow()
-    stored, embeddings = [], []
-    for record in records:
-        row = {**record, "output": compact_output(record["output"])}
-        row["created_at"] = row.get("created_at") or now
-        if (embedding := row.pop("embedding", None)) is not None:
-            embeddings.append(
-                {
-                    "prediction_id": row["id"],
-                    "created_at": row["created_at"],
-                    "embedding": embedding,
-                }
-            )
-        stored.append(row)
+    stored = [
+        {**r, "output": compact_output(r["output"]), "created_at": r.get("created_at") or now}
+        for r in records
+    ]
+    blobs = [(row, row.pop("embedding", None)) for row in stored]
+    embeddings = [
+        {"prediction_id": row["id"], "created_at": row["created_at"], "embedding": blob}
+        for row, blob in blobs
+        if blob is not None
+    ]
     with db.session() as session:
         session.execute(insert(Prediction), stored)
         if embeddings:
