@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     time.sleep(args.phase_seconds)
     t1 = time.time()
-    result = collect(settings, db)
+    steps: list[tuple[str, float]] = []  # (step, when it began)
+    result = collect(settings, db, step=lambda name: steps.append((name, time.time())))
     t2 = time.time()
     time.sleep(args.phase_seconds)
     t3 = time.time()
@@ -153,6 +154,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "during": percentiles(samples, t1, t2),
             "after": percentiles(samples, t2, t3),
         },
+        # The inserts during each step of gc, and how long the step took.
+        "during_by_step": {
+            name: {"seconds": round(end - began, 1), **percentiles(samples, began, end)}
+            for (name, began), end in zip(steps, [s for _, s in steps[1:]] + [t2], strict=True)
+        },
     }
 
 
@@ -169,11 +175,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
     figures = run(args)
-    print(json.dumps({k: v for k, v in figures.items() if k != "insert_latency"}, indent=2))
-    print(f"{'phase':8} {'inserts':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for phase, p in figures["insert_latency"].items():
+    tables = ("insert_latency", "during_by_step")
+    print(json.dumps({k: v for k, v in figures.items() if k not in tables}, indent=2))
+    print(f"{'phase':14} {'inserts':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    phases = {**figures["insert_latency"], **figures["during_by_step"]}
+    for phase, p in phases.items():
         cells = [f"{p.get(k, float('nan')):8.1f}" for k in ("p50_ms", "p99_ms", "max_ms")]
-        print(f"{phase:8} {p['inserts']:8d} {' '.join(cells)}")
+        print(f"{phase:14} {p['inserts']:8d} {' '.join(cells)}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=float))
 

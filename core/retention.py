@@ -28,14 +28,15 @@ from core.store import retention as store
 from core.store.db import Database
 from core.store.runs import runs_folder
 from core.store.tables import ModelVersion, RetrainRun, utcnow
+from core.store.vacuum import incremental_vacuum
 
 log = logging.getLogger(__name__)
 
 DELETABLE_STATUSES = (VersionStatus.REJECTED, VersionStatus.ARCHIVED)
 # The kinds in the order `collect` sweeps them; each has its `<kind>_days` setting.
 SWEPT = (
-    "predictions",
     "embeddings",
+    "predictions",
     "feedback",
     "review_leases",
     "checks",
@@ -75,26 +76,21 @@ def collect(
     step = step or (lambda _: None)
     rs, result = settings.retention, GcResult(dry_run=dry_run)
     champions, lineage = store.champions_and_lineage(db)
-    batch = store.Batch(rs.batch_size, dry_run)
+    batch = store.Batch(rs.batch_size, dry_run, seconds=rs.batch_ms / 1000)
     if rs.embeddings_days or rs.predictions_days:
         kept = store.reference_bounds(db, champions, size=settings.monitor.reference_size)
-    # Old rows go first; embeddings are cleared on the rows they leave (the same count dry).
-    rows_before = _ago(rs.predictions_days) if rs.predictions_days else None
-    if rows_before is not None:
-        step("predictions")
-        swept = store.prediction_sweep(db, before=rows_before, kept_until=kept, batch=batch)
-        result.add("predictions", swept)
+    # Embeddings first (they are never younger than the rows' age): the rows then deleted are
+    # narrow, and an embedding's delete is cheaper than rewriting its row.
     if rs.embeddings_days:
         step("embeddings")
-        swept = store.prediction_sweep(
-            db,
-            before=_ago(rs.embeddings_days),
-            kept_until=kept,
-            batch=batch,
-            since=rows_before,
-            embeddings=True,
-        )
+        before = _ago(rs.embeddings_days)
+        swept = store.embedding_sweep(db, before=before, kept_until=kept, batch=batch)
         result.add("embeddings", swept)
+    if rs.predictions_days:
+        step("predictions")
+        before = _ago(rs.predictions_days)
+        swept = store.prediction_sweep(db, before=before, kept_until=kept, batch=batch)
+        result.add("predictions", swept)
     if rs.feedback_days:
         step("feedback")
         golden = read_golden(settings.artifacts)
@@ -121,7 +117,9 @@ def collect(
         result.counts["artifacts"] = _artifacts(settings, db, before, lineage, dry_run)
     if not dry_run:
         step("vacuum")
-        result.vacuum_steps = store.incremental_vacuum(db, pages=rs.vacuum_pages)
+        result.vacuum_steps = incremental_vacuum(
+            db, pages=rs.vacuum_pages, seconds=rs.batch_ms / 1000
+        )
     return result
 
 

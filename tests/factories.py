@@ -187,9 +187,9 @@ def release_0001_store(url: str, artifact_path: str = "/a/models/v1") -> None:
         "INSERT INTO model_alias (name, version, updated_at) "
         "VALUES ('champion', 'v1', '2026-01-01 10:00:00')",
         "INSERT INTO prediction (id, created_at, model_version, task, input_text, input_hash, "
-        "output, label, confidence, latency_ms, truncated) VALUES ('p1', '2026-01-02 09:00:00', "
-        "'v1', 'classification', 'great product', 'h1', '{\"label\": \"positive\"}', "
-        "'positive', 0.9, 3.5, 0)",
+        "output, label, confidence, latency_ms, truncated, embedding) VALUES ('p1', "
+        "'2026-01-02 09:00:00', 'v1', 'classification', 'great product', 'h1', "
+        "'{\"label\": \"positive\"}', 'positive', 0.9, 3.5, 0, X'0000803F00000040')",
         "INSERT INTO feedback (id, prediction_id, created_at, rating, label) "
         "VALUES ('f1', 'p1', '2026-01-02 09:05:00', 1, 'negative')",
         "INSERT INTO retrain_run (id, trigger, state, created_at, attempts, progress, params, "

@@ -76,9 +76,21 @@ class RetentionSettings(ComponentSettings):
     # rows a batch gave the same p99 of those inserts during gc as 1,000 (143 vs 145 ms,
     # docs/measurements/retention.md), and fewer batches mean fewer selects.
     batch_size: int = Field(1000, ge=1, description="Most rows deleted in one transaction.")
+    # Rule: a waiting SQLite writer waits about as long as a transaction holds the lock, plus
+    # the busy-handler sleep it is in (8 ms at 10 ms in); at 10 ms the p99 of the writer's
+    # inserts during gc at 50k rows was 35-44 ms against 124-198 ms with whole 1,000-row
+    # batches (docs/measurements/retention.md), for a gc 2-3x longer.
+    batch_ms: float = Field(
+        10.0,
+        ge=0.0,
+        description="Time one gc write transaction (or vacuum step) aims at: batches grow or "
+        "shrink toward it, up to batch_size rows or vacuum_pages pages; 0: always the most.",
+    )
     # Rule: 1,000 pages (4 MiB) per step keeps SQLite's write lock held for milliseconds.
     vacuum_pages: int = Field(
-        1000, ge=1, description="SQLite: pages returned to the disk per incremental vacuum step."
+        1000,
+        ge=1,
+        description="SQLite: most pages returned to the disk per incremental vacuum step.",
     )
     interval: float = Field(3600.0, gt=0.0, description="Seconds between gc runs (beat).")
 

@@ -29,7 +29,7 @@ def make_engine(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # Takes effect only on a database with no table yet: a new store frees pages in bounded
-    # steps (`incremental_vacuum`, core.store.retention); an older one needs one VACUUM to switch.
+    # steps (`incremental_vacuum`, core.store.vacuum); an older one needs one VACUUM to switch.
     cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

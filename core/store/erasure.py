@@ -15,10 +15,18 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from core.store.db import Database
-from core.store.tables import Feedback, ModelVersion, Prediction, utcnow
+from core.store.tables import (
+    EMBEDDING_OF,
+    Feedback,
+    ModelVersion,
+    Prediction,
+    PredictionEmbedding,
+    embeddings_keyed,
+    utcnow,
+)
 
 ERASED = "[erased]"
 
@@ -61,14 +69,20 @@ def plan_erasure(db: Database, prediction_ids: Collection[str]) -> Erasure:
             prediction_ids=sorted(found | {p.id for p in shadows}),
             feedback_ids=[f.id for f in feedback if f.comment != ERASED or f.excluded_at is None],
             texts=texts - {ERASED},
-            embeddings=sum(p.embedding is not None for p in predictions),
+            embeddings=session.scalar(
+                select(func.count())
+                .select_from(PredictionEmbedding)
+                .join(Prediction, EMBEDDING_OF)
+                .where(Prediction.id.in_(wanted))
+            )
+            or 0,
             missing=[i for i in wanted if i not in found],
         )
 
 
 def erase_rows(db: Database, erasure: Erasure) -> None:
-    """Clear the texts and embeddings of the planned predictions and tombstone their feedback,
-    in one transaction."""
+    """Clear the texts and delete the embeddings of the planned predictions and tombstone their
+    feedback, in one transaction."""
     now = utcnow()
     with db.session() as session:
         rows = session.scalars(
@@ -76,9 +90,10 @@ def erase_rows(db: Database, erasure: Erasure) -> None:
         ).all()
         for row in rows:
             row.input_text = None
-            row.embedding = None
             if row.task == "generation":
                 row.output = {"text": ERASED}
+        keys = [(row.created_at, row.id) for row in rows]
+        session.execute(delete(PredictionEmbedding).where(embeddings_keyed(keys)))
         session.execute(
             update(Feedback)
             .where(Feedback.prediction_id.in_(erasure.prediction_ids))

@@ -11,7 +11,13 @@ from sqlalchemy import select
 from core.states import CheckDecision
 from core.store.db import Database
 from core.store.records import CheckQuality, CheckRecord, RatedRow, WindowRow
-from core.store.tables import Feedback, MonitorCheck, Prediction
+from core.store.tables import (
+    EMBEDDING_OF,
+    Feedback,
+    MonitorCheck,
+    Prediction,
+    PredictionEmbedding,
+)
 
 WINDOW_COLUMNS = (
     Prediction.id,
@@ -19,7 +25,7 @@ WINDOW_COLUMNS = (
     Prediction.input_text,
     Prediction.confidence,
     Prediction.label,
-    Prediction.embedding,
+    PredictionEmbedding.embedding,
 )
 # A generation's window also reads what was generated (text, finish reason, token counts).
 OUTPUT_COLUMNS = (Prediction.output,)
@@ -34,10 +40,14 @@ def stream_window(
     after: datetime | None = None,
     outputs: bool = False,
 ) -> Iterator[WindowRow]:
-    """The `newest` (or `oldest`) predictions of a version, streamed in time order; `outputs`
-    adds the stored output."""
+    """The `newest` (or `oldest`) predictions of a version, streamed in time order, each with its
+    embedding (None where none was kept); `outputs` adds the stored output."""
     columns = WINDOW_COLUMNS + (OUTPUT_COLUMNS if outputs else ())
-    query = select(*columns).where(Prediction.model_version == version)
+    query = (
+        select(*columns)
+        .outerjoin_from(Prediction, PredictionEmbedding, EMBEDDING_OF)
+        .where(Prediction.model_version == version)
+    )
     if after is not None:
         query = query.where(Prediction.created_at > after)
     if newest is not None:

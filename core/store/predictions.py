@@ -16,7 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from core.labels import canonical_label
 from core.scores import compact_output, full_output
 from core.store.db import Database
-from core.store.tables import Feedback, ModelVersion, Prediction, new_id, utcnow
+from core.store.tables import (
+    Feedback,
+    ModelVersion,
+    Prediction,
+    PredictionEmbedding,
+    new_id,
+    utcnow,
+)
 
 
 class PredictionNotFound(LookupError):
@@ -44,12 +51,25 @@ class FeedbackReceipt:
 
 
 def insert_predictions(db: Database, records: list[dict[str, Any]]) -> None:
-    """Insert prediction records in one statement (executemany); many-class scores compacted."""
+    """Insert prediction records in one transaction (executemany), their embeddings beside them
+    in their own table; many-class scores compacted."""
     if not records:
         return
-    stored = [{**r, "output": compact_output(r["output"])} for r in records]
+    now = utcnow()
+    stored = [
+        {**r, "output": compact_output(r["output"]), "created_at": r.get("created_at") or now}
+        for r in records
+    ]
+    blobs = [(row, row.pop("embedding", None)) for row in stored]
+    embeddings = [
+        {"prediction_id": row["id"], "created_at": row["created_at"], "embedding": blob}
+        for row, blob in blobs
+        if blob is not None
+    ]
     with db.session() as session:
         session.execute(insert(Prediction), stored)
+        if embeddings:
+            session.execute(insert(PredictionEmbedding), embeddings)
 
 
 def get_prediction(db: Database, prediction_id: str) -> dict[str, Any] | None:

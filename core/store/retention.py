@@ -1,10 +1,12 @@
-"""Deleting old rows in bounded batches, and giving SQLite's freed pages back to the disk.
+"""Deleting old rows in short batches; core.store.vacuum gives SQLite's freed pages back.
 
 Every sweep walks its rows in (created_at, id) order with a keyset cursor, so a batch never
-rescans what earlier batches kept or cleared, and writes each batch in its own short
-transaction: serving's inserts wait for one batch at most, never for the whole sweep. A write
-repeats its guard (no feedback, say), so a row that became protected after it was selected
-stays.
+rescans what earlier batches kept or deleted, and writes each batch in its own short
+transaction, sized by time (`core.store.pacing`): serving's inserts wait for one short batch at
+most, never for the whole sweep. A write repeats the part of its guard that can change (no
+feedback, say), so a row that became protected after it was selected stays; only that part, so
+that the write finds its rows by key (SQLite scanned the whole range of old rows by the time
+index instead, once per write).
 """
 
 from __future__ import annotations
@@ -16,34 +18,38 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.store.db import Database
+from core.store.pacing import CHUNK, Clock, checkpoint, rest
 from core.store.tables import (
     Feedback,
     ModelAlias,
     ModelVersion,
     MonitorCheck,
     Prediction,
+    PredictionEmbedding,
     ReviewLease,
+    embeddings_keyed,
 )
 
 log = logging.getLogger(__name__)
 
-# Writes one batch of ids inside the given transaction; returns the rows it changed.
-Act = Callable[[Session, list[str]], int]
-SQLITE_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+# Writes one batch of rows, given as (key, time), inside the given transaction; returns the rows
+# it changed.
+Act = Callable[[Session, Sequence[Any]], int]
 
 
 @dataclass(frozen=True)
 class Batch:
-    """How a sweep writes: at most `size` rows per transaction, then a pause; `dry_run` writes
-    nothing."""
+    """How a sweep writes: at most `size` rows per transaction, fewer once it has held the
+    lock `seconds` (0: no limit), then a pause; `dry_run` writes nothing."""
 
     size: int
     dry_run: bool = False
+    seconds: float = 0.0
     yield_ratio: float = 1.0  # time the lock is left free after a batch, per time it was held
 
 
@@ -79,43 +85,35 @@ def sweep(
             found = conn.execute(query.order_by(at, key).limit(batch.size)).all()
         if not found:
             return swept
-        ids = [row[0] for row in found]
+        seen = len(found)
         if batch.dry_run:
-            swept += Swept(len(ids), 1)
+            swept += Swept(seen, 1)
         else:
             began = time.perf_counter()
-            swept += Swept(_write(db, act, ids), 1)
-            checkpoint(db)
-            yield_lock(began, batch.yield_ratio)
-        cursor = (found[-1][1], found[-1][0])  # (created_at, id) of the last row seen
-        if len(found) < batch.size:
+            seen, rows = _write(db, act, found, batch.seconds)
+            swept += Swept(rows, 1)
+            rest(time.perf_counter() - began, ratio=batch.yield_ratio, tidy=lambda: checkpoint(db))
+        cursor = (found[seen - 1][1], found[seen - 1][0])  # (created_at, id) of the last done
+        if seen == len(found) and seen < batch.size:  # the walk's last rows, all done
             return swept
 
 
-def yield_lock(began: float, ratio: float) -> None:
-    """Leave the write lock free `ratio` times as long as it was held since `began`.
-
-    SQLite has one writer, and a waiting one retries after sleeps of up to 100 ms: a next batch
-    right away would take the lock again before it wakes, batch after batch (p99 of serving's
-    inserts went from 31 ms to 810 ms without this pause)."""
-    time.sleep((time.perf_counter() - began) * ratio)
-
-
-def checkpoint(db: Database) -> None:
-    """SQLite: copy what gc wrote out of the WAL now, passively (waiting for no one); else the
-    commit of a serving insert that finds the WAL past 1,000 pages does it, and waits."""
-    if db.engine.dialect.name == "sqlite":
-        with db.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
-
-
-def _write(db: Database, act: Act, ids: list[str]) -> int:
+def _write(db: Database, act: Act, found: Sequence[Any], seconds: float) -> tuple[int, int]:
+    """Apply `act` to the `found` rows a chunk at a time in one transaction, until it has held
+    the lock `seconds`; (rows done, rows changed)."""
+    done = changed = 0
     try:
         with db.session() as session:
-            return act(session, ids)
+            clock = Clock(seconds)
+            while done < len(found):
+                changed += act(session, found[done : done + CHUNK])
+                done = min(len(found), done + CHUNK)
+                if clock.done():
+                    break
     except IntegrityError:  # PostgreSQL: feedback committed on one of them meanwhile
-        log.warning("gc: a batch of %d rows changed under it; the next gc retries", len(ids))
-        return 0
+        log.warning("gc: a batch of %d rows changed under it; the next gc retries", done)
+        return done, 0
+    return done, changed
 
 
 def _run(session: Session, statement: Any) -> int:
@@ -128,17 +126,43 @@ def _run(session: Session, statement: Any) -> int:
 UNRATED = ~exists().where(Feedback.prediction_id == Prediction.id)
 
 
+def embedding_sweep(
+    db: Database, *, before: datetime, kept_until: dict[str, datetime | None], batch: Batch
+) -> Swept:
+    """Delete the embeddings of the unrated predictions made before `before`, except those of
+    the reference windows in `kept_until` (as `prediction_sweep` keeps them).
+
+    The walk is over the embeddings' own (created_at, prediction_id) key, so what an earlier
+    gc deleted is never read again."""
+    e = PredictionEmbedding
+    unrated = ~exists().where(Feedback.prediction_id == e.prediction_id)
+    guard = [e.created_at < before, unrated]
+    windows = [
+        Prediction.model_version == version
+        if bound is None
+        else and_(Prediction.model_version == version, Prediction.created_at <= bound)
+        for version, bound in kept_until.items()
+    ]
+    if windows:
+        guard.append(~exists().where(Prediction.id == e.prediction_id, or_(*windows)))
+
+    def act(session: Session, rows: Sequence[Any]) -> int:
+        keyed = embeddings_keyed((at, key) for key, at in rows)
+        return _run(session, delete(e).where(keyed, unrated))
+
+    return sweep(db, e, where=guard, act=act, batch=batch, order=(e.created_at, e.prediction_id))
+
+
 def prediction_sweep(
     db: Database,
     *,
     before: datetime,
     kept_until: dict[str, datetime | None],
     batch: Batch,
-    since: datetime | None = None,
-    embeddings: bool = False,
 ) -> Swept:
-    """Delete the unrated predictions made before `before` (and since `since`), or with
-    `embeddings` clear their embeddings; one version at a time (its index orders the walk).
+    """Delete the unrated predictions made before `before`; one version at a time (its index
+    orders the walk). Their embeddings went before, in `embedding_sweep` (never a longer age);
+    one left by a race has no row to protect it, and that sweep deletes it the next time.
 
     `kept_until[v]`: version v's rows up to that time are its reference window and stay; None
     keeps all of them (its window is not complete yet)."""
@@ -151,33 +175,15 @@ def prediction_sweep(
         guard = [Prediction.model_version == version, Prediction.created_at < before, UNRATED]
         if (bound := kept_until.get(version)) is not None:
             guard.append(Prediction.created_at > bound)
-        if since is not None:
-            guard.append(Prediction.created_at >= since)
-        if embeddings:
-            guard.append(Prediction.embedding.is_not(None))
-        swept += sweep(
-            db,
-            Prediction,
-            where=guard,
-            act=_clear_embeddings(guard) if embeddings else _delete(Prediction, guard),
-            batch=batch,
-        )
+        swept += sweep(db, Prediction, where=guard, act=_delete(Prediction, [UNRATED]), batch=batch)
     return swept
 
 
 def _delete(table: Any, guard: Sequence[ColumnElement[bool]], key: Any = None) -> Act:
     column = table.id if key is None else key
 
-    def act(session: Session, ids: list[str]) -> int:
-        return _run(session, delete(table).where(column.in_(ids), *guard))
-
-    return act
-
-
-def _clear_embeddings(guard: Sequence[ColumnElement[bool]]) -> Act:
-    def act(session: Session, ids: list[str]) -> int:
-        query = update(Prediction).where(Prediction.id.in_(ids), *guard).values(embedding=None)
-        return _run(session, query)
+    def act(session: Session, rows: Sequence[Any]) -> int:
+        return _run(session, delete(table).where(column.in_([r[0] for r in rows]), *guard))
 
     return act
 
@@ -185,7 +191,7 @@ def _clear_embeddings(guard: Sequence[ColumnElement[bool]]) -> Act:
 def feedback_sweep(db: Database, *, before: datetime, keep: set[str], batch: Batch) -> Swept:
     """Delete feedback given before `before`, except the ids in `keep` (the golden set's)."""
     guard = [Feedback.created_at < before, Feedback.id.not_in(sorted(keep))]
-    return sweep(db, Feedback, where=guard, act=_delete(Feedback, guard), batch=batch)
+    return sweep(db, Feedback, where=guard, act=_delete(Feedback, []), batch=batch)
 
 
 def lease_sweep(db: Database, *, before: datetime, batch: Batch) -> Swept:
@@ -205,10 +211,9 @@ def check_sweep(db: Database, *, before: datetime, batch: Batch) -> tuple[Swept,
     reports: list[str] = []
     guard = [MonitorCheck.created_at < before]
 
-    def act(session: Session, ids: list[str]) -> int:
-        paths = session.scalars(
-            select(MonitorCheck.report_path).where(MonitorCheck.id.in_(ids), *guard)
-        )
+    def act(session: Session, rows: Sequence[Any]) -> int:
+        ids = [r[0] for r in rows]
+        paths = session.scalars(select(MonitorCheck.report_path).where(MonitorCheck.id.in_(ids)))
         reports.extend(p for p in paths if p)
         return _run(session, delete(MonitorCheck).where(MonitorCheck.id.in_(ids)))
 
@@ -250,29 +255,3 @@ def reference_bounds(db: Database, versions: set[str], *, size: int) -> dict[str
                 .limit(1)
             )
     return bounds
-
-
-def incremental_vacuum(db: Database, *, pages: int) -> int | None:
-    """Give SQLite's free pages back to the disk, `pages` per transaction; the steps taken, or
-    None where it cannot (not SQLite, or a store made before incremental auto-vacuum)."""
-    if db.engine.dialect.name != "sqlite":
-        return None
-    with db.engine.connect() as conn:
-        if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() != SQLITE_INCREMENTAL:
-            return None
-    raw = db.engine.raw_connection()
-    try:
-        driver: Any = raw.driver_connection
-        free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
-        steps = -(-free // pages)
-        for _ in range(steps):
-            began = time.perf_counter()
-            # executescript steps the pragma to its end; execute() would free one page.
-            driver.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
-            driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            yield_lock(began, 1.0)
-        # The file shrinks when the moved pages are checkpointed out of the WAL.
-        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        raw.close()
-    return steps

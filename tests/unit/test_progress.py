@@ -155,7 +155,7 @@ def test_gc_prints_a_line_per_table_it_sweeps(
     done = CliRunner().invoke(main, ["gc"])
     assert done.exit_code == 0, done.output
     lines = done.stderr.splitlines()
-    swept = ["predictions", "embeddings", "review_leases", "checks", "run_snapshots", "artifacts"]
+    swept = ["embeddings", "predictions", "review_leases", "checks", "run_snapshots", "artifacts"]
     assert [status(line) for line in lines] == [*swept, "vacuum", "done"]
     assert lines[-1].startswith("gc: 100%") and "7/7" in lines[-1]
     assert "predictions    deleted 0" in done.stdout  # the counts stay on stdout

@@ -1,5 +1,6 @@
 """Retention: each kind goes past its age and not before, the protected classes stay, batches
-are bounded, a dry run deletes nothing and counts the same, SQLite gives the space back."""
+are bounded in rows and in time, embeddings go first, a dry run deletes nothing and counts the
+same, SQLite gives the space back."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from core.registry import Registry
 from core.retention import collect
 from core.settings import MonitorSettings, RetentionSettings, Settings
 from core.states import RunState, VersionStatus
+from core.store import retention as store
 from core.store import review
 from core.store.db import Database
 from core.store.predictions import insert_predictions, submit_feedback
@@ -26,6 +28,7 @@ from core.store.tables import (
     ModelVersion,
     MonitorCheck,
     Prediction,
+    PredictionEmbedding,
     RetrainRun,
     ReviewLease,
 )
@@ -140,15 +143,23 @@ def ids(db: Database, *where: Any) -> set[str]:
         return set(session.scalars(select(Prediction.id).where(*where)))
 
 
+def embedded(db: Database, prefix: str) -> set[str]:
+    """The predictions whose id starts with `prefix` that still have an embedding."""
+    key = PredictionEmbedding.prediction_id
+    with db.session() as session:
+        return set(session.scalars(select(key).where(key.like(f"{prefix}%"))))
+
+
 def test_each_kind_goes_past_its_age_and_not_before(world: dict[str, Any], db: Database) -> None:
     result = collect(world["settings"], db)
-    # 30 old predictions, 2 rated: 28 go; the 10 at 10 days stay (30-day age), embedding cleared.
+    # 30 old predictions, 2 rated: 28 go; the 10 at 10 days stay (30-day age), embedding deleted.
     assert result.counts["predictions"] == 28
-    assert result.counts["embeddings"] == 9  # of the mid rows left (mid0 is rated)
+    assert result.counts["embeddings"] == 28 + 9  # the old rows' and the mid rows' (mid0 rated)
     assert ids(db, Prediction.id.like("old%")) == {"old0", "old1"}
+    assert embedded(db, "old") == {"old0", "old1"}
     assert len(ids(db, Prediction.id.like("mid%"))) == 10
-    assert ids(db, Prediction.id.like("mid%"), Prediction.embedding.is_not(None)) == {"mid0"}
-    assert len(ids(db, Prediction.id.like("new%"), Prediction.embedding.is_not(None))) == 10
+    assert embedded(db, "mid") == {"mid0"}
+    assert len(embedded(db, "new")) == 10
     assert result.counts["feedback"] == 2  # the two on old0/old1; the golden one stays
     with db.session() as session:
         assert set(session.scalars(select(Feedback.id))) == {world["golden_feedback"]}
@@ -170,7 +181,7 @@ def test_the_protected_classes_stay_whatever_their_age(world: dict[str, Any], db
     collect(settings, db)
     # The reference window of the champion, whole (embeddings too); the golden feedback and
     # its prediction.
-    assert len(ids(db, Prediction.id.like("ref%"), Prediction.embedding.is_not(None))) == REFERENCE
+    assert len(embedded(db, "ref")) == REFERENCE
     assert ids(db, Prediction.id.like("mid%")) == {"mid0"}
     with db.session() as session:
         assert set(session.scalars(select(Feedback.id))) == {world["golden_feedback"]}
@@ -193,8 +204,8 @@ def counts(db: Database, artifacts: Path) -> tuple[Any, ...]:
             session.scalar(select(func.count()).select_from(t))
             for t in (Prediction, Feedback, MonitorCheck)
         )
-        embedded = session.scalar(select(func.count()).where(Prediction.embedding.is_not(None)))
-    return (*rows, embedded, sorted(str(p) for p in artifacts.rglob("*")))
+        vectors = session.scalar(select(func.count()).select_from(PredictionEmbedding))
+    return (*rows, vectors, sorted(str(p) for p in artifacts.rglob("*")))
 
 
 def test_a_dry_run_deletes_nothing_and_counts_what_the_real_run_deletes(
@@ -209,25 +220,65 @@ def test_a_dry_run_deletes_nothing_and_counts_what_the_real_run_deletes(
     assert dry.vacuum_steps is None
 
 
-def test_each_transaction_writes_at_most_one_batch(world: dict[str, Any], db: Database) -> None:
-    writes: list[tuple[str, int]] = []  # (what, rows) of every DELETE or UPDATE
+def transactions(db: Database, run: Any) -> list[list[tuple[str, int]]]:
+    """(table, rows) of each DELETE, grouped by the transaction that committed it, in order."""
+    done: list[list[tuple[str, int]]] = [[]]
 
     def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: Any) -> None:
         words = statement.split()
-        if words[0] in ("DELETE", "UPDATE"):
-            writes.append((" ".join(words[:3]), context.rowcount))
+        if words[0] == "DELETE":
+            done[-1].append((words[2], context.rowcount))
 
-    commits: list[int] = []
+    def committed(conn: Any) -> None:
+        if done[-1]:
+            done.append([])
+
     event.listen(db.engine, "after_cursor_execute", seen)
-    event.listen(db.engine, "commit", lambda conn: commits.append(1))
-    result = collect(world["settings"], db)
-    event.remove(db.engine, "after_cursor_execute", seen)
-    assert writes and all(rows <= 7 for _, rows in writes)  # batch_size 7
-    deletes = [rows for what, rows in writes if what == "DELETE FROM prediction"]
-    assert deletes == [7, 7, 7, 7]  # 28 rows
-    embeddings = [rows for what, rows in writes if what.startswith("UPDATE prediction")]
-    assert embeddings == [7, 2]  # 9 rows: the old ones were deleted first
-    assert result.batches == len(writes) and len(commits) >= len(writes)
+    event.listen(db.engine, "commit", committed)
+    try:
+        run()
+    finally:
+        event.remove(db.engine, "after_cursor_execute", seen)
+        event.remove(db.engine, "commit", committed)
+    return [t for t in done if t]
+
+
+def test_each_transaction_writes_at_most_one_batch_embeddings_first(
+    world: dict[str, Any], db: Database
+) -> None:
+    found: list[Any] = []
+    done = transactions(db, lambda: found.append(collect(world["settings"], db)))
+    assert all(len(t) == 1 for t in done)  # each batch of 7 is one chunk, one transaction
+    writes = [write for t in done for write in t]
+    assert all(rows <= 7 for _, rows in writes)  # batch_size 7
+    tables = [table for table, _ in writes]
+    last_embedding = max(i for i, table in enumerate(tables) if table == "prediction_embedding")
+    assert tables.index("prediction") > last_embedding  # the rows then deleted are narrow
+    embeddings = [rows for table, rows in writes if table == "prediction_embedding"]
+    assert embeddings == [7, 7, 7, 7, 7, 2]  # 37 rows
+    assert [rows for table, rows in writes if table == "prediction"] == [7, 7, 7, 7]  # 28 rows
+    assert found[0].batches == len(writes)
+
+
+@pytest.mark.parametrize(("batch_ms", "per_transaction"), [(1e-6, 2), (1e6, 4)])
+def test_a_transaction_stops_taking_chunks_once_it_held_the_lock_its_time(
+    world: dict[str, Any],
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    batch_ms: float,
+    per_transaction: int,
+) -> None:
+    """Chunks of 3 rows in batches of 12: a tiny time lets a transaction write one chunk after
+    the first (the clock starts once the lock is surely held), a long one all four; either way
+    the walk resumes after the last row done, so nothing is skipped."""
+    monkeypatch.setattr(store, "CHUNK", 3)
+    settings = settings_for(world["settings"].home, db.url, batch_size=12, batch_ms=batch_ms)
+    found: list[Any] = []
+    done = transactions(db, lambda: found.append(collect(settings, db)))
+    assert all(rows <= 3 for t in done for _, rows in t)
+    assert max(len(t) for t in done) == per_transaction
+    assert found[0].counts["embeddings"] == 37 and found[0].counts["predictions"] == 28
+    assert embedded(db, "old") == {"old0", "old1"} and embedded(db, "mid") == {"mid0"}
 
 
 def test_a_new_sqlite_store_gives_freed_pages_back(

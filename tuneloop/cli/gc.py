@@ -15,7 +15,8 @@ def gc(dry_run: bool) -> None:
     and artifacts.
 
     Never deleted: rated predictions, golden feedback, every champion's reference window and
-    lineage. Safe while serving: each transaction holds TUNELOOP_RETENTION_BATCH_SIZE rows.
+    lineage. Safe while serving: each transaction holds the write lock about
+    TUNELOOP_RETENTION_BATCH_MS (at most TUNELOOP_RETENTION_BATCH_SIZE rows).
     """
     from core.retention import SWEPT, collect, planned
     from tuneloop.cli.progress import Steps
