@@ -82,4 +82,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
         timeout_keep_alive=settings.api.keep_alive_seconds,
+        timeout_worker_healthcheck=settings.api.worker_healthcheck_seconds,
     )

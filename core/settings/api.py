@@ -53,6 +53,15 @@ class ApiSettings(ComponentSettings):
     keep_alive_seconds: int = Field(
         75, ge=1, description="How long an idle keep-alive connection stays open."
     )
+    # Rule: a worker loading or tracing its model can hold the GIL for seconds, and longer on a
+    # busy CPU; uvicorn's 5 s killed such workers mid-load over and over, while a worker truly
+    # hung for a minute is still replaced.
+    worker_healthcheck_seconds: int = Field(
+        60,
+        ge=1,
+        description="With several workers: seconds a worker may leave the supervisor's ping "
+        "unanswered before it is killed and replaced.",
+    )
     # Rule: a client that has begun a request sends its head at once; 5 s is uvicorn's own idle
     # limit, and also how long a new connection may stay silent.
     head_timeout_seconds: float = Field(

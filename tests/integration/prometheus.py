@@ -31,6 +31,8 @@ from tuneloop.processes import free_port
 ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = {"$__rate_interval": "5m", "$instance": ".*", "$model_version": ".*", "$feature": ".*"}
 CUDA_ONLY = ("tuneloop_api_gpu_memory_bytes",)
+# Exported NaN until a canary (or shadow) has items: their series must exist, their value may not.
+WHILE_CANARY = ("tuneloop_canary_metric", "tuneloop_canary_shadow_agreement")
 # What only a generation champion fills: its serving metrics, its check's figures, their rules.
 GENERATION_ONLY = (
     "tuneloop_api_generated_tokens_total",
@@ -117,6 +119,10 @@ class Stack:
         result = self.query(expr)
         assert result, f"{where}: no data for {expr}"
         assert [s for s in result if s["value"][1] != "NaN"], f"{where}: only NaN for {expr}"
+
+    def assert_series(self, where: str, expr: str) -> None:
+        """The expression returns at least one series (NaN allowed): its names are right."""
+        assert self.query(expr), f"{where}: no series for {expr}"
 
 
 def _config(home: Path, api: str) -> Path:

@@ -112,6 +112,7 @@ def test_the_reviewer_labels_the_least_sure_of_each_window_with_the_truth(
         "review_budget": 10,
         "labels_used": {"shifted": 4},
     }
+    assert label_figures(player.timeline, None) == {}  # a drill without a budget: the usual keys
 
 
 def test_random_feedback_counts_its_labels_and_gives_none_from_the_queue(

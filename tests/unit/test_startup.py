@@ -142,3 +142,23 @@ def test_a_no_op_init_imports_no_model_code(tmp_path: Path, sqlite_url: str) -> 
         "champion v1 exists; nothing to do (--force replaces it)",
         "[]",
     ]
+
+
+def test_serve_hands_uvicorn_the_worker_healthcheck_and_keep_alive_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from core.settings import ApiSettings, Settings
+    from tuneloop.server import serve
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    settings = Settings(
+        home=tmp_path, api=ApiSettings(worker_healthcheck_seconds=90, keep_alive_seconds=30)
+    )
+    serve(settings, host="127.0.0.1", port=0, workers=2)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # serve set it for its workers
+    assert seen["workers"] == 2
+    assert seen["timeout_worker_healthcheck"] == 90 and seen["timeout_keep_alive"] == 30

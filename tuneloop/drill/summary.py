@@ -86,7 +86,10 @@ def new_label_figures(chosen: Versions, score: Score, new_labels: list[str]) -> 
 
 def label_figures(timeline: Timeline, review_budget: int | None) -> dict[str, Any]:
     """The labels the loop was given per phase (random users' feedback, or the reviewer's from
-    the queue at `review_budget` per 100 predictions), to compare recovery at equal counts."""
+    the queue at `review_budget` per 100 predictions), to compare recovery at equal counts; a
+    drill without a budget keeps the JSON every drill has (its phases count their feedback)."""
+    if review_budget is None:
+        return {}
     return {"review_budget": review_budget, "labels_used": dict(timeline.labels)}
 
 

@@ -100,8 +100,8 @@ def test_a_failing_job_fails_the_run_with_its_stderr(
     ctx = champion_context(tmp_path, sqlite_url, base_artifact, retrain)
     seed_corrected_feedback(ctx.db, 240)
     run, _ = create_run(ctx.db, trigger="manual")
-    assert execute_run(ctx, run["run_id"], owner="w1") == "failed"
-    error = get_run(ctx.db, run["run_id"])["error"]
+    assert execute_run(ctx, run.run_id, owner="w1") == "failed"
+    error = get_run(ctx.db, run.run_id).error
     assert "training job of 2 processes exited with 1" in error
     assert "fp16 training needs a CUDA device" in error  # the job's own traceback, relayed
     champion = ctx.registry.champion()
