@@ -3,6 +3,7 @@ share of the requests to it; stop either; read the test, or the shadow's agreeme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -34,6 +35,20 @@ SHADOW_BODY = {
 router = APIRouter(dependencies=[Admin], tags=["admin"], responses={**RESPONSES, **errors(503)})
 
 
+async def _slot_call(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run a canary/shadow slot change off the loop; its refusals as 404 and 409 answers."""
+    try:
+        row = await run_in_threadpool(call, *args, **kwargs)
+    except VersionNotFound:
+        raise HTTPException(status_code=404, detail="unknown version") from None
+    except NoCanary as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    except (CanaryRefused, CanaryRunning) as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    result: dict[str, Any] = row.to_dict()
+    return result
+
+
 @router.get("/v1/models/canary", responses=errors(404))
 async def canary_state(db: DbDep) -> dict[str, Any]:
     """The running canary (else the last one): share, each arm's items and means, the test's
@@ -62,25 +77,15 @@ async def start(
     """Serve `version` to `share` of the clients, sticky per key; every replica follows within
     its champion poll. The sequential test then promotes, aborts or lets it expire."""
     body = await parse_body(request, CanaryRequest)
-    try:
-        row = await run_in_threadpool(
-            start_canary, registry, version, share=body.share, cause=manual_cause(caller)
-        )
-    except VersionNotFound:
-        raise HTTPException(status_code=404, detail="unknown version") from None
-    except (CanaryRefused, CanaryRunning) as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
-    return row.to_dict()
+    return await _slot_call(
+        start_canary, registry, version, share=body.share, cause=manual_cause(caller)
+    )
 
 
 @router.delete("/v1/models/{version}/canary", responses=errors(404))
 async def stop(version: str, registry: RegistryDep, caller: AdminCaller) -> dict[str, Any]:
     """Stop the canary of `version` by hand: the champion serves every client again."""
-    try:
-        row = await run_in_threadpool(stop_canary, registry, version, cause=manual_cause(caller))
-    except NoCanary as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-    return row.to_dict()
+    return await _slot_call(stop_canary, registry, version, cause=manual_cause(caller))
 
 
 @router.get("/v1/models/shadow", responses=errors(404))
@@ -108,22 +113,12 @@ async def start_mirror(
     """Also run `version` on `share` of the champion's requests (default all), off the response
     path: its answers are stored with arm `shadow` and never returned."""
     body = await parse_body(request, ShadowRequest) if await request.body() else ShadowRequest()
-    try:
-        row = await run_in_threadpool(
-            start_shadow, registry, version, share=body.share, cause=manual_cause(caller)
-        )
-    except VersionNotFound:
-        raise HTTPException(status_code=404, detail="unknown version") from None
-    except (CanaryRefused, CanaryRunning) as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
-    return row.to_dict()
+    return await _slot_call(
+        start_shadow, registry, version, share=body.share, cause=manual_cause(caller)
+    )
 
 
 @router.delete("/v1/models/{version}/shadow", responses=errors(404))
 async def stop_mirror(version: str, registry: RegistryDep, caller: AdminCaller) -> dict[str, Any]:
     """Stop the shadow of `version`; its counts stay on the record."""
-    try:
-        row = await run_in_threadpool(stop_shadow, registry, version, cause=manual_cause(caller))
-    except NoCanary as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-    return row.to_dict()
+    return await _slot_call(stop_shadow, registry, version, cause=manual_cause(caller))
