@@ -107,6 +107,11 @@ class Batcher:
         """Texts waiting."""
         return self._queue.qsize()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting and no forward pass running."""
+        return self._queue.empty() and not self._busy
+
     def expected_wait(self, n: int = 1) -> float:
         """Seconds `n` more texts would wait for the ones ahead of them and their own forward
         pass, at the measured rate (0 before any batch has run)."""
@@ -117,7 +122,10 @@ class Batcher:
         waiting = self._queue.qsize()
         if waiting + n > self.max_queue:
             raise QueueFull("queue full")
-        if self.deadline and (wait := self.expected_wait(n)) > self.deadline:
+        # An idle device refuses nothing by time: no work is ahead to shed, and the batch it
+        # admits re-measures a rate that one slow batch (a warm-up, a paused machine) set low,
+        # which would otherwise refuse every request from then on, none left to measure it.
+        if self.deadline and not self.idle and (wait := self.expected_wait(n)) > self.deadline:
             raise QueueFull(
                 f"overloaded: {wait:.2f} s expected wait, deadline {self.deadline:g} s", wait=wait
             )

@@ -29,6 +29,7 @@ def test_an_overloaded_queue_refuses_before_key_and_parsing_with_retry_after(
     client = serve(open=True)
     assert client.post("/v1/predict", json={"inputs": "fine"}).status_code == 200
     monkeypatch.setattr(Batcher, "expected_wait", lambda self, n=1: 5.0)  # 5 s of work ahead
+    monkeypatch.setattr(Batcher, "idle", False)
     for headers, body in (({}, b'{"inputs": "fine"}'), ({"Authorization": "x"}, b"not json")):
         r = client.post("/v1/predict", content=body, headers=headers)
         assert r.status_code == 503, r.text

@@ -202,6 +202,19 @@ async def test_admission_by_time_refuses_what_would_wait_past_the_deadline() -> 
     await batcher.stop()
 
 
+async def test_one_slow_batch_does_not_lock_an_idle_device_out() -> None:
+    fake = FakePredictor(delay=1.2)  # one batch under a 1 s deadline takes 1.2 s
+    batcher = Batcher(fake, max_batch_size=1, max_queue=100, deadline_seconds=1.0)
+    await batcher.start()
+    await batcher.submit(["slow"])  # measures under 1 text/s: one more text "waits" > 1 s
+    assert batcher.expected_wait(1) > 1.0
+    fake.delay = 0.0
+    batcher.admit(1)  # idle: nothing ahead to shed, so it is let in and re-measures
+    await batcher.submit(["fast"])
+    assert batcher.expected_wait(1) < 1.0
+    await batcher.stop()
+
+
 async def test_texts_whose_client_has_gone_are_not_computed() -> None:
     fake = FakePredictor()
     fake.gate.clear()

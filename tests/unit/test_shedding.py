@@ -171,6 +171,7 @@ def test_the_api_shares_its_admission_with_the_protocol(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         monkeypatch.setattr(Batcher, "expected_wait", lambda self, n=1: 5.0)
+        monkeypatch.setattr(Batcher, "idle", False)  # work ahead to shed
         conn.sendall(predict)
         answer = _answer(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 4\r\n" in answer
