@@ -31,7 +31,7 @@ class ApiSettings(ComponentSettings):
         1.0,
         ge=0.0,
         description="Predict answers 503 when a request's texts would wait longer than this at "
-        "the measured batch rate (0: by `max_queue` only).",
+        "the measured batch rate; an idle device admits (0: by `max_queue` only).",
     )
     # Rule: as many as the queue holds texts: beyond that, one-text requests on every connection
     # would overflow `max_queue` anyway, while idle keep-alive pools (a load balancer's, a few
