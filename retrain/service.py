@@ -94,7 +94,7 @@ def holdout_run(run: Run, data: RunData) -> RunState:
 
     With `refit`, a challenger that passes is trained again on every label (`_refit`)."""
     rs = run.settings.retrain
-    shift = run_shift(run.ctx, run.id)
+    shift = run_shift(run.ctx, run.id) if rs.holdout_from_shift else None
     dataset = run_dataset(run.ctx, data, rs.holdout_share, shift=shift)
     _start(run, data.champion, dataset)
     run.note(holdout=holdout_note(dataset, shift))

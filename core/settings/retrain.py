@@ -82,6 +82,14 @@ class RetrainSettings(ComponentSettings):
     holdout_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="Most recent labeled feedback held out for the gate."
     )
+    # Rule: on, so a run a shift started is judged on the shift's labels after learning from the
+    # older ones (docs/decisions/0021); off, the newest share of all labels (decision 0008), the
+    # rule the drills compare it against.
+    holdout_from_shift: bool = Field(
+        True,
+        description="A run that ends a drift streak holds out the newest share of the labels "
+        "since the streak began (off: of all labels).",
+    )
     golden_size: int = Field(
         200, ge=0, description="Golden set size taken from the first labeled feedback (zero-shot)."
     )

@@ -131,3 +131,16 @@ def test_a_manual_run_and_a_short_streak_keep_todays_rule(ctx: Context) -> None:
     today = get_run(ctx.db, manual.run_id).holdout
     assert today["rule"] == NEWEST_SHARE and today["shift_since"] is None
     assert note["size"] == today["size"] > 10  # today's rule: a fifth of every new label
+
+
+def test_off_a_drift_run_holds_out_the_newest_share_of_all_labels(ctx: Context) -> None:
+    seed_corrected_feedback(ctx.db, 160, seed=0)
+    for _ in range(3):
+        check_id = _check(ctx.db, utcnow(), drift=True)
+    seed_corrected_feedback(ctx.db, 100, seed=1)
+    ctx.settings.retrain.holdout_from_shift = False
+    ctx.settings.retrain.min_holdout = 1000  # reject before training: the rule is what counts
+    run, _ = create_run(ctx.db, trigger="drift", check_id=check_id)
+    execute_run(ctx, run.run_id, owner="w1")
+    note = get_run(ctx.db, run.run_id).holdout
+    assert note["rule"] == NEWEST_SHARE and note["shift_since"] is None
