@@ -48,7 +48,8 @@ from api.serving import Loader, Serving
 from api.store_metrics import StoreCollector
 from core.queue import make_celery
 from core.registry import Registry, VersionInfo
-from core.runtime.predictor import Predictor, load_predictor
+from core.runtime.adapters import VersionLoader
+from core.runtime.predictor import Predictor
 from core.runtime.textgen import load_generation
 from core.settings import Settings, split_list
 from core.store.db import Database
@@ -70,7 +71,13 @@ class MonitorHooks:
 
 
 def default_loader(settings: Settings) -> Loader:
-    """Load a registered version with the api's device and token limits."""
+    """Load a registered version with the api's device and token limits; adapter versions over
+    one base share that base in memory (`core.runtime.adapters`)."""
+    classifiers = VersionLoader(
+        device=settings.device,
+        max_length=settings.api.max_tokens,
+        max_batch_tokens=settings.api.max_batch_tokens,
+    )
 
     def load(version: VersionInfo) -> Predictor:
         from pathlib import Path
@@ -82,13 +89,7 @@ def default_loader(settings: Settings) -> Loader:
                 device=settings.device,
                 max_batch_size=settings.api.generation_batch_size,
             )
-        return load_predictor(
-            Path(version.artifact_path),
-            version=version.version,
-            device=settings.device,
-            max_length=settings.api.max_tokens,
-            max_batch_tokens=settings.api.max_batch_tokens,
-        )
+        return classifiers.load(Path(version.artifact_path), version=version.version)
 
     return load
 

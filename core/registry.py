@@ -26,6 +26,10 @@ PENDING = VersionStatus.PENDING
 SUPERSEDED = VersionStatus.SUPERSEDED
 
 
+# The params key of an adapter version naming the version whose full artifact it sits on.
+ADAPTER_OF = "adapter_of"
+
+
 class VersionNotFound(LookupError):
     """No registered version has that name."""
 
@@ -48,6 +52,12 @@ class VersionInfo:
     status: str
     created_at: datetime
     promoted_at: datetime | None
+
+    @property
+    def adapter_of(self) -> str | None:
+        """The base version of an adapter version; None for a full one."""
+        base = self.params.get(ADAPTER_OF)
+        return str(base) if base else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON answers."""

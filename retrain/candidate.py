@@ -11,7 +11,8 @@ from typing import Any
 
 from core.data import Row, read_labeled, write_jsonl
 from core.golden import Golden
-from core.registry import VersionInfo
+from core.registry import ADAPTER_OF, VersionInfo
+from core.runtime.model import ArtifactConfig
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
 from core.store.monitoring import drift_streak
@@ -130,6 +131,9 @@ def train_candidate(
             progress=run.progress(part=part),
         )
         write_training_rows(staged, dataset)
+        # An adapter sits on the champion, or on the champion's own base when it is an adapter.
+        base = champion.adapter_of or champion.version
+        adapter = {ADAPTER_OF: base} if ArtifactConfig.read(staged).adapter_base else {}
         return ctx.registry.register(
             staged,
             task=champion.task,
@@ -139,6 +143,7 @@ def train_candidate(
             dataset_hash=dataset.hash,
             params={
                 **result.params,
+                **adapter,
                 "run_id": run.id,
                 "train_seconds": result.seconds,
                 "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,

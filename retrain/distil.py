@@ -23,6 +23,7 @@ from core.runtime.zeroshot import build_zero_shot
 from core.settings import Settings
 from retrain.dataset import Dataset
 from retrain.distil_loss import TEACHER_LOGITS, DistilTrainer
+from retrain.lora import plain_encoder
 from retrain.progress import Progress
 from retrain.throughput import compare_throughput
 from retrain.train import Objective, TrainResult, train
@@ -82,6 +83,7 @@ def first_layers(model: TextClassifier, k: int) -> TextClassifier:
 def write_student(teacher: Path, out: Path, options: DistilArgs) -> dict[str, Any]:
     """Write the untrained student artifact into `out`; what it is (for the record)."""
     model, tokenizer, config = load_classifier(teacher)
+    model.encoder = plain_encoder(model.encoder)  # type: ignore[assignment]  # an adapter teacher
     depth = model.encoder.config.num_hidden_layers
     if options.student:
         names = {label: label for label in config.labels}

@@ -1,10 +1,11 @@
-"""LoRA adapters (PEFT), on attention by default, merged away before the artifact is written."""
+"""LoRA adapters (PEFT), on attention by default: merged away before the artifact is written, or
+kept as an adapter version over the base (`lora_keep_adapter`, docs/decisions/0029)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -52,3 +53,19 @@ def merge_lora(encoder: Any) -> PreTrainedModel:
     """Fold the adapters into the base weights and return the plain encoder."""
     merged: PreTrainedModel = encoder.merge_and_unload()
     return merged
+
+
+def lora_encoder(encoder: nn.Module, *, r: int, alpha: int, dropout: float) -> Any:
+    """The encoder ready for LoRA training: a fresh adapter on a plain encoder; on an adapter
+    version's encoder, its own adapter made trainable again (the run goes on from the champion,
+    over the same base, so the result is again one adapter on that base; its rank stays)."""
+    if not isinstance(encoder, PeftModel):
+        return add_lora(encoder, r=r, alpha=alpha, dropout=dropout)
+    for name, param in encoder.named_parameters():
+        param.requires_grad = "lora_" in name
+    return encoder
+
+
+def plain_encoder(encoder: nn.Module) -> nn.Module:
+    """An adapter version's encoder with the adapter merged in; a plain encoder unchanged."""
+    return merge_lora(encoder) if isinstance(encoder, PeftModel) else encoder

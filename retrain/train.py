@@ -28,12 +28,13 @@ from core.data import Row
 from core.runtime.model import (
     ArtifactConfig,
     TextClassifier,
+    base_artifact,
     load_classifier,
     save_classifier,
 )
 from retrain.dataset import Dataset
 from retrain.head import grow_head
-from retrain.lora import add_lora, merge_lora
+from retrain.lora import lora_encoder, merge_lora, plain_encoder
 from retrain.progress import Progress
 from retrain.train_args import TrainArgs, choose_method
 from retrain.train_data import IGNORE_AT_EVAL, compute_metrics, encode, split_eval, weigh
@@ -88,7 +89,8 @@ def train(
         metrics, params = _fit(
             model, tokenizer, dataset=dataset, args=args, progress=progress, objective=objective
         )
-        if args.method == "lora":
+        keep = args.method == "lora" and args.lora_keep_adapter
+        if args.method == "lora" and not keep:
             model.encoder = merge_lora(model.encoder)
         if is_main_process():  # the processes of a DDP job hold the same weights
             save_classifier(
@@ -98,6 +100,7 @@ def train(
                 labels=dataset.labels,
                 base_model=config.base_model,
                 max_length=config.max_length,
+                adapter_base=base_artifact(base) if keep else None,
             )
     return TrainResult(
         path=out,
@@ -188,13 +191,16 @@ def _prepare(
     dataset: Dataset,
     args: TrainArgs,
 ) -> None:
-    """Grow the head for new labels, set dropout, add LoRA when asked."""
+    """Grow the head for new labels, set dropout, add LoRA when asked (an adapter champion's
+    adapter trains on under LoRA, and is merged first under a full fine-tune)."""
     _grow_labels(model, tokenizer, old=config.labels, dataset=dataset, max_length=args.max_length)
     model.dropout.p = args.dropout
     if args.method == "lora":
-        model.encoder = add_lora(
+        model.encoder = lora_encoder(
             model.encoder, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout
         )
+    else:
+        model.encoder = plain_encoder(model.encoder)  # type: ignore[assignment]
 
 
 def _grow_labels(

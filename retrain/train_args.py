@@ -34,6 +34,7 @@ class TrainArgs:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
+    lora_keep_adapter: bool = False  # True: the artifact holds only the adapter (and head)
     feedback_repeats: int = 3  # most times a row feedback labeled trains an epoch (see weigh)
     early_stopping_patience: int = 0  # 0: no early stopping, no eval split (every row trains)
     eval_share: float = 0.1  # of the training rows, held out for early stopping when it is on

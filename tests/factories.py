@@ -11,7 +11,7 @@ import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from core.data import Row
-from core.runtime.model import TextClassifier, save_classifier
+from core.runtime.model import TextClassifier, load_classifier, save_classifier
 from core.states import RunState, RunTrigger
 from core.store.records import RunMetrics, RunRecord
 
@@ -42,6 +42,29 @@ def tiny_artifact(path: Path, *, labels: list[str] | None = None, seed: int = 0)
     labels = labels or ["negative", "positive"]
     model = TextClassifier(BertModel(config), len(labels))
     save_classifier(model, tokenizer, path, labels=labels, base_model="tiny-bert", max_length=32)
+    return path
+
+
+def tiny_adapter(base: Path, path: Path, *, seed: int = 0) -> Path:
+    """Write an adapter artifact over the full artifact `base`: random LoRA weights (B too, so
+    it changes the outputs) on query/value and a perturbed head."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer, config = load_classifier(base)
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False)
+    model.encoder = get_peft_model(model.encoder, lora)  # type: ignore[assignment]
+    with torch.no_grad():
+        model.head.weight.add_(0.1 * torch.randn_like(model.head.weight))
+    save_classifier(
+        model,
+        tokenizer,
+        path,
+        labels=config.labels,
+        base_model=config.base_model,
+        max_length=config.max_length,
+        adapter_base=base,
+    )
     return path
 
 

@@ -3,17 +3,23 @@
 An artifact is a folder: the encoder and tokenizer as `save_pretrained` writes them, the head in
 `head.safetensors`, and `tuneloop.json` saying the task, labels and pooling. One loader reads it for
 the api, the evaluation and the drill.
+
+An adapter artifact holds a PEFT LoRA adapter (`adapter_model.safetensors`) and its head only;
+`tuneloop.json`'s `adapter_base` is the path, relative to the artifact, of the full artifact whose
+encoder and tokenizer it sits on (the base is never an adapter itself).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -90,6 +96,8 @@ class ArtifactConfig:
     max_length: int = 256
     # The architecture a generation artifact holds: `causal` (decoder only) or `seq2seq`.
     kind: str = "encoder"
+    # An adapter artifact: the base artifact's folder, relative to this one (None: a full one).
+    adapter_base: str | None = None
     format: int = ARTIFACT_FORMAT
 
     @classmethod
@@ -111,11 +119,21 @@ def save_classifier(
     labels: list[str],
     base_model: str,
     max_length: int = 256,
+    adapter_base: Path | None = None,
 ) -> None:
-    """Write a classifier artifact into `path` (a staging folder of the registry)."""
+    """Write a classifier artifact into `path` (a staging folder of the registry).
+
+    With `adapter_base` (the full artifact a PEFT encoder sits on) only the adapter and the head
+    are written; the tokenizer is the base's.
+    """
     path.mkdir(parents=True, exist_ok=True)
+    # Relative: a staging folder and the version it is renamed to are siblings of the base.
+    relative = os.path.relpath(adapter_base.resolve(), path.resolve()) if adapter_base else None
     model.encoder.save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
+    if adapter_base is None:
+        tokenizer.save_pretrained(path)
+    else:
+        (path / "README.md").unlink(missing_ok=True)  # PEFT's model card template, empty here
     head = {k: v.detach().float().contiguous().cpu() for k, v in model.head.state_dict().items()}
     save_file(head, str(path / HEAD_FILE))
     ArtifactConfig(
@@ -124,23 +142,52 @@ def save_classifier(
         base_model=base_model,
         scale=model.scale,
         max_length=max_length,
+        adapter_base=relative,
     ).write(path)
 
 
 def load_classifier(
     path: Path, *, dtype: torch.dtype | None = None
 ) -> tuple[TextClassifier, PreTrainedTokenizerBase, ArtifactConfig]:
-    """Read a classifier artifact (weights and tokenizer only from the folder, never a hub)."""
+    """Read a classifier artifact (weights and tokenizer only from the folder, never a hub).
+
+    An adapter artifact comes back with a `PeftModel` encoder: its base's weights, its adapter
+    (named `default`, frozen) on them.
+    """
     config = ArtifactConfig.read(path)
     if config.task != "classification":
         raise ValueError(f"{path} holds a {config.task!r} model, not a classifier")
+    encoder, tokenizer = load_base_encoder(base_artifact(path), dtype=dtype)
+    if config.adapter_base is None:
+        return with_head(encoder, path, config, dtype=dtype), tokenizer, config
+    adapted = PeftModel.from_pretrained(encoder, path)
+    return with_head(adapted, path, config, dtype=dtype), tokenizer, config
+
+
+def load_base_encoder(
+    path: Path, *, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The encoder and tokenizer of a full artifact."""
     encoder = AutoModel.from_pretrained(path, local_files_only=True, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = TextClassifier(encoder, len(config.labels), scale=config.scale)
+    return encoder, tokenizer
+
+
+def with_head(
+    encoder: nn.Module, path: Path, config: ArtifactConfig, *, dtype: torch.dtype | None = None
+) -> TextClassifier:
+    """A classifier of `encoder` and the head stored in the artifact at `path`."""
+    model = TextClassifier(encoder, len(config.labels), scale=config.scale)  # type: ignore[arg-type]
     model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
     if dtype is not None:
         model.head.to(dtype)
-    return model, tokenizer, config
+    return model
+
+
+def base_artifact(path: Path) -> Path:
+    """The full artifact whose encoder `path` uses: itself, or an adapter artifact's base."""
+    relative = ArtifactConfig.read(path).adapter_base
+    return path if relative is None else (path / relative).resolve()
 
 
 def artifact_task(path: Path) -> str:

@@ -204,7 +204,8 @@ def load_predictor(
     max_batch_tokens: int = 8192,
     trace: bool = True,
 ) -> ClassifierPredictor:
-    """Load an artifact onto the chosen device, in half precision on CUDA, traced on CPU."""
+    """Load an artifact onto the chosen device, in half precision on CUDA, traced on CPU (an
+    adapter artifact runs eagerly: the api keeps its base shared, see `core.runtime.adapters`)."""
     task = artifact_task(path)
     if task != "classification":
         raise ValueError(f"no runtime for task {task!r}")
@@ -220,6 +221,6 @@ def load_predictor(
         max_length=min(max_length or config.max_length, config.max_length),
         max_batch_tokens=max_batch_tokens,
     )
-    if trace and dev.type == "cpu":
+    if trace and dev.type == "cpu" and config.adapter_base is None:
         predictor.trace()
     return predictor

@@ -50,6 +50,14 @@ class RetrainSettings(ComponentSettings):
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the head.")
     lora_r: int = Field(8, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    # Rule: a version serves at the highest throughput it can unless asked otherwise; a kept
+    # adapter runs eagerly beside its base, slower than the merged model frozen into TorchScript
+    # on a CPU (docs/measurements/adapters.md), so merging stays the default (docs/decisions/0029).
+    lora_keep_adapter: bool = Field(
+        False,
+        description="A LoRA run keeps its adapter unmerged: the version stores only the adapter "
+        "and its head over its base version, and the api swaps adapters on one base in memory.",
+    )
     # Rule: a fine-tune of a few epochs keeps its last epoch; an eval split would pick the epoch
     # by the replayed old domain and withhold scarce new labels (docs/decisions/0002).
     early_stopping_patience: int = Field(
