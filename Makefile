@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-distil bench-drift bench-gate bench-canary bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-distil bench-adapters bench-drift bench-gate bench-canary bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
 
 install: $(STAMP)
 
@@ -74,6 +74,9 @@ $(LLAMACPP)/.installed:
 	touch $@
 
 # The drift and gate benchmarks read the shared data (DATA) or simulate; see docs/measurements/.
+bench-adapters: install
+	$(BIN)/python -m benchmarks.adapters --json bench-adapters.json
+
 bench-drift: install
 	@test -n "$(MODEL)" || { echo "make bench-drift MODEL=<a classifier's artifact folder>"; exit 2; }
 	$(BIN)/python -m benchmarks.drift --data $(DATA) --model $(MODEL)

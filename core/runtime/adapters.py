@@ -50,7 +50,8 @@ class Base:
         self._encoder: torch.nn.Module = encoder.to(device)  # type: ignore[arg-type]
         self.model: PeftModel | None = None  # the encoder wrapped once the first adapter loads
         self.predictors: dict[str, AdapterPredictor] = {}
-        self.switch_seconds: list[float] = []  # each set_adapter's duration, for the benchmark
+        # Each set_adapter: (version, when it ended, its seconds), for the benchmark.
+        self.switches: list[tuple[str, float, float]] = []
         self._cond = threading.Condition()
         self._active: str | None = None
         self._users = 0  # forwards running on the active adapter
@@ -118,7 +119,8 @@ class Base:
                 assert self.model is not None
                 started = time.perf_counter()
                 self.model.set_adapter(version, inference_mode=True)
-                self.switch_seconds.append(time.perf_counter() - started)
+                ended = time.perf_counter()
+                self.switches.append((version, ended, ended - started))
                 self._active = version
             self._users += 1
         try:

@@ -51,8 +51,9 @@ class RetrainSettings(ComponentSettings):
     lora_r: int = Field(8, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
     # Rule: a version serves at the highest throughput it can unless asked otherwise; a kept
-    # adapter runs eagerly beside its base, slower than the merged model frozen into TorchScript
-    # on a CPU (docs/measurements/adapters.md), so merging stays the default (docs/decisions/0029).
+    # adapter runs eagerly over its shared base at 91-92 % of the merged model frozen into
+    # TorchScript on a CPU (docs/measurements/adapters.md), so merging stays the default; keep
+    # adapters where disk, many versions or swap time matter more (docs/decisions/0029).
     lora_keep_adapter: bool = Field(
         False,
         description="A LoRA run keeps its adapter unmerged: the version stores only the adapter "

@@ -111,7 +111,7 @@ def test_adapters_over_one_base_load_it_once_and_switch_per_forward(
         t.join()
     assert len(results["v2"]) == len(results["v3"]) == 20
     assert max(results["v2"] + results["v3"]) < 1e-4
-    assert loader.bases[base.resolve()].switch_seconds  # it switched, it did not reload
+    assert loader.bases[base.resolve()].switches  # it switched, it did not reload
 
 
 def serving_settings(tmp_path: Path, sqlite_url: str) -> Settings:
