@@ -39,8 +39,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api import metrics
 from api.batcher import QueueFull
+from api.middleware import REQUEST_ID_HEADER, request_id_of
 from api.routes import health
 from api.routes.predict import PATH as PREDICT_PATH
+from core.logs import REQUEST_ID
 from core.settings import ApiSettings, get_settings
 
 ADMIT = "tuneloop.admit"  # lifespan state: `Serving.admit`, QueueFull when predict would be refused
@@ -174,7 +176,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         if not keep:
             self._refuse(status, message, retry_after=retry_after)
             return
-        self.transport.write(_answer(status, message, retry_after, close=False))
+        self._write(status, _answer(status, message, retry_after, close=False))
         self._disarm()
         self._in_body, self._head_bytes, self._kept = False, 0, True
 
@@ -213,20 +215,47 @@ class GuardedHttpTools(HttpToolsProtocol):
             if self.cycle.response_started:
                 self.transport.close()
                 return
-        self.transport.write(_answer(status, message, retry_after, close=True))
+        self._write(status, _answer(status, message, retry_after, close=True))
         self.transport.close()
+
+    def _write(self, status: int, answer: tuple[bytes, bytes]) -> None:
+        """Write a pre-built answer with the request's id (the client's, by the app's rule, or a
+        new one), and log it as uvicorn logs an answer of the app's: its access line, when on,
+        under that id, so a refused request is traced like any other."""
+        request_id = request_id_of(self.headers)
+        head, body = answer
+        self.transport.write(
+            b"%s%s: %s\r\n\r\n%s" % (head, REQUEST_ID_HEADER, request_id.encode(), body)
+        )
+        if self.access_log:
+            token = REQUEST_ID.set(request_id)
+            try:
+                client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+                method = (self.scope or {}).get("method") or self.parser.get_method().decode()
+                path = getattr(self, "url", b"").decode("ascii", "replace") or "-"
+                line = '%s - "%s %s HTTP/%s" %d'
+                self.access_logger.info(
+                    line, client, method, path, self.parser.get_http_version(), status
+                )
+            finally:
+                REQUEST_ID.reset(token)
 
 
 @cache
-def _answer(status: int, message: str, retry_after: int, *, close: bool) -> bytes:
-    """The whole response, built once per distinct answer: a refusal under load costs a write."""
+def _answer(status: int, message: str, retry_after: int, *, close: bool) -> tuple[bytes, bytes]:
+    """The response's head (but the request id and its end) and body, built once per distinct
+    answer: a refusal under load costs a write."""
     body = b'{"detail":"' + message.encode() + b'"}'
     retry = b"retry-after: %d\r\n" % retry_after if retry_after else b""
     connection = b"connection: close\r\n" if close else b""
-    return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"%s%s\r\n%s" % (status, REASONS[status], len(body), retry, connection, body)
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s%s" % (
+        status,
+        REASONS[status],
+        len(body),
+        retry,
+        connection,
     )
+    return head, body
 
 
 @cache

@@ -6,6 +6,10 @@ admission changes nothing."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -18,6 +22,7 @@ from api import metrics
 from api.app import create_app
 from api.batcher import Batcher, QueueFull
 from api.protocol import ADMIT
+from core.logs import log_handler
 from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
@@ -258,7 +263,7 @@ def test_the_api_shares_its_admission_with_the_protocol(
         conn.sendall(predict)
         answer = _one_answer(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 4\r\n" in answer
-    assert b"x-request-id" not in answer.lower()  # answered by the protocol, not the app
+    assert b"\r\ndate:" not in answer.lower()  # answered by the protocol, not the app
     assert b"past the deadline" in answer
 
 
@@ -269,3 +274,38 @@ def test_a_queue_full_by_count_is_refused_with_the_least_retry_after(port: int) 
         answer = _one_answer(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 1\r\n" in answer
     assert answer.endswith(b'{"detail":"queue full"}')
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(b"lb-7f3a:1", "lb-7f3a:1"), (b"not sane!", None)],
+    ids=["the client's", "made"],
+)
+def test_a_refusal_carries_its_request_id_and_logs_it_as_an_access_line(
+    given: bytes, expected: str | None
+) -> None:
+    stream = io.StringIO()
+    handler = log_handler(json_lines=True, stream=stream)
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(handler)
+    ADMISSION.wait = 5.0
+    sent = request(b"/v1/predict").replace(
+        b"Host: t\r\n", b"Host: t\r\nX-Request-ID: %s\r\n" % given
+    )
+    try:
+        with (
+            on_uvicorn(app, LIMITS, lifespan="on", log_level="info", log_config=None) as running,
+            _connect(running.config.port) as conn,
+        ):
+            conn.sendall(sent)
+            answer = _one_answer(conn)
+    finally:
+        access.removeHandler(handler)
+        ADMISSION.wait = 0.0
+    assert answer.startswith(b"HTTP/1.1 503")
+    request_id = answer.lower().split(b"\r\nx-request-id: ")[1].split(b"\r\n")[0].decode()
+    assert request_id == expected if expected else re.fullmatch("[0-9a-f]{32}", request_id)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["request_id"], line["message"].split(" - ")[1]) for line in lines] == [
+        (request_id, '"POST /v1/predict HTTP/1.1" 503')
+    ]
