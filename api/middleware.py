@@ -41,7 +41,7 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _given_id(scope["headers"]) or uuid.uuid4().hex
+        request_id = request_id_of(scope["headers"])
         # Not reset on the way out: the server runs each request in a task of its own, whose
         # context ends with it, and its error log for a failed request is written after we return.
         REQUEST_ID.set(request_id)
@@ -53,6 +53,11 @@ class RequestId:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def request_id_of(headers: list[tuple[bytes, bytes]] | None) -> str:
+    """The request's id: the client's `X-Request-ID` if it is a sane token, else a new one."""
+    return _given_id(headers or []) or uuid.uuid4().hex
 
 
 def _given_id(headers: list[tuple[bytes, bytes]]) -> str | None:

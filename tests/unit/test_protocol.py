@@ -44,8 +44,9 @@ async def echo_length(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextmanager
-def on_uvicorn(app: Any, limits: ApiSettings, *, lifespan: str = "off") -> Iterator[uvicorn.Server]:
-    """`app` served by a real uvicorn with `GuardedHttpTools` under `limits`, in a thread."""
+def on_uvicorn(app: Any, limits: ApiSettings, **overrides: Any) -> Iterator[uvicorn.Server]:
+    """`app` served by a real uvicorn with `GuardedHttpTools` under `limits`, in a thread;
+    `overrides` replace uvicorn's settings (`lifespan="on"`, `timeout_keep_alive=1`)."""
     patch = pytest.MonkeyPatch()
     patch.setattr(api.protocol, "_limits", lambda: limits)
     config = uvicorn.Config(
@@ -53,8 +54,7 @@ def on_uvicorn(app: Any, limits: ApiSettings, *, lifespan: str = "off") -> Itera
         port=free_port(),
         http=GuardedHttpTools,
         loop="asyncio",
-        log_level="warning",
-        lifespan=lifespan,
+        **{"log_level": "warning", "lifespan": "off", **overrides},
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

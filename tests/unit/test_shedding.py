@@ -1,9 +1,16 @@
-"""Overload refused in the protocol, on a real uvicorn: predict's closed admission and a connection
-over the bound get a pre-built 503 with Retry-After and a close before the app sees the request;
-health, readiness and metrics still answer, and an open admission changes nothing."""
+"""Overload refused in the protocol, on a real uvicorn: predict's closed admission gets a pre-built
+503 with Retry-After before the app sees the request, on a connection kept for the retry when the
+body has come (pipelined requests answered in order), closed when it has not; a connection over
+the bound is refused and closed; health, readiness and metrics still answer, and an open
+admission changes nothing."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +22,19 @@ from api import metrics
 from api.app import create_app
 from api.batcher import Batcher, QueueFull
 from api.protocol import ADMIT
+from core.logs import log_handler
 from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from tests.unit.test_predict_fast_path import Fake
-from tests.unit.test_protocol import _answer, _connect, _one_answer, echo_length, on_uvicorn
+from tests.unit.test_protocol import (
+    _answer,
+    _connect,
+    _framed_length,
+    _one_answer,
+    echo_length,
+    on_uvicorn,
+)
 
 BOUND = 3
 LIMITS = ApiSettings(max_connections=BOUND, queue_deadline_seconds=1.0, retry_after_seconds=1)
@@ -56,7 +71,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Any]:
-    with on_uvicorn(app, LIMITS, lifespan="on") as running:
+    with on_uvicorn(app, LIMITS, lifespan="on", timeout_keep_alive=1) as running:
         yield running
 
 
@@ -81,23 +96,96 @@ def request(path: bytes, body: bytes = b"x", method: bytes = b"POST") -> bytes:
     )
 
 
+def _answers(conn: socket.socket, count: int) -> list[bytes]:
+    """The next `count` whole responses on a kept-alive connection, however they were split."""
+    data, answers = b"", list[bytes]()
+    while len(answers) < count:
+        while b"\r\n\r\n" in data and len(data) >= (end := _framed_length(data)):
+            answers.append(data[:end])
+            data = data[end:]
+        if len(answers) < count:
+            chunk = conn.recv(65536)
+            assert chunk, answers
+            data += chunk
+    assert not data, data  # nothing beyond them
+    return answers
+
+
 def _refusals() -> float:
     sample = metrics.REQUESTS.labels(route="/v1/predict", method="POST", status="503")
     return float(sample._value.get())
 
 
-def test_closed_admission_refuses_predict_in_the_protocol_with_retry_after(port: int) -> None:
+def test_closed_admission_refuses_predict_in_the_protocol_and_keeps_the_connection(
+    port: int,
+) -> None:
     ADMISSION.wait = 5.0  # 4 s past the 1 s deadline
     before = _refusals()
     with _connect(port) as conn:
-        conn.sendall(request(b"/v1/predict?x=1", b'{"inputs": "a"}'))
+        for _ in range(2):
+            conn.sendall(request(b"/v1/predict?x=1", b'{"inputs": "a"}'))
+            answer = _one_answer(conn)
+            head = answer.split(b"\r\n\r\n")[0].lower()
+            assert head.startswith(b"http/1.1 503") and b"\r\nretry-after: 4" in head
+            assert b"connection: close" not in head
+            assert answer.endswith(b'"overloaded: the expected wait is past the deadline"}')
+        assert SEEN == []  # the app never saw them
+        ADMISSION.wait = 0.0
+        conn.sendall(request(b"/v1/predict", b"abc"))  # the retry, on the same connection
+        assert _one_answer(conn).endswith(b"\r\n\r\n3")
+    assert SEEN == ["/v1/predict"]
+    assert _refusals() == before + 2  # the shed-ratio series still counts them
+
+
+def test_pipelined_requests_are_answered_in_order_around_kept_refusals(port: int) -> None:
+    ADMISSION.wait = 5.0
+    with _connect(port) as conn:
+        refused = request(b"/v1/predict")
+        # behind a request the app is answering, predict is the app's to answer, in turn
+        conn.sendall(
+            refused + refused + request(b"/v1/feedback", b"abcd") + request(b"/v1/predict", b"ab")
+        )
+        answers = _answers(conn, 4)
+        conn.sendall(refused)  # the app has answered all: the protocol refuses again
+        answers += _answers(conn, 1)
+    assert [a[:12] for a in answers] == [b"HTTP/1.1 503"] * 2 + [b"HTTP/1.1 200"] * 2 + [
+        b"HTTP/1.1 503"
+    ]
+    assert answers[2].endswith(b"\r\n\r\n4") and answers[3].endswith(b"\r\n\r\n2")
+    assert SEEN == ["/v1/feedback", "/v1/predict"]
+
+
+def test_a_kept_refusal_leaves_the_connection_to_the_keep_alive_timeout(port: int) -> None:
+    ADMISSION.wait = 5.0
+    with _connect(port) as conn:
+        conn.sendall(request(b"/v1/predict"))
+        assert _one_answer(conn).startswith(b"HTTP/1.1 503")
+        started = time.monotonic()
+        assert _answer(conn) == b""  # closed by the server, idle
+        assert time.monotonic() - started < 3  # the 1 s keep-alive, not the socket's 5 s
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234",
+        request(b"/v1/predict").replace(b"Host: t\r\n", b"Host: t\r\nConnection: close\r\n"),
+        request(b"/v1/predict").replace(b"HTTP/1.1", b"HTTP/1.0"),
+    ],
+    ids=["body still to come", "client asks close", "HTTP/1.0"],
+)
+def test_a_refusal_closes_when_its_body_is_unread_or_the_client_asks(
+    port: int, sent: bytes
+) -> None:
+    ADMISSION.wait = 5.0
+    with _connect(port) as conn:
+        conn.sendall(sent)
+        started = time.monotonic()
         answer = _answer(conn)  # everything until the server closes
-    head = answer.split(b"\r\n\r\n")[0].lower()
-    assert head.startswith(b"http/1.1 503")
-    assert b"\r\nretry-after: 4" in head and b"\r\nconnection: close" in head
-    assert answer.endswith(b'{"detail":"overloaded: the expected wait is past the deadline"}')
-    assert SEEN == []  # the app never saw it
-    assert _refusals() == before + 1  # the shed-ratio series still counts it
+    assert time.monotonic() - started < 1  # closed at once, not at a timeout
+    assert answer.startswith(b"HTTP/1.1 503") and b"\r\nconnection: close\r\n" in answer
+    assert answer.endswith(b"}")
+    assert SEEN == []
 
 
 def test_closed_admission_leaves_other_routes_and_methods_to_the_app(port: int) -> None:
@@ -129,7 +217,7 @@ def test_a_connection_over_the_bound_is_refused_but_health_answers(port: int) ->
                 assert _one_answer(over).startswith(b"HTTP/1.1 200"), path
             over.sendall(request(b"/v1/feedback"))
             answer = _answer(over)
-        assert answer.startswith(b"HTTP/1.1 503")
+        assert answer.startswith(b"HTTP/1.1 503") and b"\r\nconnection: close\r\n" in answer
         assert b"\r\nretry-after: 1\r\n" in answer and b'"too many connections"' in answer
         assert SEEN == ["/v1/predict"] * BOUND + ["/healthz", "/readyz", "/metrics"]
     finally:
@@ -173,9 +261,9 @@ def test_the_api_shares_its_admission_with_the_protocol(
         monkeypatch.setattr(Batcher, "expected_wait", lambda self, n=1: 5.0)
         monkeypatch.setattr(Batcher, "idle", False)  # work ahead to shed
         conn.sendall(predict)
-        answer = _answer(conn)
+        answer = _one_answer(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 4\r\n" in answer
-    assert b"x-request-id" not in answer.lower()  # answered by the protocol, not the app
+    assert b"\r\ndate:" not in answer.lower()  # answered by the protocol, not the app
     assert b"past the deadline" in answer
 
 
@@ -183,6 +271,41 @@ def test_a_queue_full_by_count_is_refused_with_the_least_retry_after(port: int) 
     ADMISSION.wait = -1.0  # sentinel: refuse by count (no expected wait)
     with _connect(port) as conn:
         conn.sendall(request(b"/v1/predict"))
-        answer = _answer(conn)
+        answer = _one_answer(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 1\r\n" in answer
     assert answer.endswith(b'{"detail":"queue full"}')
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(b"lb-7f3a:1", "lb-7f3a:1"), (b"not sane!", None)],
+    ids=["the client's", "made"],
+)
+def test_a_refusal_carries_its_request_id_and_logs_it_as_an_access_line(
+    given: bytes, expected: str | None
+) -> None:
+    stream = io.StringIO()
+    handler = log_handler(json_lines=True, stream=stream)
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(handler)
+    ADMISSION.wait = 5.0
+    sent = request(b"/v1/predict").replace(
+        b"Host: t\r\n", b"Host: t\r\nX-Request-ID: %s\r\n" % given
+    )
+    try:
+        with (
+            on_uvicorn(app, LIMITS, lifespan="on", log_level="info", log_config=None) as running,
+            _connect(running.config.port) as conn,
+        ):
+            conn.sendall(sent)
+            answer = _one_answer(conn)
+    finally:
+        access.removeHandler(handler)
+        ADMISSION.wait = 0.0
+    assert answer.startswith(b"HTTP/1.1 503")
+    request_id = answer.lower().split(b"\r\nx-request-id: ")[1].split(b"\r\n")[0].decode()
+    assert request_id == expected if expected else re.fullmatch("[0-9a-f]{32}", request_id)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["request_id"], line["message"].split(" - ")[1]) for line in lines] == [
+        (request_id, '"POST /v1/predict HTTP/1.1" 503')
+    ]
