@@ -21,7 +21,8 @@ from core.rollout import roll_out
 from core.settings import Settings
 from core.states import EventKind, RunState, VersionStatus
 from core.store.events import POLICY, Cause, record_event
-from core.store.runs import fail, finish, get_run, heartbeat, owned_run, runs_folder, update_run
+from core.store.run_queries import get_run
+from core.store.runs import fail, finish, heartbeat, owned_run, runs_folder, update_run
 from core.store.tables import RetrainRun
 from retrain.context import Context, LeaseLost, compact
 from retrain.gate import Verdict

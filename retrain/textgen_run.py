@@ -24,7 +24,7 @@ from core.runtime.generator import served_prompt
 from core.runtime.textgen import DEFAULT_NEW_TOKENS, load_generation
 from core.settings import Settings
 from core.states import RunState
-from core.store.predictions import generation_feedback
+from core.store.prediction_reads import generation_feedback
 from retrain.context import Context
 from retrain.gate import too_few_rows
 from retrain.gen_gate import TEST_NAME, decide_generation, score_generations

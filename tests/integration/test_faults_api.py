@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import text
 
 from core.store.db import Database, upgrade
-from core.store.predictions import feedback_rows
+from core.store.prediction_reads import feedback_rows
 from tests.factories import register_champion
 from tests.integration.faults import wait_until
 from tests.integration.server import launch, stop, tuneloop_env

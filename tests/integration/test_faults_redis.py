@@ -13,8 +13,8 @@ import httpx
 from core.keys import Limits, Scope
 from core.store.db import Database, upgrade
 from core.store.keys import create_key
-from core.store.predictions import feedback_rows
-from core.store.runs import get_run
+from core.store.prediction_reads import feedback_rows
+from core.store.run_queries import get_run
 from tests.factories import register_champion
 from tests.integration.faults import counted, redis_server, wait_until
 from tests.integration.server import TOKEN, launch, serving, stop, tuneloop_env

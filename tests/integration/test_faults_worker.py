@@ -19,7 +19,7 @@ from core.queue import make_celery, request_retrain
 from core.registry import Registry
 from core.settings import Settings
 from core.store.db import Database, upgrade
-from core.store.runs import get_run
+from core.store.run_queries import get_run
 from core.store.tables import RetrainRun
 from tests.factories import register_champion, seed_corrected_feedback
 from tests.integration.faults import redis_server, wait_until

@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.registry import Registry
 from core.store.db import Database, upgrade
-from core.store.predictions import feedback_rows
+from core.store.prediction_reads import feedback_rows
 from tests.factories import register_champion
 from tests.integration.faults import counted, server_errors, wait_until
 from tests.integration.server import serving, tuneloop_env

@@ -18,7 +18,7 @@ import pytest
 
 from core.store.db import Database, upgrade
 from core.store.records import RunRecord
-from core.store.runs import get_run
+from core.store.run_queries import get_run
 from tests.conftest import REDIS_URL, require_service
 from tests.factories import register_champion, seed_corrected_feedback
 from tests.integration.server import TOKEN, run_cli, serving, stop, tuneloop_env

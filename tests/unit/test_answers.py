@@ -7,7 +7,8 @@ from api.answers import Check, Run, Version
 from core.registry import Registry
 from core.store.db import Database
 from core.store.monitoring import get_check, save_check
-from core.store.runs import create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 
 
 def test_a_run_answer_names_every_field_of_a_stored_run(db: Database) -> None:

@@ -11,7 +11,7 @@ from api.auth import KeyRows, KeyTable
 from core.keys import Limits, Scope, key_hash
 from core.store.db import Database
 from core.store.keys import create_key, revoke_key
-from core.store.predictions import get_prediction
+from core.store.prediction_reads import get_prediction
 from tests.unit.conftest import ADMIN_TOKEN, Client
 
 

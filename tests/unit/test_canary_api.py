@@ -19,7 +19,7 @@ from core.settings import ApiSettings, CanarySettings, Settings
 from core.store.db import Database
 from core.store.events import list_events
 from core.store.keys import create_key
-from core.store.predictions import get_prediction
+from core.store.prediction_reads import get_prediction
 from tests.unit.test_predict_fast_path import Fake
 
 POLL = 0.05

@@ -24,7 +24,8 @@ from core.settings import ApiSettings, CanarySettings, Settings
 from core.store.db import Database
 from core.store.events import MANUAL
 from core.store.keys import create_key
-from core.store.predictions import get_prediction, insert_predictions, submit_feedback
+from core.store.prediction_reads import get_prediction
+from core.store.predictions import insert_predictions, submit_feedback
 from tests.factories import prediction_row
 from tests.generators import tiny_llama
 from tests.unit.test_canary_api import POLL, until

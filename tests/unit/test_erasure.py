@@ -14,13 +14,8 @@ from core.golden import read_golden, write_golden
 from core.store.db import Database
 from core.store.erasure import ERASED, erase_rows, plan_erasure, resolve_feedback
 from core.store.keys import create_key
-from core.store.predictions import (
-    feedback_rows,
-    generation_feedback,
-    get_prediction,
-    insert_predictions,
-    submit_feedback,
-)
+from core.store.prediction_reads import feedback_rows, generation_feedback, get_prediction
+from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import create_run, runs_folder
 from core.store.tables import ModelVersion
 from retrain.build import build_dataset

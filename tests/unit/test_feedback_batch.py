@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 import api.routes.feedback_batch
 from api.feedback_batch import MAX_ITEMS, BatchAnswer, unknown_items
 from core.store.db import Database
-from core.store.predictions import feedback_rows, insert_predictions
+from core.store.prediction_reads import feedback_rows
+from core.store.predictions import insert_predictions
 from tests.factories import prediction_row
 from tests.unit.conftest import Client
 

@@ -20,7 +20,7 @@ from core.runtime.textgen import load_generation
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from core.store.keys import create_key
-from core.store.predictions import get_prediction
+from core.store.prediction_reads import get_prediction
 from tests.generators import tiny_llama
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from core.labels import canonical_label, clean_label, label_key
 from core.registry import Registry
 from core.store.db import Database
-from core.store.predictions import feedback_rows, insert_predictions, submit_feedback
+from core.store.prediction_reads import feedback_rows
+from core.store.predictions import insert_predictions, submit_feedback
 from monitor.quality import FeedbackRow, feedback_quality, resolved_label
 from retrain.build import build_dataset
 from retrain.votes import feedback_label

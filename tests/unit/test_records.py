@@ -30,7 +30,8 @@ from core.store.records import (
     RunRecord,
     WindowRow,
 )
-from core.store.runs import create_run, finish, get_run, last_judged_run, previous_judged
+from core.store.run_queries import get_run, last_judged_run, previous_judged
+from core.store.runs import create_run, finish
 from core.store.tables import ModelEvent, RetrainRun
 from tests.factories import prediction_row
 from tuneloop.cli.history import event_line

@@ -9,11 +9,11 @@ from sqlalchemy import inspect
 
 from core.registry import PENDING, NoChampion, Registry, VersionNotFound
 from core.store.db import Database, current_revision
+from core.store.prediction_reads import get_prediction
 from core.store.predictions import (
     IdempotencyConflict,
     InvalidLabel,
     PredictionNotFound,
-    get_prediction,
     insert_predictions,
     submit_feedback,
 )

@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 from benchmarks.ddp import TINY, scores
 from core.runtime.model import HEAD_FILE
 from core.settings import RetrainSettings, Settings
-from core.store.runs import create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from retrain.build import build_dataset
 from retrain.context import LeaseLost
 from retrain.ddp import STOP_SECONDS, processes_for, train_job

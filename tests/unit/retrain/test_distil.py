@@ -16,7 +16,8 @@ import retrain.distil_loss
 from core.runtime.model import load_classifier
 from core.settings import RetrainSettings
 from core.states import RunState
-from core.store.runs import claim, create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run
 from retrain.context import Context
 from retrain.dataset import Dataset
 from retrain.distil import DistilArgs, first_layers, student_layers, write_student

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from core.store.db import Database
 from core.store.monitoring import drift_streak, save_check
-from core.store.predictions import feedback_rows
-from core.store.runs import create_run, get_run
+from core.store.prediction_reads import feedback_rows
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from core.store.tables import utcnow
 from retrain.build import build_dataset
 from retrain.context import Context

@@ -12,7 +12,8 @@ import pytest
 from core.golden import write_golden
 from core.settings import RetrainSettings
 from core.store.predictions import insert_predictions, submit_feedback
-from core.store.runs import create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from retrain.context import Context
 from retrain.service import execute_run
 from tests.factories import prediction_row, rows, sentence

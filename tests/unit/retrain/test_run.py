@@ -12,7 +12,8 @@ from core.registry import Registry, VersionInfo
 from core.settings import Settings
 from core.states import RunState, RunTrigger, VersionStatus
 from core.store.db import Database
-from core.store.runs import claim, create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run
 from core.store.tables import RetrainRun, utcnow
 from retrain.context import Context, LeaseLost
 from retrain.gate import Verdict

@@ -15,7 +15,8 @@ from core.golden import read_golden
 from core.queue import search_params
 from core.settings import RetrainSettings
 from core.states import RunState
-from core.store.runs import claim, create_run, finish, get_run
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run, finish
 from core.store.tables import RetrainRun
 from retrain.context import Context
 from retrain.run import Run

@@ -15,8 +15,9 @@ from api.store_metrics import StoreCollector
 from core.golden import read_golden
 from core.runtime.model import HEAD_FILE
 from core.settings import MonitorSettings, Settings
-from core.store.predictions import feedback_rows
-from core.store.runs import claim, create_run, get_run
+from core.store.prediction_reads import feedback_rows
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run
 from core.store.tables import RetrainRun, utcnow
 from retrain import gate
 from retrain.context import Context
@@ -83,7 +84,7 @@ def test_a_refit_that_fails_the_golden_set_leaves_the_challenger_as_tested(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx.settings.retrain.refit = True
-    monkeypatch.setattr("retrain.service.golden_check", lambda *a: (False, "golden dropped"))
+    monkeypatch.setattr("retrain.holdout_run.golden_check", lambda *a: (False, "golden dropped"))
     give_feedback(ctx, 240)
     done = _run(ctx)
     assert done.state == "promoted" and done.version == "v2"

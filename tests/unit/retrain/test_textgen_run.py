@@ -12,8 +12,10 @@ import pytest
 from core.golden import Golden
 from core.settings import RetrainSettings, Settings
 from core.store.db import Database
-from core.store.predictions import generation_feedback, insert_predictions, submit_feedback
-from core.store.runs import create_run, get_run
+from core.store.prediction_reads import generation_feedback
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from retrain.context import Context
 from retrain.service import execute_run
 from retrain.sft_data import Pair
