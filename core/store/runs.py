@@ -32,14 +32,13 @@ def runs_folder(artifacts: Path) -> Path:
 def create_run(
     db: Database,
     *,
-    trigger: RunTrigger | str,
+    trigger: RunTrigger,
     params: dict[str, Any] | None = None,
     check_id: str | None = None,
 ) -> tuple[RunRecord, bool]:
     """A new queued run, or the run already in flight and False.
 
-    `trigger` is a `RunTrigger` (a plain string of the same value is stored the same);
-    `check_id` the monitor check whose policy starts it."""
+    `check_id`: the monitor check whose policy starts it."""
     row = RetrainRun(
         id=new_id(),
         trigger=trigger,

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from core.queue import make_celery, request_retrain
 from core.registry import Registry
 from core.settings import Settings
+from core.states import RunTrigger
 from core.store.db import Database, upgrade
 from core.store.run_queries import get_run
 from core.store.tables import RetrainRun
@@ -70,7 +71,7 @@ def test_a_run_whose_worker_dies_on_every_attempt_ends_failed_after_its_attempts
     beat = launch(tuneloop_command(["beat"]), tmp_path / "beat.log", env)
     try:
         # Asked as the api and the CLI ask: committed, then sent on the embedded transport.
-        asked = request_retrain(db, make_celery(Settings(home=tmp_path)), trigger="manual")
+        asked = request_retrain(db, make_celery(Settings(home=tmp_path)), trigger=RunTrigger.MANUAL)
         assert asked.sent
         run_id = asked.run.run_id
         for attempt in range(1, ATTEMPTS + 1):  # the pool process dies mid-run, each time
@@ -106,7 +107,7 @@ def test_a_run_that_outlives_the_visibility_timeout_is_delivered_again_and_runs_
         worker = launch(tuneloop_command(["worker"]), tmp_path / "worker.log", env)
         try:
             settings = Settings(home=tmp_path, broker_url=redis.url, broker_visibility_seconds=1)
-            asked = request_retrain(db, make_celery(settings), trigger="manual")
+            asked = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
             run_id = asked.run.run_id
             wait_until(
                 lambda: get_run(db, run_id).state in ("promoted", "rejected", "failed"),

@@ -16,6 +16,7 @@ from core.keys import Scope
 from core.lineage import lineage
 from core.registry import Registry, VersionInfo
 from core.settings import ApiSettings, Settings
+from core.states import RunTrigger
 from core.store.db import Database
 from core.store.events import list_events
 from core.store.keys import create_key
@@ -98,7 +99,7 @@ def test_a_rollback_to_a_version_that_does_not_load_is_409_and_changes_nothing(
 def test_lineage_names_the_run_its_check_the_events_and_the_parents(
     admin: TestClient, registry: Registry
 ) -> None:
-    run, _ = create_run(registry.db, trigger="drift", check_id="check-7")
+    run, _ = create_run(registry.db, trigger=RunTrigger.DRIFT, check_id="check-7")
     v4 = register(registry, parent="v3", run_id=run.run_id)
     admin.post(f"/v1/models/{v4}/promote")
     answer = admin.get(f"/v1/models/{v4}/lineage")
@@ -118,7 +119,7 @@ def test_lineage_names_the_run_its_check_the_events_and_the_parents(
 def test_the_lineage_answer_is_the_lineage_and_its_schema_says_so(
     admin: TestClient, registry: Registry
 ) -> None:
-    run, _ = create_run(registry.db, trigger="drift", check_id="check-7")
+    run, _ = create_run(registry.db, trigger=RunTrigger.DRIFT, check_id="check-7")
     v4 = register(registry, parent="v3", run_id=run.run_id)
     shown = admin.get(f"/v1/models/{v4}/lineage").json()
     assert shown == json.loads(json.dumps(lineage(registry, v4)))  # no key added or dropped

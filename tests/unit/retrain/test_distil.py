@@ -15,7 +15,7 @@ from pydantic import ValidationError
 import retrain.distil_loss
 from core.runtime.model import load_classifier
 from core.settings import RetrainSettings
-from core.states import RunState
+from core.states import RunState, RunTrigger
 from core.store.run_queries import get_run
 from core.store.runs import claim, create_run
 from retrain.context import Context
@@ -118,7 +118,7 @@ def test_a_distilled_run_registers_a_student_with_its_throughput(
         return real(*a, **kw)
 
     monkeypatch.setattr(retrain.distil_loss, "distillation_loss", spy)
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     state = execute_run(ctx, run.run_id, owner="w1")
     done = get_run(ctx.db, run.run_id)
     assert state in (RunState.PROMOTED, RunState.REJECTED)
@@ -163,7 +163,7 @@ def test_a_champion_descending_from_a_student_is_fine_tuned_not_halved_again(
     monkeypatch.setattr(
         "retrain.distil_run.train_candidate", lambda *a, **kw: fits.append(kw.get("trainer"))
     )
-    created, _ = create_run(ctx.db, trigger="manual")
+    created, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert claim(ctx.db, created.run_id, owner="w1", lease_seconds=60)
     run = Run(ctx, created.run_id, "w1")
     dataset = Dataset([], [], list(champion.labels), "h")

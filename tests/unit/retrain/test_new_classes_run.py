@@ -11,6 +11,7 @@ import pytest
 
 from core.golden import write_golden
 from core.settings import RetrainSettings
+from core.states import RunTrigger
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.run_queries import get_run
 from core.store.runs import create_run
@@ -60,7 +61,7 @@ def correct_to_new_class(ctx: Context, n: int) -> None:
 
 def test_a_new_class_grows_the_head_and_is_gated_on_its_own_rows(ctx: Context) -> None:
     correct_to_new_class(ctx, 160)
-    run, _ = create_run(ctx.db, trigger="drift")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT)
     assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
     done = get_run(ctx.db, run.run_id)
     champion = ctx.registry.champion()

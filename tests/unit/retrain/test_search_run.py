@@ -14,7 +14,7 @@ import retrain.search_run
 from core.golden import read_golden
 from core.queue import search_params
 from core.settings import RetrainSettings
-from core.states import RunState
+from core.states import RunState, RunTrigger
 from core.store.run_queries import get_run
 from core.store.runs import claim, create_run, finish
 from core.store.tables import RetrainRun
@@ -55,7 +55,7 @@ def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
         return real(**kwargs)
 
     monkeypatch.setattr(retrain.search_run, "fit_trial", spy)
-    run, _ = create_run(ctx.db, trigger="manual", params=search_params(3, 600.0))
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL, params=search_params(3, 600.0))
     state = execute_run(ctx, run.run_id, owner="w1")
     done = get_run(ctx.db, run.run_id)
     search = done.search
@@ -89,7 +89,7 @@ def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
 
 def judged(ctx: Context, state: RunState, params: dict[str, Any] | None = None) -> str:
     """A finished run whose gate judged a challenger (it has metrics)."""
-    run, _ = create_run(ctx.db, trigger="manual", params=params)
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL, params=params)
     with ctx.db.session() as session:
         row = session.get(RetrainRun, run.run_id)
         assert row is not None
@@ -98,7 +98,7 @@ def judged(ctx: Context, state: RunState, params: dict[str, Any] | None = None) 
 
 
 def current(ctx: Context, params: dict[str, Any] | None = None) -> Run:
-    run, _ = create_run(ctx.db, trigger="drift", params=params)
+    run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT, params=params)
     assert claim(ctx.db, run.run_id, owner="w1", lease_seconds=60)
     return Run(ctx, run.run_id, "w1")
 
