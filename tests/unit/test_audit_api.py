@@ -11,17 +11,15 @@ import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.keys import Scope
 from core.lineage import lineage
 from core.registry import Registry, VersionInfo
 from core.settings import ApiSettings, Settings
 from core.states import RunTrigger
 from core.store.db import Database
 from core.store.events import list_events
-from core.store.keys import create_key
 from core.store.runs import create_run
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.calls import admin_client
+from tests.unit.fakes import Fake
 from tuneloop.cli import main
 
 BROKEN: set[str] = set()  # versions whose artifact the fake loader refuses
@@ -61,12 +59,10 @@ def registry(db: Database, tmp_path: Path) -> Registry:
 @pytest.fixture
 def admin(registry: Registry, tmp_path: Path, sqlite_url: str) -> Iterator[TestClient]:
     """The app, and the headers of an admin key named `ops`."""
-    key, _ = create_key(registry.db, name="ops", scopes=[Scope.ADMIN])
     settings = Settings(
         home=tmp_path, database_url=sqlite_url, api=ApiSettings(key_refresh_seconds=0.05)
     )
-    with TestClient(create_app(settings, load=load)) as client:
-        client.headers["Authorization"] = f"Bearer {key}"
+    with admin_client(registry.db, settings, load=load) as client:
         yield client
 
 

@@ -17,7 +17,7 @@ from core.store.db import Database
 from core.store.keys import create_key
 from core.store.prediction_reads import get_prediction
 from tests.unit.conftest import ADMIN_TOKEN, Client
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.fakes import Fake
 
 
 def bearer(key: str) -> dict[str, str]:

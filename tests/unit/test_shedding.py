@@ -18,8 +18,14 @@ from api.protocol import ADMIT
 from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
-from tests.unit.test_predict_fast_path import Fake
-from tests.unit.test_protocol import _answer, _connect, _one_answer, echo_length, on_uvicorn
+from tests.unit.fakes import Fake
+from tests.unit.wire import (
+    connect_to,
+    echo_length,
+    on_uvicorn,
+    read_one_response,
+    read_until_closed,
+)
 
 BOUND = 3
 LIMITS = ApiSettings(max_connections=BOUND, queue_deadline_seconds=1.0, retry_after_seconds=1)
@@ -89,9 +95,9 @@ def _refusals() -> float:
 def test_closed_admission_refuses_predict_in_the_protocol_with_retry_after(port: int) -> None:
     ADMISSION.wait = 5.0  # 4 s past the 1 s deadline
     before = _refusals()
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         conn.sendall(request(b"/v1/predict?x=1", b'{"inputs": "a"}'))
-        answer = _answer(conn)  # everything until the server closes
+        answer = read_until_closed(conn)  # everything until the server closes
     head = answer.split(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 503")
     assert b"\r\nretry-after: 4" in head and b"\r\nconnection: close" in head
@@ -102,33 +108,33 @@ def test_closed_admission_refuses_predict_in_the_protocol_with_retry_after(port:
 
 def test_closed_admission_leaves_other_routes_and_methods_to_the_app(port: int) -> None:
     ADMISSION.wait = 5.0
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         for sent in (request(b"/v1/feedback"), request(b"/v1/predict", method=b"PUT")):
             conn.sendall(sent)
-            assert _one_answer(conn).endswith(b"\r\n\r\n1")
+            assert read_one_response(conn).endswith(b"\r\n\r\n1")
     assert SEEN == ["/v1/feedback", "/v1/predict"]
 
 
 def test_open_admission_passes_predict_on_a_kept_alive_connection(port: int) -> None:
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         for _ in range(3):
             conn.sendall(request(b"/v1/predict", b"abc"))
-            assert _one_answer(conn).endswith(b"\r\n\r\n3")
+            assert read_one_response(conn).endswith(b"\r\n\r\n3")
     assert SEEN == ["/v1/predict"] * 3
 
 
 def test_a_connection_over_the_bound_is_refused_but_health_answers(port: int) -> None:
-    held = [_connect(port) for _ in range(BOUND)]
+    held = [connect_to(port) for _ in range(BOUND)]
     try:
         for conn in held:  # each is served: within the bound
             conn.sendall(request(b"/v1/predict"))
-            assert _one_answer(conn).startswith(b"HTTP/1.1 200")
-        with _connect(port) as over:
+            assert read_one_response(conn).startswith(b"HTTP/1.1 200")
+        with connect_to(port) as over:
             for path in (b"/healthz", b"/readyz", b"/metrics"):
                 over.sendall(request(path, b"", method=b"GET"))
-                assert _one_answer(over).startswith(b"HTTP/1.1 200"), path
+                assert read_one_response(over).startswith(b"HTTP/1.1 200"), path
             over.sendall(request(b"/v1/feedback"))
-            answer = _answer(over)
+            answer = read_until_closed(over)
         assert answer.startswith(b"HTTP/1.1 503")
         assert b"\r\nretry-after: 1\r\n" in answer and b'"too many connections"' in answer
         assert SEEN == ["/v1/predict"] * BOUND + ["/healthz", "/readyz", "/metrics"]
@@ -138,12 +144,12 @@ def test_a_connection_over_the_bound_is_refused_but_health_answers(port: int) ->
 
 
 def test_the_bound_frees_as_connections_close(port: int) -> None:
-    with _connect(port), _connect(port), _connect(port):
+    with connect_to(port), connect_to(port), connect_to(port):
         pass
     time.sleep(0.2)
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         conn.sendall(request(b"/v1/predict"))
-        assert _one_answer(conn).startswith(b"HTTP/1.1 200")
+        assert read_one_response(conn).startswith(b"HTTP/1.1 200")
 
 
 def test_the_api_shares_its_admission_with_the_protocol(
@@ -161,19 +167,19 @@ def test_the_api_shares_its_admission_with_the_protocol(
     predict += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     with (
         on_uvicorn(api, settings.api, lifespan="on") as running,
-        _connect(running.config.port) as conn,
+        connect_to(running.config.port) as conn,
     ):
         deadline = time.monotonic() + 30
         while True:  # until the champion is loaded and one prediction has measured the rate
             conn.sendall(predict)
-            if _one_answer(conn).startswith(b"HTTP/1.1 200"):
+            if read_one_response(conn).startswith(b"HTTP/1.1 200"):
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)
         monkeypatch.setattr(Batcher, "expected_wait", lambda self, n=1: 5.0)
         monkeypatch.setattr(Batcher, "idle", False)  # work ahead to shed
         conn.sendall(predict)
-        answer = _answer(conn)
+        answer = read_until_closed(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 4\r\n" in answer
     assert b"x-request-id" not in answer.lower()  # answered by the protocol, not the app
     assert b"past the deadline" in answer
@@ -181,8 +187,8 @@ def test_the_api_shares_its_admission_with_the_protocol(
 
 def test_a_queue_full_by_count_is_refused_with_the_least_retry_after(port: int) -> None:
     ADMISSION.wait = -1.0  # sentinel: refuse by count (no expected wait)
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         conn.sendall(request(b"/v1/predict"))
-        answer = _answer(conn)
+        answer = read_until_closed(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 1\r\n" in answer
     assert answer.endswith(b'{"detail":"queue full"}')

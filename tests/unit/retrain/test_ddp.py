@@ -26,7 +26,7 @@ from retrain.ddp import STOP_SECONDS, processes_for, train_job
 from retrain.service import execute_run
 from retrain.train import train
 from tests.factories import rows, seed_corrected_feedback
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import champion_context
 
 BINARY = ["negative", "positive"]
 ARGS = replace(TINY, seed=0, torch_threads=1)

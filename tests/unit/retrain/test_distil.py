@@ -28,25 +28,15 @@ from retrain.gate import Verdict, decide
 from retrain.run import Run
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import SHORT_RUN, fast_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A store with a random tiny champion (v1, two layers); distillation on."""
-    retrain = RetrainSettings(
-        method="full",
-        epochs=3,
-        min_steps=0,
-        learning_rate=1e-3,
-        max_length=32,
-        golden_size=100,
-        min_holdout=20,
-        torch_threads=1,
-        distil=True,
-        distil_throughput_texts=32,
+    return fast_context(
+        tmp_path, sqlite_url, base_artifact, **SHORT_RUN, distil=True, distil_throughput_texts=32
     )
-    return champion_context(tmp_path, sqlite_url, base_artifact, retrain)
 
 
 def test_the_default_depth_is_half_the_teachers_rounded_up() -> None:

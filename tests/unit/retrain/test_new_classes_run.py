@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from core.golden import write_golden
-from core.settings import RetrainSettings
 from core.states import RunTrigger
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.run_queries import get_run
@@ -18,7 +17,7 @@ from core.store.runs import create_run
 from retrain.context import Context
 from retrain.service import execute_run
 from tests.factories import prediction_row, rows, sentence
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import fast_context
 
 OLD = ["negative", "positive"]
 
@@ -27,17 +26,9 @@ OLD = ["negative", "positive"]
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A negative/positive champion whose golden set holds the old classes only (as `init
     --data` fixes it), with new labels allowed."""
-    retrain = RetrainSettings(
-        method="full",
-        epochs=4,
-        min_steps=0,
-        batch_size=16,
-        learning_rate=1e-3,
-        min_holdout=20,
-        torch_threads=1,
-        allow_new_labels=True,
+    context = fast_context(
+        tmp_path, sqlite_url, base_artifact, epochs=4, batch_size=16, allow_new_labels=True
     )
-    context = champion_context(tmp_path, sqlite_url, base_artifact, retrain)
     write_golden(context.settings.artifacts, rows(OLD, 50, seed=7), source="data")
     return context
 

@@ -15,7 +15,7 @@ from core.store.db import Database
 from core.store.events import list_events
 from core.store.run_queries import get_run
 from retrain.context import Context
-from tests.unit.retrain.test_run import PROMOTE, claimed, version
+from tests.unit.retrain.factories import PROMOTE, claimed, version
 
 
 @pytest.fixture

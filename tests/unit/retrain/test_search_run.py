@@ -13,7 +13,6 @@ import pytest
 import retrain.search_run
 from core.golden import read_golden
 from core.queue import search_params
-from core.settings import RetrainSettings
 from core.states import RunState, RunTrigger
 from core.store.run_queries import get_run
 from core.store.runs import claim, create_run, finish
@@ -23,24 +22,13 @@ from retrain.run import Run
 from retrain.search_run import wanted
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import SHORT_RUN, fast_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A store with a random tiny champion (v1); plain recipe 3 epochs at 1e-3."""
-    retrain = RetrainSettings(
-        method="full",
-        epochs=3,
-        min_steps=0,
-        learning_rate=1e-3,
-        max_length=32,
-        golden_size=100,
-        min_holdout=20,
-        torch_threads=1,
-        search_sampler="random",
-    )
-    return champion_context(tmp_path, sqlite_url, base_artifact, retrain)
+    return fast_context(tmp_path, sqlite_url, base_artifact, **SHORT_RUN, search_sampler="random")
 
 
 def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
