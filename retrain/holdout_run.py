@@ -68,12 +68,7 @@ def holdout_run(run: Run, data: RunData) -> RunState:
 def start_run(run: Run, champion: VersionInfo, dataset: Dataset) -> None:
     """Put the run's champion and data snapshot on its record."""
     snapshot = write_snapshot(run, dataset, "dataset.jsonl")
-    run.update(
-        champion_version=champion.version,
-        dataset_hash=dataset.hash,
-        dataset_path=str(snapshot),
-        progress=0.01,
-    )
+    run.record_start(champion, dataset_hash=dataset.hash, snapshot=snapshot)
 
 
 def refit(

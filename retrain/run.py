@@ -80,6 +80,15 @@ class Run:
         if not update_run(self.ctx.db, self.id, owner=self.owner, **fields):
             raise LeaseLost(self.id)
 
+    def record_start(self, champion: VersionInfo, *, dataset_hash: str, snapshot: Path) -> None:
+        """Put the run's champion and its data snapshot on its record, or `LeaseLost`."""
+        self.update(
+            champion_version=champion.version,
+            dataset_hash=dataset_hash,
+            dataset_path=str(snapshot),
+            progress=0.01,
+        )
+
     def note(self, **params: Any) -> None:
         """Add `params` to the run's record (its request, a search's trials, its holdout's rule),
         or `LeaseLost`."""
