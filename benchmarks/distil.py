@@ -21,11 +21,9 @@ from typing import Any
 import click
 import torch
 
-from benchmarks.search import DATA, Case, blitzer_case, scores
+from benchmarks.search import DATA, Case, blitzer_case, plain_recipe, scores
 from core.runtime.zeroshot import build_zero_shot
 from core.settings import Settings
-from retrain.candidate import train_args
-from retrain.dataset import Dataset
 from retrain.distil import distil, distil_args
 from retrain.train import train
 
@@ -35,12 +33,8 @@ def run_case(
 ) -> list[dict[str, Any]]:
     """The teacher, its distilled student (and the hard-label student), scored and timed."""
     settings = Settings()
-    args = replace(
-        train_args(settings), torch_threads=torch.get_num_threads(), max_length=max_length
-    )
+    args, dataset = plain_recipe(case, max_length=max_length)
     options = replace(distil_args(settings), device="cpu", throughput_texts=texts)
-    taught = frozenset(r["text"] for r in case.train)
-    dataset = Dataset(list(case.train), [], list(case.labels), "bench", from_feedback=taught)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="tuneloop-bench-distil-") as tmp:
         zero, teacher = Path(tmp) / "zero-shot", Path(tmp) / "teacher"
@@ -130,8 +124,7 @@ def cli(
 ) -> None:
     """A distilled student of half the layers against its teacher on Blitzer electronics."""
     torch.set_num_threads(threads)
-    b = root / "blitzer_mds"
-    case = blitzer_case(b, feedback=feedback, golden=200, test=600, seed=seed)
+    case = blitzer_case(root, feedback=feedback, seed=seed)
     say = lambda s: click.echo(s, err=True)  # noqa: E731
     results = run_case(case, max_length=max_length, texts=texts, ablation=ablation, say=say)
     if out is not None:

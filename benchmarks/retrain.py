@@ -24,7 +24,8 @@ from core.settings import RetrainSettings, Settings
 from core.states import RunTrigger
 from core.store.db import Database, upgrade
 from core.store.predictions import insert_predictions, submit_feedback
-from core.store.runs import create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from retrain.context import Context
 from retrain.service import execute_run
 from tuneloop.bootstrap import init_zero_shot

@@ -34,6 +34,7 @@ from retrain.dataset import Dataset
 from retrain.evaluate import evaluate
 from retrain.search_run import search_dataset
 from retrain.train import train
+from retrain.train_args import TrainArgs
 from tuneloop.drill.data import blitzer_rows
 
 DATA = Path(__file__).parents[2] / "shared" / "data"
@@ -50,9 +51,12 @@ class Case:
     test: list[Row]
 
 
-def blitzer_case(root: Path, *, feedback: int, golden: int, test: int, seed: int) -> Case:
-    """Electronics reviews: `feedback` labels (a fifth left to the gate), golden and test rows."""
-    rows = blitzer_rows(root / "electronics")
+def blitzer_case(
+    data: Path, *, feedback: int, seed: int, golden: int = 200, test: int = 600
+) -> Case:
+    """Electronics reviews under `data`: `feedback` labels (a fifth left to the gate), golden and
+    test rows."""
+    rows = blitzer_rows(data / "blitzer_mds" / "electronics")
     random.Random(seed).shuffle(rows)
     trained = rows[: feedback - feedback // 5]
     rest = rows[feedback:]
@@ -90,6 +94,15 @@ def scores(path: Path, case: Case) -> dict[str, float]:
     return out
 
 
+def plain_recipe(case: Case, *, max_length: int) -> tuple[TrainArgs, Dataset]:
+    """The default settings' recipe on this process's torch threads, and the case's training rows
+    as a data set of feedback (as a run would train on them)."""
+    args = train_args(Settings())
+    args = replace(args, torch_threads=torch.get_num_threads(), max_length=max_length)
+    texts = frozenset(r["text"] for r in case.train)
+    return args, Dataset(list(case.train), [], list(case.labels), "bench", from_feedback=texts)
+
+
 def run_case(
     case: Case,
     *,
@@ -100,10 +113,7 @@ def run_case(
     say: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     """The plain recipe and a search at each count of `trials`, scored on the same rows."""
-    plain = train_args(Settings())
-    plain = replace(plain, torch_threads=torch.get_num_threads(), max_length=max_length)
-    texts = frozenset(r["text"] for r in case.train)
-    dataset = Dataset(list(case.train), [], list(case.labels), "bench", from_feedback=texts)
+    plain, dataset = plain_recipe(case, max_length=max_length)
     results = []
     with tempfile.TemporaryDirectory(prefix="tuneloop-bench-search-") as tmp:
         base = Path(tmp) / "v1"
@@ -210,8 +220,7 @@ def cli(
         c = root / "clinc150" / "data_full.json"
         cases.append(clinc_case(c, per_intent=per_intent, golden=2, test=5, seed=seed))
     if only in (None, "blitzer"):
-        b = root / "blitzer_mds"
-        cases.append(blitzer_case(b, feedback=feedback, golden=200, test=600, seed=seed))
+        cases.append(blitzer_case(root, feedback=feedback, seed=seed))
     say = lambda s: click.echo(s, err=True)  # noqa: E731
     results = []
     for case in cases:

@@ -19,7 +19,8 @@ from typing import Any
 from core.golden import read_golden, write_golden
 from core.store import erasure as store
 from core.store.db import Database
-from core.store.runs import active_run, runs_folder
+from core.store.run_queries import active_run
+from core.store.runs import runs_folder
 
 TEXT_FIELDS = ("text", "prompt", "completion", "reference")
 TRAIN_FILE = "train.jsonl"

@@ -12,7 +12,7 @@ from typing import Any
 from core.registry import Registry, VersionInfo, VersionNotFound
 from core.states import EventKind
 from core.store.events import EventRecord, list_events
-from core.store.runs import RunNotFound, get_run
+from core.store.run_queries import RunNotFound, get_run
 
 # Of a run, what its lineage needs (its progress and lease are the run page's business).
 RUN_FIELDS = (

@@ -133,7 +133,7 @@ def request_retrain(
     db: Database,
     app: Celery,
     *,
-    trigger: RunTrigger | str,
+    trigger: RunTrigger,
     check_id: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> Requested:

@@ -1,4 +1,5 @@
-"""Building blocks of the dashboards as plain dicts: targets, panels, variables, the layout."""
+"""Building blocks of the dashboards as plain dicts: targets and panels (the dashboard that
+lays them out: `grafana.board`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,31 @@ def _thresholds(steps: list[tuple[float | None, str]]) -> JSON:
     return {"mode": "absolute", "steps": [{"value": v, "color": c} for v, c in steps]}
 
 
+def _panel(
+    kind: str,
+    title: str,
+    targets: list[JSON],
+    description: str,
+    defaults: JSON,
+    options: JSON,
+    size: tuple[int, int],
+    **between: Any,
+) -> JSON:
+    """A panel of `kind` on the Prometheus datasource, `size` (width, height) on the grid
+    (`between`: keys after its targets)."""
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": _with_refs(targets),
+        **between,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options,
+        "gridPos": {"w": size[0], "h": size[1]},
+    }
+
+
 def timeseries(
     title: str,
     targets: list[JSON],
@@ -64,19 +90,11 @@ def timeseries(
         defaults["min"] = minimum
     if maximum is not None:
         defaults["max"] = maximum
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": _with_refs(targets),
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "gridPos": {"w": width, "h": height},
+    options = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
     }
+    return _panel("timeseries", title, targets, description, defaults, options, (width, height))
 
 
 def stat(
@@ -98,40 +116,30 @@ def stat(
     }
     if decimals is not None:
         defaults["decimals"] = decimals
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": _with_refs(targets),
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "area",
-            "textMode": "auto",
-            "justifyMode": "auto",
-            "orientation": "auto",
-        },
-        "gridPos": {"w": width, "h": 4},
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value",
+        "graphMode": "area",
+        "textMode": "auto",
+        "justifyMode": "auto",
+        "orientation": "auto",
     }
+    return _panel("stat", title, targets, description, defaults, options, (width, 4))
 
 
 def table(title: str, targets: list[JSON], *, description: str, width: int = 6) -> JSON:
     """A table of the labels of an instant query (the value column hidden)."""
-    return {
-        "type": "table",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": _with_refs(targets),
-        "transformations": [
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True}}}
-        ],
-        "fieldConfig": {"defaults": {}, "overrides": []},
-        "options": {"showHeader": True},
-        "gridPos": {"w": width, "h": 4},
-    }
+    hidden = {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True}}}
+    return _panel(
+        "table",
+        title,
+        targets,
+        description,
+        {},
+        {"showHeader": True},
+        (width, 4),
+        transformations=[hidden],
+    )
 
 
 def value_map(values: dict[int, tuple[str, str]]) -> list[JSON]:
@@ -175,100 +183,6 @@ def alert_list(component: str) -> JSON:
     }
 
 
-def variable(name: str, label: str, metric: str) -> JSON:
-    """A multi-value query variable over the values of label `name` of `metric`; All is `.*`."""
-    query = f"label_values({metric}, {name})"
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": query,
-        "definition": query,
-        "refresh": 2,
-        "includeAll": True,
-        "multi": True,
-        "allValue": ".*",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "options": [],
-        "regex": "",
-        "sort": 1,
-        "hide": 0,
-    }
-
-
-def annotation(name: str, expr: str, *, title: str, text: str, color: str) -> JSON:
-    """An annotation drawn wherever `expr` returns a sample."""
-    return {
-        "name": name,
-        "datasource": DATASOURCE,
-        "enable": True,
-        "hide": False,
-        "iconColor": color,
-        "expr": expr,
-        "step": "1m",
-        "titleFormat": title,
-        "textFormat": text,
-        "tagKeys": "",
-        "useValueForTime": False,
-    }
-
-
-BUILTIN_ANNOTATION: JSON = {
-    "builtIn": 1,
-    "name": "Annotations & Alerts",
-    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-    "enable": True,
-    "hide": True,
-    "iconColor": "rgba(0, 211, 255, 1)",
-    "type": "dashboard",
-}
-
-
-def layout(panels: list[JSON]) -> list[JSON]:
-    """Number the panels and place them left to right, wrapping at the grid width."""
-    placed: list[JSON] = []
-    x = y = row_height = 0
-    for number, panel in enumerate(panels, start=1):
-        w, h = panel["gridPos"]["w"], panel["gridPos"]["h"]
-        if x + w > GRID_WIDTH:
-            x, y, row_height = 0, y + row_height, 0
-        placed.append({"id": number, **panel, "gridPos": {"x": x, "y": y, "w": w, "h": h}})
-        x, row_height = x + w, max(row_height, h)
-    return placed
-
-
-def dashboard(
-    *,
-    uid: str,
-    title: str,
-    description: str,
-    panels: list[JSON],
-    variables: list[JSON] | None = None,
-    annotations: list[JSON] | None = None,
-) -> JSON:
-    """A complete dashboard as Grafana's file provisioning loads it."""
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["tuneloop"],
-        "editable": False,
-        "graphTooltip": 1,
-        "schemaVersion": 39,
-        "version": 1,
-        "refresh": "30s",
-        "time": {"from": "now-6h", "to": "now"},
-        "timezone": "browser",
-        "links": [
-            {"type": "dashboards", "tags": ["tuneloop"], "asDropdown": False, "title": "tuneloop"}
-        ],
-        "annotations": {"list": [BUILTIN_ANNOTATION, *(annotations or [])]},
-        "templating": {"list": variables or []},
-        "panels": layout(panels),
-    }
-
-
 RATE = "[$__rate_interval]"
 
 
@@ -284,21 +198,3 @@ def quantiles(metric: str, selector: str, by: str, qs: tuple[float, ...]) -> lis
         )
         for q in qs
     ]
-
-
-def expressions(board: JSON) -> list[tuple[str, str]]:
-    """(where, PromQL) of every query of a dashboard: panel targets, annotations, variables."""
-    found = [
-        (f"{board['uid']}: {panel['title']} [{t['refId']}]", t["expr"])
-        for panel in board["panels"]
-        for t in panel.get("targets", [])
-    ]
-    found += [
-        (f"{board['uid']}: annotation {a['name']}", a["expr"])
-        for a in board["annotations"]["list"]
-        if "expr" in a
-    ]
-    for v in board["templating"]["list"]:
-        metric = v["query"].removeprefix("label_values(").split(",")[0]
-        found.append((f"{board['uid']}: variable {v['name']}", metric))
-    return found

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from grafana.build import JSON, alert_list, dashboard, stat, target, timeseries, value_map, variable
+from grafana.board import dashboard, variable
+from grafana.build import JSON, alert_list, stat, target, timeseries, value_map
 
 
 def drift() -> JSON:

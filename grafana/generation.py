@@ -3,17 +3,8 @@ reasons, output length and its monitor figures, ROUGE-L against preferred output
 
 from __future__ import annotations
 
-from grafana.build import (
-    JSON,
-    RATE,
-    alert_list,
-    dashboard,
-    quantiles,
-    stat,
-    target,
-    timeseries,
-    variable,
-)
+from grafana.board import dashboard, variable
+from grafana.build import JSON, RATE, alert_list, quantiles, stat, target, timeseries
 
 API = 'instance=~"$instance"'  # the replica variable
 VERSION = f'{API}, model_version=~"$model_version"'

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from grafana.build import JSON, RATE, alert_list, dashboard, stat, target, timeseries, variable
+from grafana.board import dashboard, variable
+from grafana.build import JSON, RATE, alert_list, stat, target, timeseries
 
 VERSION = 'model_version=~"$model_version"'
 # Defaults of TUNELOOP_MONITOR_MIN_ACCURACY and _MIN_MEAN_RATING, drawn as thresholds.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from grafana.build import JSON, alert_list, annotation, dashboard, stat, target, timeseries
+from grafana.board import annotation, dashboard
+from grafana.build import JSON, alert_list, stat, target, timeseries
 
 
 def retraining() -> JSON:

@@ -3,18 +3,8 @@ the canary."""
 
 from __future__ import annotations
 
-from grafana.build import (
-    JSON,
-    RATE,
-    alert_list,
-    dashboard,
-    quantiles,
-    stat,
-    table,
-    target,
-    timeseries,
-    variable,
-)
+from grafana.board import dashboard, variable
+from grafana.build import JSON, RATE, alert_list, quantiles, stat, table, target, timeseries
 from grafana.canary import canary_panels
 
 API = 'instance=~"$instance"'  # the replica variable

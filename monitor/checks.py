@@ -18,7 +18,7 @@ from core.states import CheckDecision, RunState, RunTrigger
 from core.store.db import Database
 from core.store.monitoring import forget_reports, old_report_paths, recent_checks, save_check
 from core.store.records import CheckQuality, CheckRecord, JudgedRun
-from core.store.runs import active_run, last_finished_at, last_judged_run
+from core.store.run_queries import active_run, last_finished_at, last_judged_run
 from core.store.tables import utcnow
 from monitor.drift import DriftResult
 from monitor.policy import Decision, PolicyOptions, decide

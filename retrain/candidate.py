@@ -16,7 +16,7 @@ from core.runtime.model import ArtifactConfig
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
 from core.store.monitoring import drift_streak
-from core.store.runs import get_run
+from core.store.run_queries import get_run
 from retrain.build import build_dataset
 from retrain.context import Context, RunData
 from retrain.crossfit import cross_fit

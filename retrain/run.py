@@ -21,7 +21,8 @@ from core.rollout import roll_out
 from core.settings import Settings
 from core.states import EventKind, RunState, VersionStatus
 from core.store.events import POLICY, Cause, record_event
-from core.store.runs import fail, finish, get_run, heartbeat, owned_run, runs_folder, update_run
+from core.store.run_queries import get_run
+from core.store.runs import fail, finish, heartbeat, owned_run, runs_folder, update_run
 from core.store.tables import RetrainRun
 from retrain.context import Context, LeaseLost, compact
 from retrain.gate import Verdict
@@ -78,6 +79,15 @@ class Run:
         """Write fields of the run record, or raise `LeaseLost`."""
         if not update_run(self.ctx.db, self.id, owner=self.owner, **fields):
             raise LeaseLost(self.id)
+
+    def record_start(self, champion: VersionInfo, *, dataset_hash: str, snapshot: Path) -> None:
+        """Put the run's champion and its data snapshot on its record, or `LeaseLost`."""
+        self.update(
+            champion_version=champion.version,
+            dataset_hash=dataset_hash,
+            dataset_path=str(snapshot),
+            progress=0.01,
+        )
 
     def note(self, **params: Any) -> None:
         """Add `params` to the run's record (its request, a search's trials, its holdout's rule),

@@ -18,7 +18,7 @@ from core.registry import VersionInfo
 from core.runtime.model import load_classifier
 from core.settings import Sampler
 from core.states import RunState
-from core.store.runs import get_run, previous_judged
+from core.store.run_queries import get_run, previous_judged
 from retrain.candidate import train_args
 from retrain.dataset import Dataset
 from retrain.progress import Progress

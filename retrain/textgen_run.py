@@ -24,7 +24,7 @@ from core.runtime.generator import served_prompt
 from core.runtime.textgen import DEFAULT_NEW_TOKENS, load_generation
 from core.settings import Settings
 from core.states import RunState
-from core.store.predictions import generation_feedback
+from core.store.prediction_reads import generation_feedback
 from retrain.context import Context
 from retrain.gate import too_few_rows
 from retrain.gen_gate import TEST_NAME, decide_generation, score_generations
@@ -62,12 +62,8 @@ def execute_generation(run: Run, champion: VersionInfo) -> RunState:
         dataset.hash = hashlib.sha256(
             (dataset.hash + pairs_hash(rejected, [])).encode()
         ).hexdigest()
-    snapshot = _snapshot(run, dataset, rejected)
-    run.update(
-        champion_version=champion.version,
-        dataset_hash=dataset.hash,
-        dataset_path=str(snapshot),
-        progress=0.01,
+    run.record_start(
+        champion, dataset_hash=dataset.hash, snapshot=_snapshot(run, dataset, rejected)
     )
     rows = paired_rows(dataset.holdout, golden)
     small = too_few_rows(len(rows), min_holdout=rs.rouge_min_holdout, test=TEST_NAME)

@@ -1,8 +1,10 @@
-"""Plain factories for tests: a tiny BERT built from a config, separable synthetic texts."""
+"""Plain factories for tests: a tiny BERT built from a config, separable synthetic texts, stored
+records and registered stand-in versions."""
 
 from __future__ import annotations
 
 import random
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,8 @@ import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from core.data import Row
-from core.runtime.model import TextClassifier, load_classifier, save_classifier
+from core.registry import Registry, VersionInfo
+from core.runtime.model import HEAD_FILE, TextClassifier, load_classifier, save_classifier
 from core.states import RunState, RunTrigger
 from core.store.records import RunMetrics, RunRecord
 
@@ -248,3 +251,32 @@ def run_record(**fields: Any) -> RunRecord:
         "finished_at": None,
     }
     return RunRecord(**{**defaults, **fields})
+
+
+def stage(registry: Registry, content: str = "weights") -> Path:
+    """A staging folder holding a one-file stand-in artifact."""
+    path = registry.staging_dir()
+    (path / "model.bin").write_text(content)
+    return path
+
+
+def register_version(registry: Registry, **kwargs: Any) -> str:
+    """Register a stand-in classifier (never loaded) as the next version; its name."""
+    info = registry.register(
+        stage(registry),
+        task="classification",
+        labels=["negative", "positive"],
+        base_model="tiny",
+        **kwargs,
+    )
+    return info.version
+
+
+def register_corrupt(registry: Registry, artifact: Path) -> VersionInfo:
+    """Register a copy of `artifact` as the next version, its head overwritten with garbage."""
+    staged = registry.staging_dir()
+    shutil.copytree(artifact, staged, dirs_exist_ok=True)
+    (staged / HEAD_FILE).write_bytes(b"\x00garbage, not safetensors" * 8)
+    return registry.register(
+        staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
+    )

@@ -29,7 +29,7 @@ from core.store.db import Database, upgrade
 from core.store.monitoring import save_check
 from core.store.records import CheckRecord
 from tests.generators import tiny_llama
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.fakes import Fake
 
 ADMIN_TOKEN = "a-long-admin-token-for-fuzzing"
 # Two checks narrowed, on the five routes whose bodies they fill. What they accept depends on

@@ -19,7 +19,7 @@ from core.queue import request_retrain, search_params
 from core.registry import NoChampion, VersionNotFound
 from core.states import RunTrigger
 from core.store.events import Cause
-from core.store.runs import RunNotFound, get_run, list_runs
+from core.store.run_queries import RunNotFound, get_run, list_runs
 
 # The body is optional: none (or an empty one) asks for a run as the settings have it.
 RETRAIN_BODY = {

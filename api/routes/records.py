@@ -13,7 +13,7 @@ from api.auth import RESPONSES
 from api.deps import Admin, DbDep, Predicting, RegistryDep, ServingDep
 from api.ratelimit import RESPONSES as LIMITED
 from core.states import VersionStatus
-from core.store.predictions import get_prediction
+from core.store.prediction_reads import get_prediction
 
 router = APIRouter(responses={**RESPONSES, **errors(503)})  # both read the store
 

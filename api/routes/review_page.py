@@ -22,7 +22,8 @@ from api.auth import Caller, authorize
 from core.keys import ADMIN_TOKEN_NAME, Scope
 from core.review_queue import NotClassification, window_start
 from core.store import review as leases
-from core.store.predictions import InvalidLabel, get_prediction, submit_feedback
+from core.store.prediction_reads import get_prediction
+from core.store.predictions import InvalidLabel, submit_feedback
 
 router = APIRouter(include_in_schema=False)
 COOKIE = "tuneloop_review"

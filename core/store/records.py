@@ -133,7 +133,7 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class JudgedRun:
-    """The most recent run that judged its data (`runs.last_judged_run`)."""
+    """The most recent run that judged its data (`run_queries.last_judged_run`)."""
 
     began: datetime  # when it started (a queued run: when it was created)
     state: RunState

@@ -4,6 +4,7 @@ A worker claims a run before training (a conditional UPDATE: the row count says 
 the lease alive while it trains, and finishes the run only while it still owns the lease. A run
 whose lease expired is taken up again by the reaper; a redelivered message for a finished run,
 or for a run another worker holds, does nothing. So a run never trains or promotes twice.
+The reads of runs are in `core.store.run_queries`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.states import ACTIVE_STATES, FINAL_STATES, RunState, RunTrigger
+from core.states import FINAL_STATES, RunState, RunTrigger
 from core.store.db import Database
-from core.store.records import JudgedRun, RunMetrics, RunRecord
+from core.store.records import RunRecord
+from core.store.run_queries import active_run, run_record
 from core.store.tables import RetrainRun, new_id, utcnow
-
-ACTIVE = ACTIVE_STATES
-FINAL = FINAL_STATES
 
 
 def runs_folder(artifacts: Path) -> Path:
@@ -30,21 +29,16 @@ def runs_folder(artifacts: Path) -> Path:
     return artifacts / "runs"
 
 
-class RunNotFound(LookupError):
-    """No retrain run has that id."""
-
-
 def create_run(
     db: Database,
     *,
-    trigger: RunTrigger | str,
+    trigger: RunTrigger,
     params: dict[str, Any] | None = None,
     check_id: str | None = None,
 ) -> tuple[RunRecord, bool]:
     """A new queued run, or the run already in flight and False.
 
-    `trigger` is a `RunTrigger` (a plain string of the same value is stored the same);
-    `check_id` the monitor check whose policy starts it."""
+    `check_id`: the monitor check whose policy starts it."""
     row = RetrainRun(
         id=new_id(),
         trigger=trigger,
@@ -63,13 +57,6 @@ def create_run(
         if active is None:  # finished between our insert and this read: try once more
             return create_run(db, trigger=trigger, params=params, check_id=check_id)
         return active, False
-
-
-def active_run(db: Database) -> RunRecord | None:
-    """The queued or running run, if any."""
-    with db.session() as session:
-        row = session.scalars(select(RetrainRun).where(RetrainRun.active_slot == 1)).first()
-        return run_record(row) if row else None
 
 
 def claim(
@@ -147,7 +134,7 @@ def update_run(db: Database, run_id: str, *, owner: str, **fields: Any) -> bool:
 
 def finish(session: Session, row: RetrainRun, *, state: RunState, **fields: Any) -> None:
     """Close a run inside the caller's transaction (so a promotion and its run commit together)."""
-    assert state in FINAL
+    assert state in FINAL_STATES
     row.state, row.active_slot, row.finished_at = state, None, utcnow()
     row.lease_expires_at = None
     if state in (RunState.PROMOTED, RunState.CANARY):
@@ -160,7 +147,11 @@ def fail(db: Database, run_id: str, *, owner: str | None, error: str) -> bool:
     """Mark a run failed (by its owner, or by anyone when owner is None)."""
     with db.session() as session:
         row = session.get(RetrainRun, run_id, with_for_update=True)
-        if row is None or row.state in FINAL or (owner is not None and row.lease_owner != owner):
+        if (
+            row is None
+            or row.state in FINAL_STATES
+            or (owner is not None and row.lease_owner != owner)
+        ):
             return False
         finish(session, row, state=RunState.FAILED, error=error[:4000])
         return True
@@ -217,91 +208,3 @@ def stale_runs(db: Database, *, now: datetime, queued_grace_seconds: int) -> lis
             )
         )
         return list(rows)
-
-
-def get_run(db: Database, run_id: str) -> RunRecord:
-    """One run."""
-    with db.session() as session:
-        row = session.get(RetrainRun, run_id)
-        if row is None:
-            raise RunNotFound(run_id)
-        return run_record(row)
-
-
-def list_runs(db: Database, *, limit: int = 50) -> list[RunRecord]:
-    """Recent runs, newest first."""
-    with db.session() as session:
-        rows = session.scalars(
-            select(RetrainRun).order_by(RetrainRun.created_at.desc()).limit(limit)
-        )
-        return [run_record(r) for r in rows]
-
-
-def run_record(row: RetrainRun) -> RunRecord:
-    """A run row as its frozen record."""
-    return RunRecord(
-        run_id=row.id,
-        state=RunState(row.state),
-        trigger=RunTrigger(row.trigger),
-        progress=row.progress,
-        loss=row.loss,
-        check_id=row.check_id,
-        version=row.version,
-        champion_version=row.champion_version,
-        metrics=RunMetrics.from_json(row.metrics),
-        verdict=dict(row.verdict or {}),
-        params=dict(row.params or {}),
-        error=row.error,
-        attempts=row.attempts,
-        dataset_hash=row.dataset_hash,
-        dataset_path=row.dataset_path,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
-
-
-def last_judged_run(db: Database) -> JudgedRun | None:
-    """The most recent run that judged its data: when it began (queued runs: their creation),
-    its state and version (the challenger it trained, or promoted at a second look).
-
-    A run rejected before it trained (too few rows for the gate's paired test, so no metrics)
-    saw no challenger, nor did a cancelled one: neither counts, or it would make the next run
-    wait for a full batch of new labels when a few more rows would have let it train.
-    """
-    began = func.coalesce(RetrainRun.started_at, RetrainRun.created_at)
-    with db.session() as session:
-        rows = session.execute(
-            select(began, RetrainRun.state, RetrainRun.version, RetrainRun.metrics).order_by(
-                began.desc()
-            )
-        )
-        for start, state, version, metrics in rows:
-            if state not in (RunState.REJECTED, RunState.CANCELLED) or metrics:
-                return JudgedRun(began=start, state=RunState(state), version=version)
-    return None
-
-
-def previous_judged(db: Database, *, before: str, look_back: int = 20) -> RunRecord | None:
-    """The most recent finished run other than `before` whose gate judged a challenger (it
-    has metrics)."""
-    with db.session() as session:
-        rows = session.scalars(
-            select(RetrainRun)
-            .where(RetrainRun.id != before, RetrainRun.finished_at.is_not(None))
-            .order_by(RetrainRun.finished_at.desc())
-            .limit(look_back)
-        )
-        for row in rows:
-            if row.metrics:
-                return run_record(row)
-    return None
-
-
-def last_finished_at(db: Database) -> datetime | None:
-    """When the most recent run finished (the policy's cooldown starts there); a cancelled run
-    never ran, so it starts none."""
-    with db.session() as session:
-        return session.scalar(
-            select(func.max(RetrainRun.finished_at)).where(RetrainRun.state != RunState.CANCELLED)
-        )

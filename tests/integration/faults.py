@@ -1,4 +1,5 @@
-"""What the fault tests break on purpose: a TCP proxy that can be cut, and a Redis of their own.
+"""What the fault tests break on purpose: a TCP proxy that can be cut, and a Redis of their own;
+and the store they start from.
 
 Both are real: the proxy forwards bytes between the api and the shared PostgreSQL, the Redis is
 a `redis-server` process on a free port (the shared one on 6379 is never touched).
@@ -18,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from core.registry import Registry
+from core.store.db import Database, upgrade
+from tests.factories import register_champion
 from tuneloop.processes import free_port
 
 
@@ -167,3 +171,12 @@ def server_errors(exposition: str) -> dict[str, float]:
             if sample.name == "tuneloop_api_requests_total" and failed:
                 errors[sample.labels["route"]] = sample.value
     return errors
+
+
+def champion_store(folder: Path, artifact: Path) -> tuple[str, Database, Registry]:
+    """A migrated SQLite store in `folder` whose champion v1 is a copy of `artifact`: its url, the
+    database and the registry."""
+    url = f"sqlite:///{folder / 'tuneloop.db'}"
+    upgrade(url)
+    db = Database(url)
+    return url, db, register_champion(db, folder / "artifacts", artifact)

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from grafana.build import expressions
+from grafana.board import expressions
 from grafana.generate import DASHBOARDS
 from tests.integration.server import launch, stop
 from tuneloop.processes import free_port

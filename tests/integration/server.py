@@ -15,6 +15,18 @@ from tuneloop import processes
 from tuneloop.processes import free_port, spawn, tuneloop_command, wait_ready
 
 TOKEN = "integration-test-admin-token"
+# The fast full fine-tuning the loop tests' workers train with (as the unit tests' `FAST_FULL`):
+# four epochs at a high rate, no step floor, one thread in one pool process, a small holdout.
+FAST_TRAINING = {
+    "TUNELOOP_RETRAIN_METHOD": "full",
+    "TUNELOOP_RETRAIN_EPOCHS": "4",
+    "TUNELOOP_RETRAIN_MIN_STEPS": "0",
+    "TUNELOOP_RETRAIN_LEARNING_RATE": "0.001",
+    "TUNELOOP_RETRAIN_GOLDEN_SIZE": "100",
+    "TUNELOOP_RETRAIN_MIN_HOLDOUT": "20",
+    "TUNELOOP_RETRAIN_TORCH_THREADS": "1",
+    "TUNELOOP_WORKER_CONCURRENCY": "1",
+}
 
 
 def tuneloop_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:

@@ -10,10 +10,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from core.store.db import Database, upgrade
-from core.store.predictions import feedback_rows
-from tests.factories import register_champion
-from tests.integration.faults import wait_until
+from core.store.prediction_reads import feedback_rows
+from tests.integration.faults import champion_store, wait_until
 from tests.integration.server import launch, stop, tuneloop_env
 from tuneloop.processes import free_port, tuneloop_command
 
@@ -28,10 +26,7 @@ def _ready(base: str) -> bool:
 def test_every_feedback_answered_201_survives_a_sigkill_of_the_api(
     tmp_path: Path, base_artifact: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'tuneloop.db'}"
-    upgrade(url)
-    db = Database(url)
-    register_champion(db, tmp_path / "artifacts", base_artifact)
+    url, db, _ = champion_store(tmp_path, base_artifact)
     env = tuneloop_env(tmp_path, url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -17,9 +17,9 @@ import httpx
 
 from core.registry import Registry
 from core.store.db import Database, upgrade
+from tests.factories import register_corrupt
 from tests.integration.faults import wait_until
 from tests.integration.server import TOKEN, serving, tuneloop_env
-from tests.integration.test_promotion import register_corrupt
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -11,12 +11,10 @@ from pathlib import Path
 import httpx
 
 from core.keys import Limits, Scope
-from core.store.db import Database, upgrade
 from core.store.keys import create_key
-from core.store.predictions import feedback_rows
-from core.store.runs import get_run
-from tests.factories import register_champion
-from tests.integration.faults import counted, redis_server, wait_until
+from core.store.prediction_reads import feedback_rows
+from core.store.run_queries import get_run
+from tests.integration.faults import champion_store, counted, redis_server, wait_until
 from tests.integration.server import TOKEN, launch, serving, stop, tuneloop_env
 from tuneloop.processes import tuneloop_command
 
@@ -75,10 +73,7 @@ def test_redis_killed_under_traffic_loses_nothing_and_the_retrain_is_sent_when_i
     tmp_path: Path, base_artifact: Path
 ) -> None:
     with redis_server(tmp_path) as redis:
-        url = f"sqlite:///{tmp_path / 'tuneloop.db'}"
-        upgrade(url)
-        db = Database(url)
-        register_champion(db, tmp_path / "artifacts", base_artifact)
+        url, db, _ = champion_store(tmp_path, base_artifact)
         # A limit far above this traffic: the limiter is consulted (in Redis) on every request.
         key, _ = create_key(
             db, name="app", scopes=[Scope.PREDICT, Scope.FEEDBACK], limits=Limits(requests=1e4)

@@ -18,11 +18,12 @@ from sqlalchemy import select
 from core.queue import make_celery, request_retrain
 from core.registry import Registry
 from core.settings import Settings
-from core.store.db import Database, upgrade
-from core.store.runs import get_run
+from core.states import RunTrigger
+from core.store.db import Database
+from core.store.run_queries import get_run
 from core.store.tables import RetrainRun
-from tests.factories import register_champion, seed_corrected_feedback
-from tests.integration.faults import redis_server, wait_until
+from tests.factories import seed_corrected_feedback
+from tests.integration.faults import champion_store, redis_server, wait_until
 from tests.integration.server import launch, stop, tuneloop_env
 from tuneloop.processes import tuneloop_command
 
@@ -60,17 +61,14 @@ def _running_pid(db: Database, run_id: str, attempt: int) -> int:
 def test_a_run_whose_worker_dies_on_every_attempt_ends_failed_after_its_attempts(
     tmp_path: Path, base_artifact: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'tuneloop.db'}"
-    upgrade(url)
-    db = Database(url)
-    register_champion(db, tmp_path / "artifacts", base_artifact)
+    url, db, _ = champion_store(tmp_path, base_artifact)
     seed_corrected_feedback(db, 240)
     env = tuneloop_env(tmp_path, url, **POISON)
     worker = launch(tuneloop_command(["worker"]), tmp_path / "worker.log", env)
     beat = launch(tuneloop_command(["beat"]), tmp_path / "beat.log", env)
     try:
         # Asked as the api and the CLI ask: committed, then sent on the embedded transport.
-        asked = request_retrain(db, make_celery(Settings(home=tmp_path)), trigger="manual")
+        asked = request_retrain(db, make_celery(Settings(home=tmp_path)), trigger=RunTrigger.MANUAL)
         assert asked.sent
         run_id = asked.run.run_id
         for attempt in range(1, ATTEMPTS + 1):  # the pool process dies mid-run, each time
@@ -91,10 +89,7 @@ def test_a_run_whose_worker_dies_on_every_attempt_ends_failed_after_its_attempts
 def test_a_run_that_outlives_the_visibility_timeout_is_delivered_again_and_runs_once(
     tmp_path: Path, base_artifact: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'tuneloop.db'}"
-    upgrade(url)
-    db = Database(url)
-    register_champion(db, tmp_path / "artifacts", base_artifact)
+    url, db, _ = champion_store(tmp_path, base_artifact)
     seed_corrected_feedback(db, 240)
     with redis_server(tmp_path) as redis:
         # Two pool processes: the copy Redis hands out again finds one free while the run trains.
@@ -106,7 +101,7 @@ def test_a_run_that_outlives_the_visibility_timeout_is_delivered_again_and_runs_
         worker = launch(tuneloop_command(["worker"]), tmp_path / "worker.log", env)
         try:
             settings = Settings(home=tmp_path, broker_url=redis.url, broker_visibility_seconds=1)
-            asked = request_retrain(db, make_celery(settings), trigger="manual")
+            asked = request_retrain(db, make_celery(settings), trigger=RunTrigger.MANUAL)
             run_id = asked.run.run_id
             wait_until(
                 lambda: get_run(db, run_id).state in ("promoted", "rejected", "failed"),

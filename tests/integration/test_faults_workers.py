@@ -17,10 +17,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.registry import Registry
-from core.store.db import Database, upgrade
-from core.store.predictions import feedback_rows
-from tests.factories import register_champion
-from tests.integration.faults import counted, server_errors, wait_until
+from core.store.db import Database
+from core.store.prediction_reads import feedback_rows
+from tests.integration.faults import champion_store, counted, server_errors, wait_until
 from tests.integration.server import serving, tuneloop_env
 
 WORKERS = 2
@@ -39,10 +38,7 @@ class Served:
 def two_workers(tmp_path_factory: pytest.TempPathFactory, base_artifact: Path) -> Iterator[Served]:
     """A tiny classifier served by two uvicorn worker processes on one SQLite store."""
     home = tmp_path_factory.mktemp("workers")
-    url = f"sqlite:///{home / 'tuneloop.db'}"
-    upgrade(url)
-    db = Database(url)
-    registry = register_champion(db, home / "artifacts", base_artifact)
+    url, db, registry = champion_store(home, base_artifact)
     env = tuneloop_env(home, url, TUNELOOP_API_MODEL_POLL_SECONDS="0.5")
     with serving(env, home / "api.log", args=("--workers", str(WORKERS))) as base:
         # Fresh connections land on either process: both must answer before the counting starts.

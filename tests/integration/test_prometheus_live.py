@@ -33,7 +33,7 @@ from tests.integration.prometheus import (
     prometheus,
     rules_are_healthy,
 )
-from tests.integration.server import TOKEN, launch, serving, stop, tuneloop_env
+from tests.integration.server import FAST_TRAINING, TOKEN, launch, serving, stop, tuneloop_env
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 LABELS = ["negative", "positive"]
@@ -42,14 +42,7 @@ SETTINGS = {
     "TUNELOOP_MONITOR_WINDOW_SIZE": "20",
     "TUNELOOP_MONITOR_REFERENCE_SIZE": "20",
     "TUNELOOP_API_MODEL_POLL_SECONDS": "0.5",
-    "TUNELOOP_RETRAIN_METHOD": "full",
-    "TUNELOOP_RETRAIN_EPOCHS": "4",
-    "TUNELOOP_RETRAIN_MIN_STEPS": "0",
-    "TUNELOOP_RETRAIN_LEARNING_RATE": "0.001",
-    "TUNELOOP_RETRAIN_GOLDEN_SIZE": "100",
-    "TUNELOOP_RETRAIN_MIN_HOLDOUT": "20",
-    "TUNELOOP_RETRAIN_TORCH_THREADS": "1",
-    "TUNELOOP_WORKER_CONCURRENCY": "1",
+    **FAST_TRAINING,
     # Admission by queue length only: a contended CPU must not shed the fixture's own traffic.
     "TUNELOOP_API_QUEUE_DEADLINE_SECONDS": "0",
 }

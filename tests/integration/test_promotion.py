@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -13,10 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.registry import Registry, VersionInfo, flip_champion
-from core.runtime.model import HEAD_FILE
+from core.registry import Registry, flip_champion
 from core.store.db import Database, upgrade
-from tests.factories import register_champion
+from tests.factories import register_champion, register_corrupt
 from tests.integration.server import TOKEN, serving, tuneloop_env
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -45,16 +43,6 @@ def served(tmp_path: Path, fresh_postgres_url: str, base_artifact: Path) -> Iter
             yield Served(base=base, registry=registry, env=env, log=tmp_path / "api.log")
     finally:
         db.dispose()
-
-
-def register_corrupt(registry: Registry, artifact: Path) -> VersionInfo:
-    """Register a copy of `artifact` as the next version, its head overwritten with garbage."""
-    staged = registry.staging_dir()
-    shutil.copytree(artifact, staged, dirs_exist_ok=True)
-    (staged / HEAD_FILE).write_bytes(b"\x00garbage, not safetensors" * 8)
-    return registry.register(
-        staged, task="classification", labels=["negative", "positive"], base_model="tiny-bert"
-    )
 
 
 def served_version(base: str) -> str:

@@ -18,24 +18,17 @@ import pytest
 
 from core.store.db import Database, upgrade
 from core.store.records import RunRecord
-from core.store.runs import get_run
+from core.store.run_queries import get_run
 from tests.conftest import REDIS_URL, require_service
 from tests.factories import register_champion, seed_corrected_feedback
-from tests.integration.server import TOKEN, run_cli, serving, stop, tuneloop_env
+from tests.integration.server import FAST_TRAINING, TOKEN, run_cli, serving, stop, tuneloop_env
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-FAST_TRAINING = {
-    "TUNELOOP_RETRAIN_METHOD": "full",
-    "TUNELOOP_RETRAIN_EPOCHS": "4",
-    "TUNELOOP_RETRAIN_MIN_STEPS": "0",
-    "TUNELOOP_RETRAIN_LEARNING_RATE": "0.001",
-    "TUNELOOP_RETRAIN_GOLDEN_SIZE": "100",
-    "TUNELOOP_RETRAIN_MIN_HOLDOUT": "20",
-    "TUNELOOP_RETRAIN_TORCH_THREADS": "1",
+LOOP = {
+    **FAST_TRAINING,
     "TUNELOOP_RETRAIN_LEASE_SECONDS": "10",
     "TUNELOOP_RETRAIN_REAP_INTERVAL": "5",
     "TUNELOOP_API_MODEL_POLL_SECONDS": "0.5",
-    "TUNELOOP_WORKER_CONCURRENCY": "1",
 }
 
 
@@ -49,9 +42,9 @@ def loop_env(request: pytest.FixtureRequest, tmp_path: Path, base_artifact: Path
 
         stop_stray_workers(REDIS_URL)
         redis.Redis.from_url(REDIS_URL).flushdb()
-        env = tuneloop_env(tmp_path, url, TUNELOOP_BROKER_URL=REDIS_URL, **FAST_TRAINING)
+        env = tuneloop_env(tmp_path, url, TUNELOOP_BROKER_URL=REDIS_URL, **LOOP)
     else:
-        env = tuneloop_env(tmp_path, f"sqlite:///{tmp_path / 'tuneloop.db'}", **FAST_TRAINING)
+        env = tuneloop_env(tmp_path, f"sqlite:///{tmp_path / 'tuneloop.db'}", **LOOP)
     _seed(env["TUNELOOP_DATABASE_URL"], tmp_path / "artifacts", base_artifact)
     return env
 

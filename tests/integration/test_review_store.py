@@ -14,7 +14,8 @@ from core.registry import Registry
 from core.review_queue import QueueOptions, next_items
 from core.store import review
 from core.store.db import Database, upgrade
-from core.store.predictions import get_prediction, insert_predictions, submit_feedback
+from core.store.prediction_reads import get_prediction
+from core.store.predictions import insert_predictions, submit_feedback
 from core.store.retention import Batch, lease_sweep
 from tests.factories import prediction_row
 

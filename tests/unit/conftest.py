@@ -13,7 +13,7 @@ from api.app import create_app
 from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.fakes import Fake
 
 ADMIN_TOKEN = "a-long-admin-token-for-tests"
 Client = Callable[..., TestClient]

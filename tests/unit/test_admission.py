@@ -20,7 +20,7 @@ from core.runtime.predictor import Output
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from tests.unit.conftest import Client
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.fakes import Fake
 
 
 def test_an_overloaded_queue_refuses_before_key_and_parsing_with_retry_after(

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from api.answers import Check, Run, Version
 from core.registry import Registry
+from core.states import RunTrigger
 from core.store.db import Database
 from core.store.monitoring import get_check, save_check
-from core.store.runs import create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 
 
 def test_a_run_answer_names_every_field_of_a_stored_run(db: Database) -> None:
-    run, _ = create_run(db, trigger="manual")
+    run, _ = create_run(db, trigger=RunTrigger.MANUAL)
     assert set(get_run(db, run.run_id).to_json()) == set(Run.model_fields)
 
 

@@ -11,16 +11,15 @@ import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.keys import Scope
 from core.lineage import lineage
 from core.registry import Registry, VersionInfo
 from core.settings import ApiSettings, Settings
+from core.states import RunTrigger
 from core.store.db import Database
 from core.store.events import list_events
-from core.store.keys import create_key
 from core.store.runs import create_run
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.calls import admin_client
+from tests.unit.fakes import Fake
 from tuneloop.cli import main
 
 BROKEN: set[str] = set()  # versions whose artifact the fake loader refuses
@@ -60,12 +59,10 @@ def registry(db: Database, tmp_path: Path) -> Registry:
 @pytest.fixture
 def admin(registry: Registry, tmp_path: Path, sqlite_url: str) -> Iterator[TestClient]:
     """The app, and the headers of an admin key named `ops`."""
-    key, _ = create_key(registry.db, name="ops", scopes=[Scope.ADMIN])
     settings = Settings(
         home=tmp_path, database_url=sqlite_url, api=ApiSettings(key_refresh_seconds=0.05)
     )
-    with TestClient(create_app(settings, load=load)) as client:
-        client.headers["Authorization"] = f"Bearer {key}"
+    with admin_client(registry.db, settings, load=load) as client:
         yield client
 
 
@@ -98,7 +95,7 @@ def test_a_rollback_to_a_version_that_does_not_load_is_409_and_changes_nothing(
 def test_lineage_names_the_run_its_check_the_events_and_the_parents(
     admin: TestClient, registry: Registry
 ) -> None:
-    run, _ = create_run(registry.db, trigger="drift", check_id="check-7")
+    run, _ = create_run(registry.db, trigger=RunTrigger.DRIFT, check_id="check-7")
     v4 = register(registry, parent="v3", run_id=run.run_id)
     admin.post(f"/v1/models/{v4}/promote")
     answer = admin.get(f"/v1/models/{v4}/lineage")
@@ -118,7 +115,7 @@ def test_lineage_names_the_run_its_check_the_events_and_the_parents(
 def test_the_lineage_answer_is_the_lineage_and_its_schema_says_so(
     admin: TestClient, registry: Registry
 ) -> None:
-    run, _ = create_run(registry.db, trigger="drift", check_id="check-7")
+    run, _ = create_run(registry.db, trigger=RunTrigger.DRIFT, check_id="check-7")
     v4 = register(registry, parent="v3", run_id=run.run_id)
     shown = admin.get(f"/v1/models/{v4}/lineage").json()
     assert shown == json.loads(json.dumps(lineage(registry, v4)))  # no key added or dropped

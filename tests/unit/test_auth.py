@@ -5,24 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi.testclient import TestClient
-
 from api.auth import KeyRows, KeyTable
 from core.keys import Limits, Scope, key_hash
 from core.store.db import Database
 from core.store.keys import create_key, revoke_key
-from core.store.predictions import get_prediction
+from core.store.prediction_reads import get_prediction
+from tests.unit.calls import bearer, predict_id
 from tests.unit.conftest import ADMIN_TOKEN, Client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def predict_id(client: TestClient, headers: dict[str, str]) -> str:
-    answer = client.post("/v1/predict", json={"inputs": "fine"}, headers=headers)
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["predictions"][0]["id"])
 
 
 def test_no_known_key_is_401_and_a_key_without_the_scope_is_403(

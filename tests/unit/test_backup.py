@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 from core.registry import Registry
 from core.store.backup import ARTIFACTS, DATABASE, Manifest, backup
 from core.store.db import Database, alembic_config, current_revision
-from core.store.predictions import get_prediction, insert_predictions
+from core.store.prediction_reads import get_prediction
+from core.store.predictions import insert_predictions
 from tests.factories import prediction_row, release_0001_store
 from tuneloop.cli import main
 

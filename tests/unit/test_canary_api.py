@@ -3,58 +3,37 @@ arms, and feedback through the route promoting the canary, which the api then se
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from core.canary import in_canary
 from core.keys import Scope
 from core.registry import Registry
-from core.settings import ApiSettings, CanarySettings, Settings
+from core.settings import CanarySettings, Settings
 from core.store.db import Database
 from core.store.events import list_events
 from core.store.keys import create_key
-from core.store.predictions import get_prediction
-from tests.unit.test_predict_fast_path import Fake
-
-POLL = 0.05
+from core.store.prediction_reads import get_prediction
+from tests.unit.calls import admin_client, polling_api, until
+from tests.unit.fakes import Fake, register_gated
 
 
 @pytest.fixture
 def app(registry: Registry, tmp_path: Path, sqlite_url: str) -> Iterator[TestClient]:
     """v1 serves, v2 passed its gate, v3 did not; the client holds an admin key's header."""
-    for gate in ({}, {"gate": {"promote": True}}, {"gate": {"promote": False}}):
-        registry.register(
-            registry.staging_dir(),
-            task="classification",
-            labels=Fake.labels,
-            base_model="f",
-            metrics=gate,
-        )
-    registry.promote("v1")
-    key, _ = create_key(registry.db, name="ops", scopes=[Scope.ADMIN])
+    register_gated(registry)
     settings = Settings(
         home=tmp_path,
         database_url=sqlite_url,
-        api=ApiSettings(key_refresh_seconds=POLL, log_flush_seconds=POLL, model_poll_seconds=POLL),
+        api=polling_api(),
         canary=CanarySettings(min_items=6, tau=0.5, metric="accuracy"),
     )
-    with TestClient(create_app(settings, load=lambda v: Fake(v.version))) as client:
-        client.headers["Authorization"] = f"Bearer {key}"
+    with admin_client(registry.db, settings, load=lambda v: Fake(v.version)) as client:
         yield client
-
-
-def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(POLL)
-    return found
 
 
 def test_canary_routes_answer_4xx_for_bad_asks(app: TestClient) -> None:

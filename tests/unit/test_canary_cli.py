@@ -8,7 +8,7 @@ from click.testing import CliRunner, Result
 from core.registry import Registry
 from core.store.canary import running_canary
 from core.store.events import list_events
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.fakes import register_gated
 from tuneloop.cli import main
 
 
@@ -17,15 +17,7 @@ def versions(registry: Registry, monkeypatch: pytest.MonkeyPatch, sqlite_url: st
     """v1 serves, v2 passed its gate, v3 did not; the CLI reads the same store."""
     monkeypatch.setenv("TUNELOOP_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("TUNELOOP_ARTIFACT_DIR", str(registry.models_dir.parent))
-    for gate in ({}, {"gate": {"promote": True}}, {"gate": {"promote": False}}):
-        registry.register(
-            registry.staging_dir(),
-            task="classification",
-            labels=Fake.labels,
-            base_model="f",
-            metrics=gate,
-        )
-    registry.promote("v1")
+    register_gated(registry)
     return registry
 
 

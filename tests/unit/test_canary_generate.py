@@ -13,22 +13,21 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.canary_metrics import canary_families
 from core import canary_metric
 from core.canary import in_canary, review, start_canary
 from core.canary_metric import choose_metric
 from core.keys import Scope
 from core.registry import Registry
-from core.settings import ApiSettings, CanarySettings, Settings
+from core.settings import CanarySettings, Settings
 from core.store.db import Database
 from core.store.events import MANUAL
 from core.store.keys import create_key
-from core.store.predictions import get_prediction, insert_predictions, submit_feedback
+from core.store.prediction_reads import get_prediction
+from core.store.predictions import insert_predictions, submit_feedback
 from tests.factories import prediction_row
 from tests.generators import tiny_llama
-from tests.unit.test_canary_api import POLL, until
-from tests.unit.test_generate import events
+from tests.unit.calls import admin_client, events, polling_api, until
 from tuneloop.cli.canary import canary_lines
 
 GENERATE = {"inputs": "the quick brown fox", "max_new_tokens": 8}
@@ -56,15 +55,13 @@ def app(registry: Registry, tmp_path: Path, sqlite_url: str, llamas: list[Path])
     register(registry, llamas[0], {})
     register(registry, llamas[1], {"promote": True})
     registry.promote("v1")
-    key, _ = create_key(registry.db, name="ops", scopes=[Scope.ADMIN])
     settings = Settings(
         home=tmp_path,
         database_url=sqlite_url,
-        api=ApiSettings(key_refresh_seconds=POLL, log_flush_seconds=POLL, model_poll_seconds=POLL),
+        api=polling_api(),
         canary=CanarySettings(min_items=6, tau=0.5),
     )
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {key}"
+    with admin_client(registry.db, settings) as client:
         yield client
 
 

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from core.states import RunState
 from core.store.db import Database
-from core.store.runs import claim, get_run, last_finished_at
+from core.store.run_queries import get_run, last_finished_at
+from core.store.runs import claim
 from tuneloop.cli import main
 
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1

@@ -10,7 +10,8 @@ from click.testing import CliRunner, Result
 from core.keys import NO_LIMITS, Limits, key_hash
 from core.store.db import Database
 from core.store.keys import active_keys, list_keys
-from core.store.predictions import feedback_rows, insert_predictions, submit_feedback
+from core.store.prediction_reads import feedback_rows
+from core.store.predictions import insert_predictions, submit_feedback
 from tests.factories import prediction_row
 from tuneloop.cli import main
 

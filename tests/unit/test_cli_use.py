@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 import tuneloop.wiring
 from core.store.db import Database
 from core.store.monitoring import save_check
-from core.store.predictions import feedback_rows
+from core.store.prediction_reads import feedback_rows
 from tests.unit.conftest import Client
 from tuneloop.cli import main, use
 

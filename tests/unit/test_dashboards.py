@@ -16,7 +16,8 @@ from api import metrics
 from api.store_metrics import StoreCollector
 from core.settings import MonitorSettings
 from core.store.db import Database, upgrade
-from grafana.build import DATASOURCE_NAME, DATASOURCE_UID, expressions
+from grafana.board import expressions
+from grafana.build import DATASOURCE_NAME, DATASOURCE_UID
 from grafana.generate import DASHBOARDS, outputs
 
 ROOT = Path(__file__).resolve().parents[2]

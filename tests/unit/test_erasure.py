@@ -11,16 +11,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from core.golden import read_golden, write_golden
+from core.states import RunTrigger
 from core.store.db import Database
 from core.store.erasure import ERASED, erase_rows, plan_erasure, resolve_feedback
 from core.store.keys import create_key
-from core.store.predictions import (
-    feedback_rows,
-    generation_feedback,
-    get_prediction,
-    insert_predictions,
-    submit_feedback,
-)
+from core.store.prediction_reads import feedback_rows, generation_feedback, get_prediction
+from core.store.predictions import insert_predictions, submit_feedback
 from core.store.runs import create_run, runs_folder
 from core.store.tables import ModelVersion
 from retrain.build import build_dataset
@@ -196,7 +192,7 @@ def test_wrong_usage_and_unknown_ids_are_said(db: Database, artifacts: Path) -> 
 
 def test_a_run_in_flight_stops_the_erasure_but_not_a_dry_run(db: Database, artifacts: Path) -> None:
     seed(db, artifacts)
-    create_run(db, trigger="manual")
+    create_run(db, trigger=RunTrigger.MANUAL)
     refused = run("--prediction", "p0")
     assert refused.exit_code == 1 and "in flight" in refused.output
     stored = get_prediction(db, "p0")

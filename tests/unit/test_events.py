@@ -13,7 +13,8 @@ from core.settings import Settings
 from core.states import EventKind, RunState, RunTrigger
 from core.store.db import Database, upgrade
 from core.store.events import Cause, list_events
-from core.store.runs import claim, create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run
 from retrain.context import Context
 from retrain.gate import Verdict
 from retrain.run import Run

@@ -4,29 +4,17 @@ sent again commits nothing twice; more than the stated number of items is refuse
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 import api.routes.feedback_batch
 from api.feedback_batch import MAX_ITEMS, BatchAnswer, unknown_items
 from core.store.db import Database
-from core.store.predictions import feedback_rows, insert_predictions
+from core.store.prediction_reads import feedback_rows
+from core.store.predictions import insert_predictions
 from tests.factories import prediction_row
+from tests.unit.calls import batch, predicted
 from tests.unit.conftest import Client
-
-
-def predicted(client: TestClient, n: int) -> list[str]:
-    """Ids of `n` predictions (the batch route writes those still in the log's buffer)."""
-    body = client.post("/v1/predict", json={"inputs": [f"text {i}" for i in range(n)]}).json()
-    return [p["id"] for p in body["predictions"]]
-
-
-def batch(client: TestClient, items: list[dict[str, Any]]) -> dict[str, Any]:
-    answer = client.post("/v1/feedback/batch", json={"items": items})
-    assert answer.status_code == 200, answer.text
-    return answer.json()
 
 
 def test_each_item_is_committed_or_refused_with_its_reason(serve: Client, db: Database) -> None:

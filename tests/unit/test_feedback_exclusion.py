@@ -7,14 +7,8 @@ from datetime import timedelta
 from core.registry import Registry
 from core.store.db import Database
 from core.store.monitoring import window_feedback
-from core.store.predictions import (
-    exclude_feedback,
-    feedback_rows,
-    generation_feedback,
-    get_prediction,
-    insert_predictions,
-    submit_feedback,
-)
+from core.store.prediction_reads import feedback_rows, generation_feedback, get_prediction
+from core.store.predictions import exclude_feedback, insert_predictions, submit_feedback
 from core.store.tables import utcnow
 from retrain.build import build_dataset
 from tests.factories import prediction_row

@@ -20,8 +20,9 @@ from core.runtime.textgen import load_generation
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from core.store.keys import create_key
-from core.store.predictions import get_prediction
+from core.store.prediction_reads import get_prediction
 from tests.generators import tiny_llama
+from tests.unit.calls import events
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +86,6 @@ def solo_greedy(llama: Path, prompt: str, n: int) -> str:
     out = gen.model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False)
     tokens = [t for t in out[0, len(ids) :].tolist() if t != gen.tokenizer.eos_token_id]
     return str(gen.tokenizer.decode(tokens, skip_special_tokens=True))
-
-
-def events(body: str) -> list[tuple[str | None, str]]:
-    """(event name, data) of each Server-Sent Event."""
-    out = []
-    for block in body.strip().split("\n\n"):
-        name, data = None, ""
-        for line in block.split("\n"):
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data = line[6:]
-        out.append((name, data))
-    return out
 
 
 def test_generate_answers_each_prompt_as_greedy_decoding_alone_would(

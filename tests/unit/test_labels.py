@@ -6,14 +6,14 @@ from __future__ import annotations
 from core.labels import canonical_label, clean_label, label_key
 from core.registry import Registry
 from core.store.db import Database
-from core.store.predictions import feedback_rows, insert_predictions, submit_feedback
+from core.store.prediction_reads import feedback_rows
+from core.store.predictions import insert_predictions, submit_feedback
 from monitor.quality import FeedbackRow, feedback_quality, resolved_label
 from retrain.build import build_dataset
 from retrain.votes import feedback_label
-from tests.factories import prediction_row
+from tests.factories import prediction_row, register_version
+from tests.unit.calls import batch, predicted
 from tests.unit.conftest import Client
-from tests.unit.test_feedback_batch import batch, predicted
-from tests.unit.test_store import register
 
 LABELS = ["negative", "positive"]
 
@@ -43,7 +43,7 @@ def test_labels_that_differ_only_in_case_are_not_guessed_between() -> None:
 
 
 def test_submitted_feedback_stores_the_models_label(db: Database, registry: Registry) -> None:
-    register(registry)
+    register_version(registry)
     insert_predictions(db, [prediction_row("p1"), prediction_row("p2")])
     submit_feedback(db, prediction_id="p1", rating=1, label="Positive ")
     # With new labels allowed an unknown one is stored as typed, only whitespace cleaned.

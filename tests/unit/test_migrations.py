@@ -16,8 +16,8 @@ from alembic.script import ScriptDirectory
 from core.registry import Registry
 from core.store.db import Database, alembic_config, current_revision, upgrade
 from core.store.monitoring import stream_window
-from core.store.predictions import feedback_rows, get_prediction
-from core.store.runs import get_run
+from core.store.prediction_reads import feedback_rows, get_prediction
+from core.store.run_queries import get_run
 from tests.factories import release_0001_store
 
 

@@ -14,10 +14,10 @@ import api.middleware
 from api.app import create_app
 from core.keys import Limits, Scope
 from core.registry import Registry
-from core.runtime.predictor import Output
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from core.store.keys import create_key
+from tests.unit.fakes import Fake
 
 BODIES: list[Any] = [
     {"inputs": "fine"},
@@ -30,18 +30,6 @@ BODIES: list[Any] = [
     "not json",
     b'{"inputs": "\xff"}',
 ]
-
-
-class Fake:
-    task = "classification"
-    labels = ["negative", "positive"]
-
-    def __init__(self, version: str) -> None:
-        self.version = version
-
-    def predict(self, texts: list[str]) -> list[Output]:
-        scores = {"negative": 0.25, "positive": 0.75}
-        return [Output(label="positive", score=0.75, scores=scores) for _ in texts]
 
 
 def _answers(tmp_path: Path, sqlite_url: str) -> list[tuple[int, Any]]:

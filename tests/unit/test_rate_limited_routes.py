@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from core.keys import Limits, Scope
 from core.store.db import Database
 from core.store.keys import create_key, limit_key
+from tests.unit.calls import bearer, predict_id
 from tests.unit.conftest import ADMIN_TOKEN, Client
-from tests.unit.test_auth import bearer, predict_id
 
 PREDICT_FEEDBACK = [Scope.PREDICT, Scope.FEEDBACK]
 

@@ -24,18 +24,18 @@ from core.store.monitoring import (
 from core.store.predictions import insert_predictions, submit_feedback
 from core.store.records import (
     CheckQuality,
-    CheckRecord,
     RatedRow,
     RunMetrics,
     RunRecord,
     WindowRow,
 )
-from core.store.runs import create_run, finish, get_run, last_judged_run, previous_judged
+from core.store.run_queries import get_run, last_judged_run, previous_judged
+from core.store.runs import create_run, finish
 from core.store.tables import ModelEvent, RetrainRun
 from tests.factories import prediction_row
+from tests.monitoring import CLASSIFIER_QUALITY, COLUMNS, PREDICTION, STARTED, judged_check
 from tuneloop.cli.history import event_line
 
-STARTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FINISHED = datetime(2026, 3, 1, 12, 5, 30, tzinfo=UTC)
 SETS = {"golden": {"accuracy": 0.9, "n": 100}, "feedback": {"accuracy": 0.8, "n": 40}}
 PARAMS = {
@@ -139,38 +139,7 @@ def test_a_run_record_is_frozen(db: Database) -> None:
     assert get_run(db, run.run_id).state is RunState.REJECTED
 
 
-CLASSIFIER_QUALITY = {
-    "feedback_count": 40,
-    "mean_rating": 3.5,
-    "negative_share": 0.25,
-    "labeled_count": 12,
-    "accuracy": 0.75,
-    "macro_f1": None,
-}
 OUTPUTS = {"tokens_mean": 31.5, "cut_share": 0.25}
-COLUMNS = {"length_chars": {"score": 0.4, "detected": True, "test": "ks", "p_value": 0.01}}
-PREDICTION = {"detected": True, "label_mix": {"distance": 0.3}}
-
-
-def judged_check(db: Database) -> CheckRecord:
-    return save_check(
-        db,
-        id="c1",
-        created_at=STARTED,
-        model_version="v1",
-        window={"size": 40, "from": "2026-03-01T11:00:00+00:00"},
-        columns=COLUMNS,
-        prediction_drift=PREDICTION,
-        drift_share=0.5,
-        embedding_drift=0.61,
-        drift_detected=True,
-        quality=CheckQuality.from_json(CLASSIFIER_QUALITY),
-        estimated_accuracy=0.8,
-        report_path="/reports/c1.json.gz",
-        decision=CheckDecision.RETRAIN,
-        reason="drift for 3 checks",
-        duration_seconds=1.5,
-    )
 
 
 def test_a_check_renders_as_the_old_check_dict(db: Database) -> None:

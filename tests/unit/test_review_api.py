@@ -15,9 +15,9 @@ from core.runtime.predictor import Output
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
 from core.store.keys import create_key
-from core.store.predictions import get_prediction
+from core.store.prediction_reads import get_prediction
 from tests.unit.conftest import ADMIN_TOKEN, Client
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.fakes import Fake
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -12,12 +12,8 @@ from core.registry import Registry
 from core.scores import TOP_K, compact_output, full_output, pack_scores, unpack_scores
 from core.store.db import Database
 from core.store.monitoring import stream_window, window_feedback
-from core.store.predictions import (
-    feedback_rows,
-    get_prediction,
-    insert_predictions,
-    submit_feedback,
-)
+from core.store.prediction_reads import feedback_rows, get_prediction
+from core.store.predictions import insert_predictions, submit_feedback
 from tests.factories import prediction_row
 
 LABELS = [f"intent_{i:03d}_{'x' * (i % 12)}" for i in range(150)]

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from core.queue import Requested
 from core.states import RunState, RunTrigger
 from core.store.db import Database
-from core.store.runs import create_run, finish, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run, finish
 from core.store.tables import RetrainRun
 from tests.unit.conftest import ADMIN_TOKEN, Client
 from tuneloop.cli import loop, main

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api import metrics
-from api.app import create_app
 from api.batcher import Batcher
 from api.canary import Challenger
 from api.predlog import PredictionLog
@@ -24,14 +23,13 @@ from api.shadow import Mirror
 from core.keys import Scope
 from core.registry import Registry
 from core.runtime.predictor import Output
-from core.settings import ApiSettings, Settings
+from core.settings import Settings
 from core.store.canary import CanaryRow
 from core.store.db import Database
 from core.store.events import list_events
-from core.store.keys import create_key
 from core.store.tables import Prediction, PredictionEmbedding, utcnow
-from tests.unit.test_canary_api import POLL, until
-from tests.unit.test_predict_fast_path import Fake
+from tests.unit.calls import admin_client, polling_api, until
+from tests.unit.fakes import Fake
 
 
 class Contrary(Fake):
@@ -54,16 +52,10 @@ def app(registry: Registry, tmp_path: Path, sqlite_url: str) -> Iterator[TestCli
             registry.staging_dir(), task="classification", labels=Fake.labels, base_model="f"
         )
     registry.promote("v1")
-    key, _ = create_key(registry.db, name="ops", scopes=[Scope.ADMIN, Scope.PREDICT])
-    settings = Settings(
-        home=tmp_path,
-        database_url=sqlite_url,
-        api=ApiSettings(key_refresh_seconds=POLL, log_flush_seconds=POLL, model_poll_seconds=POLL),
-    )
+    settings = Settings(home=tmp_path, database_url=sqlite_url, api=polling_api())
     load = lambda v: Contrary(v.version) if v.version == "v2" else Fake(v.version)  # noqa: E731
-    with TestClient(create_app(settings, load=load)) as client:
-        client.headers["Authorization"] = f"Bearer {key}"
-        yield client
+    with admin_client(registry.db, settings, load=load, scopes=[Scope.ADMIN, Scope.PREDICT]) as c:
+        yield c
 
 
 def embedded(db: Database, ids: set[str]) -> set[str]:

@@ -26,14 +26,14 @@ from core.logs import log_handler
 from core.registry import Registry
 from core.settings import ApiSettings, Settings
 from core.store.db import Database
-from tests.unit.test_predict_fast_path import Fake
-from tests.unit.test_protocol import (
-    _answer,
-    _connect,
-    _framed_length,
-    _one_answer,
+from tests.unit.fakes import Fake
+from tests.unit.wire import (
+    connect_to,
     echo_length,
+    framed_length,
     on_uvicorn,
+    read_one_response,
+    read_until_closed,
 )
 
 BOUND = 3
@@ -100,7 +100,7 @@ def _answers(conn: socket.socket, count: int) -> list[bytes]:
     """The next `count` whole responses on a kept-alive connection, however they were split."""
     data, answers = b"", list[bytes]()
     while len(answers) < count:
-        while b"\r\n\r\n" in data and len(data) >= (end := _framed_length(data)):
+        while b"\r\n\r\n" in data and len(data) >= (end := framed_length(data)):
             answers.append(data[:end])
             data = data[end:]
         if len(answers) < count:
@@ -121,10 +121,10 @@ def test_closed_admission_refuses_predict_in_the_protocol_and_keeps_the_connecti
 ) -> None:
     ADMISSION.wait = 5.0  # 4 s past the 1 s deadline
     before = _refusals()
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         for _ in range(2):
             conn.sendall(request(b"/v1/predict?x=1", b'{"inputs": "a"}'))
-            answer = _one_answer(conn)
+            answer = read_one_response(conn)
             head = answer.split(b"\r\n\r\n")[0].lower()
             assert head.startswith(b"http/1.1 503") and b"\r\nretry-after: 4" in head
             assert b"connection: close" not in head
@@ -132,14 +132,14 @@ def test_closed_admission_refuses_predict_in_the_protocol_and_keeps_the_connecti
         assert SEEN == []  # the app never saw them
         ADMISSION.wait = 0.0
         conn.sendall(request(b"/v1/predict", b"abc"))  # the retry, on the same connection
-        assert _one_answer(conn).endswith(b"\r\n\r\n3")
+        assert read_one_response(conn).endswith(b"\r\n\r\n3")
     assert SEEN == ["/v1/predict"]
     assert _refusals() == before + 2  # the shed-ratio series still counts them
 
 
 def test_pipelined_requests_are_answered_in_order_around_kept_refusals(port: int) -> None:
     ADMISSION.wait = 5.0
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         refused = request(b"/v1/predict")
         # behind a request the app is answering, predict is the app's to answer, in turn
         conn.sendall(
@@ -157,11 +157,11 @@ def test_pipelined_requests_are_answered_in_order_around_kept_refusals(port: int
 
 def test_a_kept_refusal_leaves_the_connection_to_the_keep_alive_timeout(port: int) -> None:
     ADMISSION.wait = 5.0
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         conn.sendall(request(b"/v1/predict"))
-        assert _one_answer(conn).startswith(b"HTTP/1.1 503")
+        assert read_one_response(conn).startswith(b"HTTP/1.1 503")
         started = time.monotonic()
-        assert _answer(conn) == b""  # closed by the server, idle
+        assert read_until_closed(conn) == b""  # closed by the server, idle
         assert time.monotonic() - started < 3  # the 1 s keep-alive, not the socket's 5 s
 
 
@@ -178,10 +178,10 @@ def test_a_refusal_closes_when_its_body_is_unread_or_the_client_asks(
     port: int, sent: bytes
 ) -> None:
     ADMISSION.wait = 5.0
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         conn.sendall(sent)
         started = time.monotonic()
-        answer = _answer(conn)  # everything until the server closes
+        answer = read_until_closed(conn)  # everything until the server closes
     assert time.monotonic() - started < 1  # closed at once, not at a timeout
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nconnection: close\r\n" in answer
     assert answer.endswith(b"}")
@@ -190,33 +190,33 @@ def test_a_refusal_closes_when_its_body_is_unread_or_the_client_asks(
 
 def test_closed_admission_leaves_other_routes_and_methods_to_the_app(port: int) -> None:
     ADMISSION.wait = 5.0
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         for sent in (request(b"/v1/feedback"), request(b"/v1/predict", method=b"PUT")):
             conn.sendall(sent)
-            assert _one_answer(conn).endswith(b"\r\n\r\n1")
+            assert read_one_response(conn).endswith(b"\r\n\r\n1")
     assert SEEN == ["/v1/feedback", "/v1/predict"]
 
 
 def test_open_admission_passes_predict_on_a_kept_alive_connection(port: int) -> None:
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         for _ in range(3):
             conn.sendall(request(b"/v1/predict", b"abc"))
-            assert _one_answer(conn).endswith(b"\r\n\r\n3")
+            assert read_one_response(conn).endswith(b"\r\n\r\n3")
     assert SEEN == ["/v1/predict"] * 3
 
 
 def test_a_connection_over_the_bound_is_refused_but_health_answers(port: int) -> None:
-    held = [_connect(port) for _ in range(BOUND)]
+    held = [connect_to(port) for _ in range(BOUND)]
     try:
         for conn in held:  # each is served: within the bound
             conn.sendall(request(b"/v1/predict"))
-            assert _one_answer(conn).startswith(b"HTTP/1.1 200")
-        with _connect(port) as over:
+            assert read_one_response(conn).startswith(b"HTTP/1.1 200")
+        with connect_to(port) as over:
             for path in (b"/healthz", b"/readyz", b"/metrics"):
                 over.sendall(request(path, b"", method=b"GET"))
-                assert _one_answer(over).startswith(b"HTTP/1.1 200"), path
+                assert read_one_response(over).startswith(b"HTTP/1.1 200"), path
             over.sendall(request(b"/v1/feedback"))
-            answer = _answer(over)
+            answer = read_until_closed(over)
         assert answer.startswith(b"HTTP/1.1 503") and b"\r\nconnection: close\r\n" in answer
         assert b"\r\nretry-after: 1\r\n" in answer and b'"too many connections"' in answer
         assert SEEN == ["/v1/predict"] * BOUND + ["/healthz", "/readyz", "/metrics"]
@@ -226,12 +226,12 @@ def test_a_connection_over_the_bound_is_refused_but_health_answers(port: int) ->
 
 
 def test_the_bound_frees_as_connections_close(port: int) -> None:
-    with _connect(port), _connect(port), _connect(port):
+    with connect_to(port), connect_to(port), connect_to(port):
         pass
     time.sleep(0.2)
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         conn.sendall(request(b"/v1/predict"))
-        assert _one_answer(conn).startswith(b"HTTP/1.1 200")
+        assert read_one_response(conn).startswith(b"HTTP/1.1 200")
 
 
 def test_the_api_shares_its_admission_with_the_protocol(
@@ -249,19 +249,19 @@ def test_the_api_shares_its_admission_with_the_protocol(
     predict += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     with (
         on_uvicorn(api, settings.api, lifespan="on") as running,
-        _connect(running.config.port) as conn,
+        connect_to(running.config.port) as conn,
     ):
         deadline = time.monotonic() + 30
         while True:  # until the champion is loaded and one prediction has measured the rate
             conn.sendall(predict)
-            if _one_answer(conn).startswith(b"HTTP/1.1 200"):
+            if read_one_response(conn).startswith(b"HTTP/1.1 200"):
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)
         monkeypatch.setattr(Batcher, "expected_wait", lambda self, n=1: 5.0)
         monkeypatch.setattr(Batcher, "idle", False)  # work ahead to shed
         conn.sendall(predict)
-        answer = _one_answer(conn)
+        answer = read_one_response(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 4\r\n" in answer
     assert b"\r\ndate:" not in answer.lower()  # answered by the protocol, not the app
     assert b"past the deadline" in answer
@@ -269,9 +269,9 @@ def test_the_api_shares_its_admission_with_the_protocol(
 
 def test_a_queue_full_by_count_is_refused_with_the_least_retry_after(port: int) -> None:
     ADMISSION.wait = -1.0  # sentinel: refuse by count (no expected wait)
-    with _connect(port) as conn:
+    with connect_to(port) as conn:
         conn.sendall(request(b"/v1/predict"))
-        answer = _one_answer(conn)
+        answer = read_one_response(conn)
     assert answer.startswith(b"HTTP/1.1 503") and b"\r\nretry-after: 1\r\n" in answer
     assert answer.endswith(b'{"detail":"queue full"}')
 
@@ -295,10 +295,10 @@ def test_a_refusal_carries_its_request_id_and_logs_it_as_an_access_line(
     try:
         with (
             on_uvicorn(app, LIMITS, lifespan="on", log_level="info", log_config=None) as running,
-            _connect(running.config.port) as conn,
+            connect_to(running.config.port) as conn,
         ):
             conn.sendall(sent)
-            answer = _one_answer(conn)
+            answer = read_one_response(conn)
     finally:
         access.removeHandler(handler)
         ADMISSION.wait = 0.0

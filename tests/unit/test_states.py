@@ -19,7 +19,8 @@ from core.states import (
 )
 from core.store.db import Database
 from core.store.monitoring import save_check
-from core.store.runs import create_run, finish, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run, finish
 from core.store.tables import ModelVersion, MonitorCheck, RetrainRun
 
 # The strings written to the database (and shown in JSON) before the enums existed.

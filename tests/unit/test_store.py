@@ -9,32 +9,15 @@ from sqlalchemy import inspect
 
 from core.registry import PENDING, NoChampion, Registry, VersionNotFound
 from core.store.db import Database, current_revision
+from core.store.prediction_reads import get_prediction
 from core.store.predictions import (
     IdempotencyConflict,
     InvalidLabel,
     PredictionNotFound,
-    get_prediction,
     insert_predictions,
     submit_feedback,
 )
-from tests.factories import prediction_row
-
-
-def stage(registry: Registry, content: str = "weights") -> Path:
-    path = registry.staging_dir()
-    (path / "model.bin").write_text(content)
-    return path
-
-
-def register(registry: Registry, **kwargs: object) -> str:
-    info = registry.register(
-        stage(registry),
-        task="classification",
-        labels=["negative", "positive"],
-        base_model="tiny",
-        **kwargs,
-    )
-    return info.version
+from tests.factories import prediction_row, register_version
 
 
 def test_migrations_create_every_table(sqlite_url: str, db: Database) -> None:
@@ -57,8 +40,8 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db: Database) -> None:
 
 
 def test_versions_are_numbered_and_artifacts_appear_by_rename(registry: Registry) -> None:
-    assert register(registry) == "v1"
-    assert register(registry, parent="v1") == "v2"
+    assert register_version(registry) == "v1"
+    assert register_version(registry, parent="v1") == "v2"
     info = registry.get("v2")
     assert Path(info.artifact_path).name == "v2" and info.parent == "v1"
     assert (Path(info.artifact_path) / "model.bin").read_text() == "weights"
@@ -67,8 +50,8 @@ def test_versions_are_numbered_and_artifacts_appear_by_rename(registry: Registry
 
 
 def test_promote_flips_the_alias_and_rollback_flips_it_back(registry: Registry) -> None:
-    register(registry)
-    register(registry)
+    register_version(registry)
+    register_version(registry)
     assert registry.champion() is None
     registry.promote("v1")
     registry.promote("v2")
@@ -82,10 +65,10 @@ def test_promote_flips_the_alias_and_rollback_flips_it_back(registry: Registry) 
 def test_a_new_champion_archives_the_challenger_pending_against_the_old_one(
     registry: Registry,
 ) -> None:
-    register(registry)
+    register_version(registry)
     registry.promote("v1")
-    register(registry, parent="v1")
-    register(registry, parent="v1")
+    register_version(registry, parent="v1")
+    register_version(registry, parent="v1")
     with registry.db.session() as session:
         registry.mark(session, "v2", status=PENDING)
     registry.promote("v3")
@@ -101,7 +84,7 @@ def test_rollback_without_history_and_unknown_versions_raise(registry: Registry)
 
 
 def test_feedback_is_validated_against_the_prediction(db: Database, registry: Registry) -> None:
-    register(registry)
+    register_version(registry)
     insert_predictions(db, [prediction_row("p1")])
     receipt = submit_feedback(db, prediction_id="p1", rating=1, label="negative")
     assert receipt.model_version == "v1" and not receipt.replayed
@@ -119,7 +102,7 @@ def test_feedback_is_validated_against_the_prediction(db: Database, registry: Re
 def test_idempotency_key_replays_the_same_id_and_refuses_reuse(
     db: Database, registry: Registry
 ) -> None:
-    register(registry)
+    register_version(registry)
     insert_predictions(db, [prediction_row("p1"), prediction_row("p2")])
     first = submit_feedback(db, prediction_id="p1", rating=5, idempotency_key="k")
     again = submit_feedback(db, prediction_id="p1", rating=5, idempotency_key="k")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 
-from api.store_metrics import StoreCollector
-from core.settings import MonitorSettings
 from core.store.db import Database
 from core.store.monitoring import save_check
 from core.store.records import CheckQuality
+from tests.monitoring import gauges
 
 OUTPUTS = {
     "count": 40,
@@ -21,15 +20,6 @@ OUTPUTS = {
     "refusal_share": 0.02,
     "non_ascii_share": 0.01,
 }
-
-
-def gauges(db: Database) -> dict[tuple[str, tuple[str, ...]], float]:
-    collector = StoreCollector(db, monitor=MonitorSettings(min_rouge_l=0.3), columns=tuple)
-    return {
-        (s.name, tuple(s.labels.values())): s.value
-        for family in collector.collect()
-        for s in family.samples
-    }
 
 
 def test_a_generation_checks_figures_are_exported(db: Database) -> None:

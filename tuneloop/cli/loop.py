@@ -90,7 +90,7 @@ def retrain(
 ) -> None:
     """Queue a manual retrain run (workers run it)."""
     from core.queue import make_celery, request_retrain
-    from core.store.runs import get_run
+    from core.store.run_queries import get_run
 
     settings = get_settings()
     db = Database(settings.database_url)
@@ -229,7 +229,7 @@ def feedback() -> None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
 def feedback_export(fmt: str) -> None:
     """Write every feedback row with its prediction to stdout."""
-    from core.store.predictions import feedback_rows
+    from core.store.prediction_reads import feedback_rows
 
     rows = feedback_rows(Database(get_settings().database_url))
     fields = [

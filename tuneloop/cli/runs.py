@@ -65,7 +65,7 @@ def runs() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 def runs_list(limit: int) -> None:
     """Recent runs, newest first: id, trigger, state in words, challenger."""
-    from core.store.runs import list_runs
+    from core.store.run_queries import list_runs
 
     for run in _read(lambda db: list_runs(db, limit=limit)):
         trials = (run.search or {}).get("trials")
@@ -80,7 +80,7 @@ def runs_list(limit: int) -> None:
 @click.argument("run_id")
 def runs_show(run_id: str) -> None:
     """One run: state, challenger and verdict, and every trial of its search."""
-    from core.store.runs import RunNotFound, get_run
+    from core.store.run_queries import RunNotFound, get_run
 
     try:
         run = _read(lambda db: get_run(db, run_id))

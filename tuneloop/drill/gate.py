@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from core.store.runs import list_runs
+from core.store.run_queries import list_runs
 from retrain.gate import decide
 from tuneloop.drill.measure import artifact_correct
 from tuneloop.drill.plan import DrillConfig, kept_home_parser, load_data

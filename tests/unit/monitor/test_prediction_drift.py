@@ -14,8 +14,8 @@ from core.store.monitoring import get_check, save_check
 from monitor.drift import DriftOptions, DriftResult, run_drift
 from monitor.prediction_drift import prediction_drift
 from monitor.stattests import ColumnDrift
+from tests.monitoring import gauges
 from tests.unit.monitor.factories import tiny_tokenizer, window
-from tests.unit.test_store_metrics import gauges
 
 SIZE = 300
 

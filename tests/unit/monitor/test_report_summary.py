@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.settings import MonitorSettings
 from core.store.db import Database
 from monitor.report_summary import summary_html
-from tests.unit.test_records import judged_check
+from tests.monitoring import judged_check
 
 CELL = '<td style="padding:3px 12px 3px 0;text-align:left">'
 

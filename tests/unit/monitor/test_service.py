@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.states import RunTrigger
 from core.store.monitoring import get_check
 from core.store.records import RunRecord
 from core.store.runs import claim, create_run, fail, finish, owned_run
@@ -89,7 +90,7 @@ def test_the_run_a_check_starts_records_the_check(ctx: tuple[Context, list[str]]
     context, _ = ctx
     started: list[RunRecord] = []
 
-    def start(trigger: str, check_id: str) -> None:
+    def start(trigger: RunTrigger, check_id: str) -> None:
         started.append(create_run(context.db, trigger=trigger, check_id=check_id)[0])
 
     context = replace(context, start_retrain=start)
@@ -103,7 +104,7 @@ def test_the_run_a_check_starts_records_the_check(ctx: tuple[Context, list[str]]
 
 def test_never_two_runs_in_flight(ctx: tuple[Context, list[str]]) -> None:
     context, triggered = ctx
-    create_run(context.db, trigger="manual")
+    create_run(context.db, trigger=RunTrigger.MANUAL)
     serve(context, 150, seed=8)
     serve(context, 150, seed=9, start=10, rating=1)
     check = run_check(context)
@@ -134,7 +135,7 @@ def test_after_a_run_a_retry_waits_for_new_labeled_feedback(ctx: tuple[Context, 
     context, triggered = ctx
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
-    run, _ = create_run(context.db, trigger="quality")
+    run, _ = create_run(context.db, trigger=RunTrigger.QUALITY)
     assert claim(context.db, run.run_id, owner="w", lease_seconds=60)
     fail(context.db, run.run_id, owner="w", error="rejected, say")
     check = run_check(context)  # the floor is still crossed, but the last run saw this feedback
@@ -150,10 +151,10 @@ def test_a_run_rejected_before_it_trained_does_not_restart_the_count(
     context, triggered = ctx
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=1)
-    judged, _ = create_run(context.db, trigger="quality")  # trained and rejected: counts
+    judged, _ = create_run(context.db, trigger=RunTrigger.QUALITY)  # trained and rejected: counts
     reject(context, judged.run_id, metrics={"challenger": {"accuracy": 0.5}})
     serve(context, 150, seed=8, start=20, rating=1)  # 40 new labels, 20 needed
-    small, _ = create_run(context.db, trigger="quality")  # rejected before it trained
+    small, _ = create_run(context.db, trigger=RunTrigger.QUALITY)  # rejected before it trained
     reject(context, small.run_id, metrics={})
     check = run_check(context)
     assert check.decision == "retrain" and "new labeled" not in check.reason
@@ -204,7 +205,7 @@ def test_the_run_that_promoted_the_champion_starts_an_improve_chain(
     ctx: tuple[Context, list[str]],
 ) -> None:
     context, triggered = ctx
-    run, _ = create_run(context.db, trigger="drift")
+    run, _ = create_run(context.db, trigger=RunTrigger.DRIFT)
     close(context, run.run_id, state="promoted", version="v1")  # v1 came from a run
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=5)  # 40 confirmed labels
@@ -221,9 +222,9 @@ def test_a_run_that_neither_promotes_nor_leaves_a_pending_challenger_ends_the_ch
 ) -> None:
     context, triggered = ctx
     context = with_min_holdout(context, 8)
-    promoted, _ = create_run(context.db, trigger="drift")
+    promoted, _ = create_run(context.db, trigger=RunTrigger.DRIFT)
     close(context, promoted.run_id, state="promoted", version="v1")
-    rejected, _ = create_run(context.db, trigger="improve")
+    rejected, _ = create_run(context.db, trigger=RunTrigger.IMPROVE)
     close(context, rejected.run_id, state="rejected", version="v2")
     serve(context, 150, seed=6)
     serve(context, 150, seed=7, start=10, rating=5)

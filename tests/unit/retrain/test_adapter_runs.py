@@ -16,7 +16,7 @@ from retrain.evaluate import evaluate
 from retrain.run import Run
 from retrain.train import train
 from tests.factories import rows
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import champion_context
 
 BINARY = ["negative", "positive"]
 

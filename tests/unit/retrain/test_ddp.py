@@ -17,14 +17,16 @@ from safetensors.torch import load_file
 from benchmarks.ddp import TINY, scores
 from core.runtime.model import HEAD_FILE
 from core.settings import RetrainSettings, Settings
-from core.store.runs import create_run, get_run
+from core.states import RunTrigger
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from retrain.build import build_dataset
 from retrain.context import LeaseLost
 from retrain.ddp import STOP_SECONDS, processes_for, train_job
 from retrain.service import execute_run
 from retrain.train import train
 from tests.factories import rows, seed_corrected_feedback
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import champion_context
 
 BINARY = ["negative", "positive"]
 ARGS = replace(TINY, seed=0, torch_threads=1)
@@ -99,7 +101,7 @@ def test_a_failing_job_fails_the_run_with_its_stderr(
     )
     ctx = champion_context(tmp_path, sqlite_url, base_artifact, retrain)
     seed_corrected_feedback(ctx.db, 240)
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert execute_run(ctx, run.run_id, owner="w1") == "failed"
     error = get_run(ctx.db, run.run_id).error
     assert "training job of 2 processes exited with 1" in error

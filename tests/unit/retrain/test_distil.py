@@ -15,8 +15,9 @@ from pydantic import ValidationError
 import retrain.distil_loss
 from core.runtime.model import load_classifier
 from core.settings import RetrainSettings
-from core.states import RunState
-from core.store.runs import claim, create_run, get_run
+from core.states import RunState, RunTrigger
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run
 from retrain.context import Context
 from retrain.dataset import Dataset
 from retrain.distil import DistilArgs, first_layers, student_layers, write_student
@@ -27,25 +28,15 @@ from retrain.gate import Verdict, decide
 from retrain.run import Run
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import SHORT_RUN, fast_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A store with a random tiny champion (v1, two layers); distillation on."""
-    retrain = RetrainSettings(
-        method="full",
-        epochs=3,
-        min_steps=0,
-        learning_rate=1e-3,
-        max_length=32,
-        golden_size=100,
-        min_holdout=20,
-        torch_threads=1,
-        distil=True,
-        distil_throughput_texts=32,
+    return fast_context(
+        tmp_path, sqlite_url, base_artifact, **SHORT_RUN, distil=True, distil_throughput_texts=32
     )
-    return champion_context(tmp_path, sqlite_url, base_artifact, retrain)
 
 
 def test_the_default_depth_is_half_the_teachers_rounded_up() -> None:
@@ -117,7 +108,7 @@ def test_a_distilled_run_registers_a_student_with_its_throughput(
         return real(*a, **kw)
 
     monkeypatch.setattr(retrain.distil_loss, "distillation_loss", spy)
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     state = execute_run(ctx, run.run_id, owner="w1")
     done = get_run(ctx.db, run.run_id)
     assert state in (RunState.PROMOTED, RunState.REJECTED)
@@ -162,7 +153,7 @@ def test_a_champion_descending_from_a_student_is_fine_tuned_not_halved_again(
     monkeypatch.setattr(
         "retrain.distil_run.train_candidate", lambda *a, **kw: fits.append(kw.get("trainer"))
     )
-    created, _ = create_run(ctx.db, trigger="manual")
+    created, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert claim(ctx.db, created.run_id, owner="w1", lease_seconds=60)
     run = Run(ctx, created.run_id, "w1")
     dataset = Dataset([], [], list(champion.labels), "h")

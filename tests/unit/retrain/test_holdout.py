@@ -8,10 +8,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core.states import RunTrigger
 from core.store.db import Database
 from core.store.monitoring import drift_streak, save_check
-from core.store.predictions import feedback_rows
-from core.store.runs import create_run, get_run
+from core.store.prediction_reads import feedback_rows
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from core.store.tables import utcnow
 from retrain.build import build_dataset
 from retrain.context import Context
@@ -101,7 +103,7 @@ def test_a_drift_run_records_the_rule_and_holds_out_only_the_shifts_labels(ctx: 
     for _ in range(3):
         check_id = _check(ctx.db, utcnow(), drift=True)
     seed_corrected_feedback(ctx.db, 100, seed=1)
-    run, _ = create_run(ctx.db, trigger="drift", check_id=check_id)
+    run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT, check_id=check_id)
     execute_run(ctx, run.run_id, owner="w1")
     done = get_run(ctx.db, run.run_id)
     note = done.holdout
@@ -122,11 +124,11 @@ def test_a_manual_run_and_a_short_streak_keep_todays_rule(ctx: Context) -> None:
     check_id = _check(ctx.db, utcnow(), drift=True)
     seed_corrected_feedback(ctx.db, 10, seed=1)  # 10 labels since the streak: under min_holdout
     ctx.settings.retrain.min_holdout = 1000  # reject before training: the rule is what counts
-    short, _ = create_run(ctx.db, trigger="drift", check_id=check_id)
+    short, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT, check_id=check_id)
     execute_run(ctx, short.run_id, owner="w1")
     note = get_run(ctx.db, short.run_id).holdout
     assert note["rule"] == SHORT_STREAK and note["labels_since_shift"] == 10
-    manual, _ = create_run(ctx.db, trigger="manual")
+    manual, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     execute_run(ctx, manual.run_id, owner="w1")
     today = get_run(ctx.db, manual.run_id).holdout
     assert today["rule"] == NEWEST_SHARE and today["shift_since"] is None
@@ -140,7 +142,7 @@ def test_off_a_drift_run_holds_out_the_newest_share_of_all_labels(ctx: Context) 
     seed_corrected_feedback(ctx.db, 100, seed=1)
     ctx.settings.retrain.holdout_from_shift = False
     ctx.settings.retrain.min_holdout = 1000  # reject before training: the rule is what counts
-    run, _ = create_run(ctx.db, trigger="drift", check_id=check_id)
+    run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT, check_id=check_id)
     execute_run(ctx, run.run_id, owner="w1")
     note = get_run(ctx.db, run.run_id).holdout
     assert note["rule"] == NEWEST_SHARE and note["shift_since"] is None

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from core.golden import write_golden
-from core.settings import RetrainSettings
+from core.states import RunTrigger
 from core.store.predictions import insert_predictions, submit_feedback
-from core.store.runs import create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from retrain.context import Context
 from retrain.service import execute_run
 from tests.factories import prediction_row, rows, sentence
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import fast_context
 
 OLD = ["negative", "positive"]
 
@@ -25,17 +26,9 @@ OLD = ["negative", "positive"]
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A negative/positive champion whose golden set holds the old classes only (as `init
     --data` fixes it), with new labels allowed."""
-    retrain = RetrainSettings(
-        method="full",
-        epochs=4,
-        min_steps=0,
-        batch_size=16,
-        learning_rate=1e-3,
-        min_holdout=20,
-        torch_threads=1,
-        allow_new_labels=True,
+    context = fast_context(
+        tmp_path, sqlite_url, base_artifact, epochs=4, batch_size=16, allow_new_labels=True
     )
-    context = champion_context(tmp_path, sqlite_url, base_artifact, retrain)
     write_golden(context.settings.artifacts, rows(OLD, 50, seed=7), source="data")
     return context
 
@@ -59,7 +52,7 @@ def correct_to_new_class(ctx: Context, n: int) -> None:
 
 def test_a_new_class_grows_the_head_and_is_gated_on_its_own_rows(ctx: Context) -> None:
     correct_to_new_class(ctx, 160)
-    run, _ = create_run(ctx.db, trigger="drift")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT)
     assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
     done = get_run(ctx.db, run.run_id)
     champion = ctx.registry.champion()

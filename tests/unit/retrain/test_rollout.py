@@ -13,9 +13,9 @@ from core.states import RunState, VersionStatus
 from core.store.canary import latest_canary, running_canary
 from core.store.db import Database
 from core.store.events import list_events
-from core.store.runs import get_run
+from core.store.run_queries import get_run
 from retrain.context import Context
-from tests.unit.retrain.test_run import PROMOTE, claimed, version
+from tests.unit.retrain.factories import PROMOTE, claimed, version
 
 
 @pytest.fixture

@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from core.registry import Registry, VersionInfo
+from core.registry import Registry
 from core.settings import Settings
 from core.states import RunState, RunTrigger, VersionStatus
 from core.store.db import Database
-from core.store.runs import claim, create_run, get_run
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run
 from core.store.tables import RetrainRun, utcnow
 from retrain.context import Context, LeaseLost
-from retrain.gate import Verdict
 from retrain.run import Run
-
-PROMOTE = Verdict(promote=True, test="mcnemar_midp", p_value=0.01, gain=0.1)
+from tests.unit.retrain.factories import PROMOTE, claimed, version
 
 
 @pytest.fixture
@@ -26,19 +25,6 @@ def ctx(tmp_path: Path, sqlite_url: str) -> Context:
     settings = Settings(home=tmp_path, database_url=sqlite_url)
     db = Database(sqlite_url)
     return Context(settings=settings, db=db, registry=Registry(db, settings.artifacts))
-
-
-def version(registry: Registry) -> VersionInfo:
-    """A registered version; nothing here loads it, so its artifact may be empty."""
-    return registry.register(
-        registry.staging_dir(), task="classification", labels=["a", "b"], base_model="t"
-    )
-
-
-def claimed(ctx: Context, owner: str = "w1") -> Run:
-    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
-    assert claim(ctx.db, run.run_id, owner=owner, lease_seconds=60)
-    return Run(ctx, run.run_id, owner)
 
 
 def taken_over(ctx: Context) -> tuple[Run, Run]:

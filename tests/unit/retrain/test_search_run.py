@@ -13,33 +13,22 @@ import pytest
 import retrain.search_run
 from core.golden import read_golden
 from core.queue import search_params
-from core.settings import RetrainSettings
-from core.states import RunState
-from core.store.runs import claim, create_run, finish, get_run
+from core.states import RunState, RunTrigger
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run, finish
 from core.store.tables import RetrainRun
 from retrain.context import Context
 from retrain.run import Run
 from retrain.search_run import wanted
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
-from tests.unit.retrain.conftest import champion_context
+from tests.unit.retrain.factories import SHORT_RUN, fast_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
     """A store with a random tiny champion (v1); plain recipe 3 epochs at 1e-3."""
-    retrain = RetrainSettings(
-        method="full",
-        epochs=3,
-        min_steps=0,
-        learning_rate=1e-3,
-        max_length=32,
-        golden_size=100,
-        min_holdout=20,
-        torch_threads=1,
-        search_sampler="random",
-    )
-    return champion_context(tmp_path, sqlite_url, base_artifact, retrain)
+    return fast_context(tmp_path, sqlite_url, base_artifact, **SHORT_RUN, search_sampler="random")
 
 
 def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
@@ -54,7 +43,7 @@ def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
         return real(**kwargs)
 
     monkeypatch.setattr(retrain.search_run, "fit_trial", spy)
-    run, _ = create_run(ctx.db, trigger="manual", params=search_params(3, 600.0))
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL, params=search_params(3, 600.0))
     state = execute_run(ctx, run.run_id, owner="w1")
     done = get_run(ctx.db, run.run_id)
     search = done.search
@@ -88,7 +77,7 @@ def test_a_searched_run_stores_its_trials_and_trains_the_best_recipe(
 
 def judged(ctx: Context, state: RunState, params: dict[str, Any] | None = None) -> str:
     """A finished run whose gate judged a challenger (it has metrics)."""
-    run, _ = create_run(ctx.db, trigger="manual", params=params)
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL, params=params)
     with ctx.db.session() as session:
         row = session.get(RetrainRun, run.run_id)
         assert row is not None
@@ -97,7 +86,7 @@ def judged(ctx: Context, state: RunState, params: dict[str, Any] | None = None) 
 
 
 def current(ctx: Context, params: dict[str, Any] | None = None) -> Run:
-    run, _ = create_run(ctx.db, trigger="drift", params=params)
+    run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT, params=params)
     assert claim(ctx.db, run.run_id, owner="w1", lease_seconds=60)
     return Run(ctx, run.run_id, "w1")
 

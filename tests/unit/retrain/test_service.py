@@ -15,8 +15,10 @@ from api.store_metrics import StoreCollector
 from core.golden import read_golden
 from core.runtime.model import HEAD_FILE
 from core.settings import MonitorSettings, Settings
-from core.store.predictions import feedback_rows
-from core.store.runs import claim, create_run, get_run
+from core.states import RunTrigger
+from core.store.prediction_reads import feedback_rows
+from core.store.run_queries import get_run
+from core.store.runs import claim, create_run
 from core.store.tables import RetrainRun, utcnow
 from retrain import gate
 from retrain.context import Context
@@ -33,7 +35,7 @@ def give_feedback(ctx: Context, n: int, *, seed: int = 0) -> None:
 
 def test_a_run_trains_gates_and_promotes_a_better_challenger(ctx: Context) -> None:
     give_feedback(ctx, 240)
-    run, created = create_run(ctx.db, trigger="manual")
+    run, created = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert created
     assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
     done = get_run(ctx.db, run.run_id)
@@ -83,7 +85,7 @@ def test_a_refit_that_fails_the_golden_set_leaves_the_challenger_as_tested(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx.settings.retrain.refit = True
-    monkeypatch.setattr("retrain.service.golden_check", lambda *a: (False, "golden dropped"))
+    monkeypatch.setattr("retrain.holdout_run.golden_check", lambda *a: (False, "golden dropped"))
     give_feedback(ctx, 240)
     done = _run(ctx)
     assert done.state == "promoted" and done.version == "v2"
@@ -133,20 +135,20 @@ def test_the_gates_figures_land_on_the_versions_and_models_list_shows_them(
 
 def test_a_redelivered_run_never_trains_twice(ctx: Context) -> None:
     give_feedback(ctx, 240)
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
     assert execute_run(ctx, run.run_id, owner="w2") is None  # finished: nothing happens
     assert [v.version for v in ctx.registry.list()] == ["v2", "v1"]
 
 
 def test_only_one_run_in_flight(ctx: Context) -> None:
-    first, created = create_run(ctx.db, trigger="drift")
-    second, created_again = create_run(ctx.db, trigger="manual")
+    first, created = create_run(ctx.db, trigger=RunTrigger.DRIFT)
+    second, created_again = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert created and not created_again and second.run_id == first.run_id
 
 
 def test_a_live_lease_keeps_others_out_and_an_expired_one_is_reaped(ctx: Context) -> None:
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert claim(ctx.db, run.run_id, owner="w1", lease_seconds=60)
     assert not claim(ctx.db, run.run_id, owner="w2", lease_seconds=60)
     sent: list[str] = []
@@ -159,7 +161,7 @@ def test_a_live_lease_keeps_others_out_and_an_expired_one_is_reaped(ctx: Context
 
 
 def test_a_run_whose_worker_dies_on_every_attempt_is_failed_not_sent_forever(ctx: Context) -> None:
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     sent: list[str] = []
     attempts = ctx.settings.retrain.max_attempts
     for owner in range(attempts):  # each worker claims it and dies: its lease runs out
@@ -179,7 +181,7 @@ def test_a_run_whose_worker_dies_on_every_attempt_is_failed_not_sent_forever(ctx
 
 def test_too_small_a_holdout_rejects_before_training_and_the_champion_stays(ctx: Context) -> None:
     give_feedback(ctx, 20)
-    run, _ = create_run(ctx.db, trigger="quality")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.QUALITY)
     assert execute_run(ctx, run.run_id, owner="w1") == "rejected"
     done = get_run(ctx.db, run.run_id)
     assert "fewer than min_holdout" in done.verdict["reasons"][0]
@@ -194,13 +196,13 @@ def test_a_corrupt_champion_artifact_fails_the_run_not_the_service(ctx: Context)
     champion = ctx.registry.champion()
     assert champion is not None
     (Path(champion.artifact_path) / "head.safetensors").write_bytes(b"garbage")
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert execute_run(ctx, run.run_id, owner="w1") == "failed"
     done = get_run(ctx.db, run.run_id)
     assert done.state == "failed" and done.error
     after = ctx.registry.champion()
     assert after is not None and after.version == "v1"
-    assert create_run(ctx.db, trigger="manual")[1]  # the slot is free again
+    assert create_run(ctx.db, trigger=RunTrigger.MANUAL)[1]  # the slot is free again
 
 
 def test_a_challenger_that_does_not_load_fails_the_run_and_the_champion_stays(
@@ -213,7 +215,7 @@ def test_a_challenger_that_does_not_load_fails_the_run_and_the_champion_stays(
 
     monkeypatch.setattr("retrain.candidate.fit", train_then_corrupt)
     give_feedback(ctx, 60)
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert execute_run(ctx, run.run_id, owner="w1") == "failed"
     done = get_run(ctx.db, run.run_id)
     assert done.state == "failed" and "deserializing header" in done.error
@@ -227,7 +229,7 @@ def test_a_cross_fitted_run_tests_every_new_label_then_promotes_a_model_trained_
 ) -> None:
     ctx.settings.retrain.cross_fit_folds = 2
     give_feedback(ctx, 240)
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
     done = get_run(ctx.db, run.run_id)
     assert done.verdict["test"] == "mcnemar_midp, 2-fold cross-fitted"
@@ -247,7 +249,7 @@ def test_a_cross_fitted_run_whose_folds_fail_stops_before_the_last_training(
     ctx.settings.retrain.cross_fit_folds = 2
     ctx.settings.retrain.min_gain = 1.0  # no challenger can pass
     give_feedback(ctx, 240)
-    run, _ = create_run(ctx.db, trigger="manual")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.MANUAL)
     assert execute_run(ctx, run.run_id, owner="w1") == "rejected"
     done = get_run(ctx.db, run.run_id)
     assert done.version is None and "2-fold cross-fitted" in done.verdict["test"]
@@ -258,7 +260,7 @@ def test_a_cross_fitted_run_whose_folds_fail_stops_before_the_last_training(
 
 
 def _run(ctx: Context) -> dict[str, Any]:
-    run, _ = create_run(ctx.db, trigger="drift")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT)
     execute_run(ctx, run.run_id, owner="w1")
     return get_run(ctx.db, run.run_id)
 

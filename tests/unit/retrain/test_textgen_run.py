@@ -11,9 +11,12 @@ import pytest
 
 from core.golden import Golden
 from core.settings import RetrainSettings, Settings
+from core.states import RunTrigger
 from core.store.db import Database
-from core.store.predictions import generation_feedback, insert_predictions, submit_feedback
-from core.store.runs import create_run, get_run
+from core.store.prediction_reads import generation_feedback
+from core.store.predictions import insert_predictions, submit_feedback
+from core.store.run_queries import get_run
+from core.store.runs import create_run
 from retrain.context import Context
 from retrain.service import execute_run
 from retrain.sft_data import Pair
@@ -79,7 +82,7 @@ def rate(ctx: Context, n: int) -> None:
 
 def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Context) -> None:
     rate(ctx, 60)
-    run, _ = create_run(ctx.db, trigger="quality")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.QUALITY)
     assert execute_run(ctx, run.run_id, owner="w1") == "promoted"
     done = get_run(ctx.db, run.run_id)
     champion, challenger = done.metrics.champion, done.metrics.challenger
@@ -106,7 +109,7 @@ def test_a_generation_run_fine_tunes_on_preferred_outputs_and_promotes(ctx: Cont
 
 def test_a_run_on_too_few_preferred_outputs_is_rejected_before_it_trains(ctx: Context) -> None:
     rate(ctx, 12)
-    run, _ = create_run(ctx.db, trigger="quality")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.QUALITY)
     assert execute_run(ctx, run.run_id, owner="w1") == "rejected"
     done = get_run(ctx.db, run.run_id)
     assert done.version is None
@@ -155,7 +158,7 @@ def test_a_kto_run_learns_from_thumbs_down_and_records_its_method(ctx: Context) 
     ctx = replace(ctx, settings=ctx.settings.model_copy(update={"retrain": retrain}))
     rate(ctx, 60)
     thumbs_down(ctx, 8)
-    run, _ = create_run(ctx.db, trigger="quality")
+    run, _ = create_run(ctx.db, trigger=RunTrigger.QUALITY)
     execute_run(ctx, run.run_id, owner="w1")
     done = get_run(ctx.db, run.run_id)
     training = done.training
