@@ -98,6 +98,7 @@ def test_the_streak_is_the_run_of_drift_checks_ending_at_the_runs_check(db: Data
 
 
 def test_a_drift_run_records_the_rule_and_holds_out_only_the_shifts_labels(ctx: Context) -> None:
+    ctx.settings.retrain.holdout_from_shift = True
     seed_corrected_feedback(ctx.db, 160, seed=0)  # 100 of them become the golden set
     began = utcnow()
     for _ in range(3):
@@ -120,6 +121,7 @@ def test_a_drift_run_records_the_rule_and_holds_out_only_the_shifts_labels(ctx: 
 
 
 def test_a_manual_run_and_a_short_streak_keep_todays_rule(ctx: Context) -> None:
+    ctx.settings.retrain.holdout_from_shift = True
     seed_corrected_feedback(ctx.db, 130, seed=0)
     check_id = _check(ctx.db, utcnow(), drift=True)
     seed_corrected_feedback(ctx.db, 10, seed=1)  # 10 labels since the streak: under min_holdout
@@ -135,12 +137,12 @@ def test_a_manual_run_and_a_short_streak_keep_todays_rule(ctx: Context) -> None:
     assert note["size"] == today["size"] > 10  # today's rule: a fifth of every new label
 
 
-def test_off_a_drift_run_holds_out_the_newest_share_of_all_labels(ctx: Context) -> None:
+def test_by_default_a_drift_run_holds_out_the_newest_share_of_all_labels(ctx: Context) -> None:
     seed_corrected_feedback(ctx.db, 160, seed=0)
     for _ in range(3):
         check_id = _check(ctx.db, utcnow(), drift=True)
     seed_corrected_feedback(ctx.db, 100, seed=1)
-    ctx.settings.retrain.holdout_from_shift = False
+    assert not ctx.settings.retrain.holdout_from_shift  # the default
     ctx.settings.retrain.min_holdout = 1000  # reject before training: the rule is what counts
     run, _ = create_run(ctx.db, trigger=RunTrigger.DRIFT, check_id=check_id)
     execute_run(ctx, run.run_id, owner="w1")
