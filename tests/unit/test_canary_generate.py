@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -29,6 +30,7 @@ from tests.factories import prediction_row
 from tests.generators import tiny_llama
 from tests.unit.calls import admin_client, events, polling_api, until
 from tuneloop.cli.canary import canary_lines
+from tuneloop.client import Client
 
 GENERATE = {"inputs": "the quick brown fox", "max_new_tokens": 8}
 
@@ -132,6 +134,35 @@ def test_generations_name_their_arm_and_rouge_l_feedback_promotes_the_canary(
     assert state["arms"]["canary"]["preferred"] == 6
     until(lambda: ask("champion")["model_version"] == "v2")  # hot-swapped, no canary left
     assert ask("canary")["arm"] == "champion"
+
+
+class InProcess(httpx.BaseTransport):
+    """Sends the Python client's requests through the TestClient's app, so it reads real answers."""
+
+    def __init__(self, app: TestClient) -> None:
+        self.app = app
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.app.request(
+            request.method, str(request.url), headers=request.headers, content=request.read()
+        )
+        headers = {k: v for k, v in answer.headers.items() if k != "content-encoding"}
+        return httpx.Response(answer.status_code, headers=headers, content=answer.content)
+
+
+def test_the_python_client_hands_each_caller_the_arm_that_answered(app: TestClient) -> None:
+    started = app.post("/v1/models/v2/canary", json={"share": 0.5})
+    assert started.status_code == 201, started.text
+    clients = two_clients(app, started.json()["id"])
+    transport = InProcess(app)
+    for arm, version in (("canary", "v2"), ("champion", "v1")):
+        key = clients[arm]["Authorization"].removeprefix("Bearer ")
+        with Client("http://testserver", key=key, transport=transport) as api:
+            until(lambda api=api, arm=arm: api.generate("hi", max_new_tokens=4).arm == arm)
+            answer = api.generate("the quick brown fox", max_new_tokens=4)
+            assert (answer.arm, answer.model_version) == (arm, version)
+            *_, streamed = api.stream_generate("the quick brown fox", max_new_tokens=4)
+            assert (streamed.arm, streamed.model_version) == (arm, version)  # type: ignore[union-attr]
 
 
 def sums(rated: int, preferred: int) -> dict[str, tuple[int, float, float]]:

@@ -351,3 +351,27 @@ def test_the_client_imports_none_of_the_servers_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_canary_answers_arm_reaches_the_caller_and_an_older_api_reads_as_champion(
+    slept,
+) -> None:
+    canary_stream = STREAM.replace(
+        '"model_version": "v1"}', '"model_version": "v2", "arm": "canary"}'
+    )
+    _, api = client(
+        httpx.Response(200, json={**PREDICTED, "arm": "canary"}),
+        httpx.Response(200, json={**GENERATED, "model_version": "v2", "arm": "canary"}),
+        sse(canary_stream),
+        httpx.Response(200, json=PREDICTED),  # an api from before canaries names no arm
+    )
+    [predicted] = api.predict("x")
+    assert (predicted.arm, predicted.model_version) == ("canary", "v3")
+    generated = api.generate("Capital?")
+    assert (generated.arm, generated.model_version) == ("canary", "v2")
+    *_, streamed = api.stream_generate("Capital?")
+    assert isinstance(streamed, Generation) and (streamed.arm, streamed.model_version) == (
+        "canary",
+        "v2",
+    )
+    assert api.predict("x")[0].arm == "champion"

@@ -21,6 +21,7 @@ from tuneloop.client.errors import (
     Unprocessable,
 )
 from tuneloop.client.types import (
+    Arm,
     BatchOutcome,
     BatchReceipt,
     Check,
@@ -38,6 +39,7 @@ from tuneloop.client.types import (
 )
 
 __all__ = [
+    "Arm",
     "AsyncClient",
     "BatchOutcome",
     "BatchReceipt",

@@ -143,8 +143,8 @@ def _adapted(kind: Any) -> Callable[[httpx.Response], Any]:
 def predict(texts: str | Sequence[str]) -> Call[list[Prediction]]:
     def read(response: httpx.Response) -> list[Prediction]:
         body = response.json()
-        version = body["model_version"]
-        return [Prediction(model_version=version, **p) for p in body["predictions"]]
+        version, arm = body["model_version"], body.get("arm", "champion")
+        return [Prediction(model_version=version, arm=arm, **p) for p in body["predictions"]]
 
     inputs = [texts] if isinstance(texts, str) else list(texts)
     return Call("POST", "/v1/predict", read, json={"inputs": inputs})
@@ -179,7 +179,8 @@ def _opened(response: httpx.Response) -> httpx.Response:
 
 def _generation(response: httpx.Response) -> Generation:
     body = response.json()
-    return Generation(model_version=body["model_version"], **body["generations"][0])
+    arm = body.get("arm", "champion")
+    return Generation(model_version=body["model_version"], arm=arm, **body["generations"][0])
 
 
 class GenerationStream:

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict
 
 # A retrain run that has let its slot go: the state will not change again.
 FINAL_STATES = ("promoted", "canary", "rejected", "failed", "cancelled")
+# Which model answered while a canary runs: the champion, or the challenger on its share of the
+# clients (a shadow's answers are never returned, so no answer names it).
+Arm = Literal["champion", "canary"]
 
 
 class Answer(BaseModel):
@@ -62,6 +65,7 @@ class Prediction(Answer):
 
     id: str
     model_version: str
+    arm: Arm = "champion"  # an api from before canaries names none: its champion answered
     label: str | None = None
     score: float | None = None
     scores: dict[str, float] | None = None
@@ -74,6 +78,7 @@ class Generation(Answer):
     id: str
     model_version: str
     text: str
+    arm: Arm = "champion"  # as on a prediction
     finish_reason: Literal["stop", "length"]
     prompt_tokens: int
     completion_tokens: int
