@@ -100,6 +100,33 @@ def test_open_mode_ignores_authorization_on_predict_and_feedback_but_not_admin(
     assert client.get("/v1/retrain", headers=bearer(ADMIN_TOKEN)).status_code == 200
 
 
+def test_open_mode_still_asks_a_reviewers_labels_for_a_review_key(
+    serve: Client, db: Database
+) -> None:
+    # The drill's reviewer runs in open mode with the admin token; anyone else may rate, but
+    # only a review key may tag feedback as a reviewer's.
+    client = serve(open=True)
+    pid = predict_id(client, {})
+    body = {"prediction_id": pid, "rating": 1, "label": "negative", "source": "review"}
+    assert client.post("/v1/feedback", json=body).status_code == 401
+    user, _ = create_key(db, name="user", scopes=[Scope.FEEDBACK])
+    assert client.post("/v1/feedback", json=body, headers=bearer(user)).status_code in (401, 403)
+    reviewer, _ = create_key(db, name="ann", scopes=[Scope.REVIEW])
+    deadline = time.monotonic() + 3.0  # the key table rereads within its refresh
+    while (
+        status := client.post("/v1/feedback", json=body, headers=bearer(reviewer)).status_code
+    ) != 201:
+        assert status in (401, 403) and time.monotonic() < deadline, status
+        time.sleep(0.02)
+    assert client.post("/v1/feedback", json=body, headers=bearer(ADMIN_TOKEN)).status_code == 201
+    stored = get_prediction(db, pid)
+    assert stored is not None
+    assert [(f["source"], f["key_name"]) for f in stored["feedback"]] == [
+        ("review", "ann"),
+        ("review", "admin-token"),
+    ]
+
+
 def test_health_metrics_and_docs_stay_open_and_openapi_shows_the_scheme(serve: Client) -> None:
     client = serve()
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"):
