@@ -11,9 +11,16 @@ import pytest
 from core.data import Row
 from core.settings import Settings
 from core.store.db import Database, upgrade
-from tests.factories import register_champion, rows
+from core.store.predictions import insert_predictions, submit_feedback
+from tests.factories import prediction_row, register_champion, rows
 from tuneloop.drill import curve as drill_curve
-from tuneloop.drill.curve import curve_png, learning_curve, rated_shift, with_recovery
+from tuneloop.drill.curve import (
+    curve_png,
+    labeled_in_store,
+    learning_curve,
+    rated_shift,
+    with_recovery,
+)
 from tuneloop.drill.plan import DrillConfig, feedback_mask, load_data
 
 
@@ -40,6 +47,23 @@ def test_rated_rows_are_the_shift_rows_the_drills_users_labeled_in_stream_order(
     assert 0.2 * len(data.shift_stream) < len(expected) < 0.4 * len(data.shift_stream)
     other = DrillConfig(ref, shift, seed=3, feedback_rate=0.6)
     assert len(rated_shift(data, other)) > len(expected)
+
+
+def test_rows_from_the_store_are_the_shift_rows_labeled_in_the_order_given(
+    tmp_path: Path,
+) -> None:
+    """A reviewer's labels are not the seeded mask's: the curve reads them from the kept home."""
+    ref, shift = reference_and_shift(tmp_path, seed=0)
+    data = load_data(DrillConfig(ref, shift), max_chars=1000)
+    settings = Settings(home=tmp_path / "home")
+    settings.home.mkdir()
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    served = [data.shift_stream[7], data.ref_stream[0], data.shift_stream[2], data.shift_stream[5]]
+    insert_predictions(db, [prediction_row(f"p{i}", text=r["text"]) for i, r in enumerate(served)])
+    for pid in ("p3", "p1", "p0", "p3"):  # p1 is REF's; p3 labeled twice
+        submit_feedback(db, prediction_id=pid, rating=1, label="negative", allow_new_labels=True)
+    assert labeled_in_store(settings, data) == [served[3], served[0]]
 
 
 def test_each_point_trains_on_the_first_n_rated_rows_and_the_last_on_all(

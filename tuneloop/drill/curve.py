@@ -1,13 +1,15 @@
 """The shift's learning curve: how much a drill's feedback budget lets a champion learn.
 
 `tuneloop drill curve HOME --reference REF --shifted SHIFT --seed N [--sizes 50 100 200]
-[--train-seeds 1 2 3] [--drill OUT.json] [--plot curve.png]`, HOME being a kept drill home
-(`TUNELOOP_HOME=DIR tuneloop drill ...` leaves `DIR/drill-*`). The drill's first champion is
-fine-tuned the oracle's way (the retrain recipe on SHIFT rows alone) on the first N SHIFT labels
-the drill's users gave, in stream order (the drill's seeded feedback mask), for each N and for all
-of them, once per training seed, and each model is scored on the held-out SHIFT rows, where the
-drill scores its champions. With `--drill` (the drill's JSON: base and oracle on the same rows)
-each size also gets the recovery it would mean.
+[--train-seeds 1 2 3] [--drill OUT.json] [--plot curve.png] [--from-store]`, HOME being a kept
+drill home (`TUNELOOP_HOME=DIR tuneloop drill ...` leaves `DIR/drill-*`). The drill's first
+champion is fine-tuned the oracle's way (the retrain recipe on SHIFT rows alone) on the first N
+SHIFT labels the drill's users gave, in stream order (the drill's seeded feedback mask; with
+`--from-store` the SHIFT rows labeled in HOME's store, in the order given, as a
+`--review-budget` drill's reviewer chose them), for each N and for all of them, once per training
+seed, and each model is scored on the held-out SHIFT rows, where the drill scores its champions.
+With `--drill` (the drill's JSON: base and oracle on the same rows) each size also gets the
+recovery it would mean.
 
 What it tells: the final champion of a drill knows at most the labels rated before its run, less
 the gate's holdout, so the curve at that count is about what its recovery can be; the spread over
@@ -25,6 +27,8 @@ from typing import Any
 
 from core.data import Row
 from core.settings import Settings
+from core.store.db import Database
+from core.store.prediction_reads import feedback_rows
 from tuneloop.drill.measure import train_oracle
 from tuneloop.drill.plan import (
     DrillConfig,
@@ -42,6 +46,22 @@ def rated_shift(data: DrillData, config: DrillConfig) -> list[Row]:
     """The SHIFT rows the drill's users labeled, in the order they were streamed."""
     _, mask = phase_masks(data, config)
     return [row for row, rated in zip(data.shift_stream, mask, strict=True) if rated]
+
+
+def labeled_in_store(settings: Settings, data: DrillData) -> list[Row]:
+    """The SHIFT rows a kept drill home's store holds a label for, in the order they were given:
+    the random users' or the reviewer's (`--review-budget`), whichever the drill ran with. Each
+    row keeps its true label from SHIFT, as both kinds of feedback gave it."""
+    truth = {row["text"]: row for row in data.shift_stream}
+    seen: set[str] = set()
+    labeled = []
+    for given in feedback_rows(Database(settings.database_url)):
+        row = truth.get(given["text"])
+        if row is None or given["prediction_id"] in seen:
+            continue
+        seen.add(given["prediction_id"])
+        labeled.append(row)
+    return labeled
 
 
 def learning_curve(
@@ -137,6 +157,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--drill", type=Path, help="the drill's --json output")
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG")
+    parser.add_argument(
+        "--from-store",
+        action="store_true",
+        help="train on the SHIFT rows labeled in the home's store (a --review-budget drill's)",
+    )
     args = parser.parse_args(argv)
     if args.plot and (why := missing()):
         parser.error(why)
@@ -153,7 +178,7 @@ def main(argv: list[str]) -> int:
         settings,
         start=Path(first.artifact_path),
         labels=first.labels,
-        rated=rated_shift(data, config),
+        rated=labeled_in_store(settings, data) if args.from_store else rated_shift(data, config),
         held=data.shift_held,
         sizes=args.sizes,
         train_seeds=args.train_seeds,
