@@ -43,6 +43,7 @@ class Handle:
     sampling: Sampling
     meta: dict[str, Any] = field(default_factory=dict)  # how the prompt was given, for the log
     arm: str = CHAMPION_ARM  # which arm of a running canary serves it
+    shadow_of: str | None = None  # a shadow's: the champion generation it mirrors
     submitted: float = field(default_factory=time.perf_counter)
     queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     text: list[str] = field(default_factory=list)
@@ -124,18 +125,23 @@ class Scheduler:
         self._draining.append(self._engine)
         self.generator, self._engine = generator, generator.engine()
 
+    def admit(self, n: int = 1) -> None:
+        """QueueFull when `n` more generations would not fit beside those in flight."""
+        if len(self._handles) + n > self.max_queue:
+            raise QueueFull(f"{len(self._handles)} generations in flight")
+
     def submit(
         self,
         prompt: str,
         prompt_ids: list[int],
         sampling: Sampling,
         meta: dict[str, Any] | None = None,
+        shadow_of: str | None = None,
     ) -> Handle:
         """Queue one generation; QueueFull when `max_queue` are in flight already."""
         if self._task is None:
             raise NotServing("the generation scheduler is not running")
-        if len(self._handles) >= self.max_queue:
-            raise QueueFull(f"{len(self._handles)} generations in flight")
+        self.admit()
         handle = Handle(
             id=str(uuid.uuid4()),
             prompt=prompt,
@@ -144,6 +150,7 @@ class Scheduler:
             sampling=sampling,
             meta=meta or {},
             arm=self.arm,
+            shadow_of=shadow_of,
         )
         self._handles[handle.id] = handle
         self._engine_of[handle.id] = self._engine
