@@ -24,7 +24,7 @@ from api import metrics, tasks
 from api.batcher import NotServing, QueueFull
 from core.runtime.engine import Engine, Event, Finish, Sampling, Sequence
 from core.runtime.textgen import Generator
-from core.store.canary import CHAMPION_ARM
+from core.store.canary import CHAMPION_ARM, SHADOW_ARM
 
 log = logging.getLogger(__name__)
 CANCELLED: Finish = "cancelled"
@@ -84,6 +84,9 @@ class Scheduler:
     ) -> None:
         self.generator = generator
         self.arm = arm
+        # A shadow's generations answer no client: its timings stay out of the clients' latency
+        # histograms (its tokens and generations are counted, by its version).
+        self._timed = arm != SHADOW_ARM
         self.max_queue = max_queue
         self.on_finish = on_finish
         self._engine: Engine = generator.engine()
@@ -203,7 +206,8 @@ class Scheduler:
         for engine in [self._engine, *self._draining]:
             if engine.has_work:
                 events += engine.step()
-        metrics.RUNNING_SEQUENCES.set(len(self._handles))
+        if self._timed:
+            metrics.RUNNING_SEQUENCES.set(len(self._handles))
         return events
 
     def _deliver(self, event: Event, now: float) -> None:
@@ -213,8 +217,9 @@ class Scheduler:
         new_tokens = event.completion_tokens - handle.completion_tokens
         if handle.first_at is None:
             handle.first_at = now
-            metrics.FIRST_TOKEN_SECONDS.observe(now - handle.submitted)
-        elif new_tokens > 0 and handle.last_at is not None:
+            if self._timed:
+                metrics.FIRST_TOKEN_SECONDS.observe(now - handle.submitted)
+        elif new_tokens > 0 and handle.last_at is not None and self._timed:
             metrics.INTER_TOKEN_SECONDS.observe((now - handle.last_at) / new_tokens)
         handle.last_at = now
         handle.completion_tokens = event.completion_tokens
@@ -235,7 +240,8 @@ class Scheduler:
         handle.finish_reason = reason
         handle.last_at = handle.last_at or time.perf_counter()
         metrics.GENERATIONS.labels(model_version=handle.version, finish_reason=reason).inc()
-        metrics.OUTPUT_TOKENS.observe(handle.completion_tokens)
+        if self._timed:
+            metrics.OUTPUT_TOKENS.observe(handle.completion_tokens)
         try:
             self.on_finish(handle)
         except Exception:  # logging must never break serving

@@ -127,6 +127,12 @@ def test_a_generation_shadow_runs_after_the_champion_answered_and_is_stored_besi
     assert 'tuneloop_canary_shadow_predictions{count="preferred"} 1.0' in scraped
 
 
+def first_tokens() -> float:
+    """How many first tokens the clients' latency histogram has seen."""
+    samples = metrics.FIRST_TOKEN_SECONDS.collect()[0].samples
+    return next(s.value for s in samples if s.name.endswith("_count"))
+
+
 async def wait_for(check: Any, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if check():
@@ -160,12 +166,13 @@ async def test_a_mirrored_generation_keeps_prompt_and_sampling_and_is_skipped_wh
         for i, m in enumerate(metas)
     ]
     skipped = metrics.SHADOW_TEXTS.labels(outcome="skipped")
-    before = skipped._value.get()
+    before, timed = skipped._value.get(), first_tokens()
     for champion in champions:  # all at once: room for two, two skipped
         mirror.send_generation(shadow, champion)
     await mirror.stop()
     await wait_for(lambda: len(finished) == 2)
     assert skipped._value.get() - before == 2
+    assert first_tokens() == timed  # a shadow's timings are no client's
     for done in finished:
         champion = champions[int(str(done.shadow_of)[1:])]
         assert (done.sampling, done.meta, done.arm) == (sampling, champion.meta, "shadow")
