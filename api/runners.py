@@ -17,8 +17,9 @@ from core.store.canary import CHAMPION_ARM, SHADOW_ARM
 
 log = logging.getLogger(__name__)
 # Rule: a shadow decodes at most two sequences at once, in one torch thread, and holds no more in
-# flight: a decode step of two costs about one of one on a CPU (memory-bound), and on the
-# project's 2-core machine one thread leaves the other core to the champion.
+# flight: a decode step of two should cost little more than one of one (decoding is memory-bound;
+# not measured), and on the project's 2-core machine one thread leaves the other core to the
+# champion.
 SHADOW_SEQUENCES = 2
 
 
