@@ -1,6 +1,7 @@
 """Shadows: a challenger also runs on a share of the champion's requests, off the response path;
 its answers are stored (arm `shadow`, each naming the champion prediction it mirrors) and never
-returned, so it can be compared with the champion on live inputs before any client sees it.
+returned, so it can be compared with the champion on live inputs before any client sees it
+(a classifier's or a generator's, beside a champion of its task; the figures: core.shadow_figures).
 
 A shadow holds the same one slot as a canary (one of either at a time) and is followed by every
 replica the same way. No test decides it (it gets no feedback): it runs until stopped by hand, or
