@@ -14,14 +14,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import select
 
 from core.settings import CanarySettings
-from core.store.canary import ARMS, CANARY_MODE, SHADOW_MODE, shadow_counts
+from core.shadow_figures import SHADOW_ARMS, shadow_figures
+from core.store.canary import ARMS, CANARY_MODE, SHADOW_MODE
 from core.store.tables import Canary
 
 METRICS = ("accuracy", "rating", "rouge_l")
 # The count of each metric in a look's arms (rouge_l: items with a preferred output).
 COUNTS = {"accuracy": "labeled", "rating": "items", "rouge_l": "preferred"}
 SIDES = ("promote", "abort")
-SHADOW_COUNTS = ("mirrored", "compared", "agreed")
+SHADOW_COUNTS = ("mirrored", "compared", "agreed", "preferred")
 
 
 def canary_families(session: Any, settings: CanarySettings) -> Iterator[Metric]:
@@ -75,8 +76,9 @@ def canary_families(session: Any, settings: CanarySettings) -> Iterator[Metric]:
 
 
 def shadow_families(session: Any, row: Canary | None) -> Iterator[Metric]:
-    """The running shadow's share, its prediction counts and their agreement (NaN: none)."""
-    counts = shadow_counts(session, row) if row is not None else {}
+    """The running shadow's share, its prediction counts and their agreement; a generator's
+    ROUGE-L agreement and both arms' ROUGE-L against preferred outputs (NaN: none)."""
+    counts = shadow_figures(session, row) if row is not None else {}
     yield GaugeMetricFamily(
         "tuneloop_canary_shadow_share",
         "Share of requests mirrored to the running shadow (0 when none runs).",
@@ -85,15 +87,34 @@ def shadow_families(session: Any, row: Canary | None) -> Iterator[Metric]:
     predictions = GaugeMetricFamily(
         "tuneloop_canary_shadow_predictions",
         "The running shadow's stored predictions (mirrored), those whose champion prediction "
-        "is stored too (compared), and those that gave the same label (agreed).",
+        "is stored too (compared), those that gave the same label or text (agreed), and the "
+        "preferred outputs given on the champion generations it mirrored (preferred).",
         labels=["count"],
     )
     for name in SHADOW_COUNTS:
         predictions.add_metric([name], float(counts.get(name, 0)))
     yield predictions
-    agreement = counts.get("agreement")
-    yield GaugeMetricFamily(
+    yield _share(
         "tuneloop_canary_shadow_agreement",
         "Share of the running shadow's compared predictions that agree with the champion's.",
-        value=math.nan if agreement is None else agreement,
+        counts.get("agreement"),
     )
+    yield _share(
+        "tuneloop_canary_shadow_rouge_l_agreement",
+        "Mean ROUGE-L of the running shadow's generations against the champion's.",
+        counts.get("rouge_l_agreement"),
+    )
+    rouge = GaugeMetricFamily(
+        "tuneloop_canary_shadow_rouge_l",
+        "Mean ROUGE-L per arm against the preferred outputs given on the champion generations "
+        "the running shadow mirrored: the champion's text and the shadow's, on the same items.",
+        labels=["arm"],
+    )
+    for arm in SHADOW_ARMS:
+        value = counts.get("rouge_l", {}).get(arm)
+        rouge.add_metric([arm], math.nan if value is None else value)
+    yield rouge
+
+
+def _share(name: str, documentation: str, value: float | None) -> Metric:
+    return GaugeMetricFamily(name, documentation, value=math.nan if value is None else value)

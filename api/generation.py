@@ -24,7 +24,7 @@ from api import metrics, tasks
 from api.batcher import NotServing, QueueFull
 from core.runtime.engine import Engine, Event, Finish, Sampling, Sequence
 from core.runtime.textgen import Generator
-from core.store.canary import CHAMPION_ARM
+from core.store.canary import CHAMPION_ARM, SHADOW_ARM
 
 log = logging.getLogger(__name__)
 CANCELLED: Finish = "cancelled"
@@ -43,6 +43,7 @@ class Handle:
     sampling: Sampling
     meta: dict[str, Any] = field(default_factory=dict)  # how the prompt was given, for the log
     arm: str = CHAMPION_ARM  # which arm of a running canary serves it
+    shadow_of: str | None = None  # a shadow's: the champion generation it mirrors
     submitted: float = field(default_factory=time.perf_counter)
     queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     text: list[str] = field(default_factory=list)
@@ -83,6 +84,9 @@ class Scheduler:
     ) -> None:
         self.generator = generator
         self.arm = arm
+        # A shadow's generations answer no client: its timings stay out of the clients' latency
+        # histograms (its tokens and generations are counted, by its version).
+        self._timed = arm != SHADOW_ARM
         self.max_queue = max_queue
         self.on_finish = on_finish
         self._engine: Engine = generator.engine()
@@ -124,18 +128,23 @@ class Scheduler:
         self._draining.append(self._engine)
         self.generator, self._engine = generator, generator.engine()
 
+    def admit(self, n: int = 1) -> None:
+        """QueueFull when `n` more generations would not fit beside those in flight."""
+        if len(self._handles) + n > self.max_queue:
+            raise QueueFull(f"{len(self._handles)} generations in flight")
+
     def submit(
         self,
         prompt: str,
         prompt_ids: list[int],
         sampling: Sampling,
         meta: dict[str, Any] | None = None,
+        shadow_of: str | None = None,
     ) -> Handle:
         """Queue one generation; QueueFull when `max_queue` are in flight already."""
         if self._task is None:
             raise NotServing("the generation scheduler is not running")
-        if len(self._handles) >= self.max_queue:
-            raise QueueFull(f"{len(self._handles)} generations in flight")
+        self.admit()
         handle = Handle(
             id=str(uuid.uuid4()),
             prompt=prompt,
@@ -144,6 +153,7 @@ class Scheduler:
             sampling=sampling,
             meta=meta or {},
             arm=self.arm,
+            shadow_of=shadow_of,
         )
         self._handles[handle.id] = handle
         self._engine_of[handle.id] = self._engine
@@ -196,7 +206,8 @@ class Scheduler:
         for engine in [self._engine, *self._draining]:
             if engine.has_work:
                 events += engine.step()
-        metrics.RUNNING_SEQUENCES.set(len(self._handles))
+        if self._timed:
+            metrics.RUNNING_SEQUENCES.set(len(self._handles))
         return events
 
     def _deliver(self, event: Event, now: float) -> None:
@@ -206,8 +217,9 @@ class Scheduler:
         new_tokens = event.completion_tokens - handle.completion_tokens
         if handle.first_at is None:
             handle.first_at = now
-            metrics.FIRST_TOKEN_SECONDS.observe(now - handle.submitted)
-        elif new_tokens > 0 and handle.last_at is not None:
+            if self._timed:
+                metrics.FIRST_TOKEN_SECONDS.observe(now - handle.submitted)
+        elif new_tokens > 0 and handle.last_at is not None and self._timed:
             metrics.INTER_TOKEN_SECONDS.observe((now - handle.last_at) / new_tokens)
         handle.last_at = now
         handle.completion_tokens = event.completion_tokens
@@ -228,7 +240,8 @@ class Scheduler:
         handle.finish_reason = reason
         handle.last_at = handle.last_at or time.perf_counter()
         metrics.GENERATIONS.labels(model_version=handle.version, finish_reason=reason).inc()
-        metrics.OUTPUT_TOKENS.observe(handle.completion_tokens)
+        if self._timed:
+            metrics.OUTPUT_TOKENS.observe(handle.completion_tokens)
         try:
             self.on_finish(handle)
         except Exception:  # logging must never break serving

@@ -74,5 +74,5 @@ def generation_record(handle: Handle, *, log_text: bool, keep_embedding: bool) -
         if keep_embedding and embedding is not None
         else None,
         "arm": handle.arm,
-        "shadow_of": None,
+        "shadow_of": handle.shadow_of,
     }

@@ -9,16 +9,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from api import metrics, tasks
+from api import metrics, runners, tasks
 from api.batcher import Batcher, NotServing
 from api.canary import CanarySlot
-from api.generation import Handle, Scheduler
+from api.generation import CANCELLED, Handle, Scheduler
 from api.logrows import generation_record, prediction_record
 from api.predlog import PredictionLog
 from api.shadow import Mirror
 from core.promotion import Loader
 from core.registry import Registry
-from core.runtime.predictor import Output, Predictor, forward_lanes, set_torch_threads
+from core.runtime.predictor import Output, Predictor
 from core.runtime.textgen import Generator
 from core.settings import ApiSettings, CanarySettings
 from core.store.canary import CANARY_ARM, CHAMPION_ARM, SHADOW_ARM
@@ -72,7 +72,7 @@ class Serving:
         self.canary = CanarySlot(
             registry=registry,
             load=load,
-            batcher=lambda predictor, arm: _batcher(predictor, settings, arm=arm),
+            batcher=lambda predictor, arm: runners.batcher(predictor, settings, arm=arm),
             scheduler=self._scheduler,
             settings=canary,
         )
@@ -142,7 +142,7 @@ class Serving:
             await self.scheduler.stop()
             self.scheduler = None
         if self.batcher is None:
-            self.batcher = _batcher(predictor, self.settings)
+            self.batcher = runners.batcher(predictor, self.settings)
             await self.batcher.start()
         else:
             self.batcher.swap(predictor)
@@ -158,15 +158,10 @@ class Serving:
             self.scheduler.swap(generator)
 
     def _scheduler(self, generator: Generator, arm: str = CHAMPION_ARM) -> Scheduler:
-        """A generation scheduler of `arm` that logs each generation it finishes."""
-        threads = self.settings.torch_threads
-        return Scheduler(
-            generator,
-            max_queue=self.settings.max_queue,
-            on_finish=self._log_generation,
-            set_threads=(lambda: set_torch_threads(threads)) if threads else None,
-            arm=arm,
-        )
+        """A generation scheduler of `arm`: a shadow's generations go to the mirror, the
+        others' to the log."""
+        finish = self.mirror.finished if arm == SHADOW_ARM else self._log_generation
+        return runners.scheduler(generator, self.settings, on_finish=finish, arm=arm)
 
     @property
     def generator(self) -> Generator:
@@ -196,10 +191,16 @@ class Serving:
                 scheduler.cancel(handle)
 
     def _log_generation(self, handle: Handle) -> None:
+        """Log a finished generation; a whole one may be mirrored to a running shadow."""
         keep = self._rng.random() < self.settings.embedding_sample_rate
         self.predlog.add(
             generation_record(handle, log_text=self.settings.log_text, keep_embedding=keep)
         )
+        challenger = self.canary.challenger
+        if handle.finish_reason == CANCELLED or challenger is None or not challenger.scheduler:
+            return
+        if challenger.mirrors(self._rng.random()):
+            self.mirror.send_generation(challenger, handle)
 
     def _predicted(self, version: str, label: str) -> Any:
         key = (version, label)
@@ -268,29 +269,6 @@ class Serving:
         if challenger is not None and challenger.mirrors(self._rng.random()):
             self.mirror.send(challenger, texts, [a["id"] for a in answers])
         return PredictResult(model_version=results[-1][1], predictions=answers, arm=arm)
-
-
-def _batcher(predictor: Predictor, settings: ApiSettings, *, arm: str = CHAMPION_ARM) -> Batcher:
-    """A batcher of `arm` with forward lanes for the predictor's device and the torch thread
-    budget.
-
-    A shadow's gets one lane of one thread on a CPU and room for one batch: it answers no
-    client, so it takes one core at most and is skipped as soon as it falls behind.
-    """
-    shadow = arm == SHADOW_ARM
-    device = getattr(predictor, "device", None)
-    lanes, threads = forward_lanes(device, 1 if shadow else settings.torch_threads)
-    log.info("%s: %d forward lane(s) with %d torch thread(s) each", arm, lanes, threads)
-    return Batcher(
-        predictor,
-        max_batch_size=settings.max_batch_size,
-        max_queue=settings.max_batch_size if shadow else settings.max_queue,
-        lanes=lanes,
-        threads_per_lane=threads,
-        set_threads=set_torch_threads,
-        deadline_seconds=settings.queue_deadline_seconds,
-        arm=arm,
-    )
 
 
 def _answer(prediction_id: str, output: Output) -> dict[str, Any]:

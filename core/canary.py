@@ -21,6 +21,7 @@ from core.canary_metric import LABELED, ArmSums, choose_metric, task_sums
 from core.registry import CHAMPION, Registry, VersionInfo, flip_champion
 from core.sequential import DECISIONS, SCALES, SequentialOptions, SequentialTest, Sums, decide
 from core.settings import CANARY_MAX_SHARE, CanarySettings
+from core.shadow_figures import shadow_figures
 from core.states import CanaryOutcome, EventKind, VersionStatus
 from core.store.canary import (
     ARMS,
@@ -34,7 +35,6 @@ from core.store.canary import (
     canary_row,
     end,
     locked_canary,
-    shadow_counts,
 )
 from core.store.events import Cause, record_event
 from core.store.tables import Canary, ModelAlias, ModelVersion, utcnow
@@ -200,7 +200,7 @@ _EVENTS = {
 def _finish(session: Any, row: Canary, outcome: CanaryOutcome, cause: Cause | None) -> None:
     """End the canary with its event (a promotion's event is the champion flip's own)."""
     if row.mode == SHADOW_MODE:  # its counts as they stand, kept on the row it ends
-        row.stats = shadow_counts(session, row)
+        row.stats = shadow_figures(session, row)
     end(row, outcome)
     if cause is not None:
         kind = EventKind.SHADOW_STOPPED if row.mode == SHADOW_MODE else _EVENTS[outcome]

@@ -16,9 +16,10 @@ from core.textmetrics import rouge_l
 ArmSums = dict[str, dict[str, tuple[int, float, float]]]
 # Per task, the metric read off a correction: a corrected label, or a preferred output.
 LABELED = {"classification": "accuracy", "generation": "rouge_l"}
-# Rule: a feedback item's text and preferred output never change, so each is scored once per
-# process and a look pays ROUGE-L (about 0.5 ms an item) only for the items since the last one.
-_SCORED: dict[str, dict[str, float]] = {}  # canary id -> feedback id -> ROUGE-L
+# Rule: a stored text and a preferred output never change, so each pair is scored once per
+# process and a look (or a shadow's scrape) pays ROUGE-L (about 0.5 ms an item) only for the
+# items since the last one.
+_SCORED: dict[str, dict[str, float]] = {}  # canary id -> item key -> ROUGE-L
 
 
 def task_sums(session: Any, row: Canary, task: str) -> ArmSums:
@@ -28,24 +29,24 @@ def task_sums(session: Any, row: Canary, task: str) -> ArmSums:
     if task != "generation":
         return sums
     scores: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    scored = _scored(row.id)
     for feedback_id, arm, text, preferred in preferred_pairs(session, row):
-        score = scored.get(feedback_id)
-        if score is None:
-            score = scored[feedback_id] = rouge_l(text, preferred)
-        scores[arm].append(score)
+        scores[arm].append(rouge_l_once(row.id, feedback_id, text, preferred))
     for arm in ARMS:
         n, total, total_sq = accumulate(Sums(), scores[arm], SCALES["rouge_l"])
         sums[arm]["rouge_l"] = (int(n), float(total), float(total_sq))
     return sums
 
 
-def _scored(canary_id: str) -> dict[str, float]:
-    """The scores kept for this canary (one runs at a time: the last one's are dropped)."""
+def rouge_l_once(canary_id: str, key: str, text: str, reference: str) -> float:
+    """ROUGE-L of `text` against `reference`, scored once per `key` of this canary or shadow
+    (one runs at a time: the last one's scores are dropped)."""
     if canary_id not in _SCORED:
         _SCORED.clear()
         _SCORED[canary_id] = {}
-    return _SCORED[canary_id]
+    scored = _SCORED[canary_id]
+    if key not in scored:
+        scored[key] = rouge_l(text, reference)
+    return scored[key]
 
 
 def choose_metric(

@@ -1,6 +1,6 @@
 """The Canary row of the Serving dashboard: the share, each arm's live metric and items, and the
 sequential test's statistic against the line where it decides; and the shadow's agreement with
-the champion beside the texts it ran and skipped."""
+the champion beside the texts it ran and skipped, and a generator's ROUGE-L."""
 
 from __future__ import annotations
 
@@ -59,9 +59,10 @@ def shadow_panels() -> list[JSON]:
         gauge(
             "Shadow agreement",
             [target("max(tuneloop_canary_shadow_agreement)", "agreement")],
-            description="Share of the shadow's predictions that gave the champion's label for the "
-            "same request, since it started (empty while no shadow runs). No test decides a "
-            "shadow: it has no feedback; a canary then measures what users think.",
+            description="Share of the shadow's predictions that gave the champion's label (a "
+            "generator's: the same text) for the same request, since it started (empty while no "
+            "shadow runs). No test decides a shadow: it has no feedback; a canary then measures "
+            "what users think.",
             steps=[(None, "red"), (0.8, "orange"), (0.95, "green")],
         ),
         stat(
@@ -84,9 +85,23 @@ def shadow_panels() -> list[JSON]:
                     "{{outcome}}",
                 )
             ],
-            description="Texts per second mirrored to the shadow: run (stored), or skipped "
-            "because its small queue was full; a shadow is the first work dropped under load.",
+            description="Texts (or generations) per second mirrored to the shadow: run "
+            "(stored), or skipped because its small queue or the prediction log was full; a "
+            "shadow is the first work dropped under load.",
             unit="reqps",
+        ),
+        timeseries(
+            "Shadow ROUGE-L (generation)",
+            [
+                target("max by (arm) (tuneloop_canary_shadow_rouge_l)", "{{arm}} vs preferred"),
+                target("max(tuneloop_canary_shadow_rouge_l_agreement)", "shadow vs champion"),
+            ],
+            description="A generation shadow's live comparison: each arm's mean ROUGE-L against "
+            "the preferred outputs users gave on the champion's generations it mirrored (the "
+            "same items for both: paired), and the mean ROUGE-L of its texts against the "
+            "champion's. Empty for a classifier's shadow, and before any preferred output.",
+            minimum=0,
+            maximum=1,
         ),
     ]
 

@@ -272,6 +272,20 @@ def register_version(registry: Registry, **kwargs: Any) -> str:
     return info.version
 
 
+def register_generator(
+    registry: Registry, artifact: Path | None, gate: dict[str, Any] | None = None
+) -> str:
+    """Register a generation version (a copy of `artifact`, or a never-loaded stand-in) with
+    its gate's verdict; its name."""
+    staged = registry.staging_dir()
+    if artifact is not None:
+        shutil.copytree(artifact, staged, dirs_exist_ok=True)
+    info = registry.register(
+        staged, task="generation", labels=[], base_model="tiny", metrics={"gate": gate or {}}
+    )
+    return info.version
+
+
 def register_corrupt(registry: Registry, artifact: Path) -> VersionInfo:
     """Register a copy of `artifact` as the next version, its head overwritten with garbage."""
     staged = registry.staging_dir()

@@ -91,7 +91,9 @@ async def stop(version: str, registry: RegistryDep, caller: AdminCaller) -> dict
 @router.get("/v1/models/shadow", responses=errors(404))
 async def shadow(registry: RegistryDep) -> dict[str, Any]:
     """The running shadow (else the last one): share, its predictions, how many were compared
-    with the champion's and the share that gave the same label."""
+    with the champion's and the share that gave the same label (or text); for generation also
+    ROUGE-L against the champion's texts and, per arm, against the preferred outputs given on
+    the champion's."""
     state = await run_in_threadpool(shadow_state, registry)
     if state is None:
         raise HTTPException(status_code=404, detail="no shadow has run")
@@ -104,7 +106,7 @@ async def shadow(registry: RegistryDep) -> dict[str, Any]:
     openapi_extra=SHADOW_BODY,
     responses={
         **errors(404, 413, 422),
-        409: error("A canary or shadow runs, or the version is the champion or not a classifier."),
+        409: error("A canary or shadow runs, or the version is the champion or of another task."),
     },
 )
 async def start_mirror(

@@ -1,5 +1,6 @@
 """Canary rows: the one that runs (at most one, canary or shadow: `active_slot`), how each ended,
-the per-arm feedback sums a canary's sequential test reads, and a shadow's agreement counts.
+and the per-arm feedback sums a canary's sequential test reads (a shadow's reads:
+core.store.shadow).
 
 Every api replica reads the running canary on its champion poll, so all of them serve the same
 split; a look locks the row, so replicas judging feedback at once take turns.
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from core.states import CanaryOutcome
 from core.store.db import Database
@@ -177,9 +178,14 @@ def preferred_pairs(session: Session, row: Canary) -> list[tuple[str, str, str, 
         .where(*_served_since(row), Feedback.preferred_output.is_not(None))
     )
     return [
-        (feedback_id, arm, str((output or {}).get("text") or ""), preferred)
+        (feedback_id, arm, generated_text(output), preferred)
         for feedback_id, arm, output, preferred in session.execute(query)
     ]
+
+
+def generated_text(output: dict[str, Any] | None) -> str:
+    """The text of a stored generation's output ("" where none)."""
+    return str((output or {}).get("text") or "")
 
 
 def _served_since(row: Canary) -> tuple[Any, ...]:
@@ -195,27 +201,3 @@ def _served_since(row: Canary) -> tuple[Any, ...]:
         Prediction.created_at >= row.started_at,
         served,
     )
-
-
-def shadow_counts(session: Session, row: Canary) -> dict[str, Any]:
-    """A shadow's predictions since it started (`mirrored`), how many found the champion's
-    prediction they mirror in the store (`compared`; the log writes in batches), how many of
-    those gave the same label (`agreed`), and that as a share (`agreement`, None before any)."""
-    champion = aliased(Prediction)
-    same = func.sum(case((champion.label == Prediction.label, 1), else_=0))
-    query = (
-        select(func.count(Prediction.id), func.count(champion.id), same)
-        .outerjoin(champion, champion.id == Prediction.shadow_of)
-        .where(
-            Prediction.arm == SHADOW_ARM,
-            Prediction.model_version == row.version,
-            Prediction.created_at >= row.started_at,
-        )
-    )
-    mirrored, compared, agreed = session.execute(query).one()
-    return {
-        "mirrored": int(mirrored),
-        "compared": int(compared),
-        "agreed": int(agreed or 0),
-        "agreement": int(agreed or 0) / compared if compared else None,
-    }

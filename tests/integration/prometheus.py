@@ -32,7 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = {"$__rate_interval": "5m", "$instance": ".*", "$model_version": ".*", "$feature": ".*"}
 CUDA_ONLY = ("tuneloop_api_gpu_memory_bytes",)
 # Exported NaN until a canary (or shadow) has items: their series must exist, their value may not.
-WHILE_CANARY = ("tuneloop_canary_metric", "tuneloop_canary_shadow_agreement")
+WHILE_CANARY = (
+    "tuneloop_canary_metric",
+    "tuneloop_canary_shadow_agreement",
+    "tuneloop_canary_shadow_rouge_l",
+)
 # What only a generation champion fills: its serving metrics, its check's figures, their rules.
 GENERATION_ONLY = (
     "tuneloop_api_generated_tokens_total",

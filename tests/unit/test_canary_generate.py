@@ -5,7 +5,6 @@ the route promotes the canary, which the api then serves."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from core.store.events import MANUAL
 from core.store.keys import create_key
 from core.store.prediction_reads import get_prediction
 from core.store.predictions import insert_predictions, submit_feedback
-from tests.factories import prediction_row
+from tests.factories import prediction_row, register_generator
 from tests.generators import tiny_llama
 from tests.unit.calls import admin_client, events, polling_api, until
 from tuneloop.cli.canary import canary_lines
@@ -41,21 +40,11 @@ def llamas(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [tiny_llama(root / f"llama{seed}", seed=seed, context=128) for seed in (0, 1)]
 
 
-def register(registry: Registry, artifact: Path | None, gate: dict[str, Any]) -> str:
-    staged = registry.staging_dir()
-    if artifact is not None:
-        shutil.copytree(artifact, staged, dirs_exist_ok=True)
-    info = registry.register(
-        staged, task="generation", labels=[], base_model="tiny", metrics={"gate": gate}
-    )
-    return info.version
-
-
 @pytest.fixture
 def app(registry: Registry, tmp_path: Path, sqlite_url: str, llamas: list[Path]) -> Iterator[Any]:
     """v1 (a tiny Llama) serves, v2 (another) passed its gate; the client holds an admin key."""
-    register(registry, llamas[0], {})
-    register(registry, llamas[1], {"promote": True})
+    register_generator(registry, llamas[0], {})
+    register_generator(registry, llamas[1], {"promote": True})
     registry.promote("v1")
     settings = Settings(
         home=tmp_path,
@@ -193,7 +182,7 @@ def test_a_look_scores_rouge_l_in_python_and_falls_back_to_rating_without_prefer
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for gate in ({}, {"promote": True}):
-        register(registry, None, gate)
+        register_generator(registry, None, gate)
     registry.promote("v1")
     start_canary(registry, "v2", share=0.5, cause=MANUAL)
     rows = []
