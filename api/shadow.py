@@ -43,6 +43,11 @@ class Mirror:
         self._run = metrics.SHADOW_TEXTS.labels(outcome="run")
         self._skipped = metrics.SHADOW_TEXTS.labels(outcome="skipped")
 
+    @property
+    def in_flight(self) -> int:
+        """Mirrored requests the shadow has not answered (or been refused) yet."""
+        return len(self._running)
+
     def send(self, shadow: Challenger, texts: list[str], champion_ids: list[str]) -> None:
         """Mirror `texts` (the champion answered them as `champion_ids`) to a classifier, unless
         its queue is full or the prediction log is half full."""
