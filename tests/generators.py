@@ -14,7 +14,20 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from core.runtime.generator import save_generator
+from core.runtime.generator import load_generator, save_generator
+
+# Every linear layer, the output head too: the tiny random model's 0.02-std head caps its logits
+# below ~1, so only an adapter on the head moves its greedy tokens for sure.
+TINY_TARGETS = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "lm_head",
+]
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
@@ -84,4 +97,26 @@ def tiny_t5(path: Path, *, seed: int = 0) -> Path:
     )
     model = T5ForConditionalGeneration(config)
     save_generator(model, tokenizer, path, base_model="tiny-t5", kind="seq2seq", max_length=256)
+    return path
+
+
+def tiny_gen_adapter(base: Path, path: Path, *, seed: int = 0, r: int = 4) -> Path:
+    """Write a generation adapter artifact over the full artifact `base`: random LoRA weights
+    (B too, so it changes the outputs) on TINY_TARGETS, scaled so that greedy choices are far
+    apart (the random head's logits are nearly tied)."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer, config = load_generator(base)
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=r, lora_alpha=8 * r, target_modules=TINY_TARGETS, init_lora_weights=False)
+    adapted = get_peft_model(model, lora)
+    save_generator(
+        adapted,  # type: ignore[arg-type]
+        tokenizer,
+        path,
+        base_model=config.base_model,
+        kind="causal",
+        max_length=config.max_length,
+        adapter_base=base,
+    )
     return path
