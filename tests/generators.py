@@ -50,19 +50,23 @@ def tiny_tokenizer(special: list[str]) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
 
 
-def tiny_llama(path: Path, *, seed: int = 0, context: int = 256) -> Path:
-    """Write a randomly initialised two-layer Llama generation artifact with a chat template."""
+def tiny_llama(path: Path, *, seed: int = 0, context: int = 256, **shape: int) -> Path:
+    """Write a randomly initialised two-layer Llama generation artifact with a chat template
+    (`shape`: LlamaConfig sizes instead of the tiny ones, as a benchmark asks)."""
     tokenizer = tiny_tokenizer(["<|pad|>", "<|im_start|>", "<|im_end|>"])
     tokenizer.pad_token, tokenizer.eos_token = "<|pad|>", "<|im_end|>"
     tokenizer.chat_template = CHATML
     torch.manual_seed(seed)
+    sizes = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    }
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **(sizes | shape),
         max_position_embeddings=context,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
