@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-distil bench-adapters bench-drift bench-gate bench-canary bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
+.PHONY: install run test lint unit integration bench bench-retrain bench-search bench-distil bench-adapters bench-gen-adapters bench-drift bench-gate bench-canary bench-review bench-gate-generation bench-generate bench-gc bench-overload bench-zeroshot bench-kto soak drill drill-generation drill-clinc fuzz clean
 
 install: $(STAMP)
 
@@ -76,6 +76,9 @@ $(LLAMACPP)/.installed:
 # The drift and gate benchmarks read the shared data (DATA) or simulate; see docs/measurements/.
 bench-adapters: install
 	$(BIN)/python -m benchmarks.adapters --json bench-adapters.json
+
+bench-gen-adapters: install
+	$(BIN)/python -m benchmarks.gen_adapters --json bench-gen-adapters.json $(GEN_ADAPTER_ARGS)
 
 bench-drift: install
 	@test -n "$(MODEL)" || { echo "make bench-drift MODEL=<a classifier's artifact folder>"; exit 2; }

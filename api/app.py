@@ -50,7 +50,6 @@ from core.queue import make_celery
 from core.registry import Registry, VersionInfo
 from core.runtime.adapters import VersionLoader
 from core.runtime.predictor import Predictor
-from core.runtime.textgen import load_generation
 from core.settings import Settings, split_list
 from core.store.db import Database
 from core.store.keys import active_keys
@@ -73,23 +72,17 @@ class MonitorHooks:
 def default_loader(settings: Settings) -> Loader:
     """Load a registered version with the api's device and token limits; adapter versions over
     one base share that base in memory (`core.runtime.adapters`)."""
-    classifiers = VersionLoader(
+    versions = VersionLoader(
         device=settings.device,
         max_length=settings.api.max_tokens,
         max_batch_tokens=settings.api.max_batch_tokens,
+        generation_batch_size=settings.api.generation_batch_size,
     )
 
     def load(version: VersionInfo) -> Predictor:
         from pathlib import Path
 
-        if version.task == "generation":
-            return load_generation(
-                Path(version.artifact_path),
-                version=version.version,
-                device=settings.device,
-                max_batch_size=settings.api.generation_batch_size,
-            )
-        return classifiers.load(Path(version.artifact_path), version=version.version)
+        return versions.load(Path(version.artifact_path), version=version.version)
 
     return load
 

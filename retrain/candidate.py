@@ -11,8 +11,7 @@ from typing import Any
 
 from core.data import Row, read_labeled, write_jsonl
 from core.golden import Golden
-from core.registry import ADAPTER_OF, VersionInfo
-from core.runtime.model import ArtifactConfig
+from core.registry import VersionInfo
 from core.runtime.predictor import load_predictor
 from core.settings import Settings, options_from
 from core.store.monitoring import drift_streak
@@ -24,6 +23,7 @@ from retrain.dataset import Dataset
 from retrain.ddp import fit
 from retrain.evaluate import Scorable, evaluate
 from retrain.holdout import Shift
+from retrain.lora import adapter_params
 from retrain.progress import Progress
 from retrain.run import Run
 from retrain.train import TrainResult
@@ -131,9 +131,6 @@ def train_candidate(
             progress=run.progress(part=part),
         )
         write_training_rows(staged, dataset)
-        # An adapter sits on the champion, or on the champion's own base when it is an adapter.
-        base = champion.adapter_of or champion.version
-        adapter = {ADAPTER_OF: base} if ArtifactConfig.read(staged).adapter_base else {}
         return ctx.registry.register(
             staged,
             task=champion.task,
@@ -143,7 +140,7 @@ def train_candidate(
             dataset_hash=dataset.hash,
             params={
                 **result.params,
-                **adapter,
+                **adapter_params(champion, staged),
                 "run_id": run.id,
                 "train_seconds": result.seconds,
                 "cross_fit_folds": ctx.settings.retrain.cross_fit_folds,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
@@ -84,11 +85,8 @@ def kto(
         )
         if len(rows) < 2:
             raise ValueError("KTO needs at least 2 rows that fit in max_length")
+        reference = reference_model(model, args, base)
         model = with_adapters(model, args)
-        # Full fine-tuning has no adapters to switch off: the reference is a frozen copy.
-        reference = (
-            None if args.method == "lora" else frozen(load_generator(base, dtype=torch.float32)[0])
-        )
         figures = fit_kto(
             model, tokenizer, rows, args=args, kind=kind, reference=reference, progress=progress
         )
@@ -115,6 +113,16 @@ def kto(
         params=params,
         **figures,
     )
+
+
+def reference_model(model: Any, args: KtoArgs, base: Path) -> Any:
+    """The frozen champion, or None where it is the policy with its fresh LoRA switched off.
+
+    Full fine-tuning has no adapter to switch off, and an adapter champion's own adapter trains
+    on (switched off it would be the base, not the champion): both get a frozen copy."""
+    if args.method == "lora" and not isinstance(model, PeftModel):
+        return None
+    return frozen(load_generator(base, dtype=torch.float32)[0])
 
 
 def kto_rows(

@@ -1,13 +1,17 @@
 """LoRA adapters (PEFT), on attention by default: merged away before the artifact is written, or
-kept as an adapter version over the base (`lora_keep_adapter`, docs/decisions/0029)."""
+kept as an adapter version over the base (`lora_keep_adapter`, docs/decisions/0029, 0031)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel
+
+from core.registry import ADAPTER_OF, VersionInfo
+from core.runtime.model import ArtifactConfig
 
 # Query/value projection names by model family: BERT-like, LLaMA/BART-like, DistilBERT, T5.
 _QUERY_VALUE = (("query", "value"), ("q_proj", "v_proj"), ("q_lin", "v_lin"), ("q", "v"))
@@ -61,11 +65,25 @@ def lora_encoder(encoder: nn.Module, *, r: int, alpha: int, dropout: float) -> A
     over the same base, so the result is again one adapter on that base; its rank stays)."""
     if not isinstance(encoder, PeftModel):
         return add_lora(encoder, r=r, alpha=alpha, dropout=dropout)
-    for name, param in encoder.named_parameters():
+    return train_adapter(encoder)
+
+
+def train_adapter(model: PeftModel) -> PeftModel:
+    """An adapter version's model with its own adapter trainable again and its base frozen."""
+    for name, param in model.named_parameters():
         param.requires_grad = "lora_" in name
-    return encoder
+    return model
 
 
 def plain_encoder(encoder: nn.Module) -> nn.Module:
     """An adapter version's encoder with the adapter merged in; a plain encoder unchanged."""
     return merge_lora(encoder) if isinstance(encoder, PeftModel) else encoder
+
+
+def adapter_params(champion: VersionInfo, staged: Path) -> dict[str, str]:
+    """The params that register the staged artifact as an adapter version: the version whose
+    full artifact it sits on (the champion, or the champion's own base when it is an adapter);
+    none for a full artifact."""
+    if ArtifactConfig.read(staged).adapter_base is None:
+        return {}
+    return {ADAPTER_OF: champion.adapter_of or champion.version}

@@ -4,7 +4,9 @@ Each prompt goes through the chat template exactly as serving encodes it, the co
 with the token that ends an assistant turn, and only the completion's tokens carry a loss: the
 model learns to answer, not to predict users' prompts. Shaped like `retrain.train` (dataclass
 arguments, the Hugging Face `Trainer`, the same progress reports and precision rule); LoRA is
-merged into the base before saving, so the result is a plain generation artifact.
+merged into the base before saving, so the result is a plain generation artifact, unless
+`lora_keep_adapter` keeps the adapter alone over the base (docs/decisions/0031). An adapter
+champion's own adapter trains on over the same base; a full fine-tune merges it first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import torch
+from peft import PeftModel
 from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -33,9 +36,9 @@ from core.runtime.generator import (
     load_generator,
     save_generator,
 )
-from core.runtime.model import ArtifactConfig
+from core.runtime.model import ArtifactConfig, base_artifact
 from core.settings import Precision
-from retrain.lora import add_lora, merge_lora
+from retrain.lora import add_lora, merge_lora, plain_encoder, train_adapter
 from retrain.progress import Progress
 from retrain.sft_data import Pair
 from retrain.sft_encode import collator, encode_pairs
@@ -70,6 +73,7 @@ class SftArgs:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    lora_keep_adapter: bool = False  # True: the artifact holds only the adapter over the base
     # Rule: LoRA on every linear layer of the blocks matches full fine-tuning where attention
     # alone falls short (QLoRA, Dettmers et al. 2023); the adapters add little compute to the
     # backward pass that runs through every layer anyway. "all-linear" (PEFT's: every linear
@@ -153,9 +157,12 @@ def artifact_kind(config: ArtifactConfig) -> Kind:
 
 
 def with_adapters(model: PreTrainedModel, args: SftArgs) -> Any:
-    """The model to train: LoRA adapters around the frozen base, or the model itself (full)."""
+    """The model to train: LoRA adapters around the frozen base (an adapter champion's own
+    adapter, its rank kept), or the model itself (full; an adapter champion merged first)."""
     if args.method != "lora":
-        return model
+        return plain_encoder(model)
+    if isinstance(model, PeftModel):
+        return train_adapter(model)
     return add_lora(
         model,
         r=args.lora_r,
@@ -174,9 +181,12 @@ def save_trained(
     base: Path,
     out: Path,
 ) -> None:
-    """Write the trained model into `out`: adapters merged, in the dtype the base was stored in."""
-    trained: PreTrainedModel = merge_lora(model) if args.method == "lora" else model
-    trained.to(_stored_dtype(base))  # type: ignore[arg-type]
+    """Write the trained model into `out` in the dtype the base was stored in: adapters merged,
+    or with `lora_keep_adapter` the adapter alone over the base `base` sits on."""
+    keep = args.method == "lora" and args.lora_keep_adapter
+    trained: PreTrainedModel = merge_lora(model) if args.method == "lora" and not keep else model
+    full = base_artifact(base)
+    trained.to(_stored_dtype(full))  # type: ignore[arg-type]
     save_generator(
         trained,
         tokenizer,
@@ -184,6 +194,7 @@ def save_trained(
         base_model=config.base_model,
         kind=artifact_kind(config),
         max_length=config.max_length,
+        adapter_base=full if keep else None,
     )
 
 

@@ -29,6 +29,7 @@ from retrain.context import Context
 from retrain.gate import too_few_rows
 from retrain.gen_gate import TEST_NAME, decide_generation, score_generations
 from retrain.kto import KtoArgs, kto
+from retrain.lora import adapter_params
 from retrain.run import Run
 from retrain.sft import SftArgs, sft
 from retrain.sft_data import (
@@ -141,6 +142,7 @@ def sft_args(settings: Settings) -> SftArgs:
         lora_r=rs.sft_lora_r,
         lora_alpha=rs.sft_lora_alpha,
         lora_targets=rs.sft_lora_targets,
+        lora_keep_adapter=rs.lora_keep_adapter,
         max_length=rs.sft_max_length,
         seed=rs.seed,
     )
@@ -189,6 +191,7 @@ def train_generator(
                 "steps": result.steps,
                 "rows": result.rows,
                 "train_loss": result.train_loss,
+                **adapter_params(champion, staged),
             },
             cause=run.cause(f"trained by run {run.id}"),
         )

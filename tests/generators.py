@@ -14,7 +14,20 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from core.runtime.generator import save_generator
+from core.runtime.generator import load_generator, save_generator
+
+# Every linear layer, the output head too: the tiny random model's 0.02-std head caps its logits
+# below ~1, so only an adapter on the head moves its greedy tokens for sure.
+TINY_TARGETS = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "lm_head",
+]
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
@@ -37,19 +50,23 @@ def tiny_tokenizer(special: list[str]) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
 
 
-def tiny_llama(path: Path, *, seed: int = 0, context: int = 256) -> Path:
-    """Write a randomly initialised two-layer Llama generation artifact with a chat template."""
+def tiny_llama(path: Path, *, seed: int = 0, context: int = 256, **shape: int) -> Path:
+    """Write a randomly initialised two-layer Llama generation artifact with a chat template
+    (`shape`: LlamaConfig sizes instead of the tiny ones, as a benchmark asks)."""
     tokenizer = tiny_tokenizer(["<|pad|>", "<|im_start|>", "<|im_end|>"])
     tokenizer.pad_token, tokenizer.eos_token = "<|pad|>", "<|im_end|>"
     tokenizer.chat_template = CHATML
     torch.manual_seed(seed)
+    sizes = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    }
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **(sizes | shape),
         max_position_embeddings=context,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -84,4 +101,26 @@ def tiny_t5(path: Path, *, seed: int = 0) -> Path:
     )
     model = T5ForConditionalGeneration(config)
     save_generator(model, tokenizer, path, base_model="tiny-t5", kind="seq2seq", max_length=256)
+    return path
+
+
+def tiny_gen_adapter(base: Path, path: Path, *, seed: int = 0, r: int = 4) -> Path:
+    """Write a generation adapter artifact over the full artifact `base`: random LoRA weights
+    (B too, so it changes the outputs) on TINY_TARGETS, scaled so that greedy choices are far
+    apart (the random head's logits are nearly tied)."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer, config = load_generator(base)
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=r, lora_alpha=8 * r, target_modules=TINY_TARGETS, init_lora_weights=False)
+    adapted = get_peft_model(model, lora)
+    save_generator(
+        adapted,  # type: ignore[arg-type]
+        tokenizer,
+        path,
+        base_model=config.base_model,
+        kind="causal",
+        max_length=config.max_length,
+        adapter_base=base,
+    )
     return path

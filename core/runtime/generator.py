@@ -2,8 +2,10 @@
 
 A generation artifact is a folder that `save_pretrained` wrote (a causal LM such as Llama, or a
 seq2seq model such as T5) with its tokenizer, plus `tuneloop.json` saying `task: generation` and
-the architecture `kind`. Prompts go through the tokenizer's chat template exactly as the trainer
-applies it, so what was learned is what is served.
+the architecture `kind`. An adapter artifact holds only a PEFT adapter and `tuneloop.json`, whose
+`adapter_base` names the full artifact it sits on (docs/decisions/0031). Prompts go through the
+tokenizer's chat template exactly as the trainer applies it, so what was learned is what is
+served.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import importlib.metadata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
+from peft import PeftModel
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
@@ -23,7 +26,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from core.runtime.model import ArtifactConfig
+from core.runtime.model import ArtifactConfig, base_artifact, relative_base
 
 Kind = Literal["causal", "seq2seq"]
 DEFAULT_GENERATOR = "smollm2"
@@ -125,27 +128,50 @@ def save_generator(
     base_model: str,
     kind: Kind,
     max_length: int,
+    adapter_base: Path | None = None,
 ) -> None:
-    """Write a generation artifact into `path` (a staging folder of the registry)."""
+    """Write a generation artifact into `path` (a staging folder of the registry).
+
+    With `adapter_base` (the full artifact a `PeftModel` sits on) only the adapter is written;
+    the tokenizer and the generation config are the base's.
+    """
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
+    if adapter_base is None:
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+    else:
+        # The base's embeddings stay as they are (no run resizes its vocabulary): PEFT would
+        # copy them whole into the adapter when the output head is a LoRA target.
+        model.save_pretrained(path, safe_serialization=True, save_embedding_layers=False)
+        (path / "README.md").unlink(missing_ok=True)  # PEFT's model card template, empty here
     ArtifactConfig(
-        task="generation", labels=[], base_model=base_model, max_length=max_length, kind=kind
+        task="generation",
+        labels=[],
+        base_model=base_model,
+        max_length=max_length,
+        kind=kind,
+        adapter_base=relative_base(path, adapter_base),
     ).write(path)
 
 
 def load_generator(
     path: Path, *, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ArtifactConfig]:
-    """Read a generation artifact (weights and tokenizer only from the folder, never a hub)."""
+    """Read a generation artifact (weights and tokenizer only from the folder, never a hub).
+
+    An adapter artifact comes back as a `PeftModel` over its base (its adapter named `default`,
+    frozen), which computes eagerly as served adapters do.
+    """
     config = ArtifactConfig.read(path)
     if config.task != "generation":
         raise ValueError(f"{path} holds a {config.task!r} model, not a generator")
+    base = base_artifact(path)
     auto = AutoModelForSeq2SeqLM if config.kind == "seq2seq" else AutoModelForCausalLM
-    model = auto.from_pretrained(path, local_files_only=True, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = auto.from_pretrained(base, local_files_only=True, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     _ensure_pad(model, tokenizer)
+    if config.adapter_base is not None:
+        model = cast(PreTrainedModel, PeftModel.from_pretrained(model, path))
     return model.eval(), tokenizer, config
 
 

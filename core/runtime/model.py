@@ -4,9 +4,10 @@ An artifact is a folder: the encoder and tokenizer as `save_pretrained` writes t
 `head.safetensors`, and `tuneloop.json` saying the task, labels and pooling. One loader reads it for
 the api, the evaluation and the drill.
 
-An adapter artifact holds a PEFT LoRA adapter (`adapter_model.safetensors`) and its head only;
-`tuneloop.json`'s `adapter_base` is the path, relative to the artifact, of the full artifact whose
-encoder and tokenizer it sits on (the base is never an adapter itself).
+An adapter artifact holds a PEFT LoRA adapter (`adapter_model.safetensors`) and its head only
+(a generation adapter: the adapter only); `tuneloop.json`'s `adapter_base` is the path, relative
+to the artifact, of the full artifact whose model and tokenizer it sits on (the base is never an
+adapter itself).
 """
 
 from __future__ import annotations
@@ -127,8 +128,7 @@ def save_classifier(
     are written; the tokenizer is the base's.
     """
     path.mkdir(parents=True, exist_ok=True)
-    # Relative: a staging folder and the version it is renamed to are siblings of the base.
-    relative = os.path.relpath(adapter_base.resolve(), path.resolve()) if adapter_base else None
+    relative = relative_base(path, adapter_base)
     model.encoder.save_pretrained(path, safe_serialization=True)
     if adapter_base is None:
         tokenizer.save_pretrained(path)
@@ -144,6 +144,14 @@ def save_classifier(
         max_length=max_length,
         adapter_base=relative,
     ).write(path)
+
+
+def relative_base(path: Path, adapter_base: Path | None) -> str | None:
+    """`adapter_base` as `tuneloop.json` records it for the artifact at `path`: relative, since
+    a staging folder and the version it is renamed to are siblings of the base."""
+    if adapter_base is None:
+        return None
+    return os.path.relpath(adapter_base.resolve(), path.resolve())
 
 
 def load_classifier(

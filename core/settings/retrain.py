@@ -52,12 +52,14 @@ class RetrainSettings(ComponentSettings):
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
     # Rule: a version serves at the highest throughput it can unless asked otherwise; a kept
     # adapter runs eagerly over its shared base at 91-92 % of the merged model frozen into
-    # TorchScript on a CPU (docs/measurements/adapters.md), so merging stays the default; keep
-    # adapters where disk, many versions or swap time matter more (docs/decisions/0029).
+    # TorchScript on a CPU, a generation adapter at 68-82 % of the merged model's tokens/s
+    # (docs/measurements/adapters.md), so merging stays the default; keep adapters where disk,
+    # many versions or swap time matter more (docs/decisions/0029, 0031).
     lora_keep_adapter: bool = Field(
         False,
-        description="A LoRA run keeps its adapter unmerged: the version stores only the adapter "
-        "and its head over its base version, and the api swaps adapters on one base in memory.",
+        description="A LoRA run (classification or generation) keeps its adapter unmerged: the "
+        "version stores only the adapter (and a classifier's head) over its base version, and "
+        "the api swaps adapters on one base in memory.",
     )
     # Rule: a fine-tune of a few epochs keeps its last epoch; an eval split would pick the epoch
     # by the replayed old domain and withhold scarce new labels (docs/decisions/0002).
