@@ -65,6 +65,7 @@ class NotServing(Exception):
 class _Item:
     text: str
     future: asyncio.Future[tuple[Output, str]]
+    first: bool = True  # the first text of its request (a swap waits for one: see `_dispatch`)
 
 
 class Batcher:
@@ -152,7 +153,8 @@ class Batcher:
         await self.stop()
 
     def swap(self, predictor: Predictor) -> None:
-        """Serve `predictor` from the next batch on; batches in flight finish on the old one."""
+        """Serve `predictor` from the next batch that starts a request on; batches in flight
+        finish on the old one."""
         self._next = predictor
 
     async def submit(self, texts: list[str]) -> list[tuple[Output, str]]:
@@ -161,7 +163,7 @@ class Batcher:
             raise NotServing("not started")
         self.admit(len(texts))
         loop = asyncio.get_running_loop()
-        items = [_Item(t, loop.create_future()) for t in texts]
+        items = [_Item(t, loop.create_future(), first=i == 0) for i, t in enumerate(texts)]
         for item in items:
             self._queue.put_nowait(item)
         self._depth.set(self._queue.qsize())
@@ -206,7 +208,9 @@ class Batcher:
         self._depth.set(self._queue.qsize())
         width = self.lanes if self._busy == 0 and self._queue.empty() else 1
         self._busy += width
-        if self._next is not None:
+        # A swap starts with a batch that starts a request: the rest of a request split over two
+        # batches stays on the version that began it, so one answer names one version.
+        if self._next is not None and batch[0].first:
             self.predictor, self._next = self._next, None
         task = asyncio.create_task(self._run(self.predictor, batch, width))
         self._running.add(task)

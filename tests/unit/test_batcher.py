@@ -96,6 +96,23 @@ async def test_swap_takes_effect_between_batches() -> None:
     await batcher.stop()
 
 
+async def test_a_request_split_over_two_batches_is_answered_by_one_version() -> None:
+    old, new = FakePredictor("v1"), FakePredictor("v2")
+    old.gate.clear()  # hold the first batch, so the request's rest waits in the queue
+    batcher = await started(old, max_batch_size=2)
+    split = asyncio.create_task(batcher.submit(["a", "b", "c"]))  # batches [a, b] and [c]
+    await asyncio.sleep(0.05)
+    batcher.swap(new)
+    after = asyncio.create_task(batcher.submit(["next"]))
+    await asyncio.sleep(0.01)
+    old.gate.set()
+    assert [v for _, v in await split] == ["v1", "v1", "v1"]  # c stays on the version of a, b
+    assert (await after)[0][1] == "v1"  # it rode in c's batch: [c, next]
+    assert (await batcher.submit(["later"]))[0][1] == "v2"  # a batch that starts a request
+    assert old.batches == [["a", "b"], ["c", "next"]] and new.batches == [["later"]]
+    await batcher.stop()
+
+
 async def test_a_failing_forward_fails_its_requests_and_the_consumer_lives_on() -> None:
     fake = FakePredictor()
     batcher = await started(fake)
