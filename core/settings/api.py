@@ -90,6 +90,20 @@ class ApiSettings(ComponentSettings):
     )
     max_stop: int = Field(4, ge=0, description="Generation: most stop strings per request.")
     torch_threads: int = Field(0, ge=0, description="Torch threads in the api (0: all cores).")
+    # Rule: 0 until measured to help (docs/measurements/serving.md, "The forward lanes' priority").
+    forward_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="Added to the classifier forward threads' nice value (Linux), so the event "
+        "loop, which answers every request and refusal, gets a core before them.",
+    )
+    # Rule: off until measured to help, as `forward_nice`.
+    forward_sched_batch: bool = Field(
+        False,
+        description="Run the classifier forward threads SCHED_BATCH (Linux): they never preempt "
+        "the event loop on waking.",
+    )
     log_text: bool = Field(True, description="Store input texts; false stores a SHA-256 only.")
     embedding_sample_rate: float = Field(
         1.0, ge=0.0, le=1.0, description="Share of predictions whose pooled embedding is stored."
