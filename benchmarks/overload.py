@@ -84,7 +84,7 @@ def _read_metrics(port: int) -> dict[float, float]:
 
 
 def _overload(
-    port: int, pid: int, rate: float, honour: bool, args: argparse.Namespace
+    port: int, pid: int, rate: float, honour: bool, args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
     """One run of `args.clients` client processes together offering `rate`; its report."""
     command = [sys.executable, "-m", "benchmarks.overload_client", "--port", str(port)]
@@ -93,19 +93,17 @@ def _overload(
     command += ["--honour"] if honour else []
     rss_before, load_before = rss_mb(pid), os.getloadavg()[0]
     buckets, cpu = _read_metrics(port), cpu_seconds(pid)
+    outs = [tmp / f"client-{k}.json" for k in range(args.clients)]
     procs = [
-        subprocess.Popen(
-            [*command, "--client", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for k in range(args.clients)
+        subprocess.Popen([*command, "--client", str(k), "--out", str(out)], stderr=subprocess.PIPE)
+        for k, out in enumerate(outs)
     ]
     timeout = args.warmup + args.duration + args.give_up + 120
-    raws = []
     for proc in procs:
-        out, err = proc.communicate(timeout=timeout)
+        _, err = proc.communicate(timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"overload client failed: {err.decode()[-2000:]}")
-        raws.append(orjson.loads(out))
+    raws = [orjson.loads(out.read_bytes()) for out in outs]
     elapsed = args.warmup + args.duration  # the api's CPU over the arrivals, the tail included
     result = summarise(raws)
     result.update(refusal_figures(buckets, _read_metrics(port)))
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"peak: {peak['rps']} texts/s at c={args.peak_concurrency}", file=sys.stderr)
             runs = []
             for honour in (True, False):
-                run = _overload(port, pid, rate, honour, args)
+                run = _overload(port, pid, rate, honour, args, home)
                 run["goodput_over_peak"] = round(run["goodput_per_s"] / float(peak["rps"]), 3)
                 run["goodput_over_offered"] = round(run["goodput_per_s"] / rate, 3)
                 print(orjson.dumps(run).decode(), file=sys.stderr)

@@ -1,6 +1,7 @@
 """The overload benchmark's load generator: open-loop arrivals over keep-alive connections, in
 one of several processes (`python -m benchmarks.overload_client ...`, started by
-`benchmarks.overload`), each printing its raw figures as one JSON object.
+`benchmarks.overload`), each writing its raw figures as one JSON object to a file (uvloop leaves
+stdout non-blocking, so a large write to a full pipe would be cut short).
 
 Each arrival takes an idle keep-alive connection (or opens one) and sends its text until it is
 answered 2xx, retrying a 503 after Retry-After (`honour`) or after 5 ms (`impatient`), and giving
@@ -15,10 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--give-up", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, required=True, help="Where the JSON goes.")
     args = parser.parse_args(argv)
     import uvloop
 
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             clients=args.clients,
         )
     )
-    sys.stdout.write(orjson.dumps(raw).decode() + "\n")
+    args.out.write_bytes(orjson.dumps(raw))
 
 
 if __name__ == "__main__":
