@@ -80,6 +80,7 @@ class Batcher:
         lanes: int = 1,
         threads_per_lane: int = 1,
         set_threads: Callable[[int], None] | None = None,
+        lane_init: Callable[[], None] | None = None,
         deadline_seconds: float = 0.0,
         arm: str = "champion",
     ) -> None:
@@ -100,7 +101,11 @@ class Batcher:
         self._freed = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._local = threading.local()
-        self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="forward")
+        # `lane_init` runs first in each lane thread (its CPU priority, before torch starts any
+        # intra-op threads from it)
+        self._pool = ThreadPoolExecutor(
+            max_workers=lanes, thread_name_prefix="forward", initializer=lane_init
+        )
         self._rate = 0.0  # texts/s the device serves, from recent batches (0: none measured)
 
     @property

@@ -21,6 +21,9 @@ from prometheus_client import (
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+# a refusal in the protocol is a few tens of µs of the api's own work; the upper buckets catch a
+# loop thread descheduled mid-answer
+REFUSAL_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 48, 64, 128, 256)
 
 REQUESTS = Counter(
@@ -33,6 +36,12 @@ REQUEST_SECONDS = Histogram(
     "HTTP request latency by route.",
     ["route"],
     buckets=LATENCY_BUCKETS,
+)
+PROTOCOL_REFUSAL_SECONDS = Histogram(
+    "tuneloop_api_protocol_refusal_seconds",
+    "A 503 refused in the HTTP protocol (overload, the connection bound): from its bytes "
+    "reaching the protocol to the answer written, the api's own part of a rejection's time.",
+    buckets=REFUSAL_BUCKETS,
 )
 BATCH_SIZE = Histogram(
     "tuneloop_api_batch_size",

@@ -29,6 +29,7 @@ the protocol from a class, which every worker process imports by name.
 from __future__ import annotations
 
 import asyncio
+import time
 from asyncio import TimerHandle
 from collections.abc import Callable
 from functools import cache
@@ -78,6 +79,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         # the connection; never set between two calls of `data_received`
         self._shedding: tuple[int, str, int, bool] | None = None
         self._timer: TimerHandle | None = None
+        self._received_at = 0.0  # when the bytes `data_received` handles now reached it
         bound = _limits().max_connections
         self._over_bound = bool(bound) and len(self.connections) > bound
         self._arm(_limits().head_timeout_seconds)
@@ -96,11 +98,13 @@ class GuardedHttpTools(HttpToolsProtocol):
             if self._timer is None:  # the first bytes after an idle keep-alive
                 self._arm(_limits().head_timeout_seconds)
         self._kept = False
+        self._received_at = time.perf_counter()  # a refusal's time starts with its bytes here
         super().data_received(data)
         if self._shedding is not None:  # its body has not all come: answer, close, read no more
             status, message, retry_after, _ = self._shedding
             self._shedding = None
             self._refuse(status, message, retry_after=retry_after)
+            self._timed_refusal()
         elif self._kept and (self.cycle is None or self.cycle.response_complete):
             self._arm_keep_alive()  # nothing after the kept refusal: idle, as after an answer
         if not self._in_body and self._head_bytes > _limits().max_head_bytes:
@@ -175,10 +179,15 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._shedding = None
         if not keep:
             self._refuse(status, message, retry_after=retry_after)
-            return
-        self._write(status, _answer(status, message, retry_after, close=False))
-        self._disarm()
-        self._in_body, self._head_bytes, self._kept = False, 0, True
+        else:
+            self._write(status, _answer(status, message, retry_after, close=False))
+            self._disarm()
+            self._in_body, self._head_bytes, self._kept = False, 0, True
+        self._timed_refusal()
+
+    def _timed_refusal(self) -> None:
+        """Observe the api's own time for the refusal just written (within `data_received`)."""
+        metrics.PROTOCOL_REFUSAL_SECONDS.observe(time.perf_counter() - self._received_at)
 
     def _arm_keep_alive(self) -> None:
         """uvicorn's idle keep-alive timer, as it arms it after an answer of the app's."""

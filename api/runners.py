@@ -7,10 +7,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from api.batcher import Batcher
 from api.generation import Handle, Scheduler
-from core.runtime.predictor import Predictor, forward_lanes, set_torch_threads
+from core.runtime.predictor import (
+    Predictor,
+    forward_lanes,
+    lower_thread_priority,
+    set_torch_threads,
+)
 from core.runtime.textgen import Generator
 from core.settings import ApiSettings
 from core.store.canary import CHAMPION_ARM, SHADOW_ARM
@@ -30,6 +36,10 @@ def batcher(predictor: Predictor, settings: ApiSettings, *, arm: str = CHAMPION_
     device = getattr(predictor, "device", None)
     lanes, threads = forward_lanes(device, 1 if shadow else settings.torch_threads)
     log.info("%s: %d forward lane(s) with %d torch thread(s) each", arm, lanes, threads)
+    yielding = settings.forward_nice or settings.forward_sched_batch
+    lane_init = partial(
+        lower_thread_priority, settings.forward_nice, batch=settings.forward_sched_batch
+    )
     return Batcher(
         predictor,
         max_batch_size=settings.max_batch_size,
@@ -37,6 +47,7 @@ def batcher(predictor: Predictor, settings: ApiSettings, *, arm: str = CHAMPION_
         lanes=lanes,
         threads_per_lane=threads,
         set_threads=set_torch_threads,
+        lane_init=lane_init if yielding else None,
         deadline_seconds=settings.queue_deadline_seconds,
         arm=arm,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -193,6 +194,17 @@ def forward_lanes(device: torch.device | None, threads: int = 0) -> tuple[int, i
 def set_torch_threads(threads: int) -> None:
     """Torch's intra-op threads for the calling thread (OpenMP and MKL keep them per thread)."""
     torch.set_num_threads(threads)
+
+
+def lower_thread_priority(nice: int, *, batch: bool = False) -> None:
+    """Lower the calling thread's CPU priority by `nice` (capped at 19), and make it SCHED_BATCH
+    when `batch`: Linux keeps both per thread, and threads it starts later (torch's intra-op
+    pool of a lane) inherit them. Only lowering is allowed unprivileged, so it never raises one."""
+    tid = threading.get_native_id()
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    if batch:
+        os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
 
 
 def load_predictor(

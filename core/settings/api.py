@@ -90,6 +90,22 @@ class ApiSettings(ComponentSettings):
     )
     max_stop: int = Field(4, ge=0, description="Generation: most stop strings per request.")
     torch_threads: int = Field(0, ge=0, description="Torch threads in the api (0: all cores).")
+    # Rule: 0 (decision 0032): at nice 19 clients that honour Retry-After got their refusals in
+    # 6-8 ms p99 instead of 77-125, but clients that retry every 5 ms keep the loop busy and the
+    # lanes then starve, halving goodput; an operator whose clients honour Retry-After opts in.
+    forward_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="Added to the classifier forward threads' nice value (Linux), so the event "
+        "loop, which answers every request and refusal, gets a core before them.",
+    )
+    # Rule: off; not measured apart from `forward_nice` (decision 0032), which it only adds to.
+    forward_sched_batch: bool = Field(
+        False,
+        description="Run the classifier forward threads SCHED_BATCH (Linux): they never preempt "
+        "the event loop on waking.",
+    )
     log_text: bool = Field(True, description="Store input texts; false stores a SHA-256 only.")
     embedding_sample_rate: float = Field(
         1.0, ge=0.0, le=1.0, description="Share of predictions whose pooled embedding is stored."

@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from benchmarks.loadgen import build_request, parse_response, percentile, review_texts, summarize
-from benchmarks.overload import drive
+from benchmarks.overload import offered_rate, refusal_buckets, refusal_figures
+from benchmarks.overload_client import arrivals, drive, summarise
 from benchmarks.serving import BenchConfig
 from benchmarks.serving_report import assemble
 
@@ -144,10 +145,56 @@ async def test_the_overload_clients_retry_a_503_as_their_kind_does(honour: bool)
     server = await asyncio.start_server(refuser.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        result = await drive(port, 20, honour=honour, warmup=0.0, duration=0.5, give_up=5)
+        raw = await drive(port, 20, honour=honour, warmup=0.0, duration=0.5, give_up=5)
+    result = summarise([raw])
     assert result["statuses"]["200"] == result["statuses"]["503"] > 0
     assert result["goodput_per_s"] == result["statuses"]["200"] / 0.5
     assert refuser.gaps and all((gap >= 0.09) == honour for gap in refuser.gaps)
+
+
+def test_a_fixed_rate_is_offered_as_given_and_the_factor_otherwise() -> None:
+    assert offered_rate(150.0, 2.0, peak=40.0) == 150.0  # the same load whatever the peak
+    assert offered_rate(0.0, 2.0, peak=40.0) == 80.0
+
+
+def test_client_processes_interleave_their_arrivals_at_the_rate_together() -> None:
+    one = list(arrivals(10.0, warmup=0.5, duration=1.0))
+    assert [round(t, 3) for t, _ in one] == [round(n / 10, 3) for n in range(16)]
+    assert [measured for _, measured in one] == [False] * 5 + [True] * 11
+    shares = [list(arrivals(10.0, 0.5, 1.0, client=k, clients=3)) for k in range(3)]
+    merged = sorted(t for share in shares for t, _ in share)
+    assert [round(t, 3) for t in merged] == [round(t, 3) for t, _ in one]
+    assert [round(t, 3) for t, _ in shares[1][:3]] == [0.1, 0.4, 0.7]  # every 3/rate, offset
+
+
+def test_summarise_merges_the_client_processes() -> None:
+    def raw(rate: float, rejected: list[float], statuses: dict[str, int]) -> dict[str, Any]:
+        return {"honour": False, "rate": rate, "duration": 2.0, "done": 4, "gave_up": 1,
+                "statuses": statuses, "rejected_s": rejected, "admitted_s": [0.1], "lag_s": [0.0],
+                "opened": 3, "most_open": 2, "cpu_cores": 0.5}  # fmt: skip
+
+    result = summarise([raw(5, [0.001] * 98, {"200": 4}), raw(5, [0.2, 0.3], {"503": 2})])
+    assert result["offered_per_s"] == 10 and result["goodput_per_s"] == 4.0
+    assert result["statuses"] == {"200": 4, "503": 2} and result["gave_up"] == 2
+    assert result["rejection_p99_ms"] == 200.0  # over both processes' 100 rejections
+    assert result["connections_opened"] == 6 and result["client_cpu_cores"] == [0.5, 0.5]
+
+
+def test_the_apis_refusal_time_is_read_from_its_histogram_between_two_readings() -> None:
+    def text(counts: list[int], total: float) -> str:
+        name = "tuneloop_api_protocol_refusal_seconds"
+        bounds = ["0.0001", "0.001", "0.01", "+Inf"]
+        lines = [f'{name}_bucket{{le="{b}"}} {n}.0' for b, n in zip(bounds, counts, strict=True)]
+        tail = [f"{name}_count {counts[-1]}.0", f"{name}_sum {total}"]
+        return "\n".join(["# HELP x", *lines, *tail])
+
+    before = refusal_buckets(text([10, 10, 10, 10], 0.0005))
+    after = refusal_buckets(text([10, 100, 110, 110], 0.0905))
+    figures = refusal_figures(before, after)
+    assert figures["api_refusals"] == 100
+    assert figures["api_refusal_mean_ms"] == 0.9  # (0.0905 - 0.0005) s over 100
+    assert figures["api_refusal_p99_le_ms"] == 10.0  # 90 of 100 under 1 ms, all under 10
+    assert refusal_figures({}, refusal_buckets("# an older tree\n"))["api_refusals"] is None
 
 
 def test_the_complementary_term_pushes_the_rejected_label_down() -> None:

@@ -137,6 +137,32 @@ def test_closed_admission_refuses_predict_in_the_protocol_and_keeps_the_connecti
     assert _refusals() == before + 2  # the shed-ratio series still counts them
 
 
+def _timed_refusals() -> tuple[float, float]:
+    """(count, sum of seconds) of the protocol's refusal-time histogram."""
+    samples = {s.name: s.value for s in metrics.PROTOCOL_REFUSAL_SECONDS.collect()[0].samples}
+    return samples["tuneloop_api_protocol_refusal_seconds_count"], samples[
+        "tuneloop_api_protocol_refusal_seconds_sum"
+    ]
+
+
+def test_each_protocol_refusal_is_timed_kept_or_closed_and_nothing_else(port: int) -> None:
+    count, total = _timed_refusals()
+    ADMISSION.wait = 5.0
+    with connect_to(port) as conn:
+        conn.sendall(request(b"/v1/predict", b'{"inputs": "a"}'))  # kept
+        assert read_one_response(conn).startswith(b"HTTP/1.1 503")
+    with connect_to(port) as conn:  # its body still to come: closed
+        conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01")
+        assert read_until_closed(conn).startswith(b"HTTP/1.1 503")
+    ADMISSION.wait = 0.0
+    with connect_to(port) as conn:  # admitted: the app's, not a refusal
+        conn.sendall(request(b"/v1/predict", b"abc"))
+        assert read_one_response(conn).endswith(b"\r\n\r\n3")
+    after_count, after_total = _timed_refusals()
+    assert after_count == count + 2
+    assert after_total > total  # each observed a time, taken from its bytes' arrival
+
+
 def test_pipelined_requests_are_answered_in_order_around_kept_refusals(port: int) -> None:
     ADMISSION.wait = 5.0
     with connect_to(port) as conn:
