@@ -157,7 +157,7 @@ def test_a_champion_descending_from_a_student_is_fine_tuned_not_halved_again(
     assert claim(ctx.db, created.run_id, owner="w1", lease_seconds=60)
     run = Run(ctx, created.run_id, "w1")
     dataset = Dataset([], [], list(champion.labels), "h")
-    challenger(run, champion, dataset, part=(0, 1))
+    challenger(run, champion, dataset, golden=[], part=(0, 1))
     assert fits == [None]  # the plain recipe's train(), no student
     strategy = get_run(ctx.db, run.id).strategy
     assert strategy["name"] == "distil" and student in strategy["skipped"]
