@@ -47,8 +47,8 @@ class DistilArgs:
     throughput_texts: int = 64
     device: str = "auto"
     # The student's own recipe where set (0: the run's recipe's): `student_recipe`.
-    learning_rate: float = 0.0
-    min_steps: int = 0
+    learning_rate: float = 1e-4
+    min_steps: int = 300
 
 
 def distil_args(settings: Settings) -> DistilArgs:

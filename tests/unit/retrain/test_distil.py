@@ -28,14 +28,21 @@ from retrain.gate import Verdict, decide
 from retrain.run import Run
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
-from tests.unit.retrain.factories import SHORT_RUN, fast_context
+from tests.unit.retrain.factories import SHORT_RUN, STUDENT_AT_RUN_RECIPE, fast_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
-    """A store with a random tiny champion (v1, two layers); distillation on."""
+    """A store with a random tiny champion (v1, two layers); distillation on, the student at the
+    run's fast recipe."""
     return fast_context(
-        tmp_path, sqlite_url, base_artifact, **SHORT_RUN, distil=True, distil_throughput_texts=32
+        tmp_path,
+        sqlite_url,
+        base_artifact,
+        **SHORT_RUN,
+        **STUDENT_AT_RUN_RECIPE,
+        distil=True,
+        distil_throughput_texts=32,
     )
 
 

@@ -18,14 +18,14 @@ from core.store.run_queries import get_run
 from core.store.runs import create_run
 from retrain.context import Context
 from retrain.dataset import Dataset
-from retrain.distil import DistilArgs, distil
+from retrain.distil import DistilArgs, distil, student_recipe
 from retrain.distil_loss import distillation_loss
 from retrain.distil_run import transfer_texts
 from retrain.service import execute_run
 from retrain.train_args import TrainArgs
 from retrain.train_data import NO_LABEL
 from tests.factories import prediction_row, rows, seed_corrected_feedback
-from tests.unit.retrain.factories import SHORT_RUN, claimed, fast_context
+from tests.unit.retrain.factories import SHORT_RUN, STUDENT_AT_RUN_RECIPE, claimed, fast_context
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -38,6 +38,7 @@ def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
         sqlite_url,
         base_artifact,
         **SHORT_RUN,
+        **STUDENT_AT_RUN_RECIPE,
         distil=True,
         distil_throughput_texts=8,
         distil_transfer_texts=4,
@@ -89,7 +90,7 @@ def test_the_student_learns_the_transfer_texts_on_soft_labels_alone(
         dataset=dataset,
         args=args,
         out=tmp_path / "student",
-        options=DistilArgs(throughput_texts=4, device="cpu"),
+        options=DistilArgs(throughput_texts=4, device="cpu", min_steps=0),
         transfer=transfer,
     )
     labels = torch.cat(seen)
@@ -144,3 +145,11 @@ def test_a_distilled_run_records_its_transfer_set_and_keeps_it_out_of_the_lineag
     lines = (Path(version.artifact_path) / "train.jsonl").read_text().splitlines()
     lineage = {json.loads(line)["text"] for line in lines}
     assert lineage and not lineage & set(unlabeled)  # soft labels are no labels to replay
+
+
+def test_the_student_trains_at_its_own_recipe_where_set() -> None:
+    run = TrainArgs(learning_rate=3e-5, min_steps=100)
+    own = student_recipe(run, DistilArgs(learning_rate=1e-4, min_steps=300))
+    assert (own.learning_rate, own.min_steps, own.epochs) == (1e-4, 300, run.epochs)
+    kept = student_recipe(run, DistilArgs(learning_rate=0.0, min_steps=0))
+    assert (kept.learning_rate, kept.min_steps) == (3e-5, 100)
