@@ -57,7 +57,7 @@ bench-search: install
 	$(BIN)/python -m benchmarks.search --json bench-search.json $(SEARCH_ARGS)
 
 bench-distil: install
-	$(BIN)/python -m benchmarks.distil --ablation --json bench-distil.json $(DISTIL_ARGS)
+	$(BIN)/python -m benchmarks.distil --ablation --transfer 665 --json bench-distil.json $(DISTIL_ARGS)
 
 # Raw generate vs tuneloop served vs llama.cpp's server (the anchor) on the same GGUF and prompts.
 # llama-cpp-python builds from source (ten minutes or more), once, into its own virtualenv: it

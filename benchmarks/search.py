@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,27 +42,28 @@ DATA = Path(__file__).parents[2] / "shared" / "data"
 
 @dataclass(frozen=True)
 class Case:
-    """One data set: label descriptions (the zero-shot head), training, golden and test rows."""
+    """One data set: label descriptions (the zero-shot head), training, golden and test rows,
+    and the rows none of those took (`spare`: a student's transfer texts, benchmarks.distil)."""
 
     name: str
     labels: Descriptions
     train: list[Row]
     golden: list[Row]
     test: list[Row]
+    spare: list[Row] = field(default_factory=list)
 
 
 def blitzer_case(
     data: Path, *, feedback: int, seed: int, golden: int = 200, test: int = 600
 ) -> Case:
     """Electronics reviews under `data`: `feedback` labels (a fifth left to the gate), golden and
-    test rows."""
+    test rows, and the rest spare."""
     rows = blitzer_rows(data / "blitzer_mds" / "electronics")
     random.Random(seed).shuffle(rows)
     trained = rows[: feedback - feedback // 5]
     rest = rows[feedback:]
-    return Case(
-        "blitzer electronics", dict(DEFAULT_LABELS), trained, rest[:golden], rest[golden:][:test]
-    )
+    held_out = rest[:golden], rest[golden:][:test], rest[golden + test :]
+    return Case("blitzer electronics", dict(DEFAULT_LABELS), trained, *held_out)
 
 
 def clinc_case(path: Path, *, per_intent: int, golden: int, test: int, seed: int) -> Case:

@@ -3,7 +3,8 @@
 The student is the champion's embeddings, first k transformer layers and head, copied (or a
 configured smaller encoder whose head starts from the label names); it trains with the run's
 recipe on the run's training rows, on the champion's soft labels mixed with the hard ones
-(`retrain.distil_loss`), through the same `train()` as any challenger. Its served throughput
+(`retrain.distil_loss`), and on the soft labels alone on a transfer set of served texts, through
+the same `train()` as any challenger. Its served throughput
 beside the champion's is measured before it is registered (`retrain.throughput`).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,9 @@ class DistilArgs:
     alpha: float = 0.5  # weight of the hard labels
     throughput_texts: int = 64
     device: str = "auto"
+    # The student's own recipe where set (0: the run's recipe's): `student_recipe`.
+    learning_rate: float = 1e-4
+    min_steps: int = 300
 
 
 def distil_args(settings: Settings) -> DistilArgs:
@@ -56,6 +61,17 @@ def distil_args(settings: Settings) -> DistilArgs:
         alpha=rs.distil_alpha,
         throughput_texts=rs.distil_throughput_texts,
         device=settings.device,
+        learning_rate=rs.distil_learning_rate,
+        min_steps=rs.distil_min_steps,
+    )
+
+
+def student_recipe(args: TrainArgs, options: DistilArgs) -> TrainArgs:
+    """The run's recipe with the student's own learning rate and minimum steps where set."""
+    return replace(
+        args,
+        learning_rate=options.learning_rate or args.learning_rate,
+        min_steps=options.min_steps or args.min_steps,
     )
 
 
@@ -128,25 +144,29 @@ def distil(
     out: Path,
     progress: Progress | None = None,
     options: DistilArgs,
+    transfer: Sequence[str] = (),
 ) -> TrainResult:
-    """Distil the champion at `base` into a student trained on `dataset.train`, written to `out`
-    (as `retrain.train.train` is called); its throughput beside the champion's in `figures`."""
+    """Distil the champion at `base` into a student trained on `dataset.train` and on the
+    teacher's soft labels alone on the `transfer` texts, written to `out` (as
+    `retrain.train.train` is called); its throughput beside the champion's in `figures`."""
     with (
         torch_threads(args.torch_threads),
         tempfile.TemporaryDirectory(prefix="tuneloop-student-") as scratch,
     ):
         student = Path(scratch) / "student"
         made = write_student(base, student, options)
-        soft = teacher_logits(base, [r["text"] for r in dataset.train], max_length=args.max_length)
+        texts = [*(r["text"] for r in dataset.train), *transfer]
+        soft = teacher_logits(base, texts, max_length=args.max_length)
         objective = Objective(
             features=lambda text: {TEACHER_LOGITS: soft[text]},
             trainer=DistilTrainer,
             options={"temperature": options.temperature, "alpha": options.alpha},
+            unlabeled=list(transfer),
         )
         result = train(
             base=student,
             dataset=dataset,
-            args=args,
+            args=student_recipe(args, options),
             out=out,
             progress=progress,
             objective=objective,
@@ -154,6 +174,6 @@ def distil(
         batch = [r["text"] for r in dataset.train[: options.throughput_texts]]
         speed = compare_throughput(base, out, batch, device=options.device)
     record = {"strategy": STRATEGY, **made, "temperature": options.temperature}
-    record |= {"alpha": options.alpha, "throughput": speed}
+    record |= {"alpha": options.alpha, "transfer_texts": len(transfer), "throughput": speed}
     params = {**result.params, "distil": record}
     return replace(result, params=params, figures={"throughput": speed})

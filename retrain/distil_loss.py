@@ -2,7 +2,8 @@
 
 The student learns the teacher's softened distribution, KL(softmax(t / T) || softmax(s / T)),
 scaled by T^2 so that its gradients keep their size as T changes, mixed with the hard labels'
-cross-entropy at weight `alpha`.
+cross-entropy at weight `alpha`. A row of the transfer set (a served text, no label) carries the
+label NO_LABEL and learns the soft labels alone (Hinton et al.: the soft term needs no labels).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer
+
+from retrain.train_data import NO_LABEL
 
 # The feature each training row carries: the teacher's logits on its text (retrain.distil).
 TEACHER_LOGITS = "teacher_logits"
@@ -26,16 +29,18 @@ def distillation_loss(
     temperature: float,
     alpha: float,
 ) -> torch.Tensor:
-    """alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T), batch mean."""
+    """alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T), the mean
+    over the batch's rows; a row labeled NO_LABEL has no CE term (its KL term counts alike)."""
     t = temperature
     soft = F.kl_div(
         F.log_softmax(student.float() / t, dim=-1),
         F.log_softmax(teacher.float() / t, dim=-1),
-        reduction="batchmean",
+        reduction="none",
         log_target=True,
-    )
-    hard = F.cross_entropy(student.float(), labels)
-    return alpha * hard + (1.0 - alpha) * t * t * soft
+    ).sum(dim=-1)
+    labeled = labels != NO_LABEL
+    hard = F.cross_entropy(student.float(), labels.where(labeled, 0), reduction="none")
+    return (alpha * hard * labeled + (1.0 - alpha) * t * t * soft).mean()
 
 
 class DistilTrainer(Trainer):

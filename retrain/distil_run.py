@@ -1,15 +1,17 @@
 """A run's challenger and verdict with distillation on (`TUNELOOP_RETRAIN_DISTIL`): a student
-distilled from the champion, registered with its throughput, judged by the gate and then by the
-distillation tolerance (retrain.distil, retrain.distil_gate). With it off, both are the plain
-recipe's and the gate's alone."""
+distilled from the champion (on the run's rows and on texts the champion served), registered
+with its throughput, judged by the gate and then by the distillation tolerance (retrain.distil,
+retrain.distil_gate). With it off, both are the plain recipe's and the gate's alone."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from core.registry import VersionInfo
+from core.store.prediction_reads import served_texts
 from retrain.candidate import train_candidate
 from retrain.dataset import Dataset
 from retrain.distil import STRATEGY, distil, distil_args
@@ -26,22 +28,39 @@ def challenger(
     champion: VersionInfo,
     dataset: Dataset,
     *,
+    golden: Sequence[Mapping[str, Any]],
     part: tuple[int, int],
     args: TrainArgs | None = None,
 ) -> VersionInfo:
-    """The run's challenger: a student of the champion where distillation is on and applies,
-    else `args` (the plain or searched recipe) fine-tuning the champion."""
+    """The run's challenger: a student of the champion where distillation is on and applies
+    (with its transfer set: `transfer_texts`), else `args` (the plain or searched recipe)
+    fine-tuning the champion."""
     why = _no_student(run, champion, dataset)
     if why is not None:
         if run.settings.retrain.distil:
             run.note(strategy={"name": STRATEGY, "skipped": why})
             log.info("run %s: no student: %s", run.id, why)
         return train_candidate(run, champion, dataset, part=part, args=args)
-    fit = partial(distil, options=distil_args(run.settings))
+    transfer = transfer_texts(run, champion, dataset, golden=golden)
+    fit = partial(distil, options=distil_args(run.settings), transfer=transfer)
     candidate = train_candidate(run, champion, dataset, part=part, args=args, trainer=fit)
     record = candidate.params["distil"]
     run.note(strategy={"name": STRATEGY, "version": candidate.version, **record})
     return candidate
+
+
+def transfer_texts(
+    run: Run, champion: VersionInfo, dataset: Dataset, *, golden: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Up to `distil_transfer_texts` texts the champion served, newest first, none that the
+    golden set, the gate's holdout or the training rows hold: the student learns the champion's
+    soft labels alone on them, and the gate's rows stay unseen by it."""
+    limit = run.settings.retrain.distil_transfer_texts
+    if not limit:
+        return []
+    rows = [*golden, *dataset.holdout, *dataset.train]
+    exclude = {r["text"] for r in rows}
+    return served_texts(run.ctx.db, version=champion.version, limit=limit, exclude=exclude)
 
 
 def judged(run: Run, verdict: Verdict, metrics: dict[str, Any], candidate: VersionInfo) -> Verdict:

@@ -51,8 +51,9 @@ def holdout_run(run: Run, data: RunData) -> RunState:
     refits = int(rs.refit)
     recipe = search_recipe(run, data.champion, dataset, after=1 + refits)
     done = recipe.trials
+    part = (done, done + 1 + refits)
     candidate = challenger(
-        run, data.champion, dataset, part=(done, done + 1 + refits), args=recipe.args
+        run, data.champion, dataset, golden=data.golden.rows, part=part, args=recipe.args
     )
     metrics = score_both(
         run.ctx, data.champion, candidate, golden=data.golden, holdout=dataset.holdout

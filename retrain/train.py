@@ -37,7 +37,15 @@ from retrain.head import grow_head
 from retrain.lora import lora_encoder, merge_lora, plain_encoder
 from retrain.progress import Progress
 from retrain.train_args import TrainArgs, choose_method
-from retrain.train_data import IGNORE_AT_EVAL, compute_metrics, encode, split_eval, weigh
+from retrain.train_data import (
+    IGNORE_AT_EVAL,
+    NO_LABEL,
+    compute_metrics,
+    encode,
+    encode_texts,
+    split_eval,
+    weigh,
+)
 from retrain.trainer import (
     build_trainer,
     is_main_process,
@@ -65,11 +73,14 @@ class TrainResult:
 @dataclass(frozen=True)
 class Objective:
     """A loss beyond the labels' cross-entropy: the features each row adds (from its text) and
-    the `Trainer` subclass whose `compute_loss` reads them, with its arguments (retrain.distil)."""
+    the `Trainer` subclass whose `compute_loss` reads them, with its arguments (retrain.distil);
+    `unlabeled` texts train with their features alone, labeled NO_LABEL (a student's transfer
+    set), never in the early-stopping split."""
 
     features: Callable[[str], dict[str, Any]]
     trainer: type[Trainer]
     options: dict[str, Any] = field(default_factory=dict)
+    unlabeled: Sequence[str] = ()
 
 
 def train(
@@ -141,13 +152,17 @@ def _fit(
     share = args.eval_share if args.early_stopping_patience > 0 else 0.0
     fit_rows, eval_rows = split_eval(dataset.train, share=share, seed=args.seed)
     fit_rows = weigh(fit_rows, dataset.from_feedback, repeats=args.feedback_repeats)
-    args = replace(args, epochs=args.epochs_for(len(fit_rows)))
+    unlabeled = list(objective.unlabeled) if objective else []
+    args = replace(args, epochs=args.epochs_for(len(fit_rows) + len(unlabeled)))
     label_ids = {label: i for i, label in enumerate(dataset.labels)}
+    train_rows = _encoded(
+        tokenizer, fit_rows, label_ids, args=args, objective=objective, unlabeled=unlabeled
+    )
     with tempfile.TemporaryDirectory(prefix="tuneloop-train-") as checkpoints:
         trainer = _trainer(
             model,
             tokenizer,
-            train_rows=_encoded(tokenizer, fit_rows, label_ids, args=args, objective=objective),
+            train_rows=train_rows,
             eval_rows=_encoded(tokenizer, eval_rows, label_ids, args=args, objective=objective),
             args=args,
             output_dir=Path(checkpoints),
@@ -164,6 +179,8 @@ def _fit(
         metrics["eval_macro_f1"] = float(trainer.state.best_metric)
     params = {**asdict(args), "learning_rate": args.lr()}
     params.update(train_rows=len(fit_rows), eval_rows=len(eval_rows))
+    if unlabeled:
+        params["unlabeled_rows"] = len(unlabeled)
     return metrics, params
 
 
@@ -174,12 +191,17 @@ def _encoded(
     *,
     args: TrainArgs,
     objective: Objective | None,
+    unlabeled: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """The rows encoded, each with the features `objective` adds to it."""
+    """The rows, then the `unlabeled` texts (labeled NO_LABEL), encoded, each with the features
+    `objective` adds to it."""
     encoded = encode(tokenizer, rows, label_ids, max_length=args.max_length)
+    no_labels = [NO_LABEL] * len(unlabeled)
+    encoded += encode_texts(tokenizer, unlabeled, no_labels, max_length=args.max_length)
     if objective is not None:
-        for features, row in zip(encoded, rows, strict=True):
-            features.update(objective.features(row["text"]))
+        texts = [*(r["text"] for r in rows), *unlabeled]
+        for features, text in zip(encoded, texts, strict=True):
+            features.update(objective.features(text))
     return encoded
 
 

@@ -16,6 +16,8 @@ from core.data import Row
 
 # The model's pooled embedding is for monitoring; the Trainer's predictions are the logits only.
 IGNORE_AT_EVAL = ["embedding"]
+# The label of a row an objective trains on without one (torch's and Hugging Face's ignore index).
+NO_LABEL = -100
 
 
 def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -58,11 +60,16 @@ def encode(
     tokenizer: Any, rows: Sequence[Row], label_ids: dict[str, int], *, max_length: int
 ) -> list[dict[str, Any]]:
     """The rows tokenized (unpadded: the collator pads per batch), each with its label id."""
-    if not rows:
+    labels = [label_ids[row["label"]] for row in rows]
+    return encode_texts(tokenizer, [r["text"] for r in rows], labels, max_length=max_length)
+
+
+def encode_texts(
+    tokenizer: Any, texts: Sequence[str], labels: Sequence[int], *, max_length: int
+) -> list[dict[str, Any]]:
+    """The texts tokenized (unpadded), each with its label id (NO_LABEL for none)."""
+    if not texts:
         return []
-    encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     keys = list(encoded.keys())
-    return [
-        {**{k: encoded[k][i] for k in keys}, "labels": label_ids[row["label"]]}
-        for i, row in enumerate(rows)
-    ]
+    return [{**{k: encoded[k][i] for k in keys}, "labels": label} for i, label in enumerate(labels)]

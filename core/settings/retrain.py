@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.settings.base import ComponentSettings
+from core.settings.distil import DistilSettings
 
 # Matrix-product precision in training (see RetrainSettings.precision).
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -22,7 +22,7 @@ SEARCH_MAX_TRIALS = 100
 SEARCH_MAX_SECONDS = 86_400.0
 
 
-class RetrainSettings(ComponentSettings):
+class RetrainSettings(DistilSettings):
     """The retraining loop: dataset, trainer, gate (workers)."""
 
     model_config = SettingsConfigDict(env_prefix="TUNELOOP_RETRAIN_")
@@ -222,56 +222,6 @@ class RetrainSettings(ComponentSettings):
         le=SEARCH_MAX_TRIALS,
         description="Trials the next run searches after a run whose plain recipe the gate "
         "rejected; 0: off.",
-    )
-    # Distillation into a faster student (retrain.distil, docs/decisions/0027).
-    # Rule: off, since the student is a smaller model than the champion and may be promoted for
-    # speed at a small loss of accuracy (the tolerance below): that trade is the operator's.
-    distil: bool = Field(
-        False,
-        description="Train a student distilled from the champion as the run's challenger; the gate "
-        "may prefer it for its throughput within the tolerance below.",
-    )
-    # Rule: half the layers, as DistilBERT (6 of BERT-base's 12) and MiniLM's 3-of-6 students.
-    distil_layers: int = Field(
-        0,
-        ge=0,
-        description="Layers of the student cut from the champion's first ones; 0: half the "
-        "champion's, rounded up.",
-    )
-    distil_student: str = Field(
-        "",
-        description="A local encoder folder (or model id) to distil into instead of the "
-        "champion's first layers; its head starts from the label names' embeddings.",
-    )
-    # Rule: DistilBERT's temperature; softer targets than T=1 carry the teacher's ranking of the
-    # wrong labels, and much higher ones flatten a two-label teacher to a coin.
-    distil_temperature: float = Field(
-        2.0, gt=0.0, description="Temperature T of the soft labels (the KL term is scaled T^2)."
-    )
-    # Rule: an even mix; the hard labels correct the teacher where feedback says it is wrong.
-    distil_alpha: float = Field(
-        0.5,
-        ge=0.0,
-        le=1.0,
-        description="Weight of the hard labels' cross-entropy; 1 - alpha weighs the soft labels.",
-    )
-    # Rule: DistilBERT keeps 97 % of its teacher's GLUE score at 60 % more speed (issue figures).
-    distil_min_accuracy_ratio: float = Field(
-        0.97,
-        gt=0.0,
-        le=1.0,
-        description="A student keeping this share of the champion's accuracy on the golden set and "
-        "the feedback holdout may be promoted for its throughput.",
-    )
-    distil_min_speedup: float = Field(
-        1.6,
-        ge=1.0,
-        description="Served throughput, student over champion, that a student promoted within the "
-        "accuracy tolerance must reach.",
-    )
-    # Rule: one padded batch or two of the run's texts: a few seconds of CPU for both models.
-    distil_throughput_texts: int = Field(
-        64, ge=1, description="Training texts the throughput of student and champion is timed on."
     )
     lease_seconds: int = Field(
         120, ge=10, description="A run whose heartbeat is older than this is taken up again."

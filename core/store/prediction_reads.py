@@ -1,11 +1,13 @@
-"""Reads of prediction and feedback records: one prediction with its feedback, and the feedback
-rows that feed training, the gate, the golden set and the monitor (excluded feedback left out).
+"""Reads of prediction and feedback records: one prediction with its feedback, the feedback
+rows that feed training, the gate, the golden set and the monitor (excluded feedback left out),
+and the texts a version served (a student's transfer set).
 
 The writes (bulk insert, feedback, exclusion) are in `core.store.predictions`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +91,27 @@ def feedback_rows(db: Database, *, since: datetime | None = None) -> list[dict[s
             }
             for r in session.execute(query)
         ]
+
+
+def served_texts(
+    db: Database, *, version: str, limit: int, exclude: Collection[str] = ()
+) -> list[str]:
+    """Up to `limit` distinct texts `version` served, newest first, none of `exclude` (an
+    unlogged or erased text is NULL and never taken)."""
+    query = (
+        select(Prediction.input_text)
+        .where(Prediction.model_version == version, Prediction.input_text.is_not(None))
+        .order_by(Prediction.created_at.desc(), Prediction.id.desc())
+    )
+    seen, out = set(exclude), list[str]()
+    with db.engine.connect() as conn:
+        for (text,) in conn.execute(query.execution_options(yield_per=1000)):
+            if len(out) >= limit:
+                break
+            if text is not None and text not in seen:
+                seen.add(text)
+                out.append(text)
+    return out
 
 
 def generation_feedback(db: Database, *, since: datetime | None = None) -> list[dict[str, Any]]:

@@ -101,7 +101,10 @@ OPTION_DEFAULTS = [
     (
         DistilArgs,
         RetrainSettings,
-        {name: f"distil_{name}" for name in ("layers", "student", "temperature", "alpha")}
+        {
+            name: f"distil_{name}"
+            for name in ("layers", "student", "temperature", "alpha", "learning_rate", "min_steps")
+        }
         | {"throughput_texts": "distil_throughput_texts"},
     ),
     (DistilArgs, Settings, {}),  # the device, a shared setting

@@ -54,6 +54,8 @@ FAST_FULL: dict[str, Any] = {
 
 # The distillation and search tests' runs: three epochs on texts cut at 32 tokens.
 SHORT_RUN: dict[str, Any] = {"epochs": 3, "max_length": 32, "golden_size": 100}
+# A student trained at the run's (fast) recipe instead of its own slower one.
+STUDENT_AT_RUN_RECIPE: dict[str, Any] = {"distil_learning_rate": 0.0, "distil_min_steps": 0}
 
 
 def fast_context(home: Path, url: str, artifact: Path, **retrain: Any) -> Context:

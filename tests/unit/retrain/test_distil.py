@@ -28,14 +28,21 @@ from retrain.gate import Verdict, decide
 from retrain.run import Run
 from retrain.service import execute_run
 from tests.factories import seed_corrected_feedback
-from tests.unit.retrain.factories import SHORT_RUN, fast_context
+from tests.unit.retrain.factories import SHORT_RUN, STUDENT_AT_RUN_RECIPE, fast_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, sqlite_url: str, base_artifact: Path) -> Context:
-    """A store with a random tiny champion (v1, two layers); distillation on."""
+    """A store with a random tiny champion (v1, two layers); distillation on, the student at the
+    run's fast recipe."""
     return fast_context(
-        tmp_path, sqlite_url, base_artifact, **SHORT_RUN, distil=True, distil_throughput_texts=32
+        tmp_path,
+        sqlite_url,
+        base_artifact,
+        **SHORT_RUN,
+        **STUDENT_AT_RUN_RECIPE,
+        distil=True,
+        distil_throughput_texts=32,
     )
 
 
@@ -157,7 +164,7 @@ def test_a_champion_descending_from_a_student_is_fine_tuned_not_halved_again(
     assert claim(ctx.db, created.run_id, owner="w1", lease_seconds=60)
     run = Run(ctx, created.run_id, "w1")
     dataset = Dataset([], [], list(champion.labels), "h")
-    challenger(run, champion, dataset, part=(0, 1))
+    challenger(run, champion, dataset, golden=[], part=(0, 1))
     assert fits == [None]  # the plain recipe's train(), no student
     strategy = get_run(ctx.db, run.id).strategy
     assert strategy["name"] == "distil" and student in strategy["skipped"]
