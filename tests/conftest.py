@@ -75,6 +75,15 @@ def fresh_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_multiprocess_metrics() -> Iterator[None]:
+    """Fail the test that leaves PROMETHEUS_MULTIPROC_DIR set: in-process apps of every later
+    test on its worker would render /metrics from that folder, without their own counters."""
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    yield
+    assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") == before, "PROMETHEUS_MULTIPROC_DIR leaked"
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database shared by this test session."""

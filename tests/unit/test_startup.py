@@ -154,11 +154,15 @@ def test_serve_hands_uvicorn_the_worker_healthcheck_and_keep_alive_of_the_settin
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Recorded as unset, so teardown unsets it: a delenv of an unset name records nothing, and
+    # one after `serve` would record serve's dir and put it back, leaking multiprocess mode
+    # (and so /metrics without this process's counters) into every later test of the worker.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     settings = Settings(
         home=tmp_path, api=ApiSettings(worker_healthcheck_seconds=90, keep_alive_seconds=30)
     )
     serve(settings, host="127.0.0.1", port=0, workers=2)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # serve set it for its workers
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve set it for its workers
     assert seen["workers"] == 2
     assert seen["timeout_worker_healthcheck"] == 90 and seen["timeout_keep_alive"] == 30
