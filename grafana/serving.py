@@ -79,6 +79,14 @@ def serving() -> JSON:
             unit="reqps",
         ),
         timeseries(
+            "Refusal time in the protocol (p50, p99)",
+            quantiles("tuneloop_api_protocol_refusal_seconds", API, "", (0.5, 0.99)),
+            description="The api's own part of a 503 refused on the request head: from its bytes "
+            "reaching the protocol to the answer written. A client waits longer when the event "
+            "loop is late to read the request (docs/decisions/0032).",
+            unit="s",
+        ),
+        timeseries(
             "Rate-limited answers/s by key (429)",
             [
                 target(
