@@ -37,6 +37,9 @@ WHILE_CANARY = (
     "tuneloop_canary_shadow_agreement",
     "tuneloop_canary_shadow_rouge_l",
 )
+# Observed only when the api refuses in the protocol (overload, the connection bound), which the
+# live stacks never provoke: series must exist, values may be NaN (tests/unit/test_shedding.py).
+WHILE_OVERLOADED = ("tuneloop_api_protocol_refusal_seconds",)
 # What only a generation champion fills: its serving metrics, its check's figures, their rules.
 GENERATION_ONLY = (
     "tuneloop_api_generated_tokens_total",
