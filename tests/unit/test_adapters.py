@@ -165,19 +165,23 @@ def test_promoting_adapter_v3_over_v2_swaps_under_load_without_loading_the_base(
     statuses: list[int] = []
     seen: list[str] = []
     scores: list[tuple[str, dict[str, float]]] = []
+    # Per client thread: (when its request was sent, the version that answered it).
+    answered: list[list[tuple[float, str]]] = [[] for _ in range(3)]
     with TestClient(create_app(settings)) as client:
         stop = threading.Event()
 
-        def load() -> None:
+        def load(mine: list[tuple[float, str]]) -> None:
             while not stop.is_set():
+                sent = time.monotonic()
                 r = client.post("/v1/predict", json={"inputs": TEXTS[:2]})
                 statuses.append(r.status_code)
                 if r.status_code == 200:
                     body = r.json()
                     seen.append(body["model_version"])
+                    mine.append((sent, body["model_version"]))
                     scores.append((body["model_version"], body["predictions"][0]["scores"]))
 
-        threads = [threading.Thread(target=load) for _ in range(3)]
+        threads = [threading.Thread(target=load, args=(mine,)) for mine in answered]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 20
@@ -189,7 +193,14 @@ def test_promoting_adapter_v3_over_v2_swaps_under_load_without_loading_the_base(
             assert time.monotonic() < deadline
             time.sleep(0.02)
         registry.rollback()
-        while seen[-1] != "v2":
+        rolled_back = time.monotonic()
+
+        def back_on_v2(mine: list[tuple[float, str]]) -> bool:
+            """This client's newest answer to a request sent after the rollback is v2's."""
+            after = [version for sent, version in mine if sent > rolled_back]
+            return bool(after) and after[-1] == "v2"
+
+        while not all(back_on_v2(mine) for mine in answered):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         stop.set()
@@ -197,8 +208,9 @@ def test_promoting_adapter_v3_over_v2_swaps_under_load_without_loading_the_base(
             t.join()
     assert statuses and set(statuses) == {200}
     assert set(seen) == {"v2", "v3"}
-    first_v3 = seen.index("v3")
-    assert "v3" in seen[first_v3:] and seen[-1] == "v2"
+    for mine in answered:  # once back on v2, a client stays there
+        after = [version for sent, version in mine if sent > rolled_back]
+        assert after[after.index("v2") :] == ["v2"] * (len(after) - after.index("v2"))
     for version, got in scores:  # each answer was computed by the version it names
         assert got == pytest.approx(expected[version], abs=1e-4)
     assert len(loads) == 1  # the base once: promotion and rollback only switch adapters
