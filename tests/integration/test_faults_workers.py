@@ -90,18 +90,24 @@ def test_concurrent_feedback_through_two_processes_is_committed_and_metrics_coun
             if rated.status_code == 201:
                 acknowledged.append(rated.json()["id"])
 
-    threads = [threading.Thread(target=rate) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    n = 4 * per_thread
-    assert set(statuses) == {200, 201} and len(acknowledged) == n, set(statuses)
+    # The kernel spreads new connections over the processes as it likes: on a busy machine one
+    # may take a whole round, so rounds go on (at most 4) until every process has a share.
+    for _ in range(4):
+        threads = [threading.Thread(target=rate) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        share = _per_process(
+            two_workers.home / "prometheus", "tuneloop_api_requests_total", **PREDICT
+        )
+        if len([v for v in share if v]) >= WORKERS:
+            break
+    n = len(acknowledged)
+    assert set(statuses) == {200, 201} and n == len(statuses) // 2, set(statuses)
     assert set(acknowledged) <= {row["id"] for row in feedback_rows(two_workers.db)}
     assert "database is locked" not in (two_workers.home / "api.log").read_text()
-
-    share = _per_process(two_workers.home / "prometheus", "tuneloop_api_requests_total", **PREDICT)
-    assert len([v for v in share if v]) == WORKERS and sum(share) == n, share
+    assert len([v for v in share if v]) >= WORKERS and sum(share) == n, share
     for _ in range(10):  # whichever process answers the scrape, it counts every process
         exposition = httpx.get(f"{base}/metrics", timeout=10).text
         assert counted(exposition, "tuneloop_api_requests_total", **PREDICT) == n
