@@ -112,6 +112,8 @@ def test_recovery_is_measured_against_the_drills_base_and_oracle() -> None:
     assert with_recovery(points, {"base_accuracy": 0.8})[0]["recovery"] is None
     assert curve_png(points, drill).startswith(b"\x89PNG")
     assert curve_png(points, None).startswith(b"\x89PNG")
+    beside = curve_png(points, drill, name="review", also={"random": points[:1]})
+    assert beside.startswith(b"\x89PNG") and beside != curve_png(points, drill, name="review")
 
 
 def test_the_command_fine_tunes_the_drills_first_champion(
@@ -136,4 +138,22 @@ def test_the_command_fine_tunes_the_drills_first_champion(
     rated = rated_shift(load_data(config, max_chars=Settings().api.max_chars), config)
     assert [p["labels"] for p in lines] == [8, len(rated)]
     assert all(0.0 <= p["accuracy"] <= 1.0 and "recovery" in p for p in lines)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_printed_curves_are_plotted_side_by_side_without_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(drill_curve, "_train", lambda args: pytest.fail("trained"))
+    review, random_ = tmp_path / "review.jsonl", tmp_path / "random.jsonl"
+    review.write_text('{"labels": 50, "accuracy": 0.86, "accuracies": [0.86]}\n')
+    random_.write_text('{"labels": 50, "accuracy": 0.85, "accuracies": [0.85]}\n')
+    drill = tmp_path / "drill.json"
+    drill.write_text(json.dumps({"base_accuracy": 0.8, "oracle_accuracy": 0.9}))
+    plot = tmp_path / "both.png"
+    argv = [str(tmp_path), "--reference", "r", "--shifted", "s", "--points", str(review)]
+    argv += ["--name", "review", "--also", f"random={random_}", "--drill", str(drill)]
+    assert drill_curve.main([*argv, "--plot", str(plot)]) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["recovery"] == pytest.approx(0.6)
     assert plot.read_bytes().startswith(b"\x89PNG")

@@ -9,7 +9,9 @@ SHIFT labels the drill's users gave, in stream order (the drill's seeded feedbac
 `--review-budget` drill's reviewer chose them), for each N and for all of them, once per training
 seed, and each model is scored on the held-out SHIFT rows, where the drill scores its champions.
 With `--drill` (the drill's JSON: base and oracle on the same rows) each size also gets the
-recovery it would mean.
+recovery it would mean. `--points FILE` plots a curve printed before instead of training one,
+and `--also NAME=FILE` draws other curves beside it (`--name` labels this one): review labels
+against random ones, say.
 
 What it tells: the final champion of a drill knows at most the labels rated before its run, less
 the gate's holdout, so the curve at that count is about what its recovery can be; the spread over
@@ -114,12 +116,21 @@ def with_recovery(points: list[dict[str, Any]], drill: dict[str, Any]) -> list[d
     return [{**p, "recovery": recovery(base, p["accuracy"], oracle)} for p in points]
 
 
-def curve_png(points: list[dict[str, Any]], drill: dict[str, Any] | None) -> bytes:
-    """The curve as a PNG, with the drill's base, final and oracle accuracies where given."""
+def curve_png(
+    points: list[dict[str, Any]],
+    drill: dict[str, Any] | None,
+    *,
+    name: str = "fine-tuned on the first N labels",
+    also: dict[str, list[dict[str, Any]]] | None = None,
+) -> bytes:
+    """The curve as a PNG, with the drill's base, final and oracle accuracies where given, and
+    other curves (`also`: name -> points, e.g. another drill's labels) beside it."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     xs = [p["labels"] for p in points]
-    ax.plot(xs, [p["accuracy"] for p in points], "o-", label="fine-tuned on the first N labels")
+    ax.plot(xs, [p["accuracy"] for p in points], "o-", label=name)
+    for other, more in (also or {}).items():
+        ax.plot([p["labels"] for p in more], [p["accuracy"] for p in more], "s--", label=other)
     for x, p in zip(xs, points, strict=True):  # each training seed, where there were several
         if len(p["accuracies"]) > 1:
             ax.plot([x] * len(p["accuracies"]), p["accuracies"], "_", color="#1f77b4", ms=12)
@@ -157,14 +168,40 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--drill", type=Path, help="the drill's --json output")
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG")
+    parser.add_argument("--name", default="fine-tuned on the first N labels", help="its legend")
+    parser.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        metavar="NAME=FILE",
+        help="plot another curve beside it (FILE: that curve's JSON lines)",
+    )
     parser.add_argument(
         "--from-store",
         action="store_true",
         help="train on the SHIFT rows labeled in the home's store (a --review-budget drill's)",
     )
+    parser.add_argument(
+        "--points", type=Path, help="plot this curve's JSON lines instead of training one"
+    )
     args = parser.parse_args(argv)
     if args.plot and (why := missing()):
         parser.error(why)
+    points = _read_points(args.points) if args.points else _train(args)
+    drill = json.loads(args.drill.read_text()) if args.drill else None
+    for point in with_recovery(points, drill) if drill else points:
+        print(json.dumps(point))
+    if args.plot:
+        also = {}
+        for given in args.also:
+            other, _, path = given.partition("=")
+            also[other] = _read_points(Path(path))
+        args.plot.write_bytes(curve_png(points, drill, name=args.name, also=also))
+    return 0
+
+
+def _train(args: Any) -> list[dict[str, Any]]:
+    """The curve of the kept home `args.home` (see the module's docstring)."""
     config = DrillConfig(
         reference=args.reference,
         shifted=args.shifted,
@@ -174,7 +211,7 @@ def main(argv: list[str]) -> int:
     settings = Settings(home=args.home)
     data = load_data(config, max_chars=settings.api.max_chars)
     first = registry_of(settings).get("v1")
-    points = learning_curve(
+    return learning_curve(
         settings,
         start=Path(first.artifact_path),
         labels=first.labels,
@@ -184,12 +221,11 @@ def main(argv: list[str]) -> int:
         train_seeds=args.train_seeds,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    drill = json.loads(args.drill.read_text()) if args.drill else None
-    for point in with_recovery(points, drill) if drill else points:
-        print(json.dumps(point))
-    if args.plot:
-        args.plot.write_bytes(curve_png(points, drill))
-    return 0
+
+
+def _read_points(path: Path) -> list[dict[str, Any]]:
+    """A curve as this command printed it (JSON lines)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 if __name__ == "__main__":
