@@ -146,7 +146,7 @@ def curve_png(
     for name, level, color, style in levels:
         if level is not None:
             ax.axhline(level, color=color, linestyle=style, label=f"{name} {level:.3f}")
-    ax.set_xlabel("SHIFT labels given by the drill's users, in stream order")
+    ax.set_xlabel("SHIFT labels: the first N the drill's users (or reviewer) gave")
     ax.set_ylabel("accuracy on the held-out SHIFT rows")
     ax.margins(y=0.1)
     ax.grid(alpha=0.3)
