@@ -50,25 +50,23 @@ class Base(SharedBase):
         self, path: Path, *, version: str, max_length: int | None, max_batch_tokens: int
     ) -> AdapterPredictor:
         """The predictor of the adapter version at `path`, its adapter loaded on first use."""
-        with self._cond:
-            known = self.predictors.get(version)
-        if known is not None:
-            return known
-        config = ArtifactConfig.read(path)
-        shared = self.add(path, version)
-        model = with_head(shared, path, config, dtype=inference_dtype(self.device))
-        made = AdapterPredictor(
-            model.to(self.device),
-            self.tokenizer,
-            base=self,
-            version=version,
-            labels=config.labels,
-            device=self.device,
-            max_length=min(max_length or config.max_length, config.max_length),
-            max_batch_tokens=max_batch_tokens,
-        )
-        with self._cond:
-            return self.predictors.setdefault(version, made)
+
+        def make() -> AdapterPredictor:
+            config = ArtifactConfig.read(path)
+            shared = self.add(path, version)
+            model = with_head(shared, path, config, dtype=inference_dtype(self.device))
+            return AdapterPredictor(
+                model.to(self.device),
+                self.tokenizer,
+                base=self,
+                version=version,
+                labels=config.labels,
+                device=self.device,
+                max_length=min(max_length or config.max_length, config.max_length),
+                max_batch_tokens=max_batch_tokens,
+            )
+
+        return self.once(self.predictors, version, make)
 
 
 class AdapterPredictor(ClassifierPredictor):

@@ -18,12 +18,15 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from peft import PeftModel
+
+T = TypeVar("T")
 
 
 class SharedBase:
@@ -47,6 +50,17 @@ class SharedBase:
     def load_base(self, path: Path) -> torch.nn.Module:
         """The base module of the full artifact at `path` (once, at construction)."""
         raise NotImplementedError
+
+    def once(self, made: dict[str, T], version: str, make: Callable[[], T]) -> T:
+        """What `make` builds for `version`, built the first time it is asked for; two callers
+        racing both build, and the first to finish is the one kept."""
+        with self._cond:
+            known = made.get(version)
+        if known is not None:
+            return known
+        built = make()
+        with self._cond:
+            return made.setdefault(version, built)
 
     def add(self, path: Path, version: str) -> PeftModel:
         """Load the adapter at `path` under the name `version` (once) while nothing computes

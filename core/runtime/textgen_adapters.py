@@ -36,24 +36,22 @@ class GenerationBase(SharedBase):
 
     def generator(self, path: Path, *, version: str, max_batch_size: int) -> AdapterGenerator:
         """The generator of the adapter version at `path`, its adapter loaded on first use."""
-        with self._cond:
-            known = self.generators.get(version)
-        if known is not None:
-            return known
-        config = ArtifactConfig.read(path)
-        shared = self.add(path, version)
-        made = AdapterGenerator(
-            model=shared,  # type: ignore[arg-type]
-            tokenizer=self.tokenizer,
-            version=version,
-            kind=config.kind,
-            context=context_length(shared, config),  # type: ignore[arg-type]
-            device=self.device,
-            max_batch_size=max_batch_size,
-            base=self,
-        )
-        with self._cond:
-            return self.generators.setdefault(version, made)
+
+        def make() -> AdapterGenerator:
+            config = ArtifactConfig.read(path)
+            shared = self.add(path, version)
+            return AdapterGenerator(
+                model=shared,  # type: ignore[arg-type]
+                tokenizer=self.tokenizer,
+                version=version,
+                kind=config.kind,
+                context=context_length(shared, config),  # type: ignore[arg-type]
+                device=self.device,
+                max_batch_size=max_batch_size,
+                base=self,
+            )
+
+        return self.once(self.generators, version, make)
 
 
 @dataclass
