@@ -63,7 +63,7 @@ class Mirror:
         assert scheduler is not None  # a generator's shadow beside a generator (core.shadow)
         # Those still tokenizing count as in flight: a batch finishing at once is not let through
         # all, only to be refused one by one at the scheduler.
-        if self._room(1, lambda n: scheduler.admit(n + len(self._running))):
+        if self._room(1, lambda n: scheduler.admit(n + self.in_flight)):
             self._spawn(self._generate(scheduler, champion))
 
     def finished(self, handle: Handle) -> None:
